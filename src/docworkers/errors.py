@@ -1,0 +1,185 @@
+"""One exception hierarchy for the whole package.
+
+Every error a user can meet derives from :class:`DocworkersError`. Job errors say whether a retry
+can help (:class:`RetryableJobError`) or not (:class:`PermanentJobError`); the worker reads that
+flag instead of guessing from exception types it does not know. Document errors carry a stable
+``code`` that is stored on the job and the document so that callers can branch on it.
+"""
+
+from __future__ import annotations
+
+
+class DocworkersError(Exception):
+    """Root of every error raised by docworkers."""
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigurationError(DocworkersError, ValueError):
+    """A setting or argument is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+# --- repository / connection ---------------------------------------------------------------
+
+
+class RepositoryError(DocworkersError):
+    """The job or document store failed (Redis, Chroma)."""
+
+
+class RepositoryConnectionError(RepositoryError, ConnectionError):
+    """A backing server cannot be reached; the message names the URL and what to check."""
+
+
+class JobNotFoundError(RepositoryError, KeyError):
+    """No job with this id exists (it may have expired after its retention)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "job not found"
+
+
+class InvalidJobIdError(DocworkersError, ValueError):
+    """A job id is empty, too long, or contains characters that would break key names."""
+
+
+class InvalidStateError(RepositoryError):
+    """The requested transition is not allowed from the job's current state."""
+
+
+class LeaseLostError(RepositoryError):
+    """Fencing rejected a write: another worker now owns this job (our lease expired)."""
+
+
+# --- job outcomes --------------------------------------------------------------------------
+
+
+class JobError(DocworkersError):
+    """A job attempt failed. ``retryable`` decides between a retry and a final failure."""
+
+    retryable: bool = True
+    code: str = "job_error"
+
+
+class RetryableJobError(JobError):
+    """A transient failure (a server down, a timeout): try again later."""
+
+    retryable = True
+    code = "retryable"
+
+
+class PermanentJobError(JobError):
+    """A failure that a retry cannot fix (bad input): the job fails at once."""
+
+    retryable = False
+    code = "permanent"
+
+
+class InvalidPayloadError(PermanentJobError, ValueError):
+    """The job payload is not what the job type expects; the message names the field."""
+
+    code = "invalid_payload"
+
+
+class UnknownJobTypeError(PermanentJobError):
+    """No handler is registered for the job's type."""
+
+    code = "unknown_job_type"
+
+
+class JobCancelledError(DocworkersError):
+    """Raised inside a running handler when someone asked to cancel its job."""
+
+
+class JobTimeoutError(RetryableJobError):
+    """A job attempt ran past its time limit."""
+
+    code = "timeout"
+
+
+# --- documents -----------------------------------------------------------------------------
+
+
+class DocumentError(PermanentJobError):
+    """A document cannot be ingested. Subclasses name the reason in ``code``."""
+
+    code = "document_error"
+
+    def __init__(self, filename: str, reason: str) -> None:
+        self.filename = filename
+        self.reason = reason
+        super().__init__(f"{filename}: {reason}")
+
+
+class EncryptedDocumentError(DocumentError):
+    code = "encrypted"
+
+
+class CorruptDocumentError(DocumentError):
+    code = "corrupt"
+
+
+class NoExtractableTextError(DocumentError):
+    code = "no_text"
+
+
+class UnsupportedDocumentTypeError(DocumentError):
+    code = "unsupported_type"
+
+
+class EmptyDocumentError(DocumentError):
+    code = "empty"
+
+
+class DocumentTooLargeError(DocumentError):
+    code = "too_large"
+
+
+class ParseTimeoutError(DocumentError):
+    """Parsing took longer than the per-document limit (a hostile or pathological file)."""
+
+    code = "parse_timeout"
+
+
+class ChunkingError(PermanentJobError):
+    code = "chunking"
+
+
+class EmbeddingError(RetryableJobError):
+    """The embedding model or service failed."""
+
+    code = "embedding"
+
+
+class VectorStoreError(RetryableJobError):
+    """The vector database failed or is unreachable."""
+
+    code = "vector_store"
+
+
+class ServiceUnavailableError(RetryableJobError):
+    """A circuit breaker is open for an external service; retry after its cool-down."""
+
+    code = "service_unavailable"
+
+
+def error_code(exc: BaseException) -> str:
+    """The stable code stored on jobs and documents for ``exc``."""
+    if isinstance(exc, JobError):
+        return exc.code
+    if isinstance(exc, DocworkersError):
+        return type(exc).__name__
+    return "unexpected"
+
+
+class EnrichmentError(RetryableJobError):
+    """An enrichment service (an LLM endpoint) failed or answered something unusable.
+
+    The upload pipeline records it on the document and carries on without that enrichment.
+    """
+
+    code = "enrichment"

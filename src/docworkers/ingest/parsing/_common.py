@@ -1,0 +1,72 @@
+"""Small helpers shared by the format parsers: deadline, text clean-up, size caps."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+from docworkers.errors import ParseTimeoutError
+from docworkers.ingest.document import Page
+
+# C0 controls other than tab and newline (and DEL) carry no text; pdfium also emits U+FFFE
+# where it joined a word hyphenated across lines ("ef\ufffeficient"), so dropping it rejoins it.
+_DROP = {c: None for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)}
+_DROP.update({0xFFFE: None, 0xFFFF: None})
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+class Deadline:
+    """A cooperative time limit: parsers call :meth:`check` between pages or blocks."""
+
+    __slots__ = ("_at", "_filename", "_seconds")
+
+    def __init__(self, seconds: float | None, filename: str) -> None:
+        self._seconds = seconds
+        self._at = None if seconds is None else time.monotonic() + seconds
+        self._filename = filename
+
+    def check(self) -> None:
+        if self._at is not None and time.monotonic() > self._at:
+            raise ParseTimeoutError(self._filename, timeout_reason(self._seconds or 0.0))
+
+
+def timeout_reason(seconds: float) -> str:
+    return (
+        f"parsing did not finish within the {seconds:g} s limit; the file is unusually large "
+        "or complex. Split it into smaller files, or ask an administrator to raise the limit."
+    )
+
+
+def normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def clean_text(text: str) -> str:
+    """Unify line ends, drop invisible control characters and blank-line runs."""
+    text = normalize_newlines(text).translate(_DROP)
+    text = _TRAILING_SPACE.sub("\n", text)
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def cap_chars(pages: list[Page], max_chars: int) -> tuple[list[Page], bool]:
+    """Cut ``pages`` so their joined text holds at most ``max_chars`` characters."""
+    kept: list[Page] = []
+    remaining = max_chars
+    for page in pages:
+        if len(page.text) > remaining:
+            if remaining > 0:
+                kept.append(Page(page.text[:remaining], page.number))
+            return kept, True
+        kept.append(page)
+        remaining -= len(page.text) + 2  # the blank line ParsedDocument.text puts between pages
+    return kept, False
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"

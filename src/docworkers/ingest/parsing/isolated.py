@@ -1,0 +1,320 @@
+"""Parse documents in reusable child processes that can be killed when a file misbehaves.
+
+A hostile PDF can make pdfium spin, allocate gigabytes or crash; in a child process that costs a
+restart, not the worker. Children are started with "spawn" (never fork: the parent may hold
+onnxruntime threads and locks), limit their own address space with RLIMIT_AS, and answer with
+JSON over a pipe, so the parent never unpickles anything produced while parsing a hostile file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import queue
+import resource
+import signal
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from docworkers.errors import (
+    ConfigurationError,
+    CorruptDocumentError,
+    DocumentError,
+    DocumentTooLargeError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    NoExtractableTextError,
+    ParseTimeoutError,
+    RetryableJobError,
+    UnsupportedDocumentTypeError,
+)
+from docworkers.ingest.document import Page, ParsedDocument
+from docworkers.ingest.parsing._common import Deadline, megabytes, timeout_reason
+from docworkers.ingest.parsing.limits import DEFAULT_LIMITS, ParseLimits
+from docworkers.ingest.parsing.parse import parse_with_deadline
+
+START_TIMEOUT_SECONDS = 60.0
+_READY = b"ready"
+_ERRORS: dict[str, type[DocumentError]] = {
+    cls.__name__: cls
+    for cls in (
+        CorruptDocumentError,
+        DocumentTooLargeError,
+        EmptyDocumentError,
+        EncryptedDocumentError,
+        NoExtractableTextError,
+        ParseTimeoutError,
+        UnsupportedDocumentTypeError,
+    )
+}
+
+
+class IsolatedParser:
+    """A pool of ``size`` child processes running :func:`parse_document`, with hard limits.
+
+    Thread-safe: concurrent :meth:`parse` calls each take an idle child (waiting if none is
+    idle). A child that times out is killed (ParseTimeoutError); one that dies while parsing is
+    replaced (CorruptDocumentError). Children start lazily and are restarted on next use.
+    """
+
+    def __init__(self, *, limits: ParseLimits = DEFAULT_LIMITS, size: int = 1) -> None:
+        if not isinstance(limits, ParseLimits):
+            raise ConfigurationError(
+                "limits", f"must be a ParseLimits, got {type(limits).__name__}"
+            )
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ConfigurationError("size", f"must be an integer >= 1, got {size!r}")
+        self._limits = limits
+        self._children = [_Child(limits) for _ in range(size)]
+        self._idle: queue.SimpleQueue[_Child] = queue.SimpleQueue()
+        for child in self._children:
+            self._idle.put(child)
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    @property
+    def limits(self) -> ParseLimits:
+        return self._limits
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running children (for monitoring, and for tests that kill one)."""
+        return [pid for pid in (child.pid for child in self._children) if pid is not None]
+
+    def parse(
+        self, path: Path, *, filename: str | None = None, max_pages: int = 0
+    ) -> ParsedDocument:
+        """Parse ``path`` in a child process; same contract as :func:`parse_document`."""
+        if not isinstance(max_pages, int) or isinstance(max_pages, bool) or max_pages < 0:
+            raise ConfigurationError("max_pages", f"must be an integer >= 0, got {max_pages!r}")
+        self._check_open()
+        child = self._idle.get()
+        try:
+            self._check_open()
+            return child.parse(Path(path), filename or Path(path).name, max_pages)
+        finally:
+            self._idle.put(child)
+
+    async def aparse(
+        self, path: Path, *, filename: str | None = None, max_pages: int = 0
+    ) -> ParsedDocument:
+        """:meth:`parse` in a thread, so the event loop keeps running while a child works."""
+        return await asyncio.to_thread(self.parse, path, filename=filename, max_pages=max_pages)
+
+    def close(self) -> None:
+        """Stop every child, after letting parses in flight finish. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        stopped = [self._idle.get() for _ in self._children]  # waits for busy children
+        for child in stopped:
+            child.stop()
+            self._idle.put(child)  # waiting parse() calls wake up and see that we are closed
+
+    def __enter__(self) -> IsolatedParser:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> IsolatedParser:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.close)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("IsolatedParser is closed")
+
+
+class _Child:
+    """One child process and its pipe; used by one thread at a time (the pool ensures it)."""
+
+    def __init__(self, limits: ParseLimits) -> None:
+        self._limits = limits
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
+    def parse(self, path: Path, filename: str, max_pages: int) -> ParsedDocument:
+        request = {"path": str(path), "filename": filename, "max_pages": max_pages}
+        conn = self._send(json.dumps(request).encode())
+        if not conn.poll(self._limits.timeout_seconds):
+            self._kill()
+            raise ParseTimeoutError(filename, timeout_reason(self._limits.timeout_seconds))
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            exitcode = self._kill()
+            raise CorruptDocumentError(
+                filename,
+                f"the parser crashed on this file ({_describe_exit(exitcode)}), so the file is "
+                "probably damaged. Open it and save or print it as a new PDF or DOCX, then "
+                "upload that.",
+            ) from None
+        return _document_from_reply(json.loads(raw), filename, self._limits)
+
+    def stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # the child reads EOF and exits
+            self._conn = None
+        if self._process is not None:
+            self._process.join(timeout=2.0)
+        self._kill()
+
+    def _send(self, request: bytes) -> Connection:
+        for _attempt in range(2):
+            if self._conn is None or self._process is None or not self._process.is_alive():
+                self._start()
+            assert self._conn is not None
+            try:
+                self._conn.send_bytes(request)
+                return self._conn
+            except OSError:  # the child died between documents: start a fresh one, retry once
+                self._kill()
+        raise RetryableJobError("the document parser process keeps dying before it gets work")
+
+    def _start(self) -> None:
+        self._kill()
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe(duplex=True)
+        process = context.Process(
+            target=_child_main,
+            args=(child_end, self._limits),
+            name="docworkers-parser",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        self._process, self._conn = process, parent_end
+        try:
+            ready = parent_end.poll(START_TIMEOUT_SECONDS) and parent_end.recv_bytes() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            exitcode = self._kill()
+            raise RetryableJobError(
+                f"the document parser process did not start ({_describe_exit(exitcode)})"
+            )
+
+    def _kill(self) -> int | None:
+        """Kill and reap the child (if any); returns its exit code."""
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return None
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5.0)
+        exitcode = process.exitcode
+        if exitcode is not None:
+            process.close()
+        return exitcode
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "no exit status"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _document_from_reply(
+    reply: dict[str, Any], filename: str, limits: ParseLimits
+) -> ParsedDocument:
+    if "document" in reply:
+        doc = reply["document"]
+        pages = [Page(text, number) for text, number in doc["pages"]]
+        return ParsedDocument(
+            doc["filename"], doc["kind"], pages, doc["metadata"], doc["truncated"]
+        )
+    if "error" in reply:
+        raise _ERRORS.get(reply["error"], CorruptDocumentError)(filename, reply["reason"])
+    if "memory" in reply:
+        raise DocumentTooLargeError(
+            filename,
+            f"parsing needed more than the {megabytes(limits.max_memory_bytes)} memory limit; "
+            "the file is too large or complex. Split it into smaller files.",
+        )
+    if "os_error" in reply:
+        errno, strerror, name = reply["os_error"]
+        raise OSError(errno, strerror, name)
+    raise RuntimeError(f"the parser failed unexpectedly on {filename}: {reply.get('bug')}")
+
+
+# --- child side ----------------------------------------------------------------------------
+
+
+def _child_main(conn: Connection, limits: ParseLimits) -> None:
+    """Serve parse requests until the parent closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    _limit_memory(limits.max_memory_bytes)
+    conn.send_bytes(_READY)
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        conn.send_bytes(_handle(json.loads(raw), limits))
+
+
+def _handle(request: dict[str, Any], limits: ParseLimits) -> bytes:
+    filename = str(request["filename"])
+    try:
+        document = parse_with_deadline(
+            Path(request["path"]), filename, int(request["max_pages"]), limits,
+            Deadline(None, filename),  # the parent enforces the time limit by killing us
+        )  # fmt: skip
+        plain = {
+            "filename": document.filename,
+            "kind": document.kind,
+            "pages": [[page.text, page.number] for page in document.pages],
+            "metadata": document.metadata,
+            "truncated": document.truncated,
+        }
+        return json.dumps({"document": plain}).encode()
+    except DocumentError as exc:
+        return json.dumps({"error": type(exc).__name__, "reason": exc.reason}).encode()
+    except MemoryError:
+        return b'{"memory": true}'
+    except OSError as exc:
+        return json.dumps({"os_error": [exc.errno, exc.strerror, exc.filename]}).encode()
+    except Exception as exc:
+        bug = "".join(traceback.format_exception_only(exc)).strip()
+        return json.dumps({"bug": bug}).encode()
+
+
+def _limit_memory(limit: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

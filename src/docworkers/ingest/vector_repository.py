@@ -1,0 +1,179 @@
+"""The vector store seen from the pipeline: :class:`VectorRepository` and its value types.
+
+Nothing here imports a vector database. :mod:`docworkers.ingest.vector_store` implements the
+protocol on Chroma; another database needs one more class like it and nothing else.
+
+Conventions every implementation follows:
+
+* Chunk ids are ``chunk_id(document_id, chunk_index)``, so re-ingesting a document (a retry, a
+  re-upload) overwrites its chunks instead of duplicating them.
+* ``replace_document`` stores the new chunks first and then deletes the chunks an earlier,
+  longer version left behind: a crash in between leaves a superset, never a hole.
+* Chunk metadata is flat (see :func:`flatten_metadata`) and always carries ``document_id``,
+  ``chunk_index``, ``start_char``, ``end_char``, ``token_count`` and, when known,
+  ``page_start``/``page_end``.
+* Methods are synchronous; async callers use ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from docworkers.errors import ConfigurationError
+from docworkers.ingest.document import Chunk
+
+__all__ = [
+    "CollectionInfo",
+    "MetadataValue",
+    "SearchHit",
+    "VectorRepository",
+    "chunk_id",
+    "chunk_metadata",
+    "flatten_metadata",
+    "validate_collection_name",
+]
+
+MetadataValue = str | int | float | bool
+
+_COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One chunk returned by a search, best first."""
+
+    chunk_id: str
+    document_id: str
+    text: str
+    score: float  # cosine similarity in [-1, 1]; higher is better
+    filename: str | None
+    page_start: int | None
+    page_end: int | None
+    chunk_index: int
+    metadata: dict[str, Any]  # everything stored on the chunk, structural keys included
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    name: str
+    count: int  # number of chunks
+    metadata: dict[str, Any]
+
+
+class VectorRepository(Protocol):
+    """A store of chunk embeddings grouped by document inside named collections."""
+
+    def replace_document(
+        self,
+        collection: str,
+        document_id: str,
+        chunks: Sequence[Chunk],
+        embeddings: np.ndarray,
+        metadatas: Sequence[Mapping[str, Any]],
+    ) -> None: ...
+
+    def delete_document(self, collection: str, document_id: str) -> int: ...
+
+    def count_document_chunks(self, collection: str, document_id: str) -> int: ...
+
+    def document_chunk_ids(self, collection: str, document_id: str) -> list[str]: ...
+
+    def search(
+        self,
+        collection: str,
+        query_embedding: np.ndarray,
+        k: int = 5,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[SearchHit]: ...
+
+    def list_collections(self) -> list[CollectionInfo]: ...
+
+    def delete_collection(self, name: str) -> bool: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def validate_collection_name(name: str) -> str:
+    """Return ``name`` if Chroma accepts it as a collection name, else raise ConfigurationError.
+
+    Chroma's rules: 3-512 characters from ``[a-zA-Z0-9._-]``, starting and ending with a letter
+    or digit, no ``..``, and not an IPv4 address.
+    """
+    if not isinstance(name, str):
+        raise ConfigurationError("collection", f"must be a string, got {type(name).__name__}")
+    if not _COLLECTION_NAME.match(name):
+        raise ConfigurationError(
+            "collection",
+            f"{name[:80]!r} is not a valid name: use 3-512 characters from letters, digits, "
+            "'.', '_' and '-', starting and ending with a letter or digit",
+        )
+    if ".." in name:
+        raise ConfigurationError("collection", f"{name!r} must not contain '..'")
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return name
+    raise ConfigurationError("collection", f"{name!r} must not be an IPv4 address")
+
+
+def chunk_id(document_id: str, chunk_index: int) -> str:
+    """The deterministic id of a chunk: re-ingesting a document overwrites, never duplicates."""
+    return f"{document_id}:{chunk_index}"
+
+
+def flatten_metadata(metadata: Mapping[str, Any]) -> dict[str, MetadataValue]:
+    """Turn caller metadata into the scalar values Chroma stores.
+
+    ``None`` and non-finite floats are dropped (Chroma rejects them), lists and tuples become
+    comma-joined strings, dicts JSON; numpy scalars become Python scalars, anything else its
+    ``str``.
+    """
+    flat: dict[str, MetadataValue] = {}
+    for key, value in metadata.items():
+        if value is None:
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            continue  # Chroma cannot store NaN or infinity
+        if isinstance(value, bool | int | float | str):
+            flat[str(key)] = value
+        elif isinstance(value, list | tuple | set | frozenset):
+            items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+            flat[str(key)] = ",".join(str(item) for item in items if item is not None)
+        elif isinstance(value, Mapping):
+            flat[str(key)] = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+        else:
+            flat[str(key)] = str(value)
+    return flat
+
+
+def chunk_metadata(
+    document_id: str, chunk: Chunk, extra: Mapping[str, Any]
+) -> dict[str, MetadataValue]:
+    """The stored metadata of one chunk: ``extra`` flattened, then the structural keys (which
+    ``extra`` cannot override); page numbers are omitted when unknown."""
+    metadata = flatten_metadata(extra)
+    metadata.update(
+        document_id=document_id,
+        chunk_index=chunk.index,
+        start_char=chunk.start_char,
+        end_char=chunk.end_char,
+        token_count=chunk.token_count,
+    )
+    for key in ("page_start", "page_end"):
+        metadata.pop(key, None)
+        value = getattr(chunk, key)
+        if value is not None:
+            metadata[key] = value
+    return metadata

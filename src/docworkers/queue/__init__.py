@@ -1,0 +1,22 @@
+"""The Redis job repository: job model, key names, Lua scripts, leases."""
+
+from docworkers.queue.filters import JobFilter
+from docworkers.queue.job import TERMINAL_STATUSES, Job, JobError, JobStatus
+from docworkers.queue.protocol import JobRepository
+from docworkers.queue.repository import RedisJobRepository, RepositoryConfig, Reservation
+from docworkers.queue.spec import JobSpec
+from docworkers.queue.stats import QueueStats
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Job",
+    "JobError",
+    "JobFilter",
+    "JobRepository",
+    "JobSpec",
+    "JobStatus",
+    "QueueStats",
+    "RedisJobRepository",
+    "RepositoryConfig",
+    "Reservation",
+]

@@ -1,0 +1,35 @@
+-- Mark a batch of reserved jobs completed, each only if its fencing token still holds;
+-- then forget completed jobs older than the retention.
+-- KEYS[1] job key prefix  KEYS[2] active  KEYS[3] completed  KEYS[4] all-jobs  KEYS[5] stats
+-- ARGV[1] retention ms  ARGV[2] number of jobs
+-- ARGV[3..] 3 values per job: id, token, result (JSON)
+-- Returns: one integer per job: 1 completed, 0 rejected (lease taken over, or not processing)
+local now = now_ms()
+local prefix = KEYS[1]
+local out = {}
+local done = 0
+local busy_ms = 0
+for i = 0, tonumber(ARGV[2]) - 1 do
+  local b = 3 + i * 3
+  local id = ARGV[b]
+  local key = prefix .. id
+  local h = redis.call('HMGET', key, 'token', 'status', 'type', 'started_at')
+  if h[1] == ARGV[b + 1] and h[2] == 'processing' then
+    redis.call('HSET', key, 'status', 'completed', 'result', ARGV[b + 2], 'progress', 100,
+      'completed_at', now, 'updated_at', now)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[3], now, id)
+    redis.call('HINCRBY', KEYS[5], 'completed:' .. h[3], 1)
+    busy_ms = busy_ms + now - tonumber(h[4])
+    done = done + 1
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+if done > 0 then
+  redis.call('HINCRBY', KEYS[5], 'completed', done)
+  redis.call('HINCRBY', KEYS[5], 'processing_ms', busy_ms)
+end
+trim_expired(prefix, KEYS[3], KEYS[4], now - tonumber(ARGV[1]))
+return out

@@ -1,0 +1,41 @@
+-- Create jobs and queue them (or park them as pending or delayed). Idempotent per job id.
+-- KEYS[1] job key prefix  KEYS[2] queued zset  KEYS[3] scheduled zset  KEYS[4] pending zset
+-- KEYS[5] all-jobs zset   KEYS[6] sequence     KEYS[7] notify list
+-- ARGV[1] number of jobs  ARGV[2] notify cap
+-- ARGV[3..] 8 values per job: id, type, payload (JSON), priority, delay ms (-1 = pending),
+--           max_retries ("" = the worker's default), user_id, tags (JSON)
+-- Returns: one integer per job: 1 created, 0 a job with that id already existed (no change)
+local now = now_ms()
+local n = tonumber(ARGV[1])
+local out = {}
+local ready = 0
+for i = 0, n - 1 do
+  local b = 3 + i * 8
+  local id = ARGV[b]
+  local key = KEYS[1] .. id
+  if redis.call('EXISTS', key) == 1 then
+    out[#out + 1] = 0
+  else
+    local priority = tonumber(ARGV[b + 3])
+    local delay = tonumber(ARGV[b + 4])
+    local status = 'queued'
+    if delay < 0 then status = 'pending' end
+    redis.call('HSET', key, 'id', id, 'type', ARGV[b + 1], 'payload', ARGV[b + 2],
+      'priority', priority, 'status', status, 'progress', 0, 'message', '', 'retry_count', 0,
+      'max_retries', ARGV[b + 5], 'user_id', ARGV[b + 6], 'tags', ARGV[b + 7],
+      'created_at', now, 'updated_at', now, 'token', 0)
+    redis.call('ZADD', KEYS[5], now, id)
+    if delay < 0 then
+      redis.call('ZADD', KEYS[4], now, id)
+    elseif delay > 0 then
+      redis.call('HSET', key, 'run_at', now + delay)
+      redis.call('ZADD', KEYS[3], now + delay, id)
+    else
+      redis.call('ZADD', KEYS[2], ready_score(priority, redis.call('INCR', KEYS[6])), id)
+      ready = ready + 1
+    end
+    out[#out + 1] = 1
+  end
+end
+if ready > 0 then wake(KEYS[7], ready, tonumber(ARGV[2])) end
+return out

@@ -1,0 +1,616 @@
+"""The Redis job repository: every state change is one Lua script, one round trip.
+
+Round trips per job: one to enqueue (bulk enqueues share one per 500 jobs), one per reserved
+batch, one per completed batch. Reads (get, list, stats) are pipelined.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from docworkers.errors import (
+    ConfigurationError,
+    InvalidStateError,
+    JobNotFoundError,
+    LeaseLostError,
+    RepositoryConnectionError,
+    RepositoryError,
+)
+from docworkers.queue.filters import JobFilter
+from docworkers.queue.job import Job, JobError, JobStatus
+from docworkers.queue.keys import QueueKeys, validate_job_id, validate_queue_name
+from docworkers.queue.scripts import Scripts
+from docworkers.queue.spec import JobSpec
+from docworkers.queue.stats import QueueStats
+
+log = logging.getLogger("docworkers.queue")
+
+ENQUEUE_BATCH = 500
+MAX_BLOCK = 1.0  # seconds one BLPOP may block
+_Call = tuple[AsyncScript, list[str], list[Any]]
+_STATUS_COLLECTION = {
+    JobStatus.PENDING: "pending",
+    JobStatus.PROCESSING: "active",
+    JobStatus.COMPLETED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.DEAD: "dead",
+    JobStatus.CANCELLED: "cancelled",
+}
+
+
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RepositoryConfig:
+    """How one queue keeps its jobs. Durations are seconds."""
+
+    queue: str = "default"
+    namespace: str = "dw"
+    completed_retention: float = 24 * 3600.0
+    failed_retention: float = 7 * 24 * 3600.0
+    dead_letter_cap: int = 10_000
+    default_max_retries: int = 3
+    notify_cap: int = 1_000
+
+    def __post_init__(self) -> None:
+        validate_queue_name(self.queue)
+        validate_queue_name(self.namespace)
+        for name in ("completed_retention", "failed_retention"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(name, "must be a positive number of seconds")
+        for name in ("dead_letter_cap", "notify_cap"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(name, "must be at least 1")
+        if self.default_max_retries < 0:
+            raise ConfigurationError("default_max_retries", "must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Jobs handed to one worker, and when the next delayed job falls due (epoch s or None)."""
+
+    jobs: list[Job]
+    next_due: float | None
+
+
+class RedisJobRepository:
+    """Jobs of one queue in Redis. Safe to share between tasks of one event loop."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        config: RepositoryConfig | None = None,
+        *,
+        url: str = "redis",
+    ) -> None:
+        self.client = client
+        self.config = config or RepositoryConfig()
+        self.keys = QueueKeys(self.config.queue, self.config.namespace)
+        self.url = url
+        self._scripts = Scripts.register(client)
+
+    @classmethod
+    def from_url(cls, url: str, config: RepositoryConfig | None = None, **options: Any) -> Self:
+        """Connect lazily to ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
+        try:
+            options.setdefault("socket_timeout", 10.0)
+            options.setdefault("socket_connect_timeout", 5.0)
+            client = aioredis.Redis.from_url(
+                url, decode_responses=True, health_check_interval=30, **options
+            )
+        except ValueError as exc:
+            raise ConfigurationError("redis_url", f"{url!r} is not a Redis URL: {exc}") from exc
+        return cls(client, config, url=url)
+
+    @property
+    def queue(self) -> str:
+        return self.config.queue
+
+    # -- connection -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _errors(self) -> AsyncIterator[None]:
+        """Turn redis-py errors into ours, naming the server and what to check."""
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise RepositoryConnectionError(
+                f"cannot reach Redis at {self.url}: {exc}. Is the server running and the URL "
+                "(DOCWORKERS_REDIS_URL) right?"
+            ) from exc
+        except RedisError as exc:
+            raise RepositoryError(f"Redis at {self.url} failed: {exc}") from exc
+
+    async def ping(self) -> None:
+        async with self._errors():
+            await self.client.ping()
+
+    async def check_server(self) -> list[str]:
+        """Ping, then return warnings about settings that can lose jobs (also logged)."""
+        await self.ping()
+        warnings: list[str] = []
+        try:
+            conf = await self.client.config_get("maxmemory-policy")
+        except RedisError:
+            return warnings  # CONFIG is disabled on some managed servers
+        policy = conf.get("maxmemory-policy", "noeviction")
+        if policy != "noeviction":
+            warnings.append(
+                f"Redis at {self.url} has maxmemory-policy={policy}: it may EVICT job keys and "
+                "lose jobs. Set maxmemory-policy to noeviction."
+            )
+        for warning in warnings:
+            log.warning(warning)
+        return warnings
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- creating ---------------------------------------------------------------------------
+
+    def _enqueue_keys(self) -> list[str]:
+        k = self.keys
+        return [k.job_prefix, k.queued, k.scheduled, k.pending, k.all_jobs, k.sequence, k.notify]
+
+    async def enqueue(self, job_type: str, payload: Mapping[str, Any] | None = None,
+                      **options: Any) -> str:
+        """Enqueue one job in one round trip; returns its id. See :class:`JobSpec`."""
+        return (await self.enqueue_many([JobSpec(job_type, payload or {}, **options)]))[0]
+
+    async def create_job(self, job_type: str, payload: Mapping[str, Any] | None = None,
+                         **options: Any) -> str:
+        """Create a ``pending`` job that runs only once :meth:`requeue` queues it."""
+        spec = JobSpec(job_type, payload or {}, **options)
+        args = spec.script_args(pending=True)
+        async with self._errors():
+            await self._scripts.enqueue(
+                keys=self._enqueue_keys(), args=[1, self.config.notify_cap, *args]
+            )
+        return args[0]
+
+    async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
+        """Enqueue many jobs, 500 per script call, all calls in one pipelined round trip."""
+        encoded = [spec.script_args() for spec in specs]
+        if not encoded:
+            return []
+        keys = self._enqueue_keys()
+        async with self._errors():
+            if len(encoded) <= ENQUEUE_BATCH:
+                args = [len(encoded), self.config.notify_cap]
+                for job_args in encoded:
+                    args.extend(job_args)
+                await self._scripts.enqueue(keys=keys, args=args)
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                for start in range(0, len(encoded), ENQUEUE_BATCH):
+                    batch = encoded[start : start + ENQUEUE_BATCH]
+                    args = [len(batch), self.config.notify_cap]
+                    for job_args in batch:
+                        args.extend(job_args)
+                    await self._scripts.enqueue(keys=keys, args=args, client=pipe)
+                await pipe.execute()
+        return [job_args[0] for job_args in encoded]
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def find_job(self, job_id: str) -> Job | None:
+        validate_job_id(job_id)
+        async with self._errors():
+            data = await self.client.hgetall(self.keys.job(job_id))
+        return Job.from_hash(data, self.queue) if data else None
+
+    async def get_job(self, job_id: str) -> Job:
+        job = await self.find_job(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job {job_id!r} in queue {self.queue!r}")
+        return job
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs that still exist among ``job_ids``, in that order (one round trip)."""
+        if not job_ids:
+            return []
+        async with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            rows = await pipe.execute()
+        return [Job.from_hash(row, self.queue) for row in rows if row]
+
+    def _collection_for(self, status: JobStatus) -> str | None:
+        name = _STATUS_COLLECTION.get(status)
+        return getattr(self.keys, name) if name else None
+
+    async def list_jobs(self, job_filter: JobFilter | None = None) -> list[Job]:
+        """Jobs newest first, filtered by type, status, tags, user and creation time."""
+        f = job_filter or JobFilter()
+        source = self.keys.all_jobs
+        if len(f.statuses) == 1 and (only := self._collection_for(next(iter(f.statuses)))):
+            source = only
+        low = f.created_after.timestamp() * 1000 if f.created_after else "-inf"
+        high = f.created_before.timestamp() * 1000 if f.created_before else "+inf"
+        matched: list[Job] = []
+        skipped = 0
+        start, page = 0, 500
+        while len(matched) < f.limit:
+            async with self._errors():
+                if source == self.keys.all_jobs:
+                    ids = await self.client.zrevrangebyscore(
+                        source, high, low, start=start, num=page
+                    )
+                else:
+                    ids = await self.client.zrevrange(source, start, start + page - 1)
+            if not ids:
+                break
+            start += page
+            for job in await self.get_jobs(ids):
+                if not f.matches(job):
+                    continue
+                if skipped < f.offset:
+                    skipped += 1
+                    continue
+                matched.append(job)
+                if len(matched) >= f.limit:
+                    break
+        return matched
+
+    async def active_jobs(self) -> list[Job]:
+        async with self._errors():
+            ids = await self.client.zrange(self.keys.active, 0, -1)
+        return await self.get_jobs(ids)
+
+    async def dead_letters(self, limit: int = 100, offset: int = 0) -> list[Job]:
+        """The dead-letter queue, most recent first."""
+        async with self._errors():
+            ids = await self.client.zrevrange(self.keys.dead, offset, offset + limit - 1)
+        return await self.get_jobs(ids)
+
+    async def stats(self) -> QueueStats:
+        """Counts by status, totals, average processing time and live workers, one round trip."""
+        k = self.keys
+        async with self._errors():
+            now_s, now_us = await self.client.time()
+            now_ms = now_s * 1000 + now_us // 1000
+            pipe = self.client.pipeline(transaction=False)
+            for key in k.collections():
+                pipe.zcard(key)
+            pipe.hgetall(k.stats)
+            pipe.zrangebyscore(k.workers, now_ms, "+inf")
+            pipe.zrangebyscore(k.scheduled, "-inf", "+inf")
+            replies = await pipe.execute()
+            worker_names: list[str] = replies[9]
+            workers: list[dict[str, Any]] = []
+            if worker_names:
+                raw = await self.client.mget([k.worker(n) for n in worker_names])
+                workers = [json.loads(r) for r in raw if r]
+        pending, queued, scheduled, active, completed, failed, dead, cancelled = replies[:8]
+        totals: dict[str, str] = replies[8]
+        retrying = 0
+        if scheduled:
+            statuses = await self._statuses(replies[10])
+            retrying = sum(1 for s in statuses if s == JobStatus.RETRYING)
+        count = int(totals.get("completed", 0))
+        return QueueStats(
+            queue=self.queue,
+            by_status={
+                "pending": pending,
+                "queued": queued + scheduled - retrying,
+                "retrying": retrying,
+                "processing": active,
+                "completed": completed,
+                "failed": failed,
+                "dead": dead,
+                "cancelled": cancelled,
+            },
+            completed_by_type=_by_type(totals, "completed:"),
+            failed_by_type=_by_type(totals, "failed:"),
+            total_completed=count,
+            total_failed=int(totals.get("failed", 0)),
+            total_dead=int(totals.get("dead", 0)),
+            total_retried=int(totals.get("retried", 0)),
+            total_lease_expired=int(totals.get("lease_expired", 0)),
+            average_processing_time=int(totals.get("processing_ms", 0)) / 1000 / count
+            if count
+            else 0.0,
+            active_workers=len(workers),
+            workers=workers,
+        )
+
+    async def _statuses(self, job_ids: Sequence[str]) -> list[str]:
+        async with self._errors():
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "status")
+            return [s for s in await pipe.execute() if s]
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        return (await self.stats()).workers
+
+    # -- the worker's side ------------------------------------------------------------------
+
+    async def reserve(self, worker_id: str, max_jobs: int, lease: float,
+                      default_max_retries: int | None = None) -> Reservation:
+        """Lease up to ``max_jobs`` ready jobs to ``worker_id`` for ``lease`` seconds."""
+        script, keys, args = self._reserve_call(worker_id, max_jobs, lease, default_max_retries)
+        async with self._errors():
+            reply = await script(keys=keys, args=args)
+        return self._reservation(reply)
+
+    def _reserve_call(self, worker_id: str, max_jobs: int, lease: float,
+                      default_max_retries: int | None) -> _Call:
+        k = self.keys
+        retries = self.config.default_max_retries if default_max_retries is None \
+            else default_max_retries
+        return (
+            self._scripts.reserve,
+            [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
+             k.stats, k.all_jobs, k.cancelled],
+            [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap],
+        )
+
+    def _reservation(self, reply: list[Any]) -> Reservation:
+        due = int(reply[0])
+        jobs = [Job.from_flat(flat, self.queue) for flat in reply[1:]]
+        return Reservation(jobs, due / 1000 if due >= 0 else None)
+
+    async def complete_and_reserve(
+        self, done: Sequence[tuple[str, int, Any]], worker_id: str, max_jobs: int, lease: float,
+        default_max_retries: int | None = None,
+    ) -> tuple[list[bool], Reservation]:
+        """Complete finished jobs and reserve new ones in ONE round trip (a pipeline)."""
+        if not done:
+            return [], await self.reserve(worker_id, max_jobs, lease, default_max_retries)
+        complete = self._complete_call(done)
+        reserve = self._reserve_call(worker_id, max_jobs, lease, default_max_retries)
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for script, keys, args in (complete, reserve):
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                async with self._errors():
+                    oks, reply = await pipe.execute()
+                return [bool(x) for x in oks], self._reservation(reply)
+            except RepositoryError as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, NoScriptError):
+                    raise
+                await self._load_scripts()  # the server lost its script cache (restart)
+        raise AssertionError("unreachable")
+
+    async def _load_scripts(self) -> None:
+        async with self._errors():
+            for script in (self._scripts.complete, self._scripts.reserve):
+                await self.client.script_load(script.script)
+
+    async def wait_for_work(self, timeout: float) -> bool:
+        """Block until a job may be ready or ``timeout`` seconds pass; True if woken."""
+        return await self._block(self.client, timeout)
+
+    def waiter(self) -> Waiter:
+        """A private connection for one worker to block on, so cancelling the wait is clean."""
+        return Waiter(self)
+
+    async def _block(self, client: aioredis.Redis, timeout: float) -> bool:
+        # Block at most MAX_BLOCK per call: below the socket timeout, and short enough that a
+        # stopping worker need not rely on cancelling a blocked read (redis-py can swallow a
+        # cancellation that lands while the command is being sent).
+        timeout = min(timeout, MAX_BLOCK)
+        async with self._errors():
+            got = await client.blpop([self.keys.notify], timeout=max(timeout, 0.001))
+        return got is not None
+
+    async def complete(self, job_id: str, token: int, result: Any = None) -> None:
+        """Mark one job completed; raises LeaseLostError if another worker owns it now."""
+        if not (await self.complete_many([(job_id, token, result)]))[0]:
+            raise LeaseLostError(
+                f"job {job_id!r}: completion rejected, the lease (token {token}) was taken over"
+            )
+
+    async def complete_many(self, done: Sequence[tuple[str, int, Any]]) -> list[bool]:
+        """Complete a batch of jobs in one round trip; False where fencing rejected it."""
+        if not done:
+            return []
+        script, keys, args = self._complete_call(done)
+        async with self._errors():
+            reply = await script(keys=keys, args=args)
+        return [bool(x) for x in reply]
+
+    def _complete_call(self, done: Sequence[tuple[str, int, Any]]) -> _Call:
+        k = self.keys
+        args: list[Any] = [_ms(self.config.completed_retention), len(done)]
+        for job_id, token, result in done:
+            args.extend((job_id, token, json.dumps(result, separators=(",", ":"))))
+        return self._scripts.complete, [k.job_prefix, k.active, k.completed, k.all_jobs,
+                                        k.stats], args
+
+    async def fail(self, job_id: str, token: int, error: JobError, *, retry: bool,
+                   retry_delay: float = 0.0, default_max_retries: int | None = None,
+                   cancel: bool = False) -> JobStatus:
+        """Record a failed attempt; returns the new status (retrying, dead, failed, cancelled)."""
+        k = self.keys
+        outcome = "cancel" if cancel else ("retry" if retry else "fail")
+        retries = self.config.default_max_retries if default_max_retries is None \
+            else default_max_retries
+        async with self._errors():
+            status = await self._scripts.fail(
+                keys=[k.job_prefix, k.active, k.scheduled, k.failed, k.dead, k.cancelled,
+                      k.stats, k.all_jobs],
+                args=[job_id, token, error.to_json(), outcome, _ms(retry_delay), retries,
+                      self.config.dead_letter_cap, _ms(self.config.failed_retention)],
+            )
+        if not status:
+            raise LeaseLostError(
+                f"job {job_id!r}: failure report rejected, the lease (token {token}) was taken over"
+            )
+        return JobStatus(status)
+
+    async def update_progress(self, job_id: str, token: int, progress: int, message: str,
+                              lease: float) -> bool:
+        """Store progress (never backwards) and renew the lease; True if cancel was asked."""
+        progress = max(0, min(100, int(progress)))
+        async with self._errors():
+            reply = await self._scripts.progress(
+                keys=[self.keys.job(job_id), self.keys.active],
+                args=[job_id, token, progress, message, _ms(lease)],
+            )
+        if reply < 0:
+            raise LeaseLostError(f"job {job_id!r}: progress rejected, another worker owns it")
+        return bool(reply == 1)
+
+    async def heartbeat(self, worker_name: str, stats: Mapping[str, Any], ttl: float,
+                        lease: float, jobs: Sequence[tuple[str, int]]
+                        ) -> tuple[list[str], list[str]]:
+        """Renew leases and publish worker stats; returns (lost ids, cancel-requested ids)."""
+        k = self.keys
+        args: list[Any] = [_ms(lease), worker_name, json.dumps(stats), _ms(ttl)]
+        for job_id, token in jobs:
+            args.extend((job_id, token))
+        async with self._errors():
+            lost, cancel = await self._scripts.heartbeat(
+                keys=[k.job_prefix, k.active, k.workers, k.worker(worker_name)], args=args
+            )
+        return list(lost), list(cancel)
+
+    async def release(self, jobs: Sequence[tuple[str, int]]) -> int:
+        """Hand reserved jobs back to the queue without counting an attempt (shutdown)."""
+        if not jobs:
+            return 0
+        k = self.keys
+        args: list[Any] = [self.config.notify_cap]
+        for job_id, token in jobs:
+            args.extend((job_id, token))
+        async with self._errors():
+            return int(await self._scripts.release(
+                keys=[k.job_prefix, k.active, k.queued, k.notify], args=args
+            ))
+
+    # -- managing ---------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> str:
+        """Cancel a job: 'cancelled' if it was waiting, 'requested' if it is running."""
+        validate_job_id(job_id)
+        k = self.keys
+        async with self._errors():
+            reply = await self._scripts.cancel(
+                keys=[k.job(job_id), k.pending, k.queued, k.scheduled, k.cancelled, k.notify],
+                args=[job_id],
+            )
+        if not reply:
+            raise JobNotFoundError(f"no job {job_id!r} in queue {self.queue!r}")
+        if reply not in ("cancelled", "requested"):
+            raise InvalidStateError(f"job {job_id!r} is {reply}; nothing to cancel")
+        return str(reply)
+
+    async def requeue(self, job_id: str) -> None:
+        """Queue a failed, dead, cancelled or pending job again with a fresh retry budget."""
+        validate_job_id(job_id)
+        k = self.keys
+        async with self._errors():
+            previous = await self._scripts.requeue(
+                keys=[k.job(job_id), k.failed, k.dead, k.cancelled, k.pending, k.queued,
+                      k.sequence, k.notify],
+                args=[job_id, self.config.notify_cap],
+            )
+        if not previous:
+            raise JobNotFoundError(f"no job {job_id!r} in queue {self.queue!r}")
+        if previous not in ("failed", "dead", "cancelled", "pending"):
+            raise InvalidStateError(
+                f"job {job_id!r} is {previous}; only failed, dead, cancelled or pending jobs "
+                "can be requeued"
+            )
+
+    async def update_status(self, job_id: str, status: JobStatus) -> None:
+        """Move a job by hand: CANCELLED cancels it, QUEUED requeues it. Others are refused,
+        because the remaining transitions belong to the worker that holds the lease."""
+        if status == JobStatus.CANCELLED:
+            await self.cancel(job_id)
+        elif status == JobStatus.QUEUED:
+            await self.requeue(job_id)
+        else:
+            raise InvalidStateError(
+                f"cannot set job {job_id!r} to {status.value} by hand; only cancelled or queued"
+            )
+
+    async def delete_job(self, job_id: str) -> bool:
+        """Delete a job that is not running; False if it did not exist."""
+        validate_job_id(job_id)
+        k = self.keys
+        async with self._errors():
+            reply = await self._scripts.delete(
+                keys=[k.job(job_id), *k.collections(), k.all_jobs, k.notify], args=[job_id]
+            )
+        if reply < 0:
+            raise InvalidStateError(f"job {job_id!r} is running; cancel it before deleting")
+        return bool(reply)
+
+    async def purge_dead_letters(self) -> int:
+        """Delete every job in the dead-letter queue; returns how many."""
+        total = 0
+        while ids := await self._range(self.keys.dead, 0, 499):
+            for job_id in ids:
+                total += int(await self.delete_job(job_id))
+        return total
+
+    async def _range(self, key: str, start: int, stop: int) -> list[str]:
+        async with self._errors():
+            return list(await self.client.zrange(key, start, stop))
+
+    async def cleanup(self, older_than: float, *, include_dead: bool = False) -> int:
+        """Delete completed, failed and cancelled jobs that finished over ``older_than`` s ago."""
+        k = self.keys
+        total = 0
+        while True:
+            async with self._errors():
+                n = int(await self._scripts.cleanup(
+                    keys=[k.job_prefix, k.completed, k.failed, k.cancelled, k.dead, k.all_jobs],
+                    args=[_ms(older_than), "1" if include_dead else "0"],
+                ))
+            total += n
+            if n == 0:
+                return total
+
+    async def redis_time(self) -> datetime:
+        async with self._errors():
+            seconds, micros = await self.client.time()
+        return datetime.fromtimestamp(seconds + micros / 1e6).astimezone()
+
+
+class Waiter:
+    """One worker's blocking wait for new work, on a connection of its own."""
+
+    def __init__(self, repo: RedisJobRepository) -> None:
+        self._repo = repo
+        self._client = repo.client.client()  # single-connection client sharing the pool
+
+    async def connect(self) -> None:
+        async with self._repo._errors():
+            await self._client.ping()
+
+    async def wait(self, timeout: float) -> bool:
+        return await self._repo._block(self._client, timeout)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _by_type(totals: Mapping[str, str], prefix: str) -> dict[str, int]:
+    return {k[len(prefix):]: int(v) for k, v in totals.items() if k.startswith(prefix)}
+

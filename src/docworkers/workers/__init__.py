@@ -1,0 +1,23 @@
+"""The worker framework: protocol, base worker, pool, configuration, backoff, statistics."""
+
+from docworkers.workers.backoff import backoff_delay
+from docworkers.workers.base import BaseWorker
+from docworkers.workers.config import WorkerConfig, default_worker_config
+from docworkers.workers.context import JobContext
+from docworkers.workers.function_worker import FunctionWorker, Handler
+from docworkers.workers.pool import WorkerPool
+from docworkers.workers.protocol import Worker
+from docworkers.workers.stats import WorkerStats
+
+__all__ = [
+    "BaseWorker",
+    "FunctionWorker",
+    "Handler",
+    "JobContext",
+    "Worker",
+    "WorkerConfig",
+    "WorkerPool",
+    "WorkerStats",
+    "backoff_delay",
+    "default_worker_config",
+]

@@ -1,0 +1,424 @@
+"""BaseWorker: the fetch loop, concurrency, retries, recovery, heartbeats and clean stop.
+
+A subclass overrides :meth:`BaseWorker.process`. Three background tasks run while the worker
+is up: the fetch loop (reserve jobs when slots are free, block on Redis when idle), the acker
+(completes finished jobs in batches, piggy-backed on the next reservation when possible) and the
+heartbeat (renews every lease and publishes stats in one script call). Each loop logs errors and
+carries on; only an unrecovered handler exception (enable_recovery=False) stops the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import traceback
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from docworkers.errors import (
+    DocworkersError,
+    JobCancelledError,
+    JobError,
+    JobTimeoutError,
+    LeaseLostError,
+    RepositoryConnectionError,
+    RepositoryError,
+    UnknownJobTypeError,
+    error_code,
+)
+from docworkers.queue.job import Job
+from docworkers.queue.job import JobError as JobFailure
+from docworkers.queue.protocol import JobRepository, Waiter
+from docworkers.queue.repository import MAX_BLOCK
+from docworkers.workers.backoff import backoff_delay
+from docworkers.workers.config import WorkerConfig
+from docworkers.workers.context import JobContext
+from docworkers.workers.logs import WorkerLogAdapter, worker_logger
+from docworkers.workers.stats import StatsRecorder, WorkerStats
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    ctx: JobContext
+    task: asyncio.Task[None]
+    started: float
+
+
+@dataclass(slots=True)
+class _Ack:
+    job: Job
+    result: Any
+    duration: float
+
+
+class BaseWorker(ABC):
+    """Runs jobs from one queue with bounded concurrency. Override :meth:`process`."""
+
+    job_types: ClassVar[frozenset[str] | None] = None  # None: accept every type
+
+    def __init__(self, config: WorkerConfig, *, job_repo: JobRepository,
+                 logger: logging.Logger | None = None) -> None:
+        self.config = config
+        self.repo = job_repo
+        self.worker_id = f"{config.worker_name}:{socket.gethostname()}:{os.getpid()}:" \
+                         f"{uuid.uuid4().hex[:6]}"
+        self._base_logger = logger or logging.getLogger("docworkers.worker")
+        self._base_logger.setLevel(config.log_level.upper())
+        self.log = worker_logger(config.worker_name, base=self._base_logger)
+        self._stats = StatsRecorder()
+        self._running = False
+        self._stopping = False
+        self._inflight: dict[str, _Running] = {}
+        self._acks: list[_Ack] = []
+        self._ack_ready = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._stop_lock = asyncio.Lock()
+        self._stopper: asyncio.Task[None] | None = None
+        self._waiter: Waiter
+
+    # -- the Worker protocol ----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.config.worker_name
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def stats(self) -> WorkerStats:
+        s = self._stats
+        return WorkerStats(
+            worker_name=self.name,
+            jobs_processed=s.processed,
+            jobs_succeeded=s.succeeded,
+            jobs_failed=s.failed,
+            average_process_time=s.average,
+            last_job_time=s.last_job_time,
+            uptime=s.uptime if self._running else 0.0,
+            is_running=self._running,
+            in_flight=len(self._inflight),
+            concurrency=self.config.concurrency,
+            queue=getattr(self.repo, "queue", ""),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+
+    @abstractmethod
+    async def process(self, job: Job, ctx: JobContext) -> Any:
+        """Run one job attempt and return its JSON-serialisable result."""
+
+    async def start(self) -> None:
+        """Check Redis, then start the background loops. Returns once running."""
+        if self._running:
+            return
+        await self.repo.ping()  # a clear RepositoryConnectionError if Redis is down
+        check = getattr(self.repo, "check_server", None)
+        if check is not None:
+            await check()
+        self._waiter = self.repo.waiter()
+        await self._waiter.connect()
+        self._stopping = False
+        self._fatal = None
+        self._closed.clear()
+        self._closing.clear()
+        self._stats.started = time.monotonic()
+        self._running = True
+        self._tasks = [
+            asyncio.create_task(self._fetch_loop(), name=f"{self.name}-fetch"),
+            asyncio.create_task(self._ack_loop(), name=f"{self.name}-ack"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"{self.name}-heartbeat"),
+        ]
+        self.log.info("started (queue=%s, concurrency=%d)", self.stats().queue,
+                      self.config.concurrency)
+
+    async def stop(self) -> None:
+        """Stop fetching, let running jobs finish within shutdown_timeout, hand back the rest."""
+        async with self._stop_lock:
+            if not self._running:
+                return
+            self._stopping = True
+            fetch = self._tasks[0]
+            fetch.cancel()
+            await asyncio.wait([fetch], timeout=MAX_BLOCK + 5.0)  # a blocked wait ends by then
+            running = [r.task for r in self._inflight.values()]
+            if running:
+                self.log.info("waiting up to %.1fs for %d running job(s)",
+                              self.config.shutdown_timeout, len(running))
+                await asyncio.wait(running, timeout=self.config.shutdown_timeout)
+            leftovers = list(self._inflight.values())
+            for entry in leftovers:
+                entry.task.cancel()
+            if leftovers:
+                await asyncio.wait([e.task for e in leftovers], timeout=MAX_BLOCK + 5.0)
+                await self._hand_back([(e.job.id, e.job.token) for e in leftovers])
+            # The loops watch _closing rather than relying on cancellation alone: redis-py can
+            # swallow a CancelledError that lands while a command is in flight.
+            self._closing.set()
+            self._ack_ready.set()
+            await self._flush_acks(final=True)
+            background = self._tasks[1:]
+            _, late = await asyncio.wait(background, timeout=self.config.lease_timeout)
+            for task in late:
+                task.cancel()
+            await self._unregister()
+            await self._waiter.close()
+            self._running = False
+            self._closed.set()
+            self.log.info("stopped (%d processed, %d failed)", self._stats.processed,
+                          self._stats.failed)
+
+    async def wait(self) -> None:
+        """Wait until the worker stops; re-raise the exception that stopped it, if any."""
+        await self._closed.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- fetching ---------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        outages = 0
+        while not self._stopping:
+            free = self.config.concurrency - len(self._inflight)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            want = min(free, self.config.batch_size)
+            acks = self._take_acks()
+            try:
+                oks, reservation = await self.repo.complete_and_reserve(
+                    [(a.job.id, a.job.token, a.result) for a in acks], self.worker_id, want,
+                    self.config.lease_timeout, self.config.max_retries,
+                )
+                outages = 0
+            except asyncio.CancelledError:
+                self._acks[:0] = acks  # not stored: the final flush sends them
+                raise
+            except RepositoryError as exc:
+                self._acks[:0] = acks
+                outages += 1
+                await self._outage_pause(outages, exc)
+                continue
+            self._settle(acks, oks)
+            for job in reservation.jobs:
+                self._spawn(job)
+            if len(reservation.jobs) >= want:
+                continue
+            timeout = self.config.poll_interval
+            if reservation.next_due is not None:
+                timeout = min(timeout, max(0.0, reservation.next_due - time.time()))
+            try:
+                await self._waiter.wait(timeout)
+            except RepositoryError as exc:
+                outages += 1
+                await self._outage_pause(outages, exc)
+
+    async def _outage_pause(self, outages: int, exc: Exception) -> None:
+        delay = backoff_delay(outages, base=0.1, cap=max(self.config.poll_interval, 1.0))
+        level = logging.WARNING if outages == 1 or outages % 20 == 0 else logging.DEBUG
+        self.log.log(level, "Redis unavailable (attempt %d), retrying in %.2fs: %s",
+                     outages, delay, exc)
+        await asyncio.sleep(delay)
+
+    def _spawn(self, job: Job) -> None:
+        log = worker_logger(self.name, job.id, base=self._base_logger)
+        ctx = JobContext(job, self.repo, worker_name=self.name,
+                         lease=self.config.lease_timeout, logger=log)
+        task = asyncio.create_task(self._run(job, ctx, log), name=f"job-{job.id}")
+        self._inflight[job.id] = _Running(job, ctx, task, time.monotonic())
+
+    # -- running one job --------------------------------------------------------------------
+
+    async def _run(self, job: Job, ctx: JobContext, log: WorkerLogAdapter) -> None:
+        started = time.monotonic()
+        log.debug("starting %s (attempt %d)", job.type, ctx.attempt)
+        try:
+            if self.job_types is not None and job.type not in self.job_types:
+                raise UnknownJobTypeError(
+                    f"worker {self.name} has no handler for job type {job.type!r}; "
+                    f"it handles {sorted(self.job_types)}"
+                )
+            if self.config.job_timeout is not None:
+                try:
+                    result = await asyncio.wait_for(self.process(job, ctx),
+                                                    self.config.job_timeout)
+                except TimeoutError as exc:
+                    raise JobTimeoutError(
+                        f"job ran longer than job_timeout={self.config.job_timeout}s"
+                    ) from exc
+            else:
+                result = await self.process(job, ctx)
+        except asyncio.CancelledError:
+            self._release_slot(job.id)
+            raise  # shutdown: stop() hands the job back
+        except LeaseLostError as exc:
+            log.warning("lease lost, result dropped: %s", exc)
+            self._finish(job, ok=False, duration=time.monotonic() - started)
+            return
+        except JobCancelledError:
+            await self._report(job, ctx, log, None, started, cancel=True)
+            return
+        except Exception as exc:
+            if not self.config.enable_recovery and not isinstance(exc, DocworkersError):
+                log.error("unrecovered exception, stopping worker (recovery disabled): %r", exc)
+                self._fatal = exc
+                self._release_slot(job.id)  # the job stays leased: lease recovery takes it
+                asyncio.get_running_loop().call_soon(self._stop_in_background)
+                return
+            await self._report(job, ctx, log, exc, started)
+            return
+        self._acks.append(_Ack(job, result, time.monotonic() - started))
+        self._release_slot(job.id)
+        self._ack_ready.set()
+
+    def _stop_in_background(self) -> None:
+        self._stopper = asyncio.create_task(self.stop(), name=f"{self.name}-stop")
+
+    async def _report(self, job: Job, ctx: JobContext, log: WorkerLogAdapter,
+                      exc: BaseException | None, started: float, cancel: bool = False) -> None:
+        """Store the failed attempt; shielded so a shutdown cannot lose the report."""
+        duration = time.monotonic() - started
+        if cancel:
+            failure = JobFailure("cancelled", "cancelled on request")
+            retry, delay = False, 0.0
+        else:
+            assert exc is not None
+            retry = exc.retryable if isinstance(exc, JobError) else True
+            failure = JobFailure(
+                error_code(exc), str(exc) or type(exc).__name__,
+                "".join(traceback.format_exception(exc)),
+                getattr(exc, "stage", None),
+            )
+            delay = backoff_delay(job.retry_count + 1, base=self.config.retry_delay,
+                                  cap=self.config.retry_delay_cap)
+        try:
+            status = await asyncio.shield(self._fail_until_stored(job, failure, retry, delay,
+                                                                  cancel))
+        finally:
+            self._release_slot(job.id)
+        if status is not None:
+            log_fn = log.info if cancel else log.warning
+            log_fn("attempt %d failed after %.3fs -> %s: %s", ctx.attempt, duration, status,
+                   failure.message)
+        self._finish(job, ok=False, duration=duration)
+
+    async def _fail_until_stored(self, job: Job, failure: JobFailure, retry: bool,
+                                 delay: float, cancel: bool) -> str | None:
+        outages = 0
+        while True:
+            try:
+                status = await self.repo.fail(
+                    job.id, job.token, failure, retry=retry, retry_delay=delay,
+                    default_max_retries=self.config.max_retries, cancel=cancel,
+                )
+                return status.value
+            except LeaseLostError as exc:
+                self.log.warning("%s", exc)
+                return None
+            except RepositoryConnectionError as exc:
+                outages += 1
+                await self._outage_pause(outages, exc)
+
+    def _release_slot(self, job_id: str) -> None:
+        self._inflight.pop(job_id, None)
+        self._slot_freed.set()
+
+    def _finish(self, job: Job, *, ok: bool, duration: float) -> None:
+        self._stats.record(ok=ok, duration=duration)
+
+    # -- acknowledgements -------------------------------------------------------------------
+
+    def _take_acks(self) -> list[_Ack]:
+        acks, self._acks = self._acks, []
+        return acks
+
+    def _settle(self, acks: list[_Ack], oks: list[bool]) -> None:
+        for ack, ok in zip(acks, oks, strict=True):
+            if not ok:
+                self.log.warning("job %s: completion rejected by fencing (lease taken over)",
+                                 ack.job.id)
+            self._finish(ack.job, ok=ok, duration=ack.duration)
+
+    async def _ack_loop(self) -> None:
+        while not self._closing.is_set():
+            await self._ack_ready.wait()
+            self._ack_ready.clear()
+            await asyncio.sleep(0)  # let the fetch loop piggy-back these acks if it can
+            await self._flush_acks()
+
+    async def _flush_acks(self, final: bool = False) -> None:
+        outages = 0
+        while self._acks:
+            acks = self._take_acks()
+            try:
+                oks = await self.repo.complete_many(
+                    [(a.job.id, a.job.token, a.result) for a in acks])
+            except RepositoryError as exc:
+                self._acks[:0] = acks
+                outages += 1
+                if final and outages > 3:
+                    self.log.error("could not store %d completion(s) before stopping; their "
+                                   "leases will expire and the jobs run again", len(acks))
+                    self._acks.clear()
+                    return
+                await self._outage_pause(outages, exc)
+                continue
+            self._settle(acks, oks)
+
+    # -- heartbeat --------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                await self._beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the heartbeat die
+                self.log.warning("heartbeat failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.config.heartbeat_interval)
+
+    async def _beat(self, ttl: float | None = None) -> None:
+        running = list(self._inflight.values())
+        lost, cancel = await self.repo.heartbeat(
+            self.name, self.stats().to_dict(),
+            self.config.lease_timeout if ttl is None else ttl,
+            self.config.lease_timeout, [(r.job.id, r.job.token) for r in running],
+        )
+        by_id = {r.job.id: r for r in running}
+        for job_id in cancel:
+            if job_id in by_id:
+                by_id[job_id].ctx.cancel_requested = True
+        for job_id in lost:
+            if job_id in by_id and job_id not in cancel:
+                by_id[job_id].ctx.lease_lost = True
+
+    async def _unregister(self) -> None:
+        with contextlib.suppress(RepositoryError, OSError):
+            await self._beat(ttl=0)
+
+    async def _hand_back(self, jobs: list[tuple[str, int]]) -> None:
+        try:
+            n = await self.repo.release(jobs)
+            self.log.info("handed %d unfinished job(s) back to the queue", n)
+        except RepositoryError as exc:
+            self.log.warning("could not hand back %d job(s) (%s); their leases will expire "
+                             "and they will run again", len(jobs), exc)

@@ -1,0 +1,86 @@
+"""Worker configuration: the documented defaults, validated at construction.
+
+Durations are seconds as ``float`` everywhere in docworkers (a ``timedelta`` is accepted and
+converted), so a setting read from the environment and one written in code look the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+from docworkers.errors import ConfigurationError
+
+_DURATIONS = ("poll_interval", "shutdown_timeout", "retry_delay", "retry_delay_cap",
+              "lease_timeout", "job_timeout")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerConfig:
+    """How one worker runs. Only ``worker_name`` is required.
+
+    poll_interval is the longest an idle worker waits before it looks again; a new job wakes it
+    at once. lease_timeout is how long a reserved job stays ours without a heartbeat; the
+    heartbeat runs every lease_timeout / 3. job_timeout (None = none) bounds one attempt.
+    """
+
+    worker_name: str
+    concurrency: int = 3
+    poll_interval: float = 2.0
+    shutdown_timeout: float = 30.0
+    max_retries: int = 3
+    retry_delay: float = 5.0
+    enable_recovery: bool = True
+    retry_delay_cap: float = 300.0
+    lease_timeout: float = 30.0
+    job_timeout: float | None = None
+    prefetch: int = 0  # jobs reserved per round trip; 0 = up to the free slots
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in _DURATIONS:
+            value = getattr(self, name)
+            if isinstance(value, timedelta):
+                object.__setattr__(self, name, value.total_seconds())
+        if not isinstance(self.worker_name, str) or not self.worker_name.strip():
+            raise ConfigurationError("worker_name", "must be a non-empty string")
+        if any(c.isspace() for c in self.worker_name):
+            raise ConfigurationError("worker_name", "must not contain whitespace")
+        _at_least("concurrency", self.concurrency, 1)
+        _at_least("max_retries", self.max_retries, 0)
+        _at_least("prefetch", self.prefetch, 0)
+        for name in ("poll_interval", "shutdown_timeout", "retry_delay", "retry_delay_cap"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ConfigurationError(name, f"must be a non-negative duration, got {value!r}")
+        if self.poll_interval <= 0:
+            raise ConfigurationError("poll_interval", "must be greater than 0")
+        if self.lease_timeout < 0.1:
+            raise ConfigurationError("lease_timeout", "must be at least 0.1 seconds")
+        if self.job_timeout is not None and self.job_timeout <= 0:
+            raise ConfigurationError("job_timeout", "must be positive or None")
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise ConfigurationError("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.lease_timeout / 3
+
+    @property
+    def batch_size(self) -> int:
+        return self.prefetch or self.concurrency
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def _at_least(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(name, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def default_worker_config(name: str) -> WorkerConfig:
+    """The documented defaults for a worker called ``name``."""
+    return WorkerConfig(worker_name=name)

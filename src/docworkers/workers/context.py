@@ -1,0 +1,56 @@
+"""What a handler gets besides its job: progress reporting, heartbeats, cancellation."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from docworkers.errors import JobCancelledError
+from docworkers.queue.job import Job
+
+if TYPE_CHECKING:
+    from docworkers.queue.protocol import JobRepository
+
+
+class JobContext:
+    """Handed to the handler of one job attempt.
+
+    ``progress`` stores percent and message on the job (fenced: a worker whose lease was taken
+    over gets LeaseLostError) and renews the lease; if someone asked to cancel the job, it
+    raises JobCancelledError so the handler stops at a safe point.
+    """
+
+    def __init__(self, job: Job, repo: JobRepository, *, worker_name: str, lease: float,
+                 logger: logging.LoggerAdapter[logging.Logger]) -> None:
+        self.job = job
+        self.worker_name = worker_name
+        self.logger = logger
+        self._repo = repo
+        self._lease = lease
+        self._progress = 0
+        self._message = ""
+        self.cancel_requested = False
+        self.lease_lost = False
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first run, 2 for the first retry, ..."""
+        return self.job.retry_count + 1
+
+    async def progress(self, percent: int, message: str = "") -> None:
+        self.check_cancelled()
+        self._progress = max(self._progress, int(percent))
+        self._message = message
+        if await self._repo.update_progress(
+            self.job.id, self.job.token, self._progress, message, self._lease
+        ):
+            self.cancel_requested = True
+        self.check_cancelled()
+
+    async def heartbeat(self) -> None:
+        """Renew this job's lease now (long steps call it between units of work)."""
+        await self.progress(self._progress, self._message)
+
+    def check_cancelled(self) -> None:
+        if self.cancel_requested:
+            raise JobCancelledError(f"job {self.job.id} was cancelled")
