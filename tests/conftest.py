@@ -78,3 +78,33 @@ def check_invariants(client: redis.Redis, repo: RedisJobRepository) -> dict[str,
 @pytest.fixture
 def invariants(clean_redis: redis.Redis, repo: RedisJobRepository):  # type: ignore[no-untyped-def]
     return lambda: check_invariants(clean_redis, repo)
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The real local model, loaded once per test session."""
+    from docworkers.ingest.embedding import OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder()
+
+
+@pytest.fixture
+async def ingest_env(redis_url: str, clean_redis: redis.Redis, tmp_path: Path,
+                     embedder):  # type: ignore[no-untyped-def]
+    """Real Redis, real embedded Chroma in tmp_path, the real model: an UploadWorker's world."""
+    import redis.asyncio as aioredis
+
+    from docworkers.ingest.document_repository import DocumentRepository
+    from docworkers.ingest.pipeline import DocumentServices
+    from docworkers.ingest.vector_store import ChromaVectorRepository
+
+    jobs = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="ingest"))
+    documents = DocumentRepository(aioredis.Redis.from_url(redis_url, decode_responses=True))
+    vectors = ChromaVectorRepository.from_path(tmp_path / "chroma")
+    services = DocumentServices.local(embedder)
+    yield {"jobs": jobs, "documents": documents, "vectors": vectors, "services": services,
+           "embedder": embedder}
+    await services.aclose()
+    vectors.close()
+    await documents.client.aclose()
+    await jobs.close()

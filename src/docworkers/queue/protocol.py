@@ -19,7 +19,8 @@ class Waiter(Protocol):
 
 
 class JobRepository(Protocol):
-    queue: str
+    @property
+    def queue(self) -> str: ...
 
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

@@ -1,0 +1,241 @@
+"""register -> parse -> chunk -> embed -> store -> finalize, with progress at each stage.
+
+Every side effect is idempotent, so a rerun after a crash at any instruction converges: the
+document id comes from the content, chunk ids from (document id, index), chunks are upserted
+and leftovers of an earlier version deleted, and the registry record is overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from docworkers.errors import (
+    ConfigurationError,
+    DocworkersError,
+    InvalidPayloadError,
+    NoExtractableTextError,
+    error_code,
+)
+from docworkers.ingest.chunking import chunk_document
+from docworkers.ingest.document import Chunk, ParsedDocument
+from docworkers.ingest.document_repository import (
+    DocumentRecord,
+    DocumentRepository,
+    DocumentStatus,
+    content_hash,
+    document_id_for,
+)
+from docworkers.ingest.embedding import Embedder
+from docworkers.ingest.embedding_batcher import BatchingEmbedder
+from docworkers.ingest.enrich import Enricher, LocalEnricher
+from docworkers.ingest.parsing import IsolatedParser
+from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
+from docworkers.ingest.vector_repository import VectorRepository
+
+Progress = Callable[[int, str], Awaitable[None]]
+EMBED_GROUP = 64  # chunks per embedding request: progress granularity, batched across jobs
+
+log = logging.getLogger("docworkers.ingest")
+
+
+@dataclass(slots=True)
+class DocumentServices:
+    """The in-process services a worker process shares between its concurrent jobs."""
+
+    parser: IsolatedParser
+    embedder: Embedder  # the raw model: semantic chunking and queries
+    batcher: BatchingEmbedder  # the same model, batched across concurrent jobs
+    enricher: Enricher = field(default_factory=LocalEnricher)
+
+    @classmethod
+    def local(cls, embedder: Embedder, *, parser: IsolatedParser | None = None,
+              enricher: Enricher | None = None) -> DocumentServices:
+        return cls(parser=parser or IsolatedParser(), embedder=embedder,
+                   batcher=BatchingEmbedder(embedder), enricher=enricher or LocalEnricher())
+
+    async def aclose(self) -> None:
+        await self.batcher.aclose()
+        await asyncio.to_thread(self.parser.close)
+
+
+class UploadPipeline:
+    """Runs one upload end to end. Shared by the worker, the CLI and the benchmarks."""
+
+    def __init__(self, services: DocumentServices, documents: DocumentRepository,
+                 vectors: VectorRepository) -> None:
+        self.services = services
+        self.documents = documents
+        self.vectors = vectors
+
+    async def run(self, payload: UploadJobPayload, *, job_id: str = "",
+                  progress: Progress | None = None) -> UploadJobResult:
+        report = progress or _no_progress
+        started = time.perf_counter()
+        timings: dict[str, int] = {}
+        max_tokens = self.services.embedder.max_tokens
+        if payload.chunk_size > max_tokens:
+            raise InvalidPayloadError(
+                f"chunk_size: {payload.chunk_size} tokens exceeds the embedding model's window "
+                f"of {max_tokens} text tokens ({self.services.embedder.model_name}); longer "
+                f"chunks would silently lose text. Use at most {max_tokens}."
+            )
+        path = payload.path
+        if not path.is_file():
+            raise InvalidPayloadError(f"file_path: no readable file at {str(path)!r}")
+        file_hash = await asyncio.to_thread(content_hash, path)
+        document_id = document_id_for(payload.collection, file_hash)
+        await self.documents.register(DocumentRecord(
+            document_id=document_id, collection=payload.collection, filename=payload.filename,
+            status=DocumentStatus.PROCESSING, job_id=job_id, content_hash=file_hash,
+            file_size=path.stat().st_size,
+        ))
+        try:
+            return await self._stages(payload, document_id, report, timings, started)
+        except Exception as exc:
+            await record_failure(self.documents, document_id, exc)
+            raise
+
+    async def _stages(self, payload: UploadJobPayload, document_id: str, report: Progress,
+                      timings: dict[str, int], started: float) -> UploadJobResult:
+        path = payload.path
+        stage = _Stage(timings)
+        with stage("parsing"):
+            await report(10, "parsing document")
+            doc = await self.services.parser.aparse(path, filename=payload.filename,
+                                                    max_pages=payload.max_pages)
+        with stage("chunking"):
+            await report(30, "chunking text")
+            chunks = await asyncio.to_thread(self._chunk, doc, payload)
+            if not chunks:
+                raise NoExtractableTextError(payload.filename,
+                                             "the document contains no text to index")
+        with stage("embedding"):
+            await report(50, f"generating embeddings for {len(chunks)} chunks")
+            enrichment = asyncio.create_task(asyncio.to_thread(self._enrich, doc, chunks,
+                                                               payload))
+            try:
+                embeddings = await self._embed(chunks, report)
+            finally:
+                extra, doc_meta, problems = await enrichment
+        with stage("storing"):
+            await report(70, f"storing {len(chunks)} chunks in the vector database")
+            metadatas = [{"filename": payload.filename, "collection": payload.collection,
+                          "strategy": payload.chunking_strategy, **doc_meta, **chunk_extra}
+                         for chunk_extra in extra]
+            await asyncio.to_thread(self.vectors.replace_document, payload.collection,
+                                    document_id, chunks, embeddings, metadatas)
+        with stage("finalizing"):
+            await report(90, "finalizing document")
+            elapsed = round((time.perf_counter() - started) * 1000)
+            page_count = doc.metadata.get("page_count")
+            await self.documents.update(
+                document_id, status=DocumentStatus.COMPLETED, chunk_count=len(chunks),
+                page_count=page_count, metadata={**doc.metadata, **doc_meta},
+                timings_ms=timings, enrichment_errors=problems,
+            )
+        await report(100, "upload completed")
+        return UploadJobResult(
+            document_id=document_id, chunk_count=len(chunks), collection=payload.collection,
+            processing_time_ms=elapsed, page_count=page_count, truncated=doc.truncated,
+            timings_ms=timings, enrichment_errors=problems,
+        )
+
+    def _chunk(self, doc: ParsedDocument, payload: UploadJobPayload) -> list[Chunk]:
+        try:
+            return chunk_document(
+                doc, strategy=payload.chunking_strategy, chunk_size=payload.chunk_size,
+                chunk_overlap=payload.chunk_overlap, embedder=self.services.embedder,
+            )
+        except ConfigurationError as exc:
+            raise InvalidPayloadError(str(exc)) from exc
+
+    async def _embed(self, chunks: Sequence[Chunk], report: Progress) -> np.ndarray:
+        groups = [chunks[i:i + EMBED_GROUP] for i in range(0, len(chunks), EMBED_GROUP)]
+        results: list[np.ndarray | None] = [None] * len(groups)
+
+        async def one(index: int) -> int:
+            results[index] = await self.services.batcher.embed([c.text for c in groups[index]])
+            return index
+
+        last = 50
+        tasks = [one(i) for i in range(len(groups))]
+        for done, finished in enumerate(asyncio.as_completed(tasks), start=1):
+            await finished
+            percent = 50 + (20 * done) // len(groups)
+            if last < percent < 70:
+                last = percent
+                await report(percent, f"generating embeddings ({done}/{len(groups)} batches)")
+        return np.vstack([r for r in results if r is not None])
+
+    def _enrich(self, doc: ParsedDocument, chunks: Sequence[Chunk], payload: UploadJobPayload
+                ) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+        """Per-chunk keywords/questions and document metadata. Never fails the upload."""
+        extra: list[dict[str, Any]] = [{} for _ in chunks]
+        if not payload.extract_metadata and not payload.num_questions:
+            return extra, {}, []
+        problems: list[str] = []
+        enricher = self.services.enricher
+        doc_meta: dict[str, Any] = {}
+        try:
+            found = enricher.document_metadata(doc)
+            doc_meta = {k: v for k, v in found.items() if v is not None} \
+                if payload.extract_metadata else {}
+            language = str(found.get("language") or "en")
+            for item, chunk in zip(extra, chunks, strict=True):
+                keywords = enricher.keywords(chunk.text, language, 5)
+                if payload.extract_metadata:
+                    item["keywords"] = keywords
+                if payload.num_questions:
+                    item["questions"] = enricher.questions(chunk.text, payload.num_questions,
+                                                           keywords, language)
+        except Exception as exc:
+            log.warning("enrichment of %s failed: %s", payload.filename, exc)
+            problems.append(f"{type(exc).__name__}: {exc}")
+        doc_meta = {f"doc_{k}" if k in ("filename", "collection") else k: v
+                    for k, v in doc_meta.items()}
+        return extra, doc_meta, problems
+
+
+class _Stage:
+    """Times each stage and tags an escaping exception with the stage it came from."""
+
+    def __init__(self, timings: dict[str, int]) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:
+            if not hasattr(exc, "stage"):
+                exc.stage = name  # type: ignore[attr-defined]  # stored on the job's error
+            raise
+        finally:
+            self.timings[name] = round((time.perf_counter() - started) * 1000)
+
+
+async def _no_progress(percent: int, message: str) -> None:
+    return None
+
+
+async def record_failure(documents: DocumentRepository, document_id: str | None,
+                         exc: BaseException) -> None:
+    """Mark the document failed with the error's code, message and stage (best effort)."""
+    if not document_id:
+        return
+    try:
+        await documents.mark_failed(document_id, code=error_code(exc), message=str(exc),
+                                    stage=getattr(exc, "stage", "unknown"))
+    except DocworkersError as problem:
+        log.warning("could not record failure of document %s: %s", document_id, problem)
+
+

@@ -1,0 +1,48 @@
+"""UploadWorker: the ``document_upload`` job on the worker framework."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
+from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
+from docworkers.ingest.vector_repository import VectorRepository
+from docworkers.queue.job import Job
+from docworkers.queue.protocol import JobRepository
+from docworkers.workers.base import BaseWorker
+from docworkers.workers.config import WorkerConfig
+from docworkers.workers.context import JobContext
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UploadWorkerConfig:
+    """A WorkerConfig plus the repositories and services an upload needs."""
+
+    worker: WorkerConfig
+    job_repo: JobRepository
+    document_repo: DocumentRepository
+    vector_repo: VectorRepository
+    services: DocumentServices
+    logger: logging.Logger | None = None
+
+
+class UploadWorker(BaseWorker):
+    """Turns uploaded files into chunks in the vector store, reporting progress on the job."""
+
+    job_types: ClassVar[frozenset[str] | None] = frozenset({UPLOAD_JOB_TYPE})
+
+    def __init__(self, config: UploadWorkerConfig) -> None:
+        super().__init__(config.worker, job_repo=config.job_repo, logger=config.logger)
+        self.upload_config = config
+        self.pipeline = UploadPipeline(config.services, config.document_repo,
+                                       config.vector_repo)
+
+    async def process(self, job: Job, ctx: JobContext) -> Any:
+        payload = UploadJobPayload.parse(job.payload)
+        result = await self.pipeline.run(payload, job_id=job.id, progress=ctx.progress)
+        ctx.logger.info("ingested %s: %d chunks in %d ms", payload.filename,
+                        result.chunk_count, result.processing_time_ms)
+        return result.model_dump()

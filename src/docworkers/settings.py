@@ -1,0 +1,126 @@
+"""One settings object for every front door, read from DOCWORKERS_* variables and ``.env``.
+
+Only the front doors (CLI, API) read the environment; the library takes these values as
+arguments. An unknown DOCWORKERS_* variable is an error, so a misspelt setting never goes
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from docworkers.errors import ConfigurationError
+
+PREFIX = "DOCWORKERS_"
+# Variables with our prefix that are not settings (the test suite's server, for one).
+_NOT_SETTINGS = frozenset({"DOCWORKERS_TEST_REDIS_URL"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """Every setting with its default; the README's configuration table lists the same."""
+
+    redis_url: str | None = None  # None: start a private embedded server
+    queue: str = "default"
+    chroma_url: str | None = None  # None: embedded Chroma at chroma_path
+    chroma_path: str = ".docworkers/chroma"
+    storage_dir: str = ".docworkers/uploads"  # where uploads are stored for workers to read
+    embedder: str = "onnx-minilm"  # or "openai" (any /v1/embeddings server)
+    embedding_url: str | None = None
+    embedding_model: str | None = None
+    embedding_api_key: str | None = None
+    llm_url: str | None = None  # OpenAI-compatible chat endpoint for enrichment (optional)
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    api_token: str | None = None  # bearer token required by the HTTP API when set
+    max_upload_bytes: int = 100 * 1024 * 1024
+    concurrency: int = 3
+    max_retries: int = 3
+    retry_delay: float = 5.0
+    lease_timeout: float = 60.0
+    shutdown_timeout: float = 30.0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.embedder not in ("onnx-minilm", "openai"):
+            raise ConfigurationError("embedder", "must be 'onnx-minilm' or 'openai'")
+        if self.embedder == "openai" and not self.embedding_url:
+            raise ConfigurationError("embedding_url", "is required when embedder is 'openai'")
+        for name in ("max_upload_bytes", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(name, "must be at least 1")
+        for name in ("retry_delay", "lease_timeout", "shutdown_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(name, "must not be negative")
+        if self.max_retries < 0:
+            raise ConfigurationError("max_retries", "must not be negative")
+        for name in ("redis_url", "chroma_url", "embedding_url", "llm_url"):
+            value = getattr(self, name)
+            if value is not None and "://" not in value:
+                raise ConfigurationError(name, f"{value!r} is not a URL (scheme://host...)")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+        """Settings from ``.env`` (if present), then the environment, then ``overrides``."""
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update(read_env_file(Path(env_file)))
+        values.update(os.environ if environ is None else environ)
+        known = {f.name: f for f in fields(cls)}
+        parsed: dict[str, Any] = {}
+        for key, raw in values.items():
+            if not key.startswith(PREFIX) or key in _NOT_SETTINGS:
+                continue
+            name = key[len(PREFIX):].lower()
+            if name not in known:
+                raise ConfigurationError(key, "unknown setting; see the configuration table "
+                                         "in the README for valid names")
+            if raw == "":
+                continue
+            parsed[name] = _convert(key, raw, known[name].type)
+        parsed.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(parsed) - set(known)
+        if unknown:
+            raise ConfigurationError(sorted(unknown)[0], "unknown setting")
+        return cls(**parsed)
+
+    @classmethod
+    def table(cls) -> list[tuple[str, str]]:
+        """(environment variable, default) for every setting, for docs and ``--help``."""
+        defaults = cls()
+        return [(PREFIX + f.name.upper(), repr(getattr(defaults, f.name))) for f in fields(cls)]
+
+
+def _convert(key: str, raw: str, annotation: Any) -> Any:
+    text = str(annotation)
+    try:
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ConfigurationError(key, f"{raw!r} is not a number") from None
+    return raw
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and # comments skipped; optional quotes removed."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ConfigurationError(f"{path}:{number}", "expected KEY=VALUE")
+        key, value = line.split("=", 1)
+        key = key.removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
