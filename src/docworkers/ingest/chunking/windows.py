@@ -1,0 +1,105 @@
+"""Token-window strategies: ``fixed`` (exact windows) and ``token`` (windows cut between words).
+
+Both tokenize the whole text once (:func:`~docworkers.ingest.tokenizer.token_spans`) and walk
+it in windows of ``chunk_size`` tokens, each starting ``chunk_size - chunk_overlap`` tokens
+after the previous one.
+
+* ``fixed`` ignores the text's structure: windows end exactly after ``chunk_size`` tokens, even
+  inside a word. A window that begins inside a word may tokenize to more tokens on its own
+  (``##ing`` becomes ``ing`` plus more pieces), so such windows are shortened until they fit,
+  and overlaps that begin inside a word start later until they fit ``chunk_overlap``.
+* ``token`` moves each cut back to the nearest whitespace in the second half of the window
+  (else to the nearest word or punctuation boundary, else it cuts like ``fixed``), and moves each
+  overlap start forward to such a boundary, so no word is split and overlaps never exceed the
+  requested size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from docworkers.ingest.chunking.spans import Span
+from docworkers.ingest.tokenizer import TokenCounter, TokenSpans, token_spans
+
+
+def _last_true(mask: NDArray[np.bool_], low: int, high: int) -> int | None:
+    """The largest i in [low, high) with mask[i], or None."""
+    if high <= low:
+        return None
+    hits = np.flatnonzero(mask[low:high])
+    return low + int(hits[-1]) if len(hits) else None
+
+
+def _first_true(mask: NDArray[np.bool_], low: int, high: int) -> int | None:
+    """The smallest i in [low, high) with mask[i], or None."""
+    if high <= low:
+        return None
+    hits = np.flatnonzero(mask[low:high])
+    return low + int(hits[0]) if len(hits) else None
+
+
+def _snap_end(tokens: TokenSpans, start: int, end: int) -> int:
+    """Move a cut before token ``end`` back to a boundary between words (see module doc)."""
+    if end >= len(tokens):
+        return len(tokens)
+    half = start + max((end - start) // 2, 1)
+    for mask, low in (
+        (tokens.space_before, half),
+        (tokens.word_start, half),
+        (tokens.space_before, start + 1),
+        (tokens.word_start, start + 1),
+    ):
+        found = _last_true(mask, low, end + 1)
+        if found is not None:
+            return found
+    return end
+
+
+def _snap_start(tokens: TokenSpans, low: int, end: int) -> int:
+    """The first boundary between words in [low, end], preferring whitespace; else ``end``."""
+    for mask in (tokens.space_before, tokens.word_start):
+        found = _first_true(mask, low, end)
+        if found is not None:
+            return found
+    return end
+
+
+def token_windows(
+    text: str,
+    chunk_size: int,
+    chunk_overlap: int,
+    counter: TokenCounter,
+    *,
+    snap_to_words: bool,
+) -> list[Span]:
+    """Character spans of token windows over ``text`` (``token`` or ``fixed`` strategy)."""
+    tokens = token_spans(text, counter.tokenizer)
+    total = len(tokens)
+    spans: list[Span] = []
+    start = 0
+    while start < total:
+        end = min(start + chunk_size, total)
+        if snap_to_words:
+            end = _snap_end(tokens, start, end)
+        elif not tokens.word_start[start]:
+            # Begins inside a word: the piece may tokenize to more tokens on its own.
+            while end - start > 1 and (
+                counter.count(text[tokens.starts[start] : tokens.ends[end - 1]]) > chunk_size
+            ):
+                end -= 1
+        spans.append((int(tokens.starts[start]), int(tokens.ends[end - 1])))
+        if end >= total:
+            break
+        following = max(end - chunk_overlap, start + 1)
+        if snap_to_words and following < end:
+            following = _snap_start(tokens, following, end)
+        # An overlap that begins inside a word may tokenize to more tokens on its own.
+        while (
+            following < end
+            and not tokens.word_start[following]
+            and counter.count(text[tokens.starts[following] : tokens.ends[end - 1]]) > chunk_overlap
+        ):
+            following += 1
+        start = following
+    return spans

