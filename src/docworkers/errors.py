@@ -183,3 +183,50 @@ class EnrichmentError(RetryableJobError):
     """
 
     code = "enrichment"
+
+
+# --- protecting external services (circuit breakers, rate and concurrency limits) ----------
+
+
+class CircuitOpenError(ServiceUnavailableError):
+    """A circuit breaker refused a call without trying it: its service failed repeatedly.
+
+    ``retry_after`` is the number of seconds until the breaker lets a probe call through. Today
+    the worker handles this like any retryable error (a retry with backoff that counts toward
+    ``max_retries``); the attribute is there so that a later change can reschedule the job for
+    that moment without consuming an attempt.
+    """
+
+    def __init__(self, breaker: str, retry_after: float) -> None:
+        super().__init__(breaker, retry_after)  # args rebuild the error when it is pickled
+        self.breaker = breaker
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return (
+            f"circuit breaker {self.breaker!r} is open after repeated failures of its service; "
+            f"calls are refused for {self.retry_after:.1f}s more, then a probe call is tried"
+        )
+
+
+class RateLimitedError(RetryableJobError):
+    """A cluster-wide rate or concurrency limit gave no permit within the caller's timeout.
+
+    ``retry_after`` (seconds) is when a permit is expected; like
+    :attr:`CircuitOpenError.retry_after` it lets a later change reschedule a job without
+    consuming an attempt.
+    """
+
+    code = "rate_limited"
+
+    def __init__(self, limiter: str, retry_after: float, detail: str) -> None:
+        super().__init__(limiter, retry_after, detail)
+        self.limiter = limiter
+        self.retry_after = retry_after
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return (
+            f"limit {self.limiter!r}: {self.detail}; a permit is expected in "
+            f"{self.retry_after:.3f}s: retry then, or raise the timeout"
+        )
