@@ -1,0 +1,379 @@
+"""The ``vector_reindex`` job: re-chunk and re-embed a collection with no search downtime.
+
+1. Take the collection's lock (owned by the job id) and pick the next physical version,
+   ``<collection>--v<N+1>``; drop whatever a crashed attempt left under that name.
+2. Run the upload pipeline (parse, chunk, embed, enrich, store) on every completed document's
+   stored file (``DocumentRecord.file_path``), with its vector writes sent to the new physical
+   collection and its registry writes held back. Searches keep using the old collection.
+3. Catch up with what changed meanwhile (documents uploaded, re-uploaded or deleted), then
+   switch the alias in one fenced Redis write: from now on searches use the new collection.
+4. After a short drain, catch up once more, apply the held-back registry writes (chunk counts,
+   metadata), drop the old physical collection(s), and catch up a last time.
+
+Every step can run twice: a rerun before the switch rebuilds the same version from scratch; a
+rerun after it builds the next version and drops the others. Documents are checked before
+anything is built: one without a stored file fails the job and nothing changes.
+
+Known window: an upload that resolved the old collection before the switch and stores its
+chunks after the last catch-up writes into a collection that is being dropped. Resolving the
+alias right before the store stage (not at job start) keeps that window to one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from docworkers.errors import ConfigurationError, InvalidPayloadError, PermanentJobError
+from docworkers.ingest.chunking import DEFAULT_STRATEGY
+from docworkers.ingest.document import Chunk
+from docworkers.ingest.document_repository import (
+    DocumentRecord,
+    DocumentRepository,
+    DocumentStatus,
+)
+from docworkers.ingest.jobs.aliases import (
+    CollectionAliases,
+    physical_collections,
+    physical_version,
+    versioned_name,
+)
+from docworkers.ingest.jobs.common import (
+    DocumentJobConfig,
+    DocumentJobWorker,
+    JobPayload,
+    LogicalCollection,
+    Progress,
+    collection_documents,
+    no_progress,
+)
+from docworkers.ingest.payload import UploadJobPayload
+from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
+from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
+from docworkers.ingest.vector_repository import CollectionInfo, SearchHit, VectorRepository
+from docworkers.queue.job import Job
+from docworkers.workers.context import JobContext
+
+__all__ = [
+    "VECTOR_REINDEX_JOB_TYPE",
+    "ReindexSourceError",
+    "VectorReindex",
+    "VectorReindexPayload",
+    "VectorReindexResult",
+    "VectorReindexWorker",
+]
+
+VECTOR_REINDEX_JOB_TYPE = "vector_reindex"
+CATCH_UP_ROUNDS = 3  # before the switch; the registry rarely changes that fast
+log = logging.getLogger("docworkers.ingest.jobs")
+
+
+class ReindexSourceError(PermanentJobError):
+    """A document's stored file is missing, unknown or changed: it cannot be re-chunked."""
+
+    code = "reindex_source"
+
+
+class VectorReindexPayload(JobPayload):
+    """The collection and its new chunking. ``extract_metadata`` / ``num_questions`` left out
+    (None) keep each document's enrichment as it was (read from its stored chunks)."""
+
+    collection: LogicalCollection
+    chunking_strategy: str = DEFAULT_STRATEGY
+    chunk_size: int = Field(default=MAX_TEXT_TOKENS, ge=1)
+    chunk_overlap: int = Field(default=0, ge=0)
+    extract_metadata: bool | None = None
+    num_questions: int | None = Field(default=None, ge=0, le=10)
+
+    def check(self) -> None:
+        self.upload_payload(DocumentRecord(document_id="check", collection=self.collection,
+                                           filename="check.txt", status=DocumentStatus.COMPLETED,
+                                           file_path="check.txt"), {})
+
+    def upload_payload(self, record: DocumentRecord, stored: Mapping[str, Any]
+                       ) -> UploadJobPayload:
+        """The upload that rebuilds ``record``; ``stored`` is its first chunk's metadata."""
+        extract = self.extract_metadata
+        if extract is None:
+            extract = "keywords" in stored
+        questions = self.num_questions
+        if questions is None:
+            asked = str(stored.get("questions") or "")
+            questions = max(1, min(10, asked.count("?"))) if asked else 0
+        return UploadJobPayload.parse({
+            "filename": record.filename, "file_path": record.file_path,
+            "collection": record.collection, "chunking_strategy": self.chunking_strategy,
+            "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap,
+            "extract_metadata": extract, "num_questions": questions,
+        })
+
+
+class VectorReindexResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    collection: str
+    previous: str  # the physical collection searches used before
+    physical: str  # the one they use now
+    documents: int
+    chunks: int
+    dropped: list[str] = Field(default_factory=list)
+    processing_time_ms: int = 0
+
+
+class VectorReindex:
+    """Runs one reindex. ``drain_seconds`` is the pause between the switch and dropping the old
+    collection, for searches and writes that resolved the old name just before the switch."""
+
+    def __init__(self, services: DocumentServices, documents: DocumentRepository,
+                 vectors: VectorRepository, *, drain_seconds: float = 1.0) -> None:
+        if not drain_seconds >= 0:
+            raise ConfigurationError("drain_seconds", f"must be >= 0, got {drain_seconds!r}")
+        self.services = services
+        self.documents = documents
+        self.vectors = vectors
+        self.aliases = CollectionAliases.for_documents(documents)
+        self.drain_seconds = drain_seconds
+
+    async def run(self, payload: VectorReindexPayload, *, job_id: str,
+                  progress: Progress = no_progress) -> VectorReindexResult:
+        started = time.perf_counter()
+        logical = payload.collection
+        window = self.services.embedder.max_tokens
+        if payload.chunk_size > window:
+            raise InvalidPayloadError(f"chunk_size: {payload.chunk_size} tokens exceeds the "
+                                      f"embedding model's window of {window} text tokens")
+        async with self.aliases.lock(logical, owner=job_id):
+            await progress(2, "planning the new collection")
+            current = await self.aliases.resolve(logical)
+            try:
+                target = versioned_name(logical, (physical_version(logical, current) or 0) + 1)
+            except ConfigurationError as exc:
+                raise InvalidPayloadError(f"collection: {exc.problem}") from exc
+            await asyncio.to_thread(self.vectors.delete_collection, target)  # a crashed try's
+            build = _Build(self, payload, job_id, progress, current=current, target=target)
+            switched = False
+            try:
+                records = await collection_documents(self.documents, logical)
+                _check_sources(records)
+                await build.sync(records, 5, 85)
+                for _ in range(CATCH_UP_ROUNDS):
+                    if not await build.sync(await self._records(logical), 85, 87):
+                        break
+                await progress(88, f"switching {logical} to {target}")
+                await self.aliases.switch(logical, target, owner=job_id)
+                switched = True
+            finally:
+                if not switched:
+                    await asyncio.shield(self._drop_quietly(target))
+            await asyncio.sleep(self.drain_seconds)
+            await build.sync(await self._records(logical), 89, 91)
+            await progress(92, "updating the document registry")
+            await build.commit()
+            await progress(95, "dropping the old collection")
+            dropped = []
+            for name in await asyncio.to_thread(physical_collections, self.vectors, logical):
+                if name != target and await asyncio.to_thread(self.vectors.delete_collection,
+                                                              name):
+                    dropped.append(name)
+            if await build.sync(await self._records(logical), 96, 98):
+                await build.commit()
+        await progress(100, f"reindexed {len(build.staged)} document(s) into {target}")
+        return VectorReindexResult(
+            collection=logical, previous=current, physical=target,
+            documents=len(build.staged), chunks=sum(s.chunks for s in build.staged.values()),
+            dropped=dropped, processing_time_ms=round((time.perf_counter() - started) * 1000),
+        )
+
+    async def _records(self, collection: str) -> list[DocumentRecord]:
+        return await collection_documents(self.documents, collection)
+
+    async def _drop_quietly(self, target: str) -> None:
+        try:
+            await asyncio.to_thread(self.vectors.delete_collection, target)
+        except Exception as exc:  # the next attempt drops it first anyway
+            log.warning("could not drop the unfinished collection %s: %s", target, exc)
+
+
+@dataclass(slots=True)
+class _Staged:
+    updated_at: float  # the registry's updated_at when the document was rebuilt
+    chunks: int
+    fields: dict[str, Any]  # the registry writes held back until the switch
+
+
+@dataclass(slots=True)
+class _Build:
+    """The documents rebuilt into ``target`` so far, and their held-back registry writes."""
+
+    reindex: VectorReindex
+    payload: VectorReindexPayload
+    job_id: str
+    progress: Progress
+    current: str
+    target: str
+    staged: dict[str, _Staged] = field(default_factory=dict)
+    committed: set[str] = field(default_factory=set)
+
+    async def sync(self, records: Sequence[DocumentRecord], low: int, high: int) -> int:
+        """Rebuild completed documents not rebuilt yet or changed since, drop the deleted
+        ones from the target; returns how many documents that touched. Progress goes from
+        ``low`` to ``high`` percent."""
+        present = {r.document_id for r in records}
+        changed = [r for r in records if r.status == DocumentStatus.COMPLETED
+                   and (r.document_id not in self.staged
+                        or self.staged[r.document_id].updated_at != r.updated_at)]
+        gone = [document_id for document_id in self.staged if document_id not in present]
+        for n, record in enumerate(changed):
+            percent = low + (high - low) * n // len(changed)
+            await self.progress(percent, f"re-embedding {record.filename} "
+                                         f"({n + 1}/{len(changed)})")
+
+            async def stage(_: int, message: str, percent: int = percent,
+                            name: str = record.filename) -> None:
+                await self.progress(percent, f"{name}: {message}")  # renews the job's lease
+
+            self.staged[record.document_id] = await self._rebuild(record, stage)
+            self.committed.discard(record.document_id)
+        for document_id in gone:
+            await asyncio.to_thread(self.reindex.vectors.delete_document, self.target,
+                                    document_id)
+            del self.staged[document_id]
+        return len(changed) + len(gone)
+
+    async def _rebuild(self, record: DocumentRecord, progress: Progress) -> _Staged:
+        _check_sources([record])
+        vectors = self.reindex.vectors
+        first = await asyncio.to_thread(vectors.document_chunks, self.current,
+                                        record.document_id)
+        upload = self.payload.upload_payload(record, first[0][2] if first else {})
+        registry = _HeldBackRegistry(self.reindex.documents)
+        pipeline = UploadPipeline(self.reindex.services, registry,
+                                  _Redirected(vectors, {record.collection, self.current},
+                                              self.target))
+        result = await pipeline.run(upload, job_id=self.job_id, progress=progress)
+        if result.document_id != record.document_id:
+            await asyncio.to_thread(vectors.delete_document, self.target, result.document_id)
+            raise ReindexSourceError(
+                f"{record.filename}: the stored file {record.file_path} no longer holds the "
+                f"bytes of document {record.document_id}; re-upload the document"
+            )
+        return _Staged(record.updated_at, result.chunk_count, registry.fields)
+
+    async def commit(self) -> None:
+        """Apply the held-back registry writes of documents that still exist; their new
+        ``updated_at`` is ours, not a change to catch up with."""
+        documents = self.reindex.documents
+        for document_id, staged in self.staged.items():
+            if document_id in self.committed or await documents.get(document_id) is None:
+                continue
+            await documents.update(document_id, **staged.fields)
+            record = await documents.get(document_id)
+            if record is not None:
+                staged.updated_at = record.updated_at
+            self.committed.add(document_id)
+
+
+def _check_sources(records: Sequence[DocumentRecord]) -> None:
+    missing = [r for r in records if r.status == DocumentStatus.COMPLETED
+               and not (r.file_path and Path(r.file_path).is_file())]
+    if missing:
+        listed = ", ".join(f"{r.filename} ({r.document_id}: "
+                           f"{r.file_path or 'no stored file recorded'})" for r in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ReindexSourceError(
+            f"{len(missing)} document(s) cannot be re-read: {listed}{more}. Re-upload them "
+            "(or delete them) and run the reindex again; nothing was changed"
+        )
+
+
+class _HeldBackRegistry(DocumentRepository):
+    """The registry as the pipeline sees it during a rebuild: reads are real, writes are kept
+    here, so the registry goes on describing the collection that searches use."""
+
+    def __init__(self, real: DocumentRepository) -> None:
+        super().__init__(real.client, url=real.url)
+        self.prefix = real.prefix
+        self.fields: dict[str, Any] = {}
+
+    async def register(self, record: DocumentRecord) -> DocumentRecord:
+        return record
+
+    async def update(self, document_id: str, **fields: Any) -> None:
+        self.fields.update(fields)
+
+
+class _Redirected:
+    """A VectorRepository whose reads and writes of ``sources`` go to ``target`` instead."""
+
+    def __init__(self, inner: VectorRepository, sources: set[str], target: str) -> None:
+        self.inner = inner
+        self.sources = frozenset(sources)
+        self.target = target
+
+    def _to(self, collection: str) -> str:
+        return self.target if collection in self.sources else collection
+
+    def replace_document(self, collection: str, document_id: str, chunks: Sequence[Chunk],
+                         embeddings: np.ndarray, metadatas: Sequence[Mapping[str, Any]]) -> None:
+        self.inner.replace_document(self._to(collection), document_id, chunks, embeddings,
+                                    metadatas)
+
+    def delete_document(self, collection: str, document_id: str) -> int:
+        return self.inner.delete_document(self._to(collection), document_id)
+
+    def count_document_chunks(self, collection: str, document_id: str) -> int:
+        return self.inner.count_document_chunks(self._to(collection), document_id)
+
+    def document_chunk_ids(self, collection: str, document_id: str) -> list[str]:
+        return self.inner.document_chunk_ids(self._to(collection), document_id)
+
+    def document_chunks(self, collection: str, document_id: str
+                        ) -> list[tuple[str, str, dict[str, Any]]]:
+        return self.inner.document_chunks(self._to(collection), document_id)
+
+    def update_chunk_metadata(self, collection: str, ids: Sequence[str],
+                              metadatas: Sequence[Mapping[str, Any]]) -> int:
+        return self.inner.update_chunk_metadata(self._to(collection), ids, metadatas)
+
+    def search(self, collection: str, query_embedding: np.ndarray, k: int = 5,
+               where: Mapping[str, Any] | None = None) -> list[SearchHit]:
+        return self.inner.search(self._to(collection), query_embedding, k, where)
+
+    def list_collections(self) -> list[CollectionInfo]:
+        return self.inner.list_collections()
+
+    def delete_collection(self, name: str) -> bool:
+        return self.inner.delete_collection(self._to(name))
+
+    def ping(self) -> None:
+        self.inner.ping()
+
+    def close(self) -> None:
+        """The wrapped repository belongs to the worker: nothing to close here."""
+
+
+class VectorReindexWorker(DocumentJobWorker):
+    """Runs ``vector_reindex`` jobs."""
+
+    job_types: ClassVar[frozenset[str] | None] = frozenset({VECTOR_REINDEX_JOB_TYPE})
+
+    def __init__(self, config: DocumentJobConfig, *, drain_seconds: float = 1.0) -> None:
+        super().__init__(config)
+        services = config.require_services(VECTOR_REINDEX_JOB_TYPE)
+        self.reindex = VectorReindex(services, self.documents, self.vectors,
+                                     drain_seconds=drain_seconds)
+
+    async def process(self, job: Job, ctx: JobContext) -> Any:
+        payload = VectorReindexPayload.parse(job.payload)
+        result = await self.reindex.run(payload, job_id=job.id, progress=ctx.progress)
+        ctx.logger.info("reindexed %s into %s: %d documents, %d chunks", payload.collection,
+                        result.physical, result.documents, result.chunks)
+        return result.model_dump()
