@@ -1,0 +1,272 @@
+"""Document endpoints: upload, the document registry, collections, search, upload options."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from docworkers.api.errors import ApiError, ErrorResponse, describe_fields, field_errors
+from docworkers.api.security import require_token
+from docworkers.api.state import ApiState, api_state
+from docworkers.api.uploads import FILE_FIELD, ReceivedUpload, receive_upload
+from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
+from docworkers.ingest.document_repository import DocumentStatus
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
+from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
+from docworkers.ingest.vector_repository import validate_collection_name
+from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+State = Annotated[ApiState, Depends(api_state)]
+DocumentId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+CollectionName = Annotated[str, PathParam(min_length=3, max_length=512)]
+
+# Payload fields the server derives from the uploaded file; a client may not send them.
+_SERVER_FIELDS = ("filename", "file_path", "file_size")
+# Form fields that are job options rather than payload fields.
+_JOB_FIELDS = {"priority": "integer", "user_id": "string", "tags": "string"}
+
+
+def _upload_form_schema() -> dict[str, Any]:
+    """The multipart form in the OpenAPI schema (the handler parses the stream itself)."""
+    properties: dict[str, Any] = {
+        FILE_FIELD: {"type": "string", "format": "binary", "description": "the document"},
+    }
+    for name, schema in UploadJobPayload.model_json_schema()["properties"].items():
+        if name not in _SERVER_FIELDS:
+            properties[name] = schema
+    properties["chunking_strategy"]["enum"] = list(CHUNKING_STRATEGIES)
+    properties["priority"] = {"type": "integer", "default": 0, "minimum": MIN_PRIORITY,
+                              "maximum": MAX_PRIORITY, "description": "higher runs first"}
+    properties["user_id"] = {"type": "string", "description": "stored on the job"}
+    properties["tags"] = {"type": "string", "description": "comma-separated job tags"}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": [FILE_FIELD], "properties": properties}}}}}
+
+
+@router.post(
+    "/documents/upload", status_code=202, tags=["documents"],
+    summary="Upload a document and queue its ingestion",
+    description="Stores the file and queues a `document_upload` job; answers at once with the "
+                "job id. Follow the job with `GET /api/jobs/{id}` or `/api/jobs/{id}/events`.",
+    openapi_extra=_upload_form_schema(),
+    responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
+               422: {"model": ErrorResponse}},
+)
+async def upload_document(request: Request, state: State) -> JSONResponse:
+    metrics = state.metrics
+    directory = state.runtime.storage_dir()
+    try:
+        received = await receive_upload(request, directory, state.settings.max_upload_bytes)
+    except ApiError as exc:
+        metrics.uploads.labels(exc.code).inc()
+        raise
+    try:
+        payload, options = _validate(received, directory, state)
+        received.store(directory)
+    except BaseException as exc:
+        received.discard()
+        metrics.uploads.labels(exc.code if isinstance(exc, ApiError) else "error").inc()
+        raise
+    jobs = state.runtime.jobs
+    job_id = await jobs.enqueue(UPLOAD_JOB_TYPE, payload.model_dump(), **options)
+    metrics.uploads.labels("accepted").inc()
+    metrics.upload_bytes.inc(received.size)
+    job = await jobs.find_job(job_id)
+    created = job.created_at if job and job.created_at else datetime.now(UTC)
+    return JSONResponse(
+        {"job_id": job_id, "status": "queued", "created_at": created.isoformat(),
+         "filename": payload.filename, "file_size": payload.file_size, "kind": received.kind,
+         "collection": payload.collection},
+        status_code=202, headers={"Location": f"/api/jobs/{job_id}"},
+    )
+
+
+def _validate(received: ReceivedUpload, directory: Path, state: ApiState
+              ) -> tuple[UploadJobPayload, dict[str, Any]]:
+    """The job payload and enqueue options from the form; ApiError 422 naming each field."""
+    fields = dict(received.fields)
+    errors: dict[str, str] = {}
+    for name in _SERVER_FIELDS:
+        if name in fields:
+            errors[name] = "set by the server from the uploaded file; do not send it"
+            del fields[name]
+    options: dict[str, Any] = {}
+    raw_priority = fields.pop("priority", "").strip()
+    if raw_priority:
+        try:
+            options["priority"] = int(raw_priority)
+        except ValueError:
+            errors["priority"] = f"{raw_priority[:40]!r} is not an integer"
+        else:
+            if not MIN_PRIORITY <= options["priority"] <= MAX_PRIORITY:
+                errors["priority"] = f"must be between {MIN_PRIORITY} and {MAX_PRIORITY}"
+    if user_id := fields.pop("user_id", "").strip():
+        options["user_id"] = user_id
+    if tags := [t.strip() for t in fields.pop("tags", "").split(",") if t.strip()]:
+        options["tags"] = tags
+    data: dict[str, Any] = {name: value for name, value in fields.items() if value.strip()}
+    data.update(filename=received.filename, file_size=received.size,
+                file_path=str((directory / received.target_name).resolve()))
+    payload: UploadJobPayload | None = None
+    try:
+        payload = UploadJobPayload.model_validate(data)
+    except ValidationError as exc:
+        problems = exc.errors()
+        for problem in problems:
+            if not problem["loc"]:  # a check across fields; its message names the field
+                problem["loc"] = ("chunk_overlap",) if "chunk_overlap" in problem["msg"] \
+                    else ("payload",)
+        errors.update(field_errors(problems))
+    if (payload is not None and state.settings.embedder == "onnx-minilm"
+            and payload.chunk_size > MAX_TEXT_TOKENS):
+        errors["chunk_size"] = (f"at most {MAX_TEXT_TOKENS} tokens, the window of the local "
+                                "embedding model")
+    if errors or payload is None:
+        raise ApiError(422, "invalid_payload", f"invalid upload: {describe_fields(errors)}",
+                       fields=errors)
+    return payload, options
+
+
+@router.get("/config", tags=["documents"], summary="Upload options and limits")
+async def upload_config(state: State) -> dict[str, Any]:
+    return {
+        "chunking_strategies": list(CHUNKING_STRATEGIES),
+        "default_chunking_strategy": DEFAULT_STRATEGY,
+        "max_chunk_size": MAX_TEXT_TOKENS if state.settings.embedder == "onnx-minilm" else None,
+        "max_upload_bytes": state.settings.max_upload_bytes,
+        "priority_range": [MIN_PRIORITY, MAX_PRIORITY],
+        "queue": state.settings.queue,
+    }
+
+
+# -- documents ----------------------------------------------------------------------------------
+
+
+@router.get("/documents", tags=["documents"], summary="Documents, newest first")
+async def list_documents(
+    state: State,
+    collection: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    if collection is not None:
+        validate_collection_name(collection)
+    records = await state.runtime.documents.list_documents(collection, limit=limit,
+                                                           offset=offset)
+    return {"documents": [r.to_dict() for r in records], "count": len(records),
+            "limit": limit, "offset": offset}
+
+
+@router.get("/documents/{document_id}", tags=["documents"], summary="One document")
+async def get_document(document_id: DocumentId, state: State) -> dict[str, Any]:
+    record = await state.runtime.documents.get(document_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no document {document_id!r}")
+    return record.to_dict()
+
+
+@router.delete("/documents/{document_id}", tags=["documents"],
+               summary="Delete a document and its chunks")
+async def delete_document(document_id: DocumentId, state: State) -> dict[str, Any]:
+    documents = state.runtime.documents
+    record = await documents.get(document_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no document {document_id!r}")
+    if record.status == DocumentStatus.PROCESSING:
+        raise ApiError(409, "invalid_state",
+                       f"document {document_id!r} is being ingested by job {record.job_id!r}; "
+                       "wait for it to finish or cancel the job, then delete")
+    vectors = await state.vectors()
+    chunks = await asyncio.to_thread(vectors.delete_document, record.collection, document_id)
+    await documents.delete(document_id)
+    return {"document_id": document_id, "deleted": True, "chunks_deleted": chunks}
+
+
+# -- collections --------------------------------------------------------------------------------
+
+
+@router.get("/collections", tags=["collections"], summary="Collections with their chunk counts")
+async def list_collections(state: State) -> dict[str, Any]:
+    vectors = await state.vectors()
+    infos = await asyncio.to_thread(vectors.list_collections)
+    chunks = {info.name: info.count for info in infos}
+    for name in await state.runtime.documents.collections():
+        chunks.setdefault(name, 0)
+    return {"collections": [{"name": name, "chunk_count": chunks[name]}
+                            for name in sorted(chunks)]}
+
+
+@router.delete("/collections/{name}", tags=["collections"],
+               summary="Delete a collection: its chunks and its documents")
+async def delete_collection(name: CollectionName, state: State) -> dict[str, Any]:
+    validate_collection_name(name)
+    documents = state.runtime.documents
+    known = name in await documents.collections()
+    vectors = await state.vectors()
+    dropped = await asyncio.to_thread(vectors.delete_collection, name)
+    removed = await documents.delete_collection(name)
+    if not (dropped or known):
+        raise ApiError(404, "not_found", f"no collection {name!r}")
+    return {"name": name, "deleted": True, "documents_deleted": removed}
+
+
+# -- search -------------------------------------------------------------------------------------
+
+_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"})
+_Scalar = str | int | float | bool
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str = "documents"
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=5, ge=1, le=100)
+    filters: dict[str, Any] | None = Field(
+        default=None, description='metadata filters, e.g. {"filename": "a.pdf"} or '
+                                  '{"page_start": {"$gte": 2}}; several keys must all match')
+
+    @field_validator("collection")
+    @classmethod
+    def _collection(cls, value: str) -> str:
+        return validate_collection_name(value)
+
+    @field_validator("filters")
+    @classmethod
+    def _filters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key, condition in (value or {}).items():
+            if key.startswith("$"):
+                raise ValueError(f"{key!r}: operators go inside a field, e.g. "
+                                 '{"page_start": {"$gte": 2}}')
+            if isinstance(condition, dict):
+                if len(condition) != 1 or next(iter(condition)) not in _OPERATORS:
+                    raise ValueError(f"{key!r}: use one operator of "
+                                     f"{', '.join(sorted(_OPERATORS))}")
+                operand = next(iter(condition.values()))
+                values = operand if isinstance(operand, list) else [operand]
+                if not all(isinstance(v, _Scalar) for v in values):
+                    raise ValueError(f"{key!r}: compare with strings, numbers or booleans")
+            elif not isinstance(condition, _Scalar):
+                raise ValueError(f"{key!r}: must be a string, number, boolean or "
+                                 "{operator: value}")
+        return value
+
+
+@router.post("/search", tags=["search"], summary="Semantic search over a collection")
+async def search(request: SearchRequest, state: State) -> dict[str, Any]:
+    service = await state.search_service()
+    hits = await service.search(request.collection, request.query, request.k, request.filters)
+    return {"collection": request.collection, "query": request.query, "hits": [
+        {"document_id": h.document_id, "filename": h.filename, "page_start": h.page_start,
+         "page_end": h.page_end, "score": round(h.score, 6), "text": h.text,
+         "chunk_index": h.chunk_index, "chunk_id": h.chunk_id}
+        for h in hits
+    ]}

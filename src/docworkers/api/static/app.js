@@ -1,0 +1,357 @@
+// The docworkers dashboard: plain JavaScript, no build step. Everything the server sends is
+// inserted as text (never as HTML), and the API token lives in localStorage.
+"use strict";
+
+const TOKEN_KEY = "docworkers.apiToken";
+const REFRESH_MS = 2000;
+const MAX_STREAMS = 4; // browsers allow ~6 connections per host; keep some for the API calls
+const TERMINAL = new Set(["completed", "failed", "cancelled", "dead"]);
+const STAT_ORDER = ["queued", "processing", "retrying", "completed", "failed", "dead", "cancelled"];
+
+const $ = (id) => document.getElementById(id);
+const streams = new Map(); // job id -> AbortController of its event stream
+let refreshTimer = null;
+
+class ApiError extends Error {
+  constructor(status, message, fields) {
+    super(message);
+    this.status = status;
+    this.fields = fields || {};
+  }
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function authHeaders(extra = {}) {
+  const headers = new Headers(extra);
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) headers.set("Authorization", `Bearer ${token}`);
+  return headers;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: authHeaders(options.headers) });
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("json") ? await response.json() : null;
+  if (response.status === 401) askForToken(body?.error?.message);
+  if (!response.ok) {
+    const error = body?.error || {};
+    throw new ApiError(response.status, error.message || response.statusText, error.fields);
+  }
+  return body;
+}
+
+// -- token ----------------------------------------------------------------------------------
+
+function askForToken(message) {
+  const dialog = $("token-dialog");
+  if (dialog.open) return;
+  showBanner(message || "This server needs an API token.");
+  $("token").value = localStorage.getItem(TOKEN_KEY) || "";
+  dialog.showModal();
+}
+
+function setupToken() {
+  $("token-button").addEventListener("click", () => askForToken("Enter the API token."));
+  $("token-dialog").addEventListener("close", () => {
+    const choice = $("token-dialog").returnValue;
+    if (choice === "save" && $("token").value.trim()) {
+      localStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    } else if (choice === "clear") {
+      localStorage.removeItem(TOKEN_KEY);
+    }
+    showBanner("");
+    start();
+  });
+}
+
+function showBanner(message) {
+  $("banner").textContent = message;
+  $("banner").hidden = !message;
+}
+
+// -- upload ---------------------------------------------------------------------------------
+
+async function loadConfig() {
+  const config = await api("/api/config");
+  const select = $("chunking_strategy");
+  select.replaceChildren(...config.chunking_strategies.map((name) =>
+    el("option", { value: name, text: name })));
+  select.value = config.default_chunking_strategy;
+  if (config.max_chunk_size) {
+    $("chunk_size").max = config.max_chunk_size;
+    $("chunk_size").placeholder = `default ${config.max_chunk_size}`;
+  }
+  const mib = (config.max_upload_bytes / 1048576).toFixed(0);
+  $("file-hint").textContent = `PDF, DOCX, HTML, Markdown or text, up to ${mib} MiB`;
+}
+
+function clearFieldErrors(form) {
+  form.querySelectorAll("[aria-invalid]").forEach((input) => input.removeAttribute("aria-invalid"));
+  form.querySelectorAll(".field-error").forEach((node) => node.remove());
+}
+
+function showFieldErrors(form, fields) {
+  for (const [name, message] of Object.entries(fields)) {
+    const input = form.elements.namedItem(name);
+    if (!input || !input.closest) continue;
+    const id = `${input.id}-error`;
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", id);
+    input.closest(".field").append(el("span", { class: "field-error", id, text: message }));
+  }
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const form = event.target;
+  const status = $("upload-status");
+  clearFieldErrors(form);
+  if (!$("file").files.length) {
+    showFieldErrors(form, { file: "choose a file first" });
+    return;
+  }
+  const data = new FormData();
+  for (const [name, value] of new FormData(form)) {
+    if (value instanceof File || String(value).trim() !== "") data.append(name, value);
+  }
+  $("upload-button").disabled = true;
+  status.className = "status";
+  status.textContent = "Uploading…";
+  try {
+    const job = await api("/api/documents/upload", { method: "POST", body: data });
+    status.className = "status ok";
+    status.textContent = `Queued ${job.filename} (job ${job.job_id.slice(0, 8)}).`;
+    form.elements.namedItem("file").value = "";
+    await refreshJobs();
+    follow(job.job_id);
+  } catch (error) {
+    status.className = "status error";
+    status.textContent = error.message;
+    showFieldErrors(form, error.fields || {});
+  } finally {
+    $("upload-button").disabled = false;
+  }
+}
+
+// -- jobs -----------------------------------------------------------------------------------
+
+function jobRow(job) {
+  let row = document.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"]`);
+  if (!row) {
+    const name = job.payload?.filename || job.type;
+    row = el("tr", { "data-job-id": job.id },
+      el("td", { class: "name", text: name, title: job.id }),
+      el("td", {}, el("span", { class: "badge" })),
+      el("td", {}, el("progress", { max: "100", value: "0", "aria-label": `Progress of ${name}` }),
+        el("span", { class: "percent" })),
+      el("td", { class: "message" }),
+      el("td", { class: "row-actions" }));
+  }
+  updateRow(row, job);
+  return row;
+}
+
+function updateRow(row, job) {
+  const changed = row.dataset.status !== job.status;
+  const badge = row.querySelector(".badge");
+  badge.textContent = job.status;
+  badge.className = `badge ${job.status}`;
+  row.dataset.status = job.status;
+  row.querySelector("progress").value = job.progress;
+  row.querySelector(".percent").textContent = `${job.progress}%`;
+  const message = job.error ? `${job.error.code}: ${job.error.message}` : job.message;
+  row.querySelector(".message").textContent = message || "";
+  if (!changed) return; // keep the buttons (and keyboard focus) while the status holds
+  const actions = row.querySelector(".row-actions");
+  const name = row.querySelector(".name").textContent;
+  const buttons = [];
+  if (!TERMINAL.has(job.status)) {
+    buttons.push(el("button", { type: "button", class: "small", text: "Cancel",
+      "aria-label": `Cancel job for ${name}`, onclick: () => act(`/api/jobs/${job.id}/cancel`) }));
+  } else if (job.status !== "completed") {
+    buttons.push(el("button", { type: "button", class: "small", text: "Retry",
+      "aria-label": `Retry job for ${name}`, onclick: () => act(`/api/jobs/${job.id}/retry`) }));
+  }
+  actions.replaceChildren(...buttons);
+}
+
+async function act(path, method = "POST") {
+  try {
+    const result = await api(path, { method });
+    await refresh();
+    const id = result?.id || result?.job_id;
+    if (id) follow(id);
+  } catch (error) {
+    showBanner(error.message);
+  }
+}
+
+async function refreshJobs() {
+  const { jobs } = await api("/api/jobs?limit=20");
+  const body = $("jobs");
+  body.replaceChildren(...jobs.map(jobRow));
+  $("no-jobs").hidden = jobs.length > 0;
+  jobs.filter((job) => !TERMINAL.has(job.status)).forEach((job) => follow(job.id));
+}
+
+// Follow one job's progress over Server-Sent Events. fetch() rather than EventSource, because
+// EventSource cannot send the Authorization header.
+async function follow(jobId) {
+  if (streams.has(jobId) || streams.size >= MAX_STREAMS) return;
+  const controller = new AbortController();
+  streams.set(jobId, controller);
+  try {
+    const response = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/events`,
+      { headers: authHeaders({ Accept: "text/event-stream" }), signal: controller.signal });
+    if (!response.ok || !response.body) return;
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        handleEvent(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") console.warn("event stream failed", error);
+  } finally {
+    streams.delete(jobId);
+  }
+}
+
+function handleEvent(block) {
+  let name = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) name = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+  }
+  if (name !== "job" || !data.length) return;
+  const job = JSON.parse(data.join("\n"));
+  const row = document.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"]`);
+  if (row) updateRow(row, job);
+  else $("jobs").prepend(jobRow(job));
+  $("no-jobs").hidden = true;
+}
+
+// -- queue and workers ----------------------------------------------------------------------
+
+function formatSeconds(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+async function refreshStats() {
+  const stats = await api("/api/jobs/stats");
+  const tiles = STAT_ORDER.map((status) =>
+    el("div", {}, el("dt", { text: status }), el("dd", { text: String(stats.by_status[status] ?? 0) })));
+  tiles.unshift(el("div", {}, el("dt", { text: "workers" }), el("dd", { text: String(stats.active_workers) })));
+  $("stats").replaceChildren(...tiles);
+  $("workers").replaceChildren(...stats.workers.map((w) => el("tr", {},
+    el("td", { text: w.worker_name }),
+    el("td", { text: `${w.in_flight} / ${w.concurrency}` }),
+    el("td", { text: String(w.jobs_succeeded) }),
+    el("td", { text: String(w.jobs_failed) }),
+    el("td", { text: formatSeconds(w.uptime) }))));
+  $("no-workers").hidden = stats.workers.length > 0;
+}
+
+async function refreshDeadLetters() {
+  const { jobs } = await api("/api/dlq?limit=50");
+  $("dlq").replaceChildren(...jobs.map((job) => {
+    const name = job.payload?.filename || job.type;
+    return el("tr", { "data-dead-id": job.id },
+      el("td", { text: name, title: job.id }),
+      el("td", { text: job.error ? `${job.error.code}: ${job.error.message}` : "" }),
+      el("td", { text: String(job.retry_count) }),
+      el("td", {}, el("button", { type: "button", class: "small", text: "Requeue",
+        "aria-label": `Requeue ${name}`, onclick: () => act(`/api/dlq/${job.id}/requeue`) })));
+  }));
+  $("no-dlq").hidden = jobs.length > 0;
+  $("purge-dlq").hidden = jobs.length === 0;
+}
+
+// -- search ---------------------------------------------------------------------------------
+
+function pages(hit) {
+  if (hit.page_start == null) return "";
+  return hit.page_end != null && hit.page_end !== hit.page_start
+    ? `pages ${hit.page_start}–${hit.page_end}` : `page ${hit.page_start}`;
+}
+
+async function search(event) {
+  event.preventDefault();
+  const status = $("search-status");
+  const results = $("search-results");
+  const body = {
+    query: $("query").value,
+    collection: $("search-collection").value.trim() || "documents",
+    k: Number($("k").value) || 5,
+  };
+  status.className = "status";
+  status.textContent = "Searching…";
+  try {
+    const { hits } = await api("/api/search", {
+      method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" },
+    });
+    results.replaceChildren(...hits.map((hit) => el("li", {},
+      el("strong", { text: hit.filename || hit.document_id }),
+      el("span", { class: "where", text: ` · ${[pages(hit), `score ${hit.score.toFixed(3)}`]
+        .filter(Boolean).join(" · ")}` }),
+      el("p", { class: "passage", text: hit.text }))));
+    status.textContent = hits.length ? `${hits.length} passages found.` : "Nothing found.";
+  } catch (error) {
+    results.replaceChildren();
+    status.className = "status error";
+    status.textContent = error.message;
+  }
+}
+
+// -- refresh loop ---------------------------------------------------------------------------
+
+async function refresh() {
+  try {
+    await Promise.all([refreshStats(), refreshJobs(), refreshDeadLetters()]);
+    if (!$("token-dialog").open) showBanner("");
+  } catch (error) {
+    if (error.status !== 401) showBanner(`Cannot reach the API: ${error.message}`);
+  }
+}
+
+async function start() {
+  clearInterval(refreshTimer);
+  try {
+    await loadConfig();
+  } catch (error) {
+    if (error.status !== 401) showBanner(`Cannot reach the API: ${error.message}`);
+    return;
+  }
+  await refresh();
+  refreshTimer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupToken();
+  $("upload-form").addEventListener("submit", upload);
+  $("search-form").addEventListener("submit", search);
+  $("purge-dlq").addEventListener("click", () => {
+    if (confirm("Delete every job in the dead-letter queue?")) act("/api/dlq", "DELETE");
+  });
+  start();
+});
