@@ -40,8 +40,14 @@ class Runtime:
         self._vectors: VectorRepository | None = None
         self._embedder: Embedder | None = None
         self._services: DocumentServices | None = None
+        self._queue_repos: dict[str, RedisJobRepository] = {}
+        self._opened = False
 
     async def open(self) -> Self:
+        """Start the embedded Redis if no URL is configured. Idempotent."""
+        if self._opened:
+            return self
+        self._opened = True
         if not self.settings.redis_url:
             self.embedded = EmbeddedRedis()
             self.redis_url = self.embedded.start()
@@ -60,6 +66,16 @@ class Runtime:
                 self.redis_url, RepositoryConfig(queue=self.settings.queue,
                                                  default_max_retries=self.settings.max_retries))
         return self._jobs
+
+    def job_repository(self, queue: str | None = None) -> RedisJobRepository:
+        """The job repository of ``queue`` (default: the configured queue), created once."""
+        if queue is None or queue == self.settings.queue:
+            return self.jobs
+        if queue not in self._queue_repos:
+            self._queue_repos[queue] = RedisJobRepository.from_url(
+                self.redis_url, RepositoryConfig(queue=queue,
+                                                 default_max_retries=self.settings.max_retries))
+        return self._queue_repos[queue]
 
     @property
     def documents(self) -> DocumentRepository:
@@ -121,9 +137,10 @@ class Runtime:
             log_level=s.log_level, poll_interval=2.0,
         )
 
-    def upload_worker(self, name: str, concurrency: int | None = None) -> UploadWorker:
+    def upload_worker(self, name: str, concurrency: int | None = None, *,
+                      queue: str | None = None) -> UploadWorker:
         return UploadWorker(UploadWorkerConfig(
-            worker=self.worker_config(name, concurrency), job_repo=self.jobs,
+            worker=self.worker_config(name, concurrency), job_repo=self.job_repository(queue),
             document_repo=self.documents, vector_repo=self.vectors, services=self.services,
         ))
 
@@ -133,17 +150,24 @@ class Runtime:
         return path
 
     async def close(self) -> None:
-        if self._services is not None:
-            await self._services.aclose()
-        if self._jobs is not None:
-            await self._jobs.close()
-        if self._documents is not None:
-            await self._documents.client.aclose()
-        if self._vectors is not None:
-            self._vectors.close()
+        """Release everything that was created. Idempotent."""
+        services, self._services = self._services, None
+        jobs, self._jobs = self._jobs, None
+        documents, self._documents = self._documents, None
+        vectors, self._vectors = self._vectors, None
+        queue_repos, self._queue_repos = list(self._queue_repos.values()), {}
+        if services is not None:
+            await services.aclose()
+        for repo in [*([jobs] if jobs is not None else []), *queue_repos]:
+            await repo.close()
+        if documents is not None:
+            await documents.client.aclose()
+        if vectors is not None:
+            vectors.close()
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
+        self._opened = False
 
     async def __aenter__(self) -> Self:
         return await self.open()

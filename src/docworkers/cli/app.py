@@ -1,0 +1,93 @@
+"""The ``docworkers`` command: the root Typer app, global options and error handling.
+
+Exit codes: 0 success; 1 something failed (a document, a server, a job that was not found);
+2 the command could not run as asked (bad arguments or configuration); 130 interrupted.
+Every docworkers error is printed as one red ``error: …`` line; ``--debug`` (or
+DOCWORKERS_LOG_LEVEL=DEBUG) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from docworkers.cli.context import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CliState,
+    state_of,
+)
+from docworkers.cli.demo import demo_command
+from docworkers.cli.documents import collections_app, documents_app, search_command
+from docworkers.cli.ingest import ingest_command
+from docworkers.cli.jobs import dlq_app, jobs_app, stats_command
+from docworkers.cli.worker import serve_command, worker_command
+from docworkers.errors import ConfigurationError, DocworkersError, InvalidJobIdError
+
+
+class DocworkersGroup(TyperGroup):
+    """Turns docworkers errors into a red one-line message and a meaningful exit code."""
+
+    # ``ctx`` is typer's vendored click Context, which typer does not export under a public name.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DocworkersError as exc:
+            state = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
+            if state.show_tracebacks:
+                raise
+            state.err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            usage = isinstance(exc, ConfigurationError | InvalidJobIdError)
+            ctx.exit(EXIT_USAGE if usage else EXIT_FAILURE)
+        except KeyboardInterrupt:
+            state = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
+            state.err.print("[yellow]interrupted[/]")
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+app = typer.Typer(
+    cls=DocworkersGroup,
+    name="docworkers",
+    help="Reliable Redis background jobs that turn documents into searchable knowledge.\n\n"
+         "Settings come from DOCWORKERS_* environment variables (or a .env file). Without "
+         "DOCWORKERS_REDIS_URL each command runs on a private Redis that ends with it: fine "
+         "for `demo`, `ingest` and `search`; the queue commands need a shared server.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals can hold API keys
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Debug logs and full tracebacks.")
+                     ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=(
+        "Show INFO logs in interactive commands too."))] = False,
+) -> None:
+    ctx.obj = CliState(debug=debug, verbose=verbose)
+
+
+app.command("ingest", no_args_is_help=True)(ingest_command)
+app.command("worker")(worker_command)
+app.command("serve")(serve_command)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(dlq_app, name="dlq")
+app.command("stats")(stats_command)
+app.command("search", no_args_is_help=True)(search_command)
+app.add_typer(documents_app, name="documents")
+app.add_typer(collections_app, name="collections")
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    """The console script's entry point."""
+    app()
+
+
+__all__ = ["app", "main", "state_of"]

@@ -1,0 +1,136 @@
+"""What every command shares: settings, consoles, logging, and running a coroutine on a Runtime.
+
+Settings are read lazily, on first use, so ``docworkers jobs --help`` works even when the
+environment holds a broken DOCWORKERS_* value; the error then appears on the first real command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from docworkers.errors import ConfigurationError
+from docworkers.runtime import Runtime
+from docworkers.settings import Settings
+
+T = TypeVar("T")
+
+EXIT_FAILURE = 1  # the command ran and something failed (a document, a server)
+EXIT_USAGE = 2  # the command could not run as asked (arguments, configuration)
+EXIT_INTERRUPTED = 130
+
+# Libraries that log a lot at INFO and say nothing a docworkers user needs.
+_CHATTY = ("chromadb", "httpx", "httpcore", "urllib3", "onnxruntime")
+
+
+class UsageError(ConfigurationError):
+    """The command was asked for something it cannot do; exit code 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("usage", message)
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+@dataclass(slots=True)
+class CliState:
+    """Per invocation: global options, the consoles, and the settings once read."""
+
+    debug: bool = False
+    verbose: bool = False
+    out: Console = field(default_factory=Console)
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+    _settings: Settings | None = None
+    _log_configured: bool = False
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env()
+            self.configure_logging()
+        return self._settings
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """The settings with some values replaced (validated again); None values are ignored."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self.settings, **changes) if changes else self.settings
+
+    @property
+    def show_tracebacks(self) -> bool:
+        return self.debug or (self._settings is not None
+                              and self._settings.log_level.upper() == "DEBUG")
+
+    def configure_logging(self, *, long_running: bool = False) -> None:
+        """One rich handler on the root logger, level from the settings.
+
+        Interactive commands print their own progress, so their INFO records would only repeat
+        it: they log warnings and errors unless --verbose or DEBUG. Long-running commands
+        (worker, serve) log at the configured level.
+        """
+        level_name = "DEBUG" if self.debug else (self._settings or Settings()).log_level.upper()
+        level = logging.getLevelName(level_name)
+        if not isinstance(level, int):
+            level = logging.INFO
+        if not (long_running or self.verbose or level <= logging.DEBUG):
+            level = max(level, logging.WARNING)
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if getattr(h, "_docworkers_cli", False)]:
+            root.removeHandler(handler)
+        handler = RichHandler(console=self.err, show_path=False, rich_tracebacks=True,
+                              markup=False, log_time_format="[%X]")
+        handler._docworkers_cli = True  # type: ignore[attr-defined]
+        handler.setLevel(level)
+        root.addHandler(handler)
+        root.setLevel(level)
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.DEBUG if level <= logging.DEBUG
+                                             else logging.WARNING)
+        self._log_configured = True
+
+
+def state_of(ctx: typer.Context) -> CliState:
+    """The CliState of this invocation (created by the root callback)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], *,
+                 redis: bool = True) -> T:
+    """Open a Runtime for ``settings``, run ``action`` on it, close it whatever happens.
+
+    ``redis=False`` is for commands that only use Chroma and the model: no embedded Redis is
+    started for them.
+    """
+
+    async def main() -> T:
+        runtime = Runtime(settings)
+        try:
+            if redis:
+                await runtime.open()
+            return await action(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(main())
+
+
+def require_shared_redis(settings: Settings, what: str) -> None:
+    """Refuse commands that are meaningless on a private Redis that dies with the command."""
+    if not settings.redis_url:
+        raise UsageError(
+            f"{what} needs a shared Redis server, and DOCWORKERS_REDIS_URL is not set. Without "
+            "it every command starts a private Redis that disappears when the command ends "
+            "(queued jobs and the document registry with it). Start Redis and set e.g. "
+            "DOCWORKERS_REDIS_URL=redis://localhost:6379/0"
+        )

@@ -1,0 +1,93 @@
+"""``docworkers demo``: ingest the sample documents with live progress, then search them.
+
+Runs on whatever the settings say; with none set that is a private Redis for the run and an
+embedded Chroma in ``.docworkers/chroma``, so the searchable chunks stay for ``docworkers
+search --collection demo`` afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+from rich.text import Text
+
+from docworkers.cli.context import EXIT_FAILURE, CliState, UsageError, state_of, with_runtime
+from docworkers.cli.documents import pages
+from docworkers.cli.files import discover
+from docworkers.cli.ingest import IngestOptions, Outcome, announce, ingest_documents, print_summary
+from docworkers.cli.render import esc, snippet
+from docworkers.ingest.vector_repository import SearchHit
+from docworkers.runtime import Runtime
+
+QUERIES = (
+    "What are the duties of a chapter 13 standing trustee?",
+    "deep learning toolkit for document image layout analysis",
+    "Are all human beings born free and equal?",
+)
+# examples/docs of a source checkout (src/docworkers/cli/demo.py -> the repository root).
+DEFAULT_DOCS = Path(__file__).resolve().parents[3] / "examples" / "docs"
+
+
+def _where(state: CliState) -> str:
+    s = state.settings
+    redis = s.redis_url or "a private Redis for this run"
+    chroma = s.chroma_url or f"embedded Chroma in {Path(s.chroma_path).resolve()}"
+    return esc(f"Redis: {redis}\nChroma: {chroma}")
+
+
+def _print_hits(state: CliState, query: str, hits: list[SearchHit]) -> None:
+    state.out.print(Text.assemble(("\nQ: ", "bold"), (query, "bold cyan")))
+    if not hits:
+        state.out.print("  [dim]no results[/]")
+    for hit in hits:
+        page = pages(hit)
+        where = f"{hit.filename or hit.document_id}" + (f", page {page}" if page != "-" else "")
+        state.out.print(Panel(esc(snippet(hit.text, 320)),
+                              title=f"{hit.score:.2f} · {esc(where)}",
+                              title_align="left", subtitle=f"document {hit.document_id}",
+                              subtitle_align="right", border_style="dim"))
+
+
+def demo_command(
+    ctx: typer.Context,
+    docs: Annotated[Path | None, typer.Option(
+        help="Folder of documents to use instead of the bundled samples.")] = None,
+    collection: Annotated[str, typer.Option(help="Collection to fill.")] = "demo",
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=10,
+                                   help="Passages shown per question.")] = 2,
+) -> None:
+    """Try docworkers in one command: ingest sample documents, then search them."""
+    state = state_of(ctx)
+    folder = docs or DEFAULT_DOCS
+    if not folder.is_dir():
+        raise UsageError(f"the sample documents are not at {folder} (they ship with the source "
+                         "checkout, in examples/docs); pass --docs FOLDER")
+    discovery = discover([folder], exclude=("LICENSE",))
+    options = IngestOptions(collection=collection)
+    options.validate()
+    state.out.print(Panel(f"Ingesting the documents in {esc(folder)} into collection "
+                          f"{collection!r}.\n{_where(state)}", title="docworkers demo",
+                          title_align="left", border_style="cyan"))
+    announce(state, discovery)
+    started = time.monotonic()
+
+    async def action(runtime: Runtime) -> tuple[list[Outcome], list[list[SearchHit]]]:
+        outcomes = await ingest_documents(runtime, state, discovery, options, wait=True)
+        search = runtime.search_service()
+        return outcomes, [await search.search(collection, q, k) for q in QUERIES]
+
+    outcomes, results = with_runtime(state.settings, action)
+    print_summary(state, outcomes, discovery, collection, time.monotonic() - started)
+    state.out.rule("Searching the demo collection")
+    for query, hits in zip(QUERIES, results, strict=True):
+        _print_hits(state, query, hits)
+    state.out.print(
+        f"\nNext: [bold]docworkers search \"your question\" --collection {collection}[/], "
+        "[bold]docworkers ingest PATH[/] for your own files, and set DOCWORKERS_REDIS_URL to "
+        "run [bold]docworkers worker[/] and [bold]docworkers serve[/].")
+    if any(not o.ok for o in outcomes):
+        raise typer.Exit(EXIT_FAILURE)

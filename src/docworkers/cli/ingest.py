@@ -1,0 +1,298 @@
+"""``docworkers ingest``: store documents, enqueue upload jobs, and (by default) process them here.
+
+With ``--wait`` a local worker pool runs the jobs in this process while a live board shows each
+document's stage; the command ends with a summary and exits non-zero if any document failed.
+The local worker takes jobs from the configured queue, so on a shared queue it may also run
+(and, when it stops, hand back) jobs that others enqueued: those finish wherever they end up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from docworkers.cli.context import (
+    EXIT_FAILURE,
+    CliState,
+    UsageError,
+    require_shared_redis,
+    state_of,
+    with_runtime,
+)
+from docworkers.cli.files import (
+    DOCUMENT_EXTENSIONS,
+    Discovery,
+    StoredFile,
+    bare_filename,
+    discover,
+    store,
+)
+from docworkers.cli.progress import IngestBoard, chunks_of
+from docworkers.cli.render import duration, esc, plural, size, styled_status
+from docworkers.errors import DocworkersError, InvalidPayloadError
+from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
+from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
+from docworkers.queue import Job, JobSpec, JobStatus
+from docworkers.runtime import Runtime
+from docworkers.settings import Settings
+from docworkers.workers import WorkerPool
+
+POLL_INTERVAL = 0.2  # seconds between two looks at the jobs' state
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    """How to ingest: the upload payload's options plus the job priority."""
+
+    collection: str = "documents"
+    strategy: str = DEFAULT_STRATEGY
+    chunk_size: int = MAX_TEXT_TOKENS
+    chunk_overlap: int = 0
+    extract_metadata: bool = False
+    questions: int = 0
+    max_pages: int = 0
+    priority: int = 0
+
+    def payload(self, stored: StoredFile) -> dict[str, Any]:
+        return {
+            "filename": stored.filename, "file_path": str(stored.path),
+            "file_size": stored.size, "collection": self.collection,
+            "chunking_strategy": self.strategy, "chunk_size": self.chunk_size,
+            "chunk_overlap": self.chunk_overlap, "extract_metadata": self.extract_metadata,
+            "num_questions": self.questions, "max_pages": self.max_pages,
+        }
+
+    def validate(self) -> None:
+        """Check the options before anything is stored or enqueued (UsageError if wrong)."""
+        probe = StoredFile(Path("probe.txt"), "probe.txt", Path("/probe.txt"), 0, "")
+        try:
+            UploadJobPayload.parse(self.payload(probe))
+            JobSpec(UPLOAD_JOB_TYPE, {}, priority=self.priority)
+        except InvalidPayloadError as exc:
+            raise UsageError(f"invalid option: {exc}") from None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one document."""
+
+    filename: str
+    status: str  # ok, failed, cancelled, rejected, queued
+    job_id: str = ""
+    document_id: str = ""
+    chunks: int | None = None
+    pages: int | None = None
+    seconds: float | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "queued")
+
+
+def worker_name(role: str) -> str:
+    """Unique in the cluster (worker stats are keyed by name): role, host and pid."""
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
+    return f"{role}-{host or 'host'}-{os.getpid()}"
+
+
+async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discovery,
+                           options: IngestOptions, *, wait: bool) -> list[Outcome]:
+    """Store, enqueue and (with ``wait``) process the discovered documents."""
+    await runtime.jobs.ping()
+    if wait:  # fail now, not after every document has used up its retries
+        await asyncio.to_thread(runtime.vectors.ping)
+    try:
+        storage = runtime.storage_dir()
+    except OSError as exc:
+        raise DocworkersError(f"cannot create DOCWORKERS_STORAGE_DIR "
+                              f"({runtime.settings.storage_dir}): {exc.strerror or exc}") from exc
+    outcomes: list[Outcome] = []
+    specs: list[JobSpec] = []
+    stored_files: list[StoredFile] = []
+    limit = runtime.settings.max_upload_bytes
+    for path in discovery.documents:
+        try:
+            file_size = path.stat().st_size
+            if file_size > limit:
+                outcomes.append(Outcome(bare_filename(path), "rejected", reason=(
+                    f"too_large: {size(file_size)} is over DOCWORKERS_MAX_UPLOAD_BYTES "
+                    f"({size(limit)})")))
+                continue
+            stored = await asyncio.to_thread(store, path, storage)
+        except OSError as exc:
+            if exc.filename not in (None, str(path)):
+                raise DocworkersError(f"cannot write to DOCWORKERS_STORAGE_DIR "
+                                      f"({storage.resolve()}): {exc.strerror or exc}") from exc
+            outcomes.append(Outcome(bare_filename(path), "rejected",
+                                    reason=f"unreadable: {exc.strerror or exc}"))
+            continue
+        stored_files.append(stored)
+        specs.append(JobSpec(UPLOAD_JOB_TYPE, options.payload(stored),
+                             priority=options.priority, tags=("cli",)))
+    job_ids = await runtime.jobs.enqueue_many(specs)
+    pairs = [(job_id, s.filename) for job_id, s in zip(job_ids, stored_files, strict=True)]
+    if not wait:
+        return outcomes + [Outcome(name, "queued", job_id=job_id) for job_id, name in pairs]
+    if pairs:
+        jobs = await _process_here(runtime, state, pairs)
+        outcomes += [_outcome(name, jobs.get(job_id)) for job_id, name in pairs]
+    return outcomes
+
+
+async def _process_here(runtime: Runtime, state: CliState, pairs: list[tuple[str, str]]
+                        ) -> dict[str, Job | None]:
+    """Run a local worker until every job in ``pairs`` is finished; return their last state."""
+    worker = runtime.upload_worker(worker_name("cli"))
+    pool = WorkerPool()
+    pool.add_worker(worker)
+    ids = [job_id for job_id, _ in pairs]
+    await pool.start_all()
+    stopped = asyncio.create_task(worker.wait())
+    try:
+        with IngestBoard(state.err, pairs) as board:
+            while True:
+                found = {job.id: job for job in await runtime.jobs.get_jobs(ids)}
+                jobs: dict[str, Job | None] = {job_id: found.get(job_id) for job_id in ids}
+                board.update(jobs)
+                if all(job is None or job.is_terminal for job in jobs.values()):
+                    return jobs
+                if stopped.done():
+                    raise DocworkersError(f"the local worker stopped unexpectedly: "
+                                          f"{stopped.exception() or 'no error given'}")
+                await asyncio.sleep(POLL_INTERVAL)
+    except asyncio.CancelledError:  # Ctrl-C
+        state.err.print(f"[yellow]stopping: documents being processed may take up to "
+                        f"{runtime.settings.shutdown_timeout:.0f}s to finish; press Ctrl-C "
+                        "again to quit at once[/]")
+        raise
+    finally:
+        await pool.stop_all()
+        if not stopped.done():
+            stopped.cancel()
+        await asyncio.gather(stopped, return_exceptions=True)
+
+
+def _outcome(filename: str, job: Job | None) -> Outcome:
+    if job is None:
+        return Outcome(filename, "failed", reason="the job disappeared (deleted or expired)")
+    result = job.result if isinstance(job.result, dict) else {}
+    seconds = result["processing_time_ms"] / 1000 if "processing_time_ms" in result \
+        else job.processing_time
+    outcome = Outcome(filename, "ok", job_id=job.id, document_id=result.get("document_id", ""),
+                      chunks=chunks_of(job), pages=result.get("page_count"), seconds=seconds)
+    if job.status != JobStatus.COMPLETED:
+        outcome.status = "cancelled" if job.status == JobStatus.CANCELLED else "failed"
+        outcome.chunks = None
+        error = job.error
+        outcome.reason = f"{error.code}: {error.message}" if error else job.status.value
+    return outcome
+
+
+def print_summary(state: CliState, outcomes: list[Outcome], discovery: Discovery,
+                  collection: str, elapsed: float) -> None:
+    queued = [o for o in outcomes if o.status == "queued"]
+    table = Table(title=f"Ingested into collection {collection!r}" if not queued
+                  else f"Queued for collection {collection!r}", title_justify="left")
+    table.add_column("Document", overflow="fold")
+    table.add_column("Status", no_wrap=True)
+    if queued:
+        table.add_column("Job / reason", overflow="fold", ratio=1)
+    else:
+        table.add_column("Chunks", justify="right")
+        table.add_column("Pages", justify="right")
+        table.add_column("Time", justify="right", no_wrap=True)
+        table.add_column("Reason", overflow="fold", ratio=1)
+    for o in outcomes:
+        if queued:
+            table.add_row(esc(o.filename), styled_status(o.status), esc(o.job_id or o.reason))
+        else:
+            table.add_row(esc(o.filename), styled_status(o.status),
+                          "-" if o.chunks is None else str(o.chunks),
+                          "-" if o.pages is None else str(o.pages),
+                          duration(o.seconds), esc(o.reason))
+    state.out.print(table)
+    ok = sum(1 for o in outcomes if o.status == "ok")
+    bad = sum(1 for o in outcomes if not o.ok)
+    chunks = sum(o.chunks or 0 for o in outcomes)
+    parts = [f"{len(queued)} queued" if queued else f"{ok} ingested ({plural(chunks, 'chunk')})"]
+    if bad:
+        parts.append(f"[red]{bad} failed[/]")
+    parts.append(f"{len(discovery.skipped)} skipped (not documents)")
+    state.out.print(", ".join(parts) + f" in {duration(elapsed)}.")
+
+
+def ingest_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(
+        help="Files or folders (walked recursively) to ingest.", show_default=False)],
+    collection: Annotated[str, typer.Option(help="Collection to store the chunks in.")
+                          ] = "documents",
+    strategy: Annotated[str, typer.Option(help=(
+        f"How to cut documents into chunks: {', '.join(CHUNKING_STRATEGIES)}."))
+    ] = DEFAULT_STRATEGY,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Chunk size in model tokens.")
+                          ] = MAX_TEXT_TOKENS,
+    chunk_overlap: Annotated[int, typer.Option(min=0, help="Tokens shared by neighbours.")
+                             ] = 0,
+    extract_metadata: Annotated[bool, typer.Option(
+        "--extract-metadata", help="Store keywords and document metadata on chunks.")] = False,
+    questions: Annotated[int, typer.Option(min=0, max=10, help=(
+        "Questions to generate per chunk."))] = 0,
+    max_pages: Annotated[int, typer.Option(min=0, help="Read at most N pages (0: all).")] = 0,
+    priority: Annotated[int, typer.Option(help="Job priority (higher runs first).")] = 0,
+    wait: Annotated[bool, typer.Option(help=(
+        "Process the documents here with live progress (--no-wait: only enqueue them for "
+        "`docworkers worker`; needs DOCWORKERS_REDIS_URL)."))] = True,
+) -> None:
+    """Ingest documents: store them, enqueue upload jobs and (by default) process them here.
+
+    Documents are recognised by their extension (pdf, docx, html, htm, md, markdown, txt,
+    text, rst, csv, log); other files are skipped and counted. Files are copied into
+    DOCWORKERS_STORAGE_DIR, which workers elsewhere must be able to read.
+    """
+    state = state_of(ctx)
+    settings = state.settings
+    options = IngestOptions(collection, strategy, chunk_size, chunk_overlap, extract_metadata,
+                            questions, max_pages, priority)
+    options.validate()
+    if not wait:
+        require_shared_redis(settings, "ingest --no-wait")
+    discovery = discover(paths)
+    outcomes = run_ingest(state, settings, discovery, options, wait=wait)
+    if any(not o.ok for o in outcomes):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def run_ingest(state: CliState, settings: Settings, discovery: Discovery,
+               options: IngestOptions, *, wait: bool) -> list[Outcome]:
+    """Report what was found, ingest it on a fresh Runtime, print the summary."""
+    announce(state, discovery)
+    started = time.monotonic()
+
+    async def action(runtime: Runtime) -> list[Outcome]:
+        return await ingest_documents(runtime, state, discovery, options, wait=wait)
+
+    outcomes = with_runtime(settings, action)
+    print_summary(state, outcomes, discovery, options.collection, time.monotonic() - started)
+    return outcomes
+
+
+def announce(state: CliState, discovery: Discovery) -> None:
+    found = len(discovery.documents)
+    skipped = len(discovery.skipped)
+    if not found:
+        raise UsageError(
+            f"no documents to ingest ({skipped} file(s) skipped: not documents). Documents "
+            f"have one of these extensions: {' '.join(sorted(DOCUMENT_EXTENSIONS))}")
+    note = f", skipping {skipped} that are not documents" if skipped else ""
+    state.err.print(f"Found {plural(found, 'document')}{note}.")

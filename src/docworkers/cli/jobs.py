@@ -1,0 +1,312 @@
+"""``docworkers jobs …``, ``docworkers dlq …`` and ``docworkers stats``: the queue, by hand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Group
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from docworkers.cli.context import (
+    EXIT_FAILURE,
+    CliState,
+    require_shared_redis,
+    state_of,
+    with_runtime,
+)
+from docworkers.cli.render import (
+    duration,
+    echo_json,
+    esc,
+    key_value_table,
+    short_when,
+    snippet,
+    status_text,
+    styled_status,
+    when,
+    with_name,
+)
+from docworkers.errors import InvalidStateError, JobNotFoundError
+from docworkers.queue import Job, JobFilter, JobStatus, QueueStats, RedisJobRepository
+from docworkers.runtime import Runtime
+
+T = TypeVar("T")
+
+jobs_app = typer.Typer(help="List, inspect, cancel and retry jobs of the queue "
+                            "(DOCWORKERS_QUEUE).", no_args_is_help=True)
+dlq_app = typer.Typer(help="The dead-letter queue: jobs that failed all their retries.",
+                      no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JobIds = Annotated[list[str], typer.Argument(help="One or more job ids.", show_default=False)]
+
+
+def on_queue(ctx: typer.Context, what: str, action: Callable[[RedisJobRepository], Awaitable[T]]
+             ) -> T:
+    """Run ``action`` on the configured queue's repository (shared Redis required)."""
+    settings = state_of(ctx).settings
+    require_shared_redis(settings, what)
+
+    async def main(runtime: Runtime) -> T:
+        return await action(runtime.jobs)
+
+    return with_runtime(settings, main)
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def _detail(job: Job) -> str:
+    if job.error is not None:
+        return f"[red]{esc(job.error.code)}[/]: {esc(snippet(job.error.message, 100))}"
+    return esc(snippet(job.message, 100)) if job.message else ""
+
+
+def jobs_table(jobs: list[Job], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("Job / document", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Created", no_wrap=True)
+    table.add_column("Message / error", overflow="fold", ratio=1, min_width=12)
+    for job in jobs:
+        status = styled_status(job.status.value)
+        if job.status in (JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELLED):
+            status += f" {job.progress}%"
+        if job.retry_count:
+            status += f"\nretried {job.retry_count}x"
+        name = job.payload.get("filename")
+        table.add_row(with_name(job.id, str(name) if name else None), status,
+                      short_when(job.created_at), _detail(job))
+    return table
+
+
+def print_job(state: CliState, job: Job, *, as_json: bool) -> None:
+    if as_json:
+        echo_json(job.to_dict())
+        return
+    limit = "set by the worker" if job.max_retries is None else job.max_retries
+    rows: list[tuple[str, Any]] = [
+        ("id", job.id), ("queue", job.queue), ("type", job.type),
+        ("status", status_text(job.status.value)),
+        ("progress", f"{job.progress}% {job.message}".strip()),
+        ("priority", job.priority),
+        ("retries", f"{job.retry_count} (max {limit})"),
+        ("created", when(job.created_at)), ("started", when(job.started_at)),
+        ("finished", when(job.completed_at)), ("processing time", duration(job.processing_time)),
+        ("worker", job.worker_id), ("tags", ", ".join(job.tags)),
+    ]
+    if job.run_at is not None:
+        rows.append(("run at", when(job.run_at)))
+    parts: list[Any] = [key_value_table(rows)]
+    parts.append(Panel(Syntax(json.dumps(job.payload, indent=2), "json", word_wrap=True),
+                       title="payload", title_align="left"))
+    if job.result is not None:
+        parts.append(Panel(Syntax(json.dumps(job.result, indent=2), "json", word_wrap=True),
+                           title="result", title_align="left"))
+    if job.error is not None:
+        error = [f"[bold red]{esc(job.error.code)}[/]"
+                 + (f" (stage: {esc(job.error.stage)})" if job.error.stage else ""),
+                 esc(job.error.message)]
+        if job.error.traceback and state.show_tracebacks:
+            error.append(esc(job.error.traceback))
+        parts.append(Panel("\n".join(error), title="error", title_align="left",
+                           border_style="red"))
+    state.out.print(Group(*parts))
+
+
+def _per_job(ctx: typer.Context, what: str, job_ids: list[str],
+             action: Callable[[RedisJobRepository, str], Awaitable[str]]) -> None:
+    """Apply ``action`` to each id, report each outcome, exit 1 if any was refused."""
+    state = state_of(ctx)
+
+    async def main(repo: RedisJobRepository) -> int:
+        failures = 0
+        for job_id in job_ids:
+            try:
+                state.out.print(f"{job_id}: {await action(repo, job_id)}")
+            except (JobNotFoundError, InvalidStateError) as exc:
+                failures += 1
+                state.err.print(f"[red]error:[/] {esc(exc)}", highlight=False)
+        return failures
+
+    if on_queue(ctx, what, main):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+def jobs_list(
+    ctx: typer.Context,
+    status: Annotated[list[str] | None, typer.Option(
+        "--status", "-s", help="Only these statuses (repeatable): pending, queued, retrying, "
+        "processing, completed, failed, dead, cancelled.")] = None,
+    job_type: Annotated[str | None, typer.Option("--type", help="Only this job type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most N jobs.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, newest first."""
+    job_filter = JobFilter.of(statuses=status or (), types=[job_type] if job_type else (),
+                              limit=limit)
+    jobs = on_queue(ctx, "jobs list", lambda repo: repo.list_jobs(job_filter))
+    state = state_of(ctx)
+    if as_json:
+        echo_json([job.to_dict() for job in jobs])
+    elif not jobs:
+        state.out.print(f"No jobs in queue {state.settings.queue!r}"
+                        + (" with that filter." if status or job_type else "."))
+    else:
+        state.out.print(jobs_table(jobs, f"Jobs in queue {state.settings.queue!r}"))
+
+
+@jobs_app.command("show")
+def jobs_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job id.")],
+              as_json: JsonOption = False) -> None:
+    """Show one job: state, payload, result and error."""
+    job = on_queue(ctx, "jobs show", lambda repo: repo.get_job(job_id))
+    print_job(state_of(ctx), job, as_json=as_json)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(ctx: typer.Context, job_ids: JobIds) -> None:
+    """Cancel jobs: waiting ones at once, running ones at their next progress report."""
+
+    async def cancel(repo: RedisJobRepository, job_id: str) -> str:
+        outcome = await repo.cancel(job_id)
+        return "cancelled" if outcome == "cancelled" else \
+            "cancellation requested (the job is running; it stops at its next step)"
+
+    _per_job(ctx, "jobs cancel", job_ids, cancel)
+
+
+@jobs_app.command("retry")
+def jobs_retry(ctx: typer.Context, job_ids: JobIds) -> None:
+    """Queue failed, dead or cancelled jobs again, with a fresh retry budget."""
+
+    async def retry(repo: RedisJobRepository, job_id: str) -> str:
+        await repo.requeue(job_id)
+        return "queued again"
+
+    _per_job(ctx, "jobs retry", job_ids, retry)
+
+
+# -- dead-letter queue ------------------------------------------------------------------------
+
+
+@dlq_app.command("list")
+def dlq_list(ctx: typer.Context,
+             limit: Annotated[int, typer.Option(min=1, help="At most N jobs.")] = 50,
+             as_json: JsonOption = False) -> None:
+    """List dead jobs, most recent first."""
+    jobs = on_queue(ctx, "dlq list", lambda repo: repo.dead_letters(limit=limit))
+    state = state_of(ctx)
+    if as_json:
+        echo_json([job.to_dict() for job in jobs])
+    elif not jobs:
+        state.out.print(f"The dead-letter queue of {state.settings.queue!r} is empty.")
+    else:
+        state.out.print(jobs_table(jobs, f"Dead jobs in queue {state.settings.queue!r}"))
+
+
+@dlq_app.command("show")
+def dlq_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job id.")],
+             as_json: JsonOption = False) -> None:
+    """Show one dead job, with its last error."""
+    jobs_show(ctx, job_id, as_json)
+
+
+@dlq_app.command("requeue")
+def dlq_requeue(
+    ctx: typer.Context,
+    job_ids: Annotated[list[str] | None, typer.Argument(help="Dead job ids.",
+                                                        show_default=False)] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Requeue every dead job.")] = False,
+) -> None:
+    """Queue dead jobs again (named ones, or --all)."""
+    if bool(job_ids) == all_jobs:
+        raise typer.BadParameter("give job ids or --all (not both)", param_hint="JOB_IDS")
+    if job_ids:
+        jobs_retry(ctx, job_ids)
+        return
+
+    async def requeue_all(repo: RedisJobRepository) -> int:
+        ids: list[str] = []
+        while page := await repo.dead_letters(limit=500, offset=len(ids)):
+            ids += [job.id for job in page]
+        for job_id in ids:
+            await repo.requeue(job_id)
+        return len(ids)
+
+    count = on_queue(ctx, "dlq requeue", requeue_all)
+    state_of(ctx).out.print(f"Queued {count} dead job(s) again.")
+
+
+@dlq_app.command("purge")
+def dlq_purge(ctx: typer.Context, yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
+    """Delete every dead job for good."""
+    state = state_of(ctx)
+    if not yes:
+        dead = on_queue(ctx, "dlq purge", lambda repo: repo.stats()).by_status["dead"]
+        if not dead:
+            state.out.print("The dead-letter queue is empty.")
+            return
+        typer.confirm(f"Delete {dead} dead job(s) from queue {state.settings.queue!r} for "
+                      "good?", abort=True)
+    count = on_queue(ctx, "dlq purge", lambda repo: repo.purge_dead_letters())
+    state.out.print(f"Deleted {count} dead job(s).")
+
+
+# -- stats ------------------------------------------------------------------------------------
+
+
+def stats_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Queue depth by status, totals, success rate, and the live workers."""
+    stats = on_queue(ctx, "stats", lambda repo: repo.stats())
+    if as_json:
+        echo_json(stats.to_dict())
+        return
+    state_of(ctx).out.print(stats_view(stats))
+
+
+def stats_view(stats: QueueStats) -> Group:
+    depth = Table(title=f"Queue {stats.queue!r}", title_justify="left")
+    depth.add_column("Status")
+    depth.add_column("Jobs", justify="right")
+    for status, count in stats.by_status.items():
+        depth.add_row(styled_status(status), str(count))
+    totals = key_value_table([
+        ("completed (total)", stats.total_completed), ("failed (total)", stats.total_failed),
+        ("dead (total)", stats.total_dead), ("retried (total)", stats.total_retried),
+        ("leases expired", stats.total_lease_expired),
+        ("success rate", f"{stats.success_rate:.1%}" if stats.total_completed
+         + stats.total_failed + stats.total_dead else "-"),
+        ("avg processing time", duration(stats.average_processing_time)
+         if stats.total_completed else "-"),
+        ("live workers", stats.active_workers),
+    ])
+    workers = Table(title="Workers", title_justify="left")
+    workers.add_column("Worker", overflow="fold", min_width=12)
+    workers.add_column("Host:PID", overflow="fold")
+    for name in ("State", "Busy", "Done", "Failed", "Success", "Avg", "Up"):
+        workers.add_column(name, justify="left" if name == "State" else "right", no_wrap=True)
+    for w in stats.workers:
+        processed = int(w.get("jobs_processed", 0))
+        workers.add_row(
+            esc(w.get("worker_name", "?")), esc(f"{w.get('host', '')}:{w.get('pid', '')}"),
+            "running" if w.get("is_running") else "stopped",
+            f"{w.get('in_flight', 0)}/{w.get('concurrency', 0)}", str(processed),
+            str(w.get("jobs_failed", 0)),
+            f"{float(w.get('success_rate', 0.0)):.0%}" if processed else "-",
+            duration(float(w.get("average_process_time", 0.0))) if processed else "-",
+            duration(float(w.get("uptime", 0.0))))
+    if not stats.workers:
+        return Group(depth, totals, "[dim]No live workers (start one with "
+                     "`docworkers worker`).[/]")
+    return Group(depth, totals, workers)
