@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -55,10 +56,43 @@ class JobError:
         return cls(data["code"], data["message"], data.get("traceback"), data.get("stage"))
 
 
-def _time(raw: str | None) -> datetime | None:
+# The C scanner json.loads runs, minus its Python wrapper (set by JSONDecoder.__init__;
+# typeshed does not declare it).
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _json(raw: str) -> Any:
+    """``json.loads`` for the compact JSON docworkers writes, minus the wrapper's overhead.
+
+    The scanner reads one value from the start; anything else (leading or trailing space,
+    invalid text) goes through ``json.loads``, which accepts or rejects it as usual.
+    """
+    try:
+        value, end = _scan(raw, 0)
+    except StopIteration:
+        return json.loads(raw)
+    return value if end == len(raw) else json.loads(raw)
+
+
+def _time(raw: str | int | None) -> datetime | None:
     if not raw:
         return None
     return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
+
+
+# The fields of a job hash, in the order Job.from_fields reads them.
+JOB_FIELDS = (
+    "id", "type", "status", "payload", "priority", "progress", "message", "result", "error",
+    "retry_count", "max_retries", "created_at", "started_at", "completed_at", "updated_at",
+    "run_at", "worker_id", "user_id", "tags", "token", "cancel_requested",
+)
+# The fields reserve.lua returns for each job it reserves, in this order (Job.reserved); the
+# others it sets to values the worker knows.
+RESERVE_FIELDS = (
+    "id", "type", "payload", "priority", "result", "error", "retry_count", "max_retries",
+    "created_at", "run_at", "user_id", "tags", "token", "cancel_requested",
+)
+_STATUSES = {s.value: s for s in JobStatus}
 
 
 @dataclass(slots=True)
@@ -102,30 +136,60 @@ class Job:
     @classmethod
     def from_hash(cls, data: dict[str, str], queue: str = "default") -> Job:
         """Build a job from its Redis hash (all values are strings)."""
-        max_retries = data.get("max_retries", "")
+        return cls.from_fields([data.get(name) for name in JOB_FIELDS], queue)
+
+    @classmethod
+    def from_fields(cls, values: Sequence[Any], queue: str = "default") -> Job:
+        """Build a job from the values of :data:`JOB_FIELDS`, in that order (None: absent).
+
+        Values are strings, or integers where a script wrote a number. The worker builds
+        every job it reserves here, so common values take a fast path.
+        """
+        (job_id, job_type, status, payload, priority, progress, message, result, error,
+         retry_count, max_retries, created_at, started_at, completed_at, updated_at, run_at,
+         worker_id, user_id, tags, token, cancel_requested) = values
+        if job_id is None or job_type is None or status is None:
+            missing = [n for n, v in zip(JOB_FIELDS, values[:3], strict=False) if v is None]
+            raise KeyError(f"job hash without {', '.join(missing)}")
+        started = _time(started_at)
         return cls(
-            id=data["id"],
-            type=data["type"],
-            status=JobStatus(data["status"]),
-            payload=json.loads(data.get("payload") or "{}"),
-            priority=int(data.get("priority", 0)),
-            progress=int(data.get("progress", 0)),
-            message=data.get("message", ""),
-            result=json.loads(data["result"]) if data.get("result") else None,
-            error=JobError.from_json(data["error"]) if data.get("error") else None,
-            retry_count=int(data.get("retry_count", 0)),
+            id=job_id,
+            type=job_type,
+            status=_STATUSES.get(status) or JobStatus(status),
+            payload=_json(payload) if payload else {},
+            priority=int(priority or 0),
+            progress=int(progress or 0),
+            message=message or "",
+            result=_json(result) if result else None,
+            error=JobError.from_json(error) if error else None,
+            retry_count=int(retry_count or 0),
             max_retries=int(max_retries) if max_retries not in ("", None) else None,
-            created_at=_time(data.get("created_at")),
-            started_at=_time(data.get("started_at")),
-            completed_at=_time(data.get("completed_at")),
-            updated_at=_time(data.get("updated_at")),
-            run_at=_time(data.get("run_at")),
-            worker_id=data.get("worker_id") or None,
-            user_id=data.get("user_id") or None,
-            tags=json.loads(data.get("tags") or "[]"),
+            created_at=_time(created_at),
+            started_at=started,
+            completed_at=_time(completed_at),
+            # reserve sets both to the same instant: share the (immutable) datetime
+            updated_at=started if updated_at == started_at else _time(updated_at),
+            run_at=_time(run_at),
+            worker_id=worker_id or None,
+            user_id=user_id or None,
+            tags=_json(tags) if tags and tags != "[]" else [],
             queue=queue,
-            token=int(data.get("token", 0)),
-            cancel_requested=data.get("cancel_requested") == "1",
+            token=int(token or 0),
+            cancel_requested=cancel_requested == "1",
+        )
+
+    @classmethod
+    def reserved(cls, values: Sequence[Any], *, now_ms: int, worker_id: str,
+                 queue: str = "default") -> Job:
+        """A job reserve.lua just leased to ``worker_id`` at ``now_ms``, from the values of
+        :data:`RESERVE_FIELDS` it returned; the fields it set are filled in as it set them."""
+        (job_id, job_type, payload, priority, result, error, retry_count, max_retries,
+         created_at, run_at, user_id, tags, token, cancel_requested) = values
+        return cls.from_fields(
+            (job_id, job_type, "processing", payload, priority, 0, "", result, error,
+             retry_count, max_retries, created_at, now_ms, None, now_ms, run_at, worker_id,
+             user_id, tags, token, cancel_requested),
+            queue,
         )
 
     @classmethod

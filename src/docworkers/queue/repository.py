@@ -1,7 +1,9 @@
 """The Redis job repository: every state change is one Lua script, one round trip.
 
-Round trips per job: one to enqueue (bulk enqueues share one per 500 jobs), one per reserved
-batch, one per completed batch. Reads (get, list, stats) are pipelined.
+Round trips: one to enqueue (a bulk enqueue sends 500 jobs per script call, all pipelined;
+concurrent single enqueues share calls, see coalescer.py), one per reserved batch, with the
+completions of finished jobs in the same pipeline; an idle worker's wait and its next
+reservation also share one (waiter.py). Reads (get, list, stats) are pipelined.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
@@ -28,17 +32,19 @@ from docworkers.errors import (
     RepositoryConnectionError,
     RepositoryError,
 )
+from docworkers.queue.coalescer import Coalescer
 from docworkers.queue.filters import JobFilter
-from docworkers.queue.job import Job, JobError, JobStatus
+from docworkers.queue.job import RESERVE_FIELDS, Job, JobError, JobStatus
 from docworkers.queue.keys import QueueKeys, validate_job_id, validate_queue_name
+from docworkers.queue.packing import use_hiredis_packing
 from docworkers.queue.scripts import Scripts
 from docworkers.queue.spec import JobSpec
 from docworkers.queue.stats import QueueStats
+from docworkers.queue.waiter import MAX_BLOCK, Waiter
 
 log = logging.getLogger("docworkers.queue")
 
 ENQUEUE_BATCH = 500
-MAX_BLOCK = 1.0  # seconds one BLPOP may block
 _Call = tuple[AsyncScript, list[str], list[Any]]
 _STATUS_COLLECTION = {
     JobStatus.PENDING: "pending",
@@ -48,6 +54,9 @@ _STATUS_COLLECTION = {
     JobStatus.DEAD: "dead",
     JobStatus.CANCELLED: "cancelled",
 }
+
+
+_encode_result = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _ms(seconds: float) -> str:
@@ -102,6 +111,8 @@ class RedisJobRepository:
         self.keys = QueueKeys(self.config.queue, self.config.namespace)
         self.url = url
         self._scripts = Scripts.register(client)
+        self._loaded: set[str] = set()  # SHAs of scripts this repository loaded into Redis
+        self._enqueue_coalescer = Coalescer(self._enqueue_encoded, limit=ENQUEUE_BATCH)
 
     @classmethod
     def from_url(cls, url: str, config: RepositoryConfig | None = None, **options: Any) -> Self:
@@ -109,9 +120,14 @@ class RedisJobRepository:
         try:
             options.setdefault("socket_timeout", 10.0)
             options.setdefault("socket_connect_timeout", 5.0)
-            client = aioredis.Redis.from_url(
+            # After a server restart every pooled connection is dead: retry a command on a
+            # fresh connection instead of failing once per stale connection. Only connection
+            # errors, never timeouts (a timed-out script may have run; fencing covers replays).
+            options.setdefault("retry", Retry(ExponentialBackoff(cap=1.0, base=0.05), 3))
+            options.setdefault("retry_on_error", [RedisConnectionError])
+            client = use_hiredis_packing(aioredis.Redis.from_url(
                 url, decode_responses=True, health_check_interval=30, **options
-            )
+            ))
         except ValueError as exc:
             raise ConfigurationError("redis_url", f"{url!r} is not a Redis URL: {exc}") from exc
         return cls(client, config, url=url)
@@ -174,8 +190,13 @@ class RedisJobRepository:
 
     async def enqueue(self, job_type: str, payload: Mapping[str, Any] | None = None,
                       **options: Any) -> str:
-        """Enqueue one job in one round trip; returns its id. See :class:`JobSpec`."""
-        return (await self.enqueue_many([JobSpec(job_type, payload or {}, **options)]))[0]
+        """Enqueue one job in one round trip; returns its id. See :class:`JobSpec`.
+
+        Concurrent calls share script calls (see :class:`Coalescer`).
+        """
+        job_args = JobSpec(job_type, payload or {}, **options).script_args()
+        await self._enqueue_coalescer.submit(job_args)
+        return job_args[0]
 
     async def create_job(self, job_type: str, payload: Mapping[str, Any] | None = None,
                          **options: Any) -> str:
@@ -191,32 +212,32 @@ class RedisJobRepository:
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
         """Enqueue many jobs, 500 per script call, all calls in one pipelined round trip."""
         encoded = [spec.script_args() for spec in specs]
-        if not encoded:
-            return []
-        keys = self._enqueue_keys()
-        async with self._errors():
-            if len(encoded) <= ENQUEUE_BATCH:
-                args = [len(encoded), self.config.notify_cap]
-                for job_args in encoded:
-                    args.extend(job_args)
-                await self._scripts.enqueue(keys=keys, args=args)
-            else:
-                pipe = self.client.pipeline(transaction=False)
-                for start in range(0, len(encoded), ENQUEUE_BATCH):
-                    batch = encoded[start : start + ENQUEUE_BATCH]
-                    args = [len(batch), self.config.notify_cap]
-                    for job_args in batch:
-                        args.extend(job_args)
-                    await self._scripts.enqueue(keys=keys, args=args, client=pipe)
-                await pipe.execute()
+        await self._enqueue_encoded(encoded)
         return [job_args[0] for job_args in encoded]
+
+    async def _enqueue_encoded(self, encoded: Sequence[tuple[str, ...]]) -> None:
+        if not encoded:
+            return
+        keys = self._enqueue_keys()
+        calls: list[_Call] = []
+        for start in range(0, len(encoded), ENQUEUE_BATCH):
+            batch = encoded[start : start + ENQUEUE_BATCH]
+            args: list[Any] = [len(batch), self.config.notify_cap]
+            for job_args in batch:
+                args.extend(job_args)
+            calls.append((self._scripts.enqueue, keys, args))
+        if len(calls) == 1:
+            async with self._errors():
+                await self._scripts.enqueue(keys=keys, args=calls[0][2])
+        else:
+            await self._pipelined(calls)
 
     # -- reading ----------------------------------------------------------------------------
 
     async def find_job(self, job_id: str) -> Job | None:
         validate_job_id(job_id)
         async with self._errors():
-            data = await self.client.hgetall(self.keys.job(job_id))
+            data = cast("dict[str, str]", await self.client.hgetall(self.keys.job(job_id)))
         return Job.from_hash(data, self.queue) if data else None
 
     async def get_job(self, job_id: str) -> Job:
@@ -254,11 +275,12 @@ class RedisJobRepository:
         while len(matched) < f.limit:
             async with self._errors():
                 if source == self.keys.all_jobs:
-                    ids = await self.client.zrevrangebyscore(
+                    reply = await self.client.zrevrangebyscore(
                         source, high, low, start=start, num=page
                     )
                 else:
-                    ids = await self.client.zrevrange(source, start, start + page - 1)
+                    reply = await self.client.zrevrange(source, start, start + page - 1)
+            ids = cast("list[str]", reply)
             if not ids:
                 break
             start += page
@@ -276,13 +298,13 @@ class RedisJobRepository:
     async def active_jobs(self) -> list[Job]:
         async with self._errors():
             ids = await self.client.zrange(self.keys.active, 0, -1)
-        return await self.get_jobs(ids)
+        return await self.get_jobs(cast("list[str]", ids))
 
     async def dead_letters(self, limit: int = 100, offset: int = 0) -> list[Job]:
         """The dead-letter queue, most recent first."""
         async with self._errors():
             ids = await self.client.zrevrange(self.keys.dead, offset, offset + limit - 1)
-        return await self.get_jobs(ids)
+        return await self.get_jobs(cast("list[str]", ids))
 
     async def stats(self) -> QueueStats:
         """Counts by status, totals, average processing time and live workers, one round trip."""
@@ -353,7 +375,7 @@ class RedisJobRepository:
         script, keys, args = self._reserve_call(worker_id, max_jobs, lease, default_max_retries)
         async with self._errors():
             reply = await script(keys=keys, args=args)
-        return self._reservation(reply)
+        return self._reservation(reply, worker_id)
 
     def _reserve_call(self, worker_id: str, max_jobs: int, lease: float,
                       default_max_retries: int | None) -> _Call:
@@ -364,12 +386,15 @@ class RedisJobRepository:
             self._scripts.reserve,
             [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
              k.stats, k.all_jobs, k.cancelled],
-            [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap],
+            [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
+             *RESERVE_FIELDS],
         )
 
-    def _reservation(self, reply: list[Any]) -> Reservation:
-        due = int(reply[0])
-        jobs = [Job.from_flat(flat, self.queue) for flat in reply[1:]]
+    def _reservation(self, reply: list[Any], worker_id: str) -> Reservation:
+        due, now_ms, rows = int(reply[0]), int(reply[1]), reply[2:]
+        queue = self.queue
+        jobs = [Job.reserved(row, now_ms=now_ms, worker_id=worker_id, queue=queue)
+                for row in rows]
         return Reservation(jobs, due / 1000 if due >= 0 else None)
 
     async def complete_and_reserve(
@@ -379,33 +404,57 @@ class RedisJobRepository:
         """Complete finished jobs and reserve new ones in ONE round trip (a pipeline)."""
         if not done:
             return [], await self.reserve(worker_id, max_jobs, lease, default_max_retries)
-        complete = self._complete_call(done)
-        reserve = self._reserve_call(worker_id, max_jobs, lease, default_max_retries)
+        oks, reply = await self._pipelined([
+            self._complete_call(done),
+            self._reserve_call(worker_id, max_jobs, lease, default_max_retries),
+        ])
+        return [bool(x) for x in oks], self._reservation(reply, worker_id)
+
+    async def _pipelined(self, calls: Sequence[_Call]) -> list[Any]:
+        """Run script calls in one pipelined round trip; their replies, in order.
+
+        A call refused with NOSCRIPT (the server lost its script cache, or never saw the
+        script) did nothing, so only those calls are sent again after loading their scripts;
+        the others already ran and their replies are kept (sending them again would, for
+        instance, reserve a second batch and strand the first until its lease expired).
+        """
+        unseen = {call[0].sha: call[0] for call in calls if call[0].sha not in self._loaded}
+        if unseen:  # load on first use, rather than learn of it by NOSCRIPT errors
+            async with self._errors():
+                for script in unseen.values():
+                    await self.client.script_load(script.script)
+            self._loaded.update(unseen)
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
-            for script, keys, args in (complete, reserve):
+            for i in todo:
+                script, keys, args = calls[i]
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
-            try:
-                async with self._errors():
-                    oks, reply = await pipe.execute()
-                return [bool(x) for x in oks], self._reservation(reply)
-            except RepositoryError as exc:
-                if attempt == 2 or not isinstance(exc.__cause__, NoScriptError):
-                    raise
-                await self._load_scripts()  # the server lost its script cache (restart)
-        raise AssertionError("unreachable")
-
-    async def _load_scripts(self) -> None:
-        async with self._errors():
-            for script in (self._scripts.complete, self._scripts.reserve):
-                await self.client.script_load(script.script)
+            async with self._errors():
+                results = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, result in zip(todo, results, strict=True):
+                if isinstance(result, NoScriptError) and attempt == 1:
+                    missing.append(i)
+                elif isinstance(result, Exception):
+                    raise RepositoryError(f"Redis at {self.url} failed: {result}") from result
+                else:
+                    replies[i] = result
+            if not missing:
+                break
+            async with self._errors():
+                for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+                    await self.client.script_load(script.script)
+            todo = missing
+        return replies
 
     async def wait_for_work(self, timeout: float) -> bool:
         """Block until a job may be ready or ``timeout`` seconds pass; True if woken."""
         return await self._block(self.client, timeout)
 
     def waiter(self) -> Waiter:
-        """A private connection for one worker to block on, so cancelling the wait is clean."""
+        """A private connection for one worker to block on (see :class:`Waiter`)."""
         return Waiter(self)
 
     async def _block(self, client: aioredis.Redis, timeout: float) -> bool:
@@ -437,7 +486,7 @@ class RedisJobRepository:
         k = self.keys
         args: list[Any] = [_ms(self.config.completed_retention), len(done)]
         for job_id, token, result in done:
-            args.extend((job_id, token, json.dumps(result, separators=(",", ":"))))
+            args.extend((job_id, token, "null" if result is None else _encode_result(result)))
         return self._scripts.complete, [k.job_prefix, k.active, k.completed, k.all_jobs,
                                         k.stats], args
 
@@ -571,7 +620,7 @@ class RedisJobRepository:
 
     async def _range(self, key: str, start: int, stop: int) -> list[str]:
         async with self._errors():
-            return list(await self.client.zrange(key, start, stop))
+            return cast("list[str]", await self.client.zrange(key, start, stop))
 
     async def cleanup(self, older_than: float, *, include_dead: bool = False) -> int:
         """Delete completed, failed and cancelled jobs that finished over ``older_than`` s ago."""
@@ -591,24 +640,6 @@ class RedisJobRepository:
         async with self._errors():
             seconds, micros = await self.client.time()
         return datetime.fromtimestamp(seconds + micros / 1e6).astimezone()
-
-
-class Waiter:
-    """One worker's blocking wait for new work, on a connection of its own."""
-
-    def __init__(self, repo: RedisJobRepository) -> None:
-        self._repo = repo
-        self._client = repo.client.client()  # single-connection client sharing the pool
-
-    async def connect(self) -> None:
-        async with self._repo._errors():
-            await self._client.ping()
-
-    async def wait(self, timeout: float) -> bool:
-        return await self._repo._block(self._client, timeout)
-
-    async def close(self) -> None:
-        await self._client.aclose()
 
 
 def _by_type(totals: Mapping[str, str], prefix: str) -> dict[str, int]:

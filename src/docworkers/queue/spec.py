@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +14,15 @@ from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
 from docworkers.queue.keys import validate_job_id
 
 PENDING = -1  # delay marker understood by enqueue.lua: create without queueing
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def new_job_id() -> str:
+    """A random job id: the hex form of a version-4 UUID (as ``uuid.uuid4().hex``, faster)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,7 @@ class JobSpec:
 
     def encoded_payload(self) -> str:
         try:
-            return json.dumps(self.payload, separators=(",", ":"), allow_nan=False)
+            return _encode(self.payload)
         except (TypeError, ValueError) as exc:
             raise InvalidPayloadError(f"payload is not JSON-serialisable: {exc}") from exc
 
@@ -68,12 +77,12 @@ class JobSpec:
     def script_args(self, *, pending: bool = False) -> tuple[str, ...]:
         """The 8 values per job that enqueue.lua reads, in its order."""
         return (
-            self.job_id or uuid.uuid4().hex,
+            self.job_id or new_job_id(),
             self.type,
             self.encoded_payload(),
             str(self.priority),
             str(PENDING if pending else self.delay_ms()),
             "" if self.max_retries is None else str(self.max_retries),
             self.user_id or "",
-            json.dumps(list(self.tags)),
+            json.dumps(list(self.tags)) if self.tags else "[]",
         )

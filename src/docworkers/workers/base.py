@@ -18,8 +18,9 @@ import time
 import traceback
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from docworkers.errors import (
     DocworkersError,
@@ -35,13 +36,15 @@ from docworkers.errors import (
 from docworkers.queue.job import Job
 from docworkers.queue.job import JobError as JobFailure
 from docworkers.queue.protocol import JobRepository, Waiter
-from docworkers.queue.repository import MAX_BLOCK
+from docworkers.queue.repository import Reservation
+from docworkers.queue.waiter import MAX_BLOCK
 from docworkers.workers.backoff import backoff_delay
 from docworkers.workers.config import WorkerConfig
 from docworkers.workers.context import JobContext
-from docworkers.workers.logs import WorkerLogAdapter, worker_logger
+from docworkers.workers.logs import worker_logger
 from docworkers.workers.stats import StatsRecorder, WorkerStats
 
+_T = TypeVar("_T")
 
 @dataclass(slots=True)
 class _Running:
@@ -83,6 +86,8 @@ class BaseWorker(ABC):
         self._closed = asyncio.Event()
         self._closing = asyncio.Event()
         self._fatal: BaseException | None = None
+        self._fetch_idle = False  # the fetch loop waits, with no round trip in flight
+        self._fetch_blocked = False  # the fetch loop is in a wait-and-reserve round trip
         self._stop_lock = asyncio.Lock()
         self._stopper: asyncio.Task[None] | None = None
         self._waiter: Waiter
@@ -148,9 +153,7 @@ class BaseWorker(ABC):
             if not self._running:
                 return
             self._stopping = True
-            fetch = self._tasks[0]
-            fetch.cancel()
-            await asyncio.wait([fetch], timeout=MAX_BLOCK + 5.0)  # a blocked wait ends by then
+            await self._stop_fetching()
             running = [r.task for r in self._inflight.values()]
             if running:
                 self.log.info("waiting up to %.1fs for %d running job(s)",
@@ -195,41 +198,91 @@ class BaseWorker(ABC):
 
     async def _fetch_loop(self) -> None:
         outages = 0
+        block: float | None = None  # seconds to wait for work before reserving; None: no wait
         while not self._stopping:
             free = self.config.concurrency - len(self._inflight)
             if free <= 0:
                 self._slot_freed.clear()
-                await self._slot_freed.wait()
+                await self._idle(self._slot_freed.wait())
                 continue
             want = min(free, self.config.batch_size)
-            acks = self._take_acks()
+            acks = self._take_acks() if block is None else []  # when idle the acker sends them
             try:
-                oks, reservation = await self.repo.complete_and_reserve(
-                    [(a.job.id, a.job.token, a.result) for a in acks], self.worker_id, want,
-                    self.config.lease_timeout, self.config.max_retries,
-                )
+                if block is None:
+                    oks, reservation = await self.repo.complete_and_reserve(
+                        [(a.job.id, a.job.token, a.result) for a in acks], self.worker_id,
+                        want, self.config.lease_timeout, self.config.max_retries,
+                    )
+                else:
+                    oks, reservation = [], await self._wait_and_reserve(block, want)
                 outages = 0
             except asyncio.CancelledError:
-                self._acks[:0] = acks  # not stored: the final flush sends them
+                self._acks[:0] = acks  # maybe not stored: the final flush sends them
                 raise
             except RepositoryError as exc:
                 self._acks[:0] = acks
                 outages += 1
-                await self._outage_pause(outages, exc)
+                await self._idle(self._outage_pause(outages, exc))
                 continue
             self._settle(acks, oks)
+            if self._stopping:  # stop() began during the round trip: start no new work
+                if reservation.jobs:
+                    await self._hand_back([(job.id, job.token) for job in reservation.jobs])
+                return
             for job in reservation.jobs:
                 self._spawn(job)
             if len(reservation.jobs) >= want:
+                block = None  # there may be more: reserve again as soon as slots are free
                 continue
-            timeout = self.config.poll_interval
+            block = self.config.poll_interval
             if reservation.next_due is not None:
-                timeout = min(timeout, max(0.0, reservation.next_due - time.time()))
-            try:
-                await self._waiter.wait(timeout)
-            except RepositoryError as exc:
-                outages += 1
-                await self._outage_pause(outages, exc)
+                block = min(block, max(0.0, reservation.next_due - time.time()))
+            if reservation.jobs:
+                await asyncio.sleep(0)  # let the new jobs start before the next wait is sent
+
+    async def _wait_and_reserve(self, timeout: float, want: int) -> Reservation:
+        """Block until woken (or ``timeout``), then reserve: one round trip, not cancellable
+        (stop() interrupts it instead, see _stop_fetching)."""
+        self._fetch_blocked = True
+        try:
+            return await self._waiter.wait_and_reserve(
+                timeout, self.worker_id, want, self.config.lease_timeout,
+                self.config.max_retries,
+            )
+        finally:
+            self._fetch_blocked = False
+
+    async def _idle(self, wait: Awaitable[_T]) -> _T:
+        """Await ``wait`` as a point where stop() may cancel the fetch loop.
+
+        Only waits are such points. Cancelling a round trip could lose its reply after Redis
+        ran it: a reservation (those jobs would sit leased until their lease ran out, and count
+        an attempt) or completions (sent again, then refused by fencing).
+        """
+        self._fetch_idle = True
+        try:
+            return await wait
+        finally:
+            self._fetch_idle = False
+
+    async def _stop_fetching(self) -> None:
+        """End the fetch loop: cancel it while it waits, interrupt a blocked wait-and-reserve,
+        and otherwise let its round trip finish."""
+        fetch = self._tasks[0]
+        self._slot_freed.set()
+        deadline = time.monotonic() + MAX_BLOCK + 5.0  # a round trip or blocked wait ends by then
+        while not fetch.done() and time.monotonic() < deadline:
+            if self._fetch_idle:
+                fetch.cancel()
+            elif self._fetch_blocked:
+                try:
+                    await self._waiter.interrupt()
+                except RepositoryError as exc:  # e.g. CLIENT denied by ACL: the wait times out
+                    self.log.debug("could not interrupt the wait for work: %s", exc)
+            await asyncio.wait([fetch], timeout=0.05)
+        if not fetch.done():
+            fetch.cancel()
+            await asyncio.wait([fetch], timeout=1.0)
 
     async def _outage_pause(self, outages: int, exc: Exception) -> None:
         delay = backoff_delay(outages, base=0.1, cap=max(self.config.poll_interval, 1.0))
@@ -239,17 +292,17 @@ class BaseWorker(ABC):
         await asyncio.sleep(delay)
 
     def _spawn(self, job: Job) -> None:
-        log = worker_logger(self.name, job.id, base=self._base_logger)
         ctx = JobContext(job, self.repo, worker_name=self.name,
-                         lease=self.config.lease_timeout, logger=log)
-        task = asyncio.create_task(self._run(job, ctx, log), name=f"job-{job.id}")
+                         lease=self.config.lease_timeout, base_logger=self._base_logger)
+        task = asyncio.create_task(self._run(job, ctx), name=f"job-{job.id}")
         self._inflight[job.id] = _Running(job, ctx, task, time.monotonic())
 
     # -- running one job --------------------------------------------------------------------
 
-    async def _run(self, job: Job, ctx: JobContext, log: WorkerLogAdapter) -> None:
+    async def _run(self, job: Job, ctx: JobContext) -> None:
         started = time.monotonic()
-        log.debug("starting %s (attempt %d)", job.type, ctx.attempt)
+        if self._base_logger.isEnabledFor(logging.DEBUG):
+            ctx.logger.debug("starting %s (attempt %d)", job.type, ctx.attempt)
         try:
             if self.job_types is not None and job.type not in self.job_types:
                 raise UnknownJobTypeError(
@@ -258,8 +311,9 @@ class BaseWorker(ABC):
                 )
             if self.config.job_timeout is not None:
                 try:
-                    result = await asyncio.wait_for(self.process(job, ctx),
-                                                    self.config.job_timeout)
+                    # asyncio.timeout, unlike wait_for, runs the handler in this task
+                    async with asyncio.timeout(self.config.job_timeout):
+                        result = await self.process(job, ctx)
                 except TimeoutError as exc:
                     raise JobTimeoutError(
                         f"job ran longer than job_timeout={self.config.job_timeout}s"
@@ -270,20 +324,21 @@ class BaseWorker(ABC):
             self._release_slot(job.id)
             raise  # shutdown: stop() hands the job back
         except LeaseLostError as exc:
-            log.warning("lease lost, result dropped: %s", exc)
+            ctx.logger.warning("lease lost, result dropped: %s", exc)
             self._finish(job, ok=False, duration=time.monotonic() - started)
             return
         except JobCancelledError:
-            await self._report(job, ctx, log, None, started, cancel=True)
+            await self._report(job, ctx, ctx.logger, None, started, cancel=True)
             return
         except Exception as exc:
             if not self.config.enable_recovery and not isinstance(exc, DocworkersError):
-                log.error("unrecovered exception, stopping worker (recovery disabled): %r", exc)
+                ctx.logger.error("unrecovered exception, stopping worker (recovery disabled): "
+                                 "%r", exc)
                 self._fatal = exc
                 self._release_slot(job.id)  # the job stays leased: lease recovery takes it
                 asyncio.get_running_loop().call_soon(self._stop_in_background)
                 return
-            await self._report(job, ctx, log, exc, started)
+            await self._report(job, ctx, ctx.logger, exc, started)
             return
         self._acks.append(_Ack(job, result, time.monotonic() - started))
         self._release_slot(job.id)
@@ -292,7 +347,7 @@ class BaseWorker(ABC):
     def _stop_in_background(self) -> None:
         self._stopper = asyncio.create_task(self.stop(), name=f"{self.name}-stop")
 
-    async def _report(self, job: Job, ctx: JobContext, log: WorkerLogAdapter,
+    async def _report(self, job: Job, ctx: JobContext, log: logging.LoggerAdapter[logging.Logger],
                       exc: BaseException | None, started: float, cancel: bool = False) -> None:
         """Store the failed attempt; shielded so a shutdown cannot lose the report."""
         duration = time.monotonic() - started

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from docworkers.errors import JobCancelledError
 from docworkers.queue.job import Job
+from docworkers.workers.logs import worker_logger
 
 if TYPE_CHECKING:
     from docworkers.queue.protocol import JobRepository
@@ -21,16 +22,25 @@ class JobContext:
     """
 
     def __init__(self, job: Job, repo: JobRepository, *, worker_name: str, lease: float,
-                 logger: logging.LoggerAdapter[logging.Logger]) -> None:
+                 logger: logging.LoggerAdapter[logging.Logger] | None = None,
+                 base_logger: logging.Logger | None = None) -> None:
         self.job = job
         self.worker_name = worker_name
-        self.logger = logger
+        self._logger = logger
+        self._base_logger = base_logger
         self._repo = repo
         self._lease = lease
         self._progress = 0
         self._message = ""
         self.cancel_requested = False
         self.lease_lost = False
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """Logs with the worker name and job id; made on first use (most jobs never log)."""
+        if self._logger is None:
+            self._logger = worker_logger(self.worker_name, self.job.id, base=self._base_logger)
+        return self._logger
 
     @property
     def attempt(self) -> int:

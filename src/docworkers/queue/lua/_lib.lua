@@ -11,6 +11,14 @@ local function ready_score(priority, seq)
   return (1000 - priority) * 4398046511104 + seq
 end
 
+-- Run one command over a flat list of arguments in calls of at most 1000 (Lua's unpack limit
+-- is about 8000 values), e.g. ZADD of score/member pairs collected while looping over jobs.
+local function call_chunked(command, key, args)
+  for i = 1, #args, 1000 do
+    redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+
 -- Wake at most `count` idle workers, keeping the token list below `cap`.
 local function wake(notify, count, cap)
   local room = cap - redis.call('LLEN', notify)

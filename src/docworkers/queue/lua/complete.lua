@@ -9,6 +9,8 @@ local prefix = KEYS[1]
 local out = {}
 local done = 0
 local busy_ms = 0
+local by_type = {}
+local ids, finished = {}, {}  -- for the active and completed sets, changed at the end
 for i = 0, tonumber(ARGV[2]) - 1 do
   local b = 3 + i * 3
   local id = ARGV[b]
@@ -17,15 +19,21 @@ for i = 0, tonumber(ARGV[2]) - 1 do
   if h[1] == ARGV[b + 1] and h[2] == 'processing' then
     redis.call('HSET', key, 'status', 'completed', 'result', ARGV[b + 2], 'progress', 100,
       'completed_at', now, 'updated_at', now)
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('ZADD', KEYS[3], now, id)
-    redis.call('HINCRBY', KEYS[5], 'completed:' .. h[3], 1)
+    ids[#ids + 1] = id
+    finished[#finished + 1] = now
+    finished[#finished + 1] = id
+    by_type[h[3]] = (by_type[h[3]] or 0) + 1
     busy_ms = busy_ms + now - tonumber(h[4])
     done = done + 1
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
+end
+call_chunked('ZREM', KEYS[2], ids)
+call_chunked('ZADD', KEYS[3], finished)
+for job_type, count in pairs(by_type) do
+  redis.call('HINCRBY', KEYS[5], 'completed:' .. job_type, count)
 end
 if done > 0 then
   redis.call('HINCRBY', KEYS[5], 'completed', done)

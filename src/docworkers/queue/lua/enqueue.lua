@@ -9,6 +9,10 @@ local now = now_ms()
 local n = tonumber(ARGV[1])
 local out = {}
 local ready = 0
+-- One INCRBY reserves a block of arrival numbers for the whole batch: jobs keep their order,
+-- and gaps (jobs that were not queued) are harmless.
+local seq = redis.call('INCRBY', KEYS[6], n) - n
+local listed, queued = {}, {}  -- score/member pairs for all-jobs and queued, added at the end
 for i = 0, n - 1 do
   local b = 3 + i * 8
   local id = ARGV[b]
@@ -24,18 +28,23 @@ for i = 0, n - 1 do
       'priority', priority, 'status', status, 'progress', 0, 'message', '', 'retry_count', 0,
       'max_retries', ARGV[b + 5], 'user_id', ARGV[b + 6], 'tags', ARGV[b + 7],
       'created_at', now, 'updated_at', now, 'token', 0)
-    redis.call('ZADD', KEYS[5], now, id)
+    listed[#listed + 1] = now
+    listed[#listed + 1] = id
     if delay < 0 then
       redis.call('ZADD', KEYS[4], now, id)
     elseif delay > 0 then
       redis.call('HSET', key, 'run_at', now + delay)
       redis.call('ZADD', KEYS[3], now + delay, id)
     else
-      redis.call('ZADD', KEYS[2], ready_score(priority, redis.call('INCR', KEYS[6])), id)
+      seq = seq + 1
+      queued[#queued + 1] = ready_score(priority, seq)
+      queued[#queued + 1] = id
       ready = ready + 1
     end
     out[#out + 1] = 1
   end
 end
+call_chunked('ZADD', KEYS[5], listed)
+call_chunked('ZADD', KEYS[2], queued)
 if ready > 0 then wake(KEYS[7], ready, tonumber(ARGV[2])) end
 return out

@@ -5,10 +5,24 @@
 -- KEYS[10] cancelled
 -- ARGV[1] max jobs  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] default max_retries
 -- ARGV[5] dead-letter cap
--- Returns: {due, job...}: due = ms time of the next scheduled job or -1; each job is its hash
---          as a flat field/value list, already carrying its new fencing token
+-- ARGV[6..] the job hash fields to return for each reserved job, in this order; they must
+--          include id and token
+-- Returns: {due, now, job...}: due = ms time of the next scheduled job or -1; now = the time of
+--          the reservation (ms); each job is the values of those fields (false when absent),
+--          read before the reservation except token, which is the new fencing token. The
+--          reservation sets status processing, started_at and updated_at now, worker_id
+--          ARGV[3], progress 0 and message '', and deletes completed_at.
 local now = now_ms()
 local prefix = KEYS[1]
+
+local fields, at = {}, {}
+for i = 6, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+  at[ARGV[i]] = #fields
+end
+if not (at.id and at.token) then
+  return redis.error_reply('reserve: the returned fields must include id and token')
+end
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(due) do
@@ -49,23 +63,28 @@ for _, id in ipairs(expired) do
   end
 end
 
-local out = {-1}
+local out = {-1, now}
 local n = tonumber(ARGV[1])
 if n > 0 then
   local lease_until = now + tonumber(ARGV[2])
   local popped = redis.call('ZPOPMIN', KEYS[2], n)
+  local leased = {}  -- score/member pairs for the active set, added at the end
   for i = 1, #popped, 2 do
     local id = popped[i]
     local key = prefix .. id
-    if redis.call('EXISTS', key) == 1 then
-      redis.call('HINCRBY', key, 'token', 1)
-      redis.call('HSET', key, 'status', 'processing', 'started_at', now, 'updated_at', now,
-        'worker_id', ARGV[3], 'progress', 0, 'message', '')
+    local row = redis.call('HMGET', key, unpack(fields))
+    if row[at.id] then
+      local token = tonumber(row[at.token] or 0) + 1
+      redis.call('HSET', key, 'token', token, 'status', 'processing', 'started_at', now,
+        'updated_at', now, 'worker_id', ARGV[3], 'progress', 0, 'message', '')
       redis.call('HDEL', key, 'completed_at')
-      redis.call('ZADD', KEYS[4], lease_until, id)
-      out[#out + 1] = redis.call('HGETALL', key)
+      leased[#leased + 1] = lease_until
+      leased[#leased + 1] = id
+      row[at.token] = token
+      out[#out + 1] = row
     end
   end
+  call_chunked('ZADD', KEYS[4], leased)
 end
 if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[7]) end
 local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')

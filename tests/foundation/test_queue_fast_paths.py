@@ -1,0 +1,172 @@
+"""The throughput work keeps the guarantees: what the fast paths return equals the stored
+truth, and the round trips that are now pipelined or batched lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis
+
+from docworkers.queue import Job, JobError, JobSpec, JobStatus, RedisJobRepository
+from docworkers.queue.coalescer import Coalescer
+from docworkers.queue.repository import Reservation
+from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
+
+
+async def test_reserved_job_equals_the_stored_job(repo: RedisJobRepository) -> None:
+    """reserve.lua returns chosen fields, patched after writing; Job.from_hash reads the hash."""
+    await repo.enqueue("doc", {"name": "a.pdf", "n": [1, 2]}, priority=7, max_retries=5,
+                       user_id="u1", tags=["x", "y"], job_id="j-1")
+    first = (await repo.reserve("w1", 1, 30)).jobs[0]
+    assert first == await repo.get_job("j-1")
+    assert first.status == JobStatus.PROCESSING and first.token == 1
+    assert first.payload == {"name": "a.pdf", "n": [1, 2]} and first.tags == ["x", "y"]
+    await repo.fail("j-1", first.token, JobError("boom", "it broke"), retry=True)
+    second = (await repo.reserve("w2", 1, 30)).jobs[0]  # a retry: error and run_at are set
+    assert second == await repo.get_job("j-1")
+    assert second.retry_count == 1 and second.error is not None and second.worker_id == "w2"
+
+
+async def test_bulk_enqueue_keeps_arrival_order_across_batches(repo: RedisJobRepository,
+                                                               invariants) -> None:
+    specs = [JobSpec("t", {"i": i}, priority=1 if i % 400 == 0 else 0) for i in range(1100)]
+    await repo.enqueue_many(specs)
+    order: list[int] = []
+    while jobs := (await repo.reserve("w", 300, 30)).jobs:
+        order += [j.payload["i"] for j in jobs]
+    high = [i for i in range(1100) if i % 400 == 0]
+    assert order == high + [i for i in range(1100) if i % 400 != 0]
+    invariants()
+
+
+async def test_duplicate_ids_in_one_bulk_enqueue_create_one_job(repo: RedisJobRepository,
+                                                                invariants) -> None:
+    ids = await repo.enqueue_many([JobSpec("t", {"v": 1}, job_id="same"),
+                                   JobSpec("t", {"v": 2}, job_id="same")])
+    assert ids == ["same", "same"]
+    jobs = (await repo.reserve("w", 10, 30)).jobs
+    assert [(j.id, j.payload) for j in jobs] == [("same", {"v": 1})]
+    invariants()
+
+
+async def test_lost_script_cache_strands_no_reservation(repo: RedisJobRepository,
+                                                        clean_redis: redis.Redis,
+                                                        invariants) -> None:
+    """complete_and_reserve pipelines two scripts; if only one is missing from the server's
+    cache, the other has run and its reply must be used, not sent again."""
+    await repo.enqueue_many([JobSpec("t", {"i": i}) for i in range(8)])
+    a = (await repo.reserve("w", 2, 30)).jobs
+    _, b = await repo.complete_and_reserve([(j.id, j.token, None) for j in a], "w", 2, 30)
+    clean_redis.script_flush()
+    await repo.reserve("w", 0, 30)  # loads reserve.lua again, but not complete.lua
+    oks, c = await repo.complete_and_reserve([(j.id, j.token, None) for j in b.jobs], "w", 2, 30)
+    assert oks == [True, True] and len(c.jobs) == 2
+    assert set(clean_redis.zrange(repo.keys.active, 0, -1)) == {j.id for j in c.jobs}
+    assert clean_redis.zcard(repo.keys.queued) == 2
+    invariants()
+
+
+class GatedRepository(RedisJobRepository):
+    """Holds back the reply of the first reservation that got jobs until ``gate`` opens."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.holding = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def complete_and_reserve(self, *args: Any, **kwargs: Any
+                                   ) -> tuple[list[bool], Reservation]:
+        reply = await super().complete_and_reserve(*args, **kwargs)
+        if reply[1].jobs and not self.gate.is_set():
+            self.holding.set()
+            await self.gate.wait()
+        return reply
+
+
+async def test_stop_during_a_reservation_hands_its_jobs_back(repo: RedisJobRepository,
+                                                            invariants) -> None:
+    """stop() must not cancel a reservation in flight (its jobs would stay leased until the
+    lease ran out, and count an attempt): the jobs go back to the queue, never run."""
+    ran: list[str] = []
+
+    async def handler(job: Job, ctx: JobContext) -> None:
+        ran.append(job.id)
+
+    ids = await repo.enqueue_many([JobSpec("t", {"i": i}) for i in range(3)])
+    gated = GatedRepository(repo.client, repo.config)
+    worker = FunctionWorker(WorkerConfig(worker_name="w", concurrency=3, poll_interval=60),
+                            job_repo=gated, handlers={"t": handler})
+    await worker.start()
+    await asyncio.wait_for(gated.holding.wait(), 10)
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0.1)  # stop() has begun while the reply is held back
+    gated.gate.set()
+    await asyncio.wait_for(stopping, 20)
+    assert ran == []
+    jobs = await repo.get_jobs(ids)
+    assert [(j.status, j.retry_count) for j in jobs] == [(JobStatus.QUEUED, 0)] * 3
+    invariants()
+
+
+async def test_stopping_an_idle_worker_leaves_nothing_leased(repo: RedisJobRepository,
+                                                              clean_redis: redis.Redis) -> None:
+    """An idle worker is blocked in a wait that also reserves; stop() interrupts it."""
+
+    async def handler(job: Job, ctx: JobContext) -> None:
+        return None
+
+    async with FunctionWorker(WorkerConfig(worker_name="w", poll_interval=60), job_repo=repo,
+                              handlers={"t": handler}) as worker:
+        done = await repo.enqueue("t", {})
+        while (await repo.get_job(done)).status != JobStatus.COMPLETED:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # blocked again, waiting for work
+    assert not worker.is_running()
+    assert clean_redis.zcard(repo.keys.active) == 0
+    later = await repo.enqueue("t", {})
+    assert (await repo.get_job(later)).status == JobStatus.QUEUED
+
+
+async def test_concurrent_enqueues_share_script_calls(repo: RedisJobRepository,
+                                                      clean_redis: redis.Redis,
+                                                      invariants) -> None:
+    def evalsha_calls() -> int:
+        stats = clean_redis.info("commandstats").get("cmdstat_evalsha", {})
+        return int(stats.get("calls", 0))
+
+    await repo.enqueue("t", {"i": -1})  # loads the script
+    before = evalsha_calls()
+    ids = await asyncio.gather(*(repo.enqueue("t", {"i": i}) for i in range(200)))
+    assert evalsha_calls() - before < 20  # coalesced, not one call per job
+    assert len(set(ids)) == 200
+    order: list[int] = []
+    while jobs := (await repo.reserve("w", 100, 30)).jobs:
+        order += [j.payload["i"] for j in jobs]
+    assert order == list(range(-1, 200))  # arrival order kept
+    invariants()
+
+
+async def test_coalescer_batches_while_busy_and_reports_errors_per_batch() -> None:
+    sent: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def send(items: list[int]) -> None:
+        sent.append(items)
+        if items == [0]:
+            await gate.wait()
+        if 13 in items:
+            raise RuntimeError("batch with 13 failed")
+
+    coalescer = Coalescer(send, limit=3)
+    first = asyncio.create_task(coalescer.submit(0))
+    await asyncio.sleep(0)
+    rest = [asyncio.create_task(coalescer.submit(i)) for i in (11, 12, 13, 14)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(first, *rest, return_exceptions=True)
+    assert sent == [[0], [11, 12, 13], [14]]
+    assert [type(r).__name__ for r in results] == ["NoneType", "RuntimeError", "RuntimeError",
+                                                   "RuntimeError", "NoneType"]
+    await coalescer.submit(15)  # idle again: sent at once, alone
+    assert sent[-1] == [15]
