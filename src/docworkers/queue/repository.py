@@ -370,15 +370,19 @@ class RedisJobRepository:
     # -- the worker's side ------------------------------------------------------------------
 
     async def reserve(self, worker_id: str, max_jobs: int, lease: float,
-                      default_max_retries: int | None = None) -> Reservation:
-        """Lease up to ``max_jobs`` ready jobs to ``worker_id`` for ``lease`` seconds."""
-        script, keys, args = self._reserve_call(worker_id, max_jobs, lease, default_max_retries)
+                      default_max_retries: int | None = None, *,
+                      min_priority: int | None = None) -> Reservation:
+        """Lease up to ``max_jobs`` ready jobs to ``worker_id`` for ``lease`` seconds
+        (only jobs of at least ``min_priority`` when it is given)."""
+        script, keys, args = self._reserve_call(worker_id, max_jobs, lease, default_max_retries,
+                                                min_priority)
         async with self._errors():
             reply = await script(keys=keys, args=args)
         return self._reservation(reply, worker_id)
 
     def _reserve_call(self, worker_id: str, max_jobs: int, lease: float,
-                      default_max_retries: int | None) -> _Call:
+                      default_max_retries: int | None, min_priority: int | None = None
+                      ) -> _Call:
         k = self.keys
         retries = self.config.default_max_retries if default_max_retries is None \
             else default_max_retries
@@ -387,7 +391,7 @@ class RedisJobRepository:
             [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
              k.stats, k.all_jobs, k.cancelled],
             [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
-             *RESERVE_FIELDS],
+             max_ready_score(min_priority), *RESERVE_FIELDS],
         )
 
     def _reservation(self, reply: list[Any], worker_id: str) -> Reservation:
@@ -399,14 +403,15 @@ class RedisJobRepository:
 
     async def complete_and_reserve(
         self, done: Sequence[tuple[str, int, Any]], worker_id: str, max_jobs: int, lease: float,
-        default_max_retries: int | None = None,
+        default_max_retries: int | None = None, *, min_priority: int | None = None,
     ) -> tuple[list[bool], Reservation]:
         """Complete finished jobs and reserve new ones in ONE round trip (a pipeline)."""
         if not done:
-            return [], await self.reserve(worker_id, max_jobs, lease, default_max_retries)
+            return [], await self.reserve(worker_id, max_jobs, lease, default_max_retries,
+                                          min_priority=min_priority)
         oks, reply = await self._pipelined([
             self._complete_call(done),
-            self._reserve_call(worker_id, max_jobs, lease, default_max_retries),
+            self._reserve_call(worker_id, max_jobs, lease, default_max_retries, min_priority),
         ])
         return [bool(x) for x in oks], self._reservation(reply, worker_id)
 
@@ -640,6 +645,13 @@ class RedisJobRepository:
         async with self._errors():
             seconds, micros = await self.client.time()
         return datetime.fromtimestamp(seconds + micros / 1e6).astimezone()
+
+
+def max_ready_score(min_priority: int | None) -> str:
+    """The highest ready-queue score of a job with at least ``min_priority`` (see _lib.lua)."""
+    if min_priority is None:
+        return "+inf"
+    return str((1000 - min_priority) * 2**42 + 2**42 - 1)
 
 
 def _by_type(totals: Mapping[str, str], prefix: str) -> dict[str, int]:

@@ -57,16 +57,17 @@ class Waiter:
         return woken is not None
 
     async def wait_and_reserve(self, timeout: float, worker_id: str, max_jobs: int,
-                               lease: float, default_max_retries: int | None = None
-                               ) -> Reservation:
+                               lease: float, default_max_retries: int | None = None, *,
+                               min_priority: int | None = None) -> Reservation:
         """Block like :meth:`wait`, then reserve up to ``max_jobs``, in one round trip."""
         script, keys, args = self._repo._reserve_call(worker_id, max_jobs, lease,
-                                                      default_max_retries)
+                                                      default_max_retries, min_priority)
         _, reply = await self._send(
             [self._blpop(timeout), ("EVALSHA", script.sha, len(keys), *keys, *args)]
         )
         if isinstance(reply, NoScriptError):  # nothing ran: load the script and reserve now
-            return await self._repo.reserve(worker_id, max_jobs, lease, default_max_retries)
+            return await self._repo.reserve(worker_id, max_jobs, lease, default_max_retries,
+                                            min_priority=min_priority)
         return self._repo._reservation(reply, worker_id)
 
     async def interrupt(self) -> None:

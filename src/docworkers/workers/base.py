@@ -205,16 +205,23 @@ class BaseWorker(ABC):
                 self._slot_freed.clear()
                 await self._idle(self._slot_freed.wait())
                 continue
-            want = min(free, self.config.batch_size)
+            # Fair priority: the last urgent_slots free slots only take urgent jobs, so a flood
+            # of long low-priority jobs cannot keep an urgent one waiting.
+            urgent_only = free <= self.config.urgent_slots
+            min_priority = self.config.urgent_priority if urgent_only else None
+            want = min(free if urgent_only else free - self.config.urgent_slots,
+                       self.config.batch_size)
             acks = self._take_acks() if block is None else []  # when idle the acker sends them
             try:
                 if block is None:
                     oks, reservation = await self.repo.complete_and_reserve(
                         [(a.job.id, a.job.token, a.result) for a in acks], self.worker_id,
                         want, self.config.lease_timeout, self.config.max_retries,
+                        min_priority=min_priority,
                     )
                 else:
-                    oks, reservation = [], await self._wait_and_reserve(block, want)
+                    oks, reservation = [], await self._wait_and_reserve(block, want,
+                                                                        min_priority)
                 outages = 0
             except asyncio.CancelledError:
                 self._acks[:0] = acks  # maybe not stored: the final flush sends them
@@ -240,14 +247,15 @@ class BaseWorker(ABC):
             if reservation.jobs:
                 await asyncio.sleep(0)  # let the new jobs start before the next wait is sent
 
-    async def _wait_and_reserve(self, timeout: float, want: int) -> Reservation:
+    async def _wait_and_reserve(self, timeout: float, want: int,
+                                min_priority: int | None = None) -> Reservation:
         """Block until woken (or ``timeout``), then reserve: one round trip, not cancellable
         (stop() interrupts it instead, see _stop_fetching)."""
         self._fetch_blocked = True
         try:
             return await self._waiter.wait_and_reserve(
                 timeout, self.worker_id, want, self.config.lease_timeout,
-                self.config.max_retries,
+                self.config.max_retries, min_priority=min_priority,
             )
         finally:
             self._fetch_blocked = False

@@ -36,6 +36,8 @@ class WorkerConfig:
     lease_timeout: float = 30.0
     job_timeout: float | None = None
     prefetch: int = 0  # jobs reserved per round trip; 0 = up to the free slots
+    urgent_slots: int = 0  # slots kept free for jobs of priority >= urgent_priority
+    urgent_priority: int = 100
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -50,6 +52,10 @@ class WorkerConfig:
         _at_least("concurrency", self.concurrency, 1)
         _at_least("max_retries", self.max_retries, 0)
         _at_least("prefetch", self.prefetch, 0)
+        _at_least("urgent_slots", self.urgent_slots, 0)
+        if self.urgent_slots >= self.concurrency:
+            raise ConfigurationError("urgent_slots", "must be smaller than concurrency, or "
+                                     "no slot would be left for ordinary jobs")
         for name in ("poll_interval", "shutdown_timeout", "retry_delay", "retry_delay_cap"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:

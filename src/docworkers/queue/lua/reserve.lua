@@ -5,7 +5,9 @@
 -- KEYS[10] cancelled
 -- ARGV[1] max jobs  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] default max_retries
 -- ARGV[5] dead-letter cap
--- ARGV[6..] the job hash fields to return for each reserved job, in this order; they must
+-- ARGV[6] highest ready score to take: '+inf' for any job, or the score bound of a minimum
+--         priority (capacity a worker keeps for urgent jobs)
+-- ARGV[7..] the job hash fields to return for each reserved job, in this order; they must
 --          include id and token
 -- Returns: {due, now, job...}: due = ms time of the next scheduled job or -1; now = the time of
 --          the reservation (ms); each job is the values of those fields (false when absent),
@@ -16,7 +18,7 @@ local now = now_ms()
 local prefix = KEYS[1]
 
 local fields, at = {}, {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   fields[#fields + 1] = ARGV[i]
   at[ARGV[i]] = #fields
 end
@@ -67,7 +69,17 @@ local out = {-1, now}
 local n = tonumber(ARGV[1])
 if n > 0 then
   local lease_until = now + tonumber(ARGV[2])
-  local popped = redis.call('ZPOPMIN', KEYS[2], n)
+  local popped
+  if ARGV[6] == '+inf' then
+    popped = redis.call('ZPOPMIN', KEYS[2], n)
+  else
+    popped = {}
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[6], 'LIMIT', 0, n)) do
+      redis.call('ZREM', KEYS[2], id)
+      popped[#popped + 1] = id
+      popped[#popped + 1] = 0
+    end
+  end
   local leased = {}  -- score/member pairs for the active set, added at the end
   for i = 1, #popped, 2 do
     local id = popped[i]
