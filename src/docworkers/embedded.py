@@ -120,9 +120,9 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.appendonly else "no",
             "--maxmemory-policy", "noeviction", "--logfile", str(self.folder / "server.log"),
         ]
-        self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+        self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         (self.folder / "server.pid").write_text(str(self.process.pid))
         self._wait_ready(timeout)

@@ -191,10 +191,9 @@ class EnrichmentError(RetryableJobError):
 class CircuitOpenError(ServiceUnavailableError):
     """A circuit breaker refused a call without trying it: its service failed repeatedly.
 
-    ``retry_after`` is the number of seconds until the breaker lets a probe call through. Today
-    the worker handles this like any retryable error (a retry with backoff that counts toward
-    ``max_retries``); the attribute is there so that a later change can reschedule the job for
-    that moment without consuming an attempt.
+    ``retry_after`` is the number of seconds until the breaker lets a probe call through; the
+    worker reschedules the job for that moment without consuming an attempt, so a long outage
+    never dead-letters jobs that could not even try.
     """
 
     def __init__(self, breaker: str, retry_after: float) -> None:
@@ -213,7 +212,7 @@ class RateLimitedError(RetryableJobError):
     """A cluster-wide rate or concurrency limit gave no permit within the caller's timeout.
 
     ``retry_after`` (seconds) is when a permit is expected; like
-    :attr:`CircuitOpenError.retry_after` it lets a later change reschedule a job without
+    :attr:`CircuitOpenError.retry_after` the worker reschedules the job then, without
     consuming an attempt.
     """
 

@@ -37,14 +37,24 @@ class ChromaServer:
     def start(self, timeout: float = 60.0) -> str:
         cli = Path(sys.executable).with_name("chroma")
         if not cli.exists():
-            raise VectorStoreError(f"no `chroma` command next to {sys.executable}; "
-                                   "install chromadb")
+            raise VectorStoreError(
+                f"no `chroma` command next to {sys.executable}; install chromadb"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         log = (self.path / "server.log").open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
-            [str(cli), "run", "--path", str(self.path / "db"), "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(
+            [
+                str(cli),
+                "run",
+                "--path",
+                str(self.path / "db"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
         )
         log.close()
@@ -59,8 +69,9 @@ class ChromaServer:
                 break
             time.sleep(0.1)
         self.stop()
-        raise VectorStoreError(f"chroma run did not start on {self.url}; see "
-                               f"{self.path / 'server.log'}")
+        raise VectorStoreError(
+            f"chroma run did not start on {self.url}; see {self.path / 'server.log'}"
+        )
 
     def stop(self) -> None:
         if self.process is None:
@@ -78,6 +89,10 @@ class ChromaServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -47,18 +47,28 @@ class DocumentRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, int] = field(default_factory=dict)
     enrichment_errors: list[str] = field(default_factory=list)
+    file_path: str = ""  # the stored file, which vector_reindex re-reads; "" when unknown
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "document_id": self.document_id, "collection": self.collection,
-            "filename": self.filename, "status": self.status.value, "job_id": self.job_id,
-            "content_hash": self.content_hash, "file_size": self.file_size,
-            "chunk_count": self.chunk_count, "page_count": self.page_count,
-            "error_code": self.error_code, "error_message": self.error_message,
-            "failed_stage": self.failed_stage, "created_at": self.created_at,
-            "updated_at": self.updated_at, "metadata": self.metadata,
-            "timings_ms": self.timings_ms, "enrichment_errors": self.enrichment_errors,
-        }
+            "document_id": self.document_id,
+            "collection": self.collection,
+            "filename": self.filename,
+            "status": self.status.value,
+            "job_id": self.job_id,
+            "content_hash": self.content_hash,
+            "file_size": self.file_size,
+            "chunk_count": self.chunk_count,
+            "page_count": self.page_count,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "failed_stage": self.failed_stage,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "metadata": self.metadata,
+            "timings_ms": self.timings_ms,
+            "enrichment_errors": self.enrichment_errors,
+        }  # not file_path: where the server keeps files is no business of API clients
 
     @classmethod
     def from_hash(cls, data: Mapping[str, str]) -> DocumentRecord:
@@ -66,11 +76,15 @@ class DocumentRecord:
             return int(data[key]) if data.get(key) else None
 
         return cls(
-            document_id=data["document_id"], collection=data["collection"],
-            filename=data.get("filename", ""), status=DocumentStatus(data["status"]),
-            job_id=data.get("job_id", ""), content_hash=data.get("content_hash", ""),
+            document_id=data["document_id"],
+            collection=data["collection"],
+            filename=data.get("filename", ""),
+            status=DocumentStatus(data["status"]),
+            job_id=data.get("job_id", ""),
+            content_hash=data.get("content_hash", ""),
             file_size=int(data.get("file_size") or 0),
-            chunk_count=int(data.get("chunk_count") or 0), page_count=opt_int("page_count"),
+            chunk_count=int(data.get("chunk_count") or 0),
+            page_count=opt_int("page_count"),
             error_code=data.get("error_code") or None,
             error_message=data.get("error_message") or None,
             failed_stage=data.get("failed_stage") or None,
@@ -79,6 +93,7 @@ class DocumentRecord:
             metadata=json.loads(data.get("metadata") or "{}"),
             timings_ms=json.loads(data.get("timings_ms") or "{}"),
             enrichment_errors=json.loads(data.get("enrichment_errors") or "[]"),
+            file_path=data.get("file_path", ""),
         )
 
 
@@ -99,8 +114,9 @@ def document_id_for(collection: str, file_hash: str) -> str:
 class DocumentRepository:
     """Documents known to docworkers, in Redis under the ``{documents}`` hash tag."""
 
-    def __init__(self, client: aioredis.Redis, *, namespace: str = "dw", url: str = "redis"
-                 ) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, namespace: str = "dw", url: str = "redis"
+    ) -> None:
         self.client = client
         self.url = url
         self.prefix = f"{namespace}:{{documents}}:"
@@ -120,21 +136,35 @@ class DocumentRepository:
             return list(await pipe.execute())
         except RedisError as exc:
             raise RepositoryConnectionError(
-                f"document registry at {self.url} failed: {exc}") from exc
+                f"document registry at {self.url} failed: {exc}"
+            ) from exc
 
     async def register(self, record: DocumentRecord) -> DocumentRecord:
-        """Create or refresh a document (status, job, file); keeps its first created_at."""
+        """Create or refresh a document (status, job, file); keeps its first created_at.
+
+        An empty ``file_path`` keeps the one already stored (callers that do not know it must
+        not erase it).
+        """
         now = time.time()
         key = self._key(record.document_id)
+        fields: dict[str, str | int | float] = {
+            "document_id": record.document_id,
+            "collection": record.collection,
+            "filename": record.filename,
+            "status": record.status.value,
+            "job_id": record.job_id,
+            "content_hash": record.content_hash,
+            "file_size": record.file_size,
+            "updated_at": now,
+            "error_code": "",
+            "error_message": "",
+            "failed_stage": "",
+        }
+        if record.file_path:
+            fields["file_path"] = record.file_path
         pipe = self.client.pipeline(transaction=True)
         pipe.hsetnx(key, "created_at", now)
-        pipe.hset(key, mapping={
-            "document_id": record.document_id, "collection": record.collection,
-            "filename": record.filename, "status": record.status.value,
-            "job_id": record.job_id, "content_hash": record.content_hash,
-            "file_size": record.file_size, "updated_at": now,
-            "error_code": "", "error_message": "", "failed_stage": "",
-        })
+        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
         pipe.zadd(self._index(record.collection), {record.document_id: now}, nx=True)
         pipe.sadd(self._collections, record.collection)
         pipe.hgetall(key)
@@ -157,10 +187,14 @@ class DocumentRepository:
         pipe.hset(self._key(document_id), mapping=encoded)  # type: ignore[arg-type]
         await self._run(pipe)
 
-    async def mark_failed(self, document_id: str, *, code: str, message: str, stage: str
-                          ) -> None:
-        await self.update(document_id, status=DocumentStatus.FAILED, error_code=code,
-                          error_message=message, failed_stage=stage)
+    async def mark_failed(self, document_id: str, *, code: str, message: str, stage: str) -> None:
+        await self.update(
+            document_id,
+            status=DocumentStatus.FAILED,
+            error_code=code,
+            error_message=message,
+            failed_stage=stage,
+        )
 
     async def get(self, document_id: str) -> DocumentRecord | None:
         pipe = self.client.pipeline(transaction=False)
@@ -168,8 +202,9 @@ class DocumentRepository:
         data = (await self._run(pipe))[0]
         return DocumentRecord.from_hash(data) if data else None
 
-    async def list_documents(self, collection: str | None = None, *, limit: int = 100,
-                             offset: int = 0) -> list[DocumentRecord]:
+    async def list_documents(
+        self, collection: str | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[DocumentRecord]:
         """Documents of a collection (or all collections), newest first."""
         if collection is None:
             ids: list[str] = []
@@ -178,7 +213,7 @@ class DocumentRepository:
         else:
             ids = cast(list[str], await self.client.zrevrange(self._index(collection), 0, -1))
         pipe = self.client.pipeline(transaction=False)
-        for document_id in ids[offset:offset + limit]:
+        for document_id in ids[offset : offset + limit]:
             pipe.hgetall(self._key(document_id))
         return [DocumentRecord.from_hash(d) for d in await self._run(pipe) if d]
 

@@ -16,7 +16,7 @@ import inspect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -41,12 +41,21 @@ Vectors = NDArray[np.float32]
 MINILM_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_DIMENSION = 384
 DEFAULT_BATCH_SIZE = 32
+# Padded tokens per model call. Attention memory grows with rows x width^2: 32 rows of 256
+# tokens peak at ~700 MB above the model, 16 rows (4096) at ~320 MB, 2 rows (512) at ~60 MB.
+# Small batches are also *faster* on the CPU (they stay in cache): on 120 chunks of DA-619p
+# (254 tokens each, 2 cores), 4096 -> 6.2 chunks/s, 2048 -> 6.5, 1024 -> 7.2, 512 -> 9.7-11.7,
+# 256 -> 11.7. So full-length chunks go 2 at a time; short texts (queries, sentences) still go
+# up to batch_size at a time.
+DEFAULT_MAX_BATCH_TOKENS = 512
 DEFAULT_EMBEDDER = "onnx-minilm"
 
 
-@runtime_checkable
 class Embedder(Protocol):
     """Turns texts into unit vectors, synchronously, one batch per call.
+
+    Not ``runtime_checkable`` on purpose: on Python 3.11 ``isinstance`` would read every
+    attribute, and ``OpenAIEmbedder.dimension`` may ask its server.
 
     ``max_tokens`` is the longest text (in the model's tokens, [CLS]/[SEP] not counted) that is
     embedded without truncation: the chunker refuses larger chunk sizes. Implementations must be
@@ -78,9 +87,10 @@ def l2_normalize(vectors: NDArray[np.floating[Any]]) -> Vectors:
 class OnnxMiniLMEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime; 384 dimensions, 254 text tokens.
 
-    Within one :meth:`embed` call texts are sorted by token length and run in batches of
-    ``batch_size``, so short texts are not padded to the length of long ones; rows come back in
-    the caller's order. onnxruntime sessions and the tokenizer are thread-safe, so one instance
+    Within one :meth:`embed` call texts are sorted by token length and run in batches of at
+    most ``batch_size`` texts and ``max_batch_tokens`` padded tokens, so short texts are not
+    padded to the length of long ones and memory stays bounded; rows come back in the caller's
+    order. onnxruntime sessions and the tokenizer are thread-safe, so one instance
     can serve many threads (they then share ``intra_op_threads`` cores).
     """
 
@@ -92,13 +102,19 @@ class OnnxMiniLMEmbedder:
         self,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         intra_op_threads: int | None = None,
         model_path: str | Path | None = None,
         sort_by_length: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("batch_size", f"must be at least 1, got {batch_size}")
-        threads = intra_op_threads if intra_op_threads is not None else (os.cpu_count() or 1)
+        if max_batch_tokens < MAX_TEXT_TOKENS + 2:
+            raise ConfigurationError(
+                "max_batch_tokens",
+                f"must hold one full input ({MAX_TEXT_TOKENS + 2} tokens), got {max_batch_tokens}",
+            )
+        threads = intra_op_threads if intra_op_threads is not None else _usable_cpus()
         if threads < 1:
             raise ConfigurationError(
                 "intra_op_threads", f"must be at least 1, got {intra_op_threads}"
@@ -107,6 +123,7 @@ class OnnxMiniLMEmbedder:
         if not path.is_file():
             raise ConfigurationError("model_path", f"{path} is not a file")
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.intra_op_threads = threads
         self.sort_by_length = sort_by_length
         self.model_path = path
@@ -115,6 +132,15 @@ class OnnxMiniLMEmbedder:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads sleep instead of spinning. Every operator of a batch runs for
+        # milliseconds, so waking costs nothing measurable, while spinning burns the cores that
+        # parsing, chunking and Chroma (and other processes) need in a worker: on 2 busy cores
+        # it cost ~15 % more CPU for the same embeddings (benchmarks/ingest_throughput.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Memory patterns pre-plan one block per input shape; almost every batch has another
+        # shape, so they only pile blocks up in the arena (measured: 755 -> 540 MB peak for
+        # batches of 8 x 256 tokens, CPU time unchanged; benchmarks/peak_memory.py).
+        options.enable_mem_pattern = False
         try:
             self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -148,11 +174,26 @@ class OnnxMiniLMEmbedder:
         mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
         lengths = mask.sum(axis=1)
         order = np.argsort(lengths, kind="stable") if self.sort_by_length else np.arange(len(texts))
-        for begin in range(0, len(texts), self.batch_size):
-            rows = order[begin : begin + self.batch_size]
+        for begin, end in self._batches(lengths[order].tolist()):
+            rows = order[begin:end]
             width = int(lengths[rows].max())
             out[rows] = self._run(ids[rows, :width], mask[rows, :width])
         return out
+
+    def _batches(self, lengths: list[int]) -> list[tuple[int, int]]:
+        """[begin, end) ranges of ``lengths`` within batch_size rows and max_batch_tokens."""
+        ranges: list[tuple[int, int]] = []
+        begin = 0
+        width = 0
+        for index, length in enumerate(lengths):
+            wider = max(width, length)
+            rows = index - begin + 1
+            if rows > 1 and (rows > self.batch_size or rows * wider > self.max_batch_tokens):
+                ranges.append((begin, index))
+                begin, wider = index, length
+            width = wider
+        ranges.append((begin, len(lengths)))
+        return ranges
 
     def _run(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> Vectors:
         feeds = {"input_ids": ids, "attention_mask": mask}
@@ -167,6 +208,13 @@ class OnnxMiniLMEmbedder:
         summed = (np.asarray(hidden, dtype=np.float32) * weights).sum(axis=1)
         pooled = summed / np.maximum(weights.sum(axis=1), 1e-9)
         return l2_normalize(pooled)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _make_openai(**options: Any) -> Embedder:

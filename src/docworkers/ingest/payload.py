@@ -44,8 +44,9 @@ class UploadJobPayload(BaseModel):
     @classmethod
     def _strategy(cls, value: str) -> str:
         if value not in CHUNKING_STRATEGIES:
-            raise ValueError(f"unknown strategy {value!r}; use one of "
-                             f"{', '.join(CHUNKING_STRATEGIES)}")
+            raise ValueError(
+                f"unknown strategy {value!r}; use one of {', '.join(CHUNKING_STRATEGIES)}"
+            )
         return value
 
     @field_validator("filename")
@@ -58,8 +59,10 @@ class UploadJobPayload(BaseModel):
     @model_validator(mode="after")
     def _overlap(self) -> UploadJobPayload:
         if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
-                             f"chunk_size ({self.chunk_size})")
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_size ({self.chunk_size})"
+            )
         return self
 
     @classmethod

@@ -39,7 +39,9 @@ from docworkers.ingest.enrich import Enricher, LocalEnricher
 from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
 from docworkers.ingest.vector_repository import VectorRepository
+from docworkers.workers.circuit_breaker import get_breaker
 
+VECTOR_STORE_BREAKER = "vector-store"
 Progress = Callable[[int, str], Awaitable[None]]
 EMBED_GROUP = 64  # chunks per embedding request: progress granularity, batched across jobs
 
@@ -56,10 +58,19 @@ class DocumentServices:
     enricher: Enricher = field(default_factory=LocalEnricher)
 
     @classmethod
-    def local(cls, embedder: Embedder, *, parser: IsolatedParser | None = None,
-              enricher: Enricher | None = None) -> DocumentServices:
-        return cls(parser=parser or IsolatedParser(), embedder=embedder,
-                   batcher=BatchingEmbedder(embedder), enricher=enricher or LocalEnricher())
+    def local(
+        cls,
+        embedder: Embedder,
+        *,
+        parser: IsolatedParser | None = None,
+        enricher: Enricher | None = None,
+    ) -> DocumentServices:
+        return cls(
+            parser=parser or IsolatedParser(),
+            embedder=embedder,
+            batcher=BatchingEmbedder(embedder),
+            enricher=enricher or LocalEnricher(),
+        )
 
     async def aclose(self) -> None:
         await self.batcher.aclose()
@@ -69,14 +80,21 @@ class DocumentServices:
 class UploadPipeline:
     """Runs one upload end to end. Shared by the worker, the CLI and the benchmarks."""
 
-    def __init__(self, services: DocumentServices, documents: DocumentRepository,
-                 vectors: VectorRepository) -> None:
+    def __init__(
+        self, services: DocumentServices, documents: DocumentRepository, vectors: VectorRepository
+    ) -> None:
         self.services = services
         self.documents = documents
         self.vectors = vectors
+        # One breaker per vector store process-wide: after repeated failures jobs stop hammering
+        # it and are rescheduled (without using an attempt) until a probe call succeeds.
+        self.vector_breaker = get_breaker(
+            VECTOR_STORE_BREAKER, failure_threshold=5, reset_timeout=10.0
+        )
 
-    async def run(self, payload: UploadJobPayload, *, job_id: str = "",
-                  progress: Progress | None = None) -> UploadJobResult:
+    async def run(
+        self, payload: UploadJobPayload, *, job_id: str = "", progress: Progress | None = None
+    ) -> UploadJobResult:
         report = progress or _no_progress
         started = time.perf_counter()
         timings: dict[str, int] = {}
@@ -92,73 +110,112 @@ class UploadPipeline:
             raise InvalidPayloadError(f"file_path: no readable file at {str(path)!r}")
         file_hash = await asyncio.to_thread(content_hash, path)
         document_id = document_id_for(payload.collection, file_hash)
-        await self.documents.register(DocumentRecord(
-            document_id=document_id, collection=payload.collection, filename=payload.filename,
-            status=DocumentStatus.PROCESSING, job_id=job_id, content_hash=file_hash,
-            file_size=path.stat().st_size,
-        ))
+        await self.documents.register(
+            DocumentRecord(
+                document_id=document_id,
+                collection=payload.collection,
+                filename=payload.filename,
+                status=DocumentStatus.PROCESSING,
+                job_id=job_id,
+                content_hash=file_hash,
+                file_size=path.stat().st_size,
+            )
+        )
         try:
             return await self._stages(payload, document_id, report, timings, started)
         except Exception as exc:
             await record_failure(self.documents, document_id, exc)
             raise
 
-    async def _stages(self, payload: UploadJobPayload, document_id: str, report: Progress,
-                      timings: dict[str, int], started: float) -> UploadJobResult:
+    async def _stages(
+        self,
+        payload: UploadJobPayload,
+        document_id: str,
+        report: Progress,
+        timings: dict[str, int],
+        started: float,
+    ) -> UploadJobResult:
         path = payload.path
         stage = _Stage(timings)
         with stage("parsing"):
             await report(10, "parsing document")
-            doc = await self.services.parser.aparse(path, filename=payload.filename,
-                                                    max_pages=payload.max_pages)
+            doc = await self.services.parser.aparse(
+                path, filename=payload.filename, max_pages=payload.max_pages
+            )
         with stage("chunking"):
             await report(30, "chunking text")
             chunks = await asyncio.to_thread(self._chunk, doc, payload)
             if not chunks:
-                raise NoExtractableTextError(payload.filename,
-                                             "the document contains no text to index")
+                raise NoExtractableTextError(
+                    payload.filename, "the document contains no text to index"
+                )
         with stage("embedding"):
             await report(50, f"generating embeddings for {len(chunks)} chunks")
-            enrichment = asyncio.create_task(asyncio.to_thread(self._enrich, doc, chunks,
-                                                               payload))
+            enrichment = asyncio.create_task(asyncio.to_thread(self._enrich, doc, chunks, payload))
             try:
                 embeddings = await self._embed(chunks, report)
             finally:
                 extra, doc_meta, problems = await enrichment
         with stage("storing"):
             await report(70, f"storing {len(chunks)} chunks in the vector database")
-            metadatas = [{"filename": payload.filename, "collection": payload.collection,
-                          "strategy": payload.chunking_strategy, **doc_meta, **chunk_extra}
-                         for chunk_extra in extra]
-            await asyncio.to_thread(self.vectors.replace_document, payload.collection,
-                                    document_id, chunks, embeddings, metadatas)
+            metadatas = [
+                {
+                    "filename": payload.filename,
+                    "collection": payload.collection,
+                    "strategy": payload.chunking_strategy,
+                    **doc_meta,
+                    **chunk_extra,
+                }
+                for chunk_extra in extra
+            ]
+            await asyncio.to_thread(
+                self.vector_breaker.call_sync,
+                self.vectors.replace_document,
+                payload.collection,
+                document_id,
+                chunks,
+                embeddings,
+                metadatas,
+            )
         with stage("finalizing"):
             await report(90, "finalizing document")
             elapsed = round((time.perf_counter() - started) * 1000)
             page_count = doc.metadata.get("page_count")
             await self.documents.update(
-                document_id, status=DocumentStatus.COMPLETED, chunk_count=len(chunks),
-                page_count=page_count, metadata={**doc.metadata, **doc_meta},
-                timings_ms=timings, enrichment_errors=problems,
+                document_id,
+                status=DocumentStatus.COMPLETED,
+                chunk_count=len(chunks),
+                page_count=page_count,
+                metadata={**doc.metadata, **doc_meta},
+                timings_ms=timings,
+                enrichment_errors=problems,
             )
         await report(100, "upload completed")
         return UploadJobResult(
-            document_id=document_id, chunk_count=len(chunks), collection=payload.collection,
-            processing_time_ms=elapsed, page_count=page_count, truncated=doc.truncated,
-            timings_ms=timings, enrichment_errors=problems,
+            document_id=document_id,
+            chunk_count=len(chunks),
+            collection=payload.collection,
+            processing_time_ms=elapsed,
+            page_count=page_count,
+            truncated=doc.truncated,
+            timings_ms=timings,
+            enrichment_errors=problems,
         )
 
     def _chunk(self, doc: ParsedDocument, payload: UploadJobPayload) -> list[Chunk]:
         try:
             return chunk_document(
-                doc, strategy=payload.chunking_strategy, chunk_size=payload.chunk_size,
-                chunk_overlap=payload.chunk_overlap, embedder=self.services.embedder,
+                doc,
+                strategy=payload.chunking_strategy,
+                chunk_size=payload.chunk_size,
+                chunk_overlap=payload.chunk_overlap,
+                embedder=self.services.embedder,
             )
         except ConfigurationError as exc:
             raise InvalidPayloadError(str(exc)) from exc
 
     async def _embed(self, chunks: Sequence[Chunk], report: Progress) -> np.ndarray:
-        groups = [chunks[i:i + EMBED_GROUP] for i in range(0, len(chunks), EMBED_GROUP)]
+        groups = [chunks[i : i + EMBED_GROUP] for i in range(0, len(chunks), EMBED_GROUP)]
         results: list[np.ndarray | None] = [None] * len(groups)
 
         async def one(index: int) -> int:
@@ -175,8 +232,9 @@ class UploadPipeline:
                 await report(percent, f"generating embeddings ({done}/{len(groups)} batches)")
         return np.vstack([r for r in results if r is not None])
 
-    def _enrich(self, doc: ParsedDocument, chunks: Sequence[Chunk], payload: UploadJobPayload
-                ) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+    def _enrich(
+        self, doc: ParsedDocument, chunks: Sequence[Chunk], payload: UploadJobPayload
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
         """Per-chunk keywords/questions and document metadata. Never fails the upload."""
         extra: list[dict[str, Any]] = [{} for _ in chunks]
         if not payload.extract_metadata and not payload.num_questions:
@@ -186,21 +244,26 @@ class UploadPipeline:
         doc_meta: dict[str, Any] = {}
         try:
             found = enricher.document_metadata(doc)
-            doc_meta = {k: v for k, v in found.items() if v is not None} \
-                if payload.extract_metadata else {}
+            doc_meta = (
+                {k: v for k, v in found.items() if v is not None}
+                if payload.extract_metadata
+                else {}
+            )
             language = str(found.get("language") or "en")
             for item, chunk in zip(extra, chunks, strict=True):
                 keywords = enricher.keywords(chunk.text, language, 5)
                 if payload.extract_metadata:
                     item["keywords"] = keywords
                 if payload.num_questions:
-                    item["questions"] = enricher.questions(chunk.text, payload.num_questions,
-                                                           keywords, language)
+                    item["questions"] = enricher.questions(
+                        chunk.text, payload.num_questions, keywords, language
+                    )
         except Exception as exc:
             log.warning("enrichment of %s failed: %s", payload.filename, exc)
             problems.append(f"{type(exc).__name__}: {exc}")
-        doc_meta = {f"doc_{k}" if k in ("filename", "collection") else k: v
-                    for k, v in doc_meta.items()}
+        doc_meta = {
+            f"doc_{k}" if k in ("filename", "collection") else k: v for k, v in doc_meta.items()
+        }
         return extra, doc_meta, problems
 
 
@@ -227,15 +290,18 @@ async def _no_progress(percent: int, message: str) -> None:
     return None
 
 
-async def record_failure(documents: DocumentRepository, document_id: str | None,
-                         exc: BaseException) -> None:
+async def record_failure(
+    documents: DocumentRepository, document_id: str | None, exc: BaseException
+) -> None:
     """Mark the document failed with the error's code, message and stage (best effort)."""
     if not document_id:
         return
     try:
-        await documents.mark_failed(document_id, code=error_code(exc), message=str(exc),
-                                    stage=getattr(exc, "stage", "unknown"))
+        await documents.mark_failed(
+            document_id,
+            code=error_code(exc),
+            message=str(exc),
+            stage=getattr(exc, "stage", "unknown"),
+        )
     except DocworkersError as problem:
         log.warning("could not record failure of document %s: %s", document_id, problem)
-
-

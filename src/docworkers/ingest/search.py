@@ -20,8 +20,9 @@ class SearchService:
         self.embedder = embedder
         self.vectors = vectors
 
-    async def search(self, collection: str, query: str, k: int = 5,
-                     filters: Mapping[str, Any] | None = None) -> list[SearchHit]:
+    async def search(
+        self, collection: str, query: str, k: int = 5, filters: Mapping[str, Any] | None = None
+    ) -> list[SearchHit]:
         """The ``k`` chunks of ``collection`` closest to ``query``, best first."""
         validate_collection_name(collection)
         if not query.strip():

@@ -58,6 +58,7 @@ _DELETED_SPACES = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
 # Pieces of at most this many characters are tokenized together by token_spans(); boundaries
 # fall on whitespace so they change no token.
 _SEGMENT_CHARS = 8192
+_SPACE_CODEPOINTS = np.array([c for c in range(0x3100) if chr(c).isspace()], dtype=np.uint32)
 _WHITESPACE_CHARS = frozenset("\t\n\r \xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
     chr(c) for c in range(0x2000, 0x200B)
 )
@@ -146,15 +147,18 @@ class TokenSpans:
     """Every token of a text, in order: character span and where words begin.
 
     ``word_start[i]``: token ``i`` begins a word of the pre-tokenizer (punctuation marks are
-    words of their own), so cutting before it cannot change how either side tokenizes.
-    ``space_before[i]``: some character (whitespace or one the normalizer drops) separates
-    token ``i`` from the previous token.
+    words of their own) and a character, so cutting before it cannot change how either side
+    tokenizes.
+    ``space_before[i]``: whitespace separates token ``i`` from the previous token.
+    ``char_start[i]``: token ``i`` begins a new character; False when one character yields
+    several tokens (a Hangul syllable decomposes into jamo), so a cut there would split it.
     """
 
     starts: NDArray[np.int64]
     ends: NDArray[np.int64]
     word_start: NDArray[np.bool_]
     space_before: NDArray[np.bool_]
+    char_start: NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -202,11 +206,18 @@ def token_spans(text: str, tokenizer: Tokenizer | None = None) -> TokenSpans:
     start_array = np.asarray(starts, dtype=np.int64)
     end_array = np.asarray(ends, dtype=np.int64)
     space_before = np.ones(len(starts), dtype=np.bool_)
+    char_start = np.ones(len(starts), dtype=np.bool_)
     if len(starts) > 1:
-        space_before[1:] = start_array[1:] > end_array[:-1]
+        # Whitespace characters before each offset, to see which gaps hold whitespace (gaps can
+        # also be characters the normalizer deletes, inside a word).
+        codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        spaces = np.concatenate([[0], np.cumsum(np.isin(codepoints, _SPACE_CODEPOINTS))])
+        space_before[1:] = spaces[start_array[1:]] > spaces[end_array[:-1]]
+        char_start[1:] = start_array[1:] >= end_array[:-1]
     return TokenSpans(
         starts=start_array,
         ends=end_array,
-        word_start=np.asarray(word_start, dtype=np.bool_),
+        word_start=np.asarray(word_start, dtype=np.bool_) & char_start,
         space_before=space_before,
+        char_start=char_start,
     )

@@ -37,12 +37,15 @@ class UploadWorker(BaseWorker):
     def __init__(self, config: UploadWorkerConfig) -> None:
         super().__init__(config.worker, job_repo=config.job_repo, logger=config.logger)
         self.upload_config = config
-        self.pipeline = UploadPipeline(config.services, config.document_repo,
-                                       config.vector_repo)
+        self.pipeline = UploadPipeline(config.services, config.document_repo, config.vector_repo)
 
     async def process(self, job: Job, ctx: JobContext) -> Any:
         payload = UploadJobPayload.parse(job.payload)
         result = await self.pipeline.run(payload, job_id=job.id, progress=ctx.progress)
-        ctx.logger.info("ingested %s: %d chunks in %d ms", payload.filename,
-                        result.chunk_count, result.processing_time_ms)
+        ctx.logger.info(
+            "ingested %s: %d chunks in %d ms",
+            payload.filename,
+            result.chunk_count,
+            result.processing_time_ms,
+        )
         return result.model_dump()

@@ -12,6 +12,8 @@ Conventions every implementation follows:
 * Chunk metadata is flat (see :func:`flatten_metadata`) and always carries ``document_id``,
   ``chunk_index``, ``start_char``, ``end_char``, ``token_count`` and, when known,
   ``page_start``/``page_end``.
+* ``update_chunk_metadata`` merges keys into the stored metadata of existing chunks; it never
+  touches texts, embeddings or the structural keys (:data:`STRUCTURAL_KEYS`).
 * Methods are synchronous; async callers use ``asyncio.to_thread``.
 """
 
@@ -31,6 +33,7 @@ from docworkers.errors import ConfigurationError
 from docworkers.ingest.document import Chunk
 
 __all__ = [
+    "STRUCTURAL_KEYS",
     "CollectionInfo",
     "MetadataValue",
     "SearchHit",
@@ -85,6 +88,17 @@ class VectorRepository(Protocol):
     def count_document_chunks(self, collection: str, document_id: str) -> int: ...
 
     def document_chunk_ids(self, collection: str, document_id: str) -> list[str]: ...
+
+    def document_chunks(
+        self, collection: str, document_id: str
+    ) -> list[tuple[str, str, dict[str, Any]]]: ...
+
+    def update_chunk_metadata(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+    ) -> int: ...
 
     def search(
         self,
@@ -156,6 +170,19 @@ def flatten_metadata(metadata: Mapping[str, Any]) -> dict[str, MetadataValue]:
         else:
             flat[str(key)] = str(value)
     return flat
+
+
+STRUCTURAL_KEYS = frozenset(
+    {
+        "document_id",
+        "chunk_index",
+        "start_char",
+        "end_char",
+        "token_count",
+        "page_start",
+        "page_end",
+    }
+)
 
 
 def chunk_metadata(

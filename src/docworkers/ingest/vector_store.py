@@ -39,6 +39,7 @@ from chromadb.errors import InvalidArgumentError, NotFoundError
 from docworkers.errors import ConfigurationError, DocworkersError, VectorStoreError
 from docworkers.ingest.document import Chunk
 from docworkers.ingest.vector_repository import (
+    STRUCTURAL_KEYS,
     CollectionInfo,
     SearchHit,
     VectorRepository,
@@ -237,6 +238,47 @@ class ChromaVectorRepository:
                 return 0
             return self._delete_where(target, _document_filter(document_id))
 
+    def update_chunk_metadata(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Merge ``metadatas`` into the stored metadata of the chunks ``ids`` (no re-embedding).
+
+        Values are flattened like on write; structural keys (document id, chunk index, offsets,
+        pages) are never changed. Ids that are not stored are skipped; returns how many chunks
+        were updated.
+        """
+        validate_collection_name(collection)
+        if len(ids) != len(metadatas):
+            raise ValueError(
+                f"update_chunk_metadata needs one metadata per id, got {len(ids)} ids and "
+                f"{len(metadatas)} metadatas"
+            )
+        updates = {
+            id_: {k: v for k, v in flatten_metadata(meta).items() if k not in STRUCTURAL_KEYS}
+            for id_, meta in zip(ids, metadatas, strict=True)
+        }
+        with self._write_mutex, self._translate("update metadata in", collection):
+            target = self._collection(collection, create=False)
+            if target is None or not updates:
+                return 0
+            batch = self._max_batch_size()
+            wanted = list(updates)
+            updated = 0
+            for start in range(0, len(wanted), batch):
+                found = target.get(ids=wanted[start : start + batch], include=["metadatas"])
+                stored = found["metadatas"] or []
+                merged = [
+                    {**dict(meta or {}), **updates[id_]}
+                    for id_, meta in zip(found["ids"], stored, strict=True)
+                ]
+                if found["ids"]:
+                    target.update(ids=found["ids"], metadatas=merged)  # type: ignore[arg-type]
+                updated += len(found["ids"])
+            return updated
+
     def delete_collection(self, name: str) -> bool:
         """Drop a whole collection; False if it did not exist."""
         validate_collection_name(name)
@@ -263,6 +305,28 @@ class ChromaVectorRepository:
                 return []
             ids = target.get(where=_document_filter(document_id), include=[])["ids"]
         return sorted(ids, key=_id_order)
+
+    def document_chunks(
+        self, collection: str, document_id: str
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(id, text, metadata)`` of every stored chunk of ``document_id``, in chunk order
+        (an empty list if the collection or the document does not exist)."""
+        validate_collection_name(collection)
+        _check_document_id(document_id)
+        with self._translate("read", collection, document_id):
+            target = self._collection(collection, create=False)
+            if target is None:
+                return []
+            found = target.get(
+                where=_document_filter(document_id), include=["documents", "metadatas"]
+            )
+        texts = found["documents"] or [""] * len(found["ids"])
+        metadatas = found["metadatas"] or [{}] * len(found["ids"])
+        chunks = [
+            (id_, text or "", dict(meta or {}))
+            for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)
+        ]
+        return sorted(chunks, key=lambda chunk: _id_order(chunk[0]))
 
     def search(
         self,

@@ -497,10 +497,14 @@ class RedisJobRepository:
 
     async def fail(self, job_id: str, token: int, error: JobError, *, retry: bool,
                    retry_delay: float = 0.0, default_max_retries: int | None = None,
-                   cancel: bool = False) -> JobStatus:
-        """Record a failed attempt; returns the new status (retrying, dead, failed, cancelled)."""
+                   cancel: bool = False, defer: bool = False) -> JobStatus:
+        """Record a failed attempt; returns the new status (retrying, dead, failed, cancelled).
+
+        ``defer`` runs the job again after ``retry_delay`` without using an attempt: for a
+        service known to be down (an open circuit breaker), where the job never really tried.
+        """
         k = self.keys
-        outcome = "cancel" if cancel else ("retry" if retry else "fail")
+        outcome = "cancel" if cancel else "defer" if defer else "retry" if retry else "fail"
         retries = self.config.default_max_retries if default_max_retries is None \
             else default_max_retries
         async with self._errors():

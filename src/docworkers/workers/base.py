@@ -359,6 +359,7 @@ class BaseWorker(ABC):
                       exc: BaseException | None, started: float, cancel: bool = False) -> None:
         """Store the failed attempt; shielded so a shutdown cannot lose the report."""
         duration = time.monotonic() - started
+        defer = False
         if cancel:
             failure = JobFailure("cancelled", "cancelled on request")
             retry, delay = False, 0.0
@@ -372,9 +373,14 @@ class BaseWorker(ABC):
             )
             delay = backoff_delay(job.retry_count + 1, base=self.config.retry_delay,
                                   cap=self.config.retry_delay_cap)
+            retry_after = getattr(exc, "retry_after", None)
+            if retry and isinstance(retry_after, int | float):
+                # An open circuit breaker or a rate limit refused the call without trying it:
+                # run again when it expects to allow calls, without using up an attempt.
+                defer, delay = True, max(float(retry_after), 0.05)
         try:
             status = await asyncio.shield(self._fail_until_stored(job, failure, retry, delay,
-                                                                  cancel))
+                                                                  cancel, defer))
         finally:
             self._release_slot(job.id)
         if status is not None:
@@ -384,13 +390,14 @@ class BaseWorker(ABC):
         self._finish(job, ok=False, duration=duration)
 
     async def _fail_until_stored(self, job: Job, failure: JobFailure, retry: bool,
-                                 delay: float, cancel: bool) -> str | None:
+                                 delay: float, cancel: bool, defer: bool = False
+                                 ) -> str | None:
         outages = 0
         while True:
             try:
                 status = await self.repo.fail(
                     job.id, job.token, failure, retry=retry, retry_delay=delay,
-                    default_max_retries=self.config.max_retries, cancel=cancel,
+                    default_max_retries=self.config.max_retries, cancel=cancel, defer=defer,
                 )
                 return status.value
             except LeaseLostError as exc:

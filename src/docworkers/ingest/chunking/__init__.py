@@ -17,16 +17,21 @@ minus those two), which is also the default. Strategies (:data:`CHUNKING_STRATEG
     Cut where neighbouring sentences' embeddings diverge, then packed like ``sentence``.
     Needs ``embedder``.
 ``token``
-    Windows of ``chunk_size`` tokens whose cuts are moved to the nearest whitespace, so words
-    stay whole.
+    Windows of ``chunk_size`` tokens whose cuts are moved back to the nearest whitespace, so
+    words stay whole (a single "word" longer than a chunk is cut like ``fixed``).
 ``fixed``
-    Windows of exactly ``chunk_size`` tokens, ignoring all structure (words can be cut).
+    Windows of ``chunk_size`` document tokens, each starting ``chunk_size - chunk_overlap``
+    tokens after the previous, ignoring all structure: words can be cut between word pieces
+    (never inside a character). A window that would count more tokens on its own (it starts
+    with a ``##`` piece) is shortened until it fits.
 
 Every strategy keeps these promises, checked by property tests: chunks are in document order
-(strictly increasing start and end), cover every non-whitespace character, overlap their
-predecessor by at most ``chunk_overlap`` tokens, hold at most ``chunk_size`` tokens, and
+(strictly increasing start and end), cover every non-whitespace character, hold at most
+``chunk_size`` tokens, overlap their predecessor by at most ``chunk_overlap`` tokens (both
+counted on the text alone, as the model sees it), and
 ``chunk.text == doc.text[chunk.start_char:chunk.end_char]``, trimmed of whitespace. A document
 without text yields no chunks; deciding whether that is an error is the pipeline's business.
+The ``semantic`` strategy calls the (synchronous) embedder: run it off the event loop.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ __all__ = [
     "CHUNKING_STRATEGIES",
     "DEFAULT_CHUNK_OVERLAP",
     "DEFAULT_STRATEGY",
+    "MIN_CHUNK_SIZE",
     "chunk_document",
     "chunk_text",
     "validate_chunking",
@@ -56,6 +62,9 @@ DEFAULT_STRATEGY = "recursive"
 # alone exceeds a chunk. Set one for ``token`` and ``fixed``.
 DEFAULT_CHUNK_OVERLAP = 0
 DEFAULT_BREAKPOINT_PERCENTILE = 90.0
+# One character can be up to 3 tokens (a Hangul syllable decomposes into 3 jamo), so tiny sizes
+# cannot always be met; 8 tokens is also about the smallest passage worth retrieving.
+MIN_CHUNK_SIZE = 8
 
 
 def validate_chunking(
@@ -75,8 +84,10 @@ def validate_chunking(
     for name, value in (("chunk_size", chunk_size), ("chunk_overlap", chunk_overlap)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigurationError(name, f"must be a whole number of tokens, got {value!r}")
-    if chunk_size < 1:
-        raise ConfigurationError("chunk_size", f"must be at least 1 token, got {chunk_size}")
+    if chunk_size < MIN_CHUNK_SIZE:
+        raise ConfigurationError(
+            "chunk_size", f"must be at least {MIN_CHUNK_SIZE} tokens, got {chunk_size}"
+        )
     if chunk_size > max_tokens:
         raise ConfigurationError(
             "chunk_size",

@@ -1,7 +1,8 @@
 """Sentence-based strategies: ``sentence`` (pack whole sentences) and ``semantic``.
 
 Sentences are found with a small rule set rather than a language model: a sentence ends after
-``.``, ``!``, ``?`` or ``…`` (plus closing quotes or brackets) followed by whitespace, after the
+``.``, ``!``, ``?`` or ``…`` (plus closing quotes or brackets and reference marks like ``[6]``)
+followed by whitespace, after the
 CJK full stop, exclamation and question marks, and at every blank line (a paragraph or heading
 ends). A period after a common abbreviation (``Mr.``, ``e.g.``) or a single capital letter (an
 initial) ends nothing.
@@ -27,7 +28,7 @@ from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.tokenizer import TokenCounter
 
 _BOUNDARY = re.compile(
-    "[.!?\u2026]+[\"'\u201d\u2019\u00bb)\\]]*(?=\\s)"  # terminators, closers, whitespace
+    "[.!?\u2026]+[\"'\u201d\u2019\u00bb)\\]]*(?:\\[\\d+\\])*(?=\\s)"  # closers, notes [6]
     "|[\u3002\uff01\uff1f]+[\u300d\u300f\u201d\u2019\uff09]*"  # CJK marks need no space
     r"|\n[^\S\n]*\n"  # a blank line
 )

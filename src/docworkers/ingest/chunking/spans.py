@@ -67,7 +67,8 @@ def split_to_fit(
 ) -> list[CountedSpan]:
     """Halve ``text[start:end]`` (at whitespace near the middle if any) until pieces fit.
 
-    The last resort: a single character is at most one token, so this always ends.
+    The last resort. A single character is at most 3 tokens (a Hangul syllable), so with
+    ``chunk_size >= 3`` every piece fits; a lone character is kept whatever its count.
     """
     out: list[CountedSpan] = []
     stack: list[Span] = [(start, end)]
@@ -77,7 +78,7 @@ def split_to_fit(
         if a >= b:
             continue
         count = counter.count(text[a:b])
-        if count <= chunk_size:
+        if count <= chunk_size or b - a == 1:
             out.append((a, b, count))
             continue
         middle = (a + b) // 2

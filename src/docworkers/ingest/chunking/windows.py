@@ -39,6 +39,16 @@ def _first_true(mask: NDArray[np.bool_], low: int, high: int) -> int | None:
     return low + int(hits[0]) if len(hits) else None
 
 
+def _char_cut(tokens: TokenSpans, start: int, end: int) -> int:
+    """A cut before token ``end``, moved back (else forward) so that no character is split."""
+    if end >= len(tokens) or tokens.char_start[end]:
+        return end
+    found = _last_true(tokens.char_start, start + 1, end)
+    if found is None:
+        found = _first_true(tokens.char_start, end, len(tokens))
+    return len(tokens) if found is None else found
+
+
 def _snap_end(tokens: TokenSpans, start: int, end: int) -> int:
     """Move a cut before token ``end`` back to a boundary between words (see module doc)."""
     if end >= len(tokens):
@@ -53,16 +63,32 @@ def _snap_end(tokens: TokenSpans, start: int, end: int) -> int:
         found = _last_true(mask, low, end + 1)
         if found is not None:
             return found
-    return end
+    return _char_cut(tokens, start, end)
 
 
-def _snap_start(tokens: TokenSpans, low: int, end: int) -> int:
-    """The first boundary between words in [low, end], preferring whitespace; else ``end``."""
-    for mask in (tokens.space_before, tokens.word_start):
+def _snap_start(tokens: TokenSpans, low: int, end: int, *, words: bool) -> int:
+    """The first boundary in [low, end] (between words, preferring whitespace, if ``words``;
+    else between characters); ``end`` if there is none."""
+    masks = (tokens.space_before, tokens.word_start) if words else (tokens.char_start,)
+    for mask in masks:
         found = _first_true(mask, low, end)
         if found is not None:
             return found
     return end
+
+
+def _char_span(text: str, tokens: TokenSpans, start: int, end: int) -> Span:
+    """Characters of tokens [start, end), widened over adjacent characters that make no token
+    (deleted by the normalizer, like the C1 controls of mojibake) up to the nearest whitespace."""
+    first = int(tokens.starts[start])
+    floor = int(tokens.ends[start - 1]) if start > 0 else 0
+    while first > floor and not text[first - 1].isspace():
+        first -= 1
+    last = int(tokens.ends[end - 1])
+    ceiling = int(tokens.starts[end]) if end < len(tokens) else len(text)
+    while last < ceiling and not text[last].isspace():
+        last += 1
+    return first, last
 
 
 def token_windows(
@@ -80,26 +106,28 @@ def token_windows(
     start = 0
     while start < total:
         end = min(start + chunk_size, total)
-        if snap_to_words:
-            end = _snap_end(tokens, start, end)
-        elif not tokens.word_start[start]:
+        end = _snap_end(tokens, start, end) if snap_to_words else _char_cut(tokens, start, end)
+        if not tokens.word_start[start]:
             # Begins inside a word: the piece may tokenize to more tokens on its own.
             while end - start > 1 and (
                 counter.count(text[tokens.starts[start] : tokens.ends[end - 1]]) > chunk_size
             ):
-                end -= 1
-        spans.append((int(tokens.starts[start]), int(tokens.ends[end - 1])))
+                shorter = _char_cut(tokens, start, end - 1)
+                if shorter >= end:
+                    break  # cannot shrink without splitting a character: finalize_spans splits
+                end = shorter
+        spans.append(_char_span(text, tokens, start, end))
         if end >= total:
             break
         following = max(end - chunk_overlap, start + 1)
-        if snap_to_words and following < end:
-            following = _snap_start(tokens, following, end)
+        if following < end:
+            following = _snap_start(tokens, following, end, words=snap_to_words)
         # An overlap that begins inside a word may tokenize to more tokens on its own.
         while (
             following < end
             and not tokens.word_start[following]
             and counter.count(text[tokens.starts[following] : tokens.ends[end - 1]]) > chunk_overlap
         ):
-            following += 1
+            following = _snap_start(tokens, following + 1, end, words=False)
         start = following
     return spans

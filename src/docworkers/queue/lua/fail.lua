@@ -2,7 +2,9 @@
 -- cancelled; only if the caller's fencing token still holds.
 -- KEYS[1] job key prefix  KEYS[2] active  KEYS[3] scheduled  KEYS[4] failed  KEYS[5] dead
 -- KEYS[6] cancelled       KEYS[7] stats   KEYS[8] all-jobs
--- ARGV[1] id  ARGV[2] token  ARGV[3] error (JSON)  ARGV[4] outcome: retry | fail | cancel
+-- ARGV[1] id  ARGV[2] token  ARGV[3] error (JSON)
+-- ARGV[4] outcome: retry | fail | cancel | defer (run again later without using an attempt:
+--         the service was known to be down, so the job never really tried)
 -- ARGV[5] retry delay ms  ARGV[6] default max_retries  ARGV[7] dead-letter cap
 -- ARGV[8] retention ms for failed and cancelled jobs
 -- Returns: the new status (retrying, dead, failed, cancelled) or '' if the token was stale
@@ -20,6 +22,12 @@ local status
 if outcome == 'cancel' then
   status = 'cancelled'
   redis.call('ZADD', KEYS[6], now, id)
+elseif outcome == 'defer' then
+  status = 'retrying'
+  local run_at = now + tonumber(ARGV[5])
+  redis.call('HSET', key, 'run_at', run_at)
+  redis.call('ZADD', KEYS[3], run_at, id)
+  redis.call('HINCRBY', KEYS[7], 'deferred', 1)
 elseif outcome == 'retry' and retries < max_retries then
   status = 'retrying'
   local run_at = now + tonumber(ARGV[5])
