@@ -350,8 +350,8 @@ def test_reset_and_pickled_error(clock: Clock) -> None:
 async def test_worker_retries_a_job_refused_by_an_open_breaker(
         repo: RedisJobRepository, clock: Clock) -> None:
     """The worker treats CircuitOpenError as retryable: the job waits for a retry, it is not
-    failed or dead-lettered (it does count an attempt today)."""
-    breaker = make(clock, "vector-store", failure_threshold=1)
+    failed or dead-lettered, and the refusal does not use up an attempt."""
+    breaker = make(clock, "test-refusing-service", failure_threshold=1)
     with pytest.raises(Down):
         await breaker.call(fail)
 
@@ -366,7 +366,7 @@ async def test_worker_retries_a_job_refused_by_an_open_breaker(
             if job.status is JobStatus.RETRYING:
                 break
             await asyncio.sleep(0.01)
-    assert job.status is JobStatus.RETRYING and job.retry_count == 1
+    assert job.status is JobStatus.RETRYING and job.retry_count == 0
     assert job.error is not None and job.error.code == "service_unavailable"
 
 
