@@ -1,0 +1,171 @@
+"""What the ingest benchmarks share: the corpus location, and a real upload worker to feed.
+
+:class:`IngestHarness` is the world of one UploadWorker process: a private Redis
+(:class:`EmbeddedRedis`), the job and document repositories, embedded Chroma in a temporary
+folder, and :class:`DocumentServices` around a given embedder. :meth:`IngestHarness.ingest`
+enqueues ``document_upload`` jobs and times them from the first enqueue to the last completion,
+with the worker already running (a worker in production is started once, not per batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import redis.asyncio as aioredis
+
+from docworkers.embedded import EmbeddedRedis
+from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.embedding import Embedder
+from docworkers.ingest.embedding_batcher import BatcherStats
+from docworkers.ingest.parsing import IsolatedParser
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE
+from docworkers.ingest.pipeline import DocumentServices
+from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
+from docworkers.ingest.vector_store import ChromaVectorRepository
+from docworkers.queue import Job, JobSpec, JobStatus, RedisJobRepository, RepositoryConfig
+from docworkers.workers import WorkerConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
+QUEUE = "bench-ingest"
+
+
+def corpus_dir(option: str | None) -> Path:
+    """The corpus given on the command line, else ``../shared/corpus`` from the repo root."""
+    path = Path(option).expanduser().resolve() if option else DEFAULT_CORPUS
+    if not path.is_dir():
+        raise SystemExit(f"corpus not found at {path}; pass --corpus DIR")
+    return path
+
+
+def quiet_logs() -> None:
+    """The worker logs every job at INFO; a benchmark table should not drown in them."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("docworkers", "docworkers.worker", "chromadb"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def upload_payload(path: Path, collection: str, **fields: Any) -> dict[str, Any]:
+    return {"filename": path.name, "file_path": str(path), "file_size": path.stat().st_size,
+            "collection": collection, **fields}
+
+
+@dataclass(slots=True)
+class IngestRun:
+    """The outcome of one :meth:`IngestHarness.ingest` call."""
+
+    jobs: list[Job]
+    seconds: float  # first enqueue -> last job terminal
+    batcher: BatcherStats  # model counters of this run only
+    failed: list[Job] = field(default_factory=list)
+
+    @property
+    def chunks(self) -> int:
+        return sum(int(job.result["chunk_count"]) for job in self.jobs
+                   if job.status == JobStatus.COMPLETED)
+
+    def stage_seconds(self) -> dict[str, float]:
+        """Per-stage time summed over jobs (overlapping jobs make this exceed wall time)."""
+        totals: dict[str, float] = {}
+        for job in self.jobs:
+            if job.status != JobStatus.COMPLETED:
+                continue
+            for stage, ms in job.result.get("timings_ms", {}).items():
+                totals[stage] = totals.get(stage, 0.0) + ms / 1000
+        return totals
+
+
+class IngestHarness:
+    """One in-process UploadWorker on private Redis and temporary Chroma (``async with``)."""
+
+    def __init__(self, embedder: Embedder, *, concurrency: int = 4, parser_size: int = 1,
+                 workdir: Path | None = None) -> None:
+        self.embedder = embedder
+        self.concurrency = concurrency
+        self.parser_size = parser_size
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="docworkers-bench-")
+            workdir = Path(self._tmp.name)
+        self.workdir = workdir
+        self.storage = workdir / "uploads"
+        self.storage.mkdir(parents=True, exist_ok=True)
+        self.redis = EmbeddedRedis()
+        self.jobs: RedisJobRepository
+        self.documents: DocumentRepository
+        self.vectors: ChromaVectorRepository
+        self.services: DocumentServices
+        self.worker: UploadWorker
+
+    async def __aenter__(self) -> Self:
+        url = self.redis.start()
+        self.jobs = RedisJobRepository.from_url(url, RepositoryConfig(queue=QUEUE))
+        self.documents = DocumentRepository(aioredis.Redis.from_url(url, decode_responses=True))
+        self.vectors = ChromaVectorRepository.from_path(self.workdir / "chroma")
+        self.services = DocumentServices.local(
+            self.embedder, parser=IsolatedParser(size=self.parser_size))
+        self.worker = UploadWorker(UploadWorkerConfig(
+            worker=WorkerConfig(worker_name="bench-upload", concurrency=self.concurrency,
+                                retry_delay=0.0, max_retries=0, log_level="WARNING"),
+            job_repo=self.jobs, document_repo=self.documents, vector_repo=self.vectors,
+            services=self.services,
+        ))
+        await self.worker.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.worker.stop()
+        await self.services.aclose()
+        self.vectors.close()
+        await self.documents.client.aclose()
+        await self.jobs.close()
+        self.redis.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    async def warm_up(self, path: Path, collection: str) -> None:
+        """Start every parser child, then run one small job so the collection exists."""
+        await asyncio.gather(*(self.services.parser.aparse(path)
+                               for _ in range(self.parser_size)))
+        run = await self.ingest([upload_payload(path, collection)])
+        if run.failed:
+            raise RuntimeError(f"warm-up failed: {run.failed[0].error}")
+
+    async def ingest(self, payloads: Sequence[dict[str, Any]], *,
+                     poll: float = 0.25, timeout: float = 3600.0) -> IngestRun:
+        """Enqueue every payload, wait until all are terminal; time first enqueue -> last end.
+
+        The end is the latest ``completed_at`` the jobs carry (Redis's clock, same host, ms),
+        so polling can be slow: a fast poll would itself take CPU from the worker.
+        """
+        before = self.services.batcher.stats
+        started = time.time()
+        ids = await self.jobs.enqueue_many(JobSpec(UPLOAD_JOB_TYPE, p) for p in payloads)
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = await self.jobs.get_jobs(ids)
+            if all(job.is_terminal for job in jobs):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ingest did not finish within {timeout:.0f} s")
+            await asyncio.sleep(poll)
+        ends = [job.completed_at.timestamp() for job in jobs if job.completed_at is not None]
+        seconds = (max(ends) if ends else time.time()) - started
+        after = self.services.batcher.stats
+        delta = BatcherStats(
+            requests=after.requests - before.requests, texts=after.texts - before.texts,
+            batches=after.batches - before.batches,
+            failed_batches=after.failed_batches - before.failed_batches,
+            busy_seconds=after.busy_seconds - before.busy_seconds,
+        )
+        failed = [job for job in jobs if job.status != JobStatus.COMPLETED]
+        return IngestRun(jobs=jobs, seconds=seconds, batcher=delta, failed=failed)
