@@ -119,6 +119,7 @@ class UploadPipeline:
                 job_id=job_id,
                 content_hash=file_hash,
                 file_size=path.stat().st_size,
+                file_path=str(path.expanduser().resolve()),  # vector_reindex reads it again
             )
         )
         try:
