@@ -126,7 +126,9 @@ class Runtime:
         return UploadPipeline(self.services, self.documents, self.vectors)
 
     def search_service(self) -> SearchService:
-        return SearchService(self.embedder, self.vectors)
+        # Aliases (vector_reindex) live in the shared Redis; a private one has none to resolve.
+        documents = self.documents if self.settings.redis_url else None
+        return SearchService(self.embedder, self.vectors, documents)
 
     def worker_config(self, name: str, concurrency: int | None = None) -> WorkerConfig:
         s = self.settings

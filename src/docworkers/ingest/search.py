@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from docworkers.errors import ConfigurationError
+from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder
+from docworkers.ingest.jobs.aliases import resolve_collection
 from docworkers.ingest.vector_repository import (
     SearchHit,
     VectorRepository,
@@ -16,9 +18,14 @@ from docworkers.ingest.vector_repository import (
 
 
 class SearchService:
-    def __init__(self, embedder: Embedder, vectors: VectorRepository) -> None:
+    """With ``documents`` given, a collection name is resolved through its alias first, so
+    searches follow a ``vector_reindex`` to the collection's new physical version."""
+
+    def __init__(self, embedder: Embedder, vectors: VectorRepository,
+                 documents: DocumentRepository | None = None) -> None:
         self.embedder = embedder
         self.vectors = vectors
+        self.documents = documents
 
     async def search(
         self, collection: str, query: str, k: int = 5, filters: Mapping[str, Any] | None = None
@@ -29,5 +36,7 @@ class SearchService:
             raise ConfigurationError("query", "must not be empty")
         if not 1 <= k <= 1000:
             raise ConfigurationError("k", "must be between 1 and 1000")
+        if self.documents is not None:
+            collection = await resolve_collection(self.documents, collection)
         vector = (await asyncio.to_thread(self.embedder.embed, [query]))[0]
         return await asyncio.to_thread(self.vectors.search, collection, vector, k, filters)
