@@ -139,6 +139,13 @@ class BaseWorker(ABC):
         self._closing.clear()
         self._stats.started = time.monotonic()
         self._running = True
+        # Register before returning: once start() returns, every process sees this worker.
+        try:
+            await self._beat()
+        except BaseException:
+            self._running = False
+            await self._waiter.close()
+            raise
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name=f"{self.name}-fetch"),
             asyncio.create_task(self._ack_loop(), name=f"{self.name}-ack"),
@@ -457,14 +464,16 @@ class BaseWorker(ABC):
 
     async def _heartbeat_loop(self) -> None:
         while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.config.heartbeat_interval)
+            if self._closing.is_set():
+                return
             try:
                 await self._beat()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let the heartbeat die
                 self.log.warning("heartbeat failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.config.heartbeat_interval)
 
     async def _beat(self, ttl: float | None = None) -> None:
         running = list(self._inflight.values())
