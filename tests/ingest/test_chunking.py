@@ -151,6 +151,23 @@ def test_recursive_is_the_default_and_prefers_paragraph_breaks() -> None:
         assert chunk.text.endswith("body.")
 
 
+@pytest.mark.parametrize("strategy", ["recursive", "markdown"])
+def test_no_stub_chunks_a_title_joins_its_text(strategy: str) -> None:
+    """A title beside a paragraph that fills a chunk on its own must not become a chunk."""
+    paragraph = "The shock wave stands ahead of the blunt body at high Mach numbers. " * 9
+    text = "Heat transfer near the stagnation point\n\n" + paragraph + "\n\nEnd."
+    doc = document(text, kind="markdown" if strategy == "markdown" else "text")
+    chunks = chunk_document(doc, strategy=strategy, chunk_size=120)
+    assert_chunk_promises(doc, chunks, 120, 0)
+    assert len(chunks) >= 2
+    assert chunks[0].text.startswith("Heat transfer near the stagnation point")
+    assert chunks[0].text != "Heat transfer near the stagnation point"  # not a stub alone
+    assert all(chunk.token_count >= 120 // 4 for chunk in chunks), [
+        chunk.text for chunk in chunks if chunk.token_count < 30
+    ]
+    assert chunks[-1].text.endswith("End.")
+
+
 def test_markdown_keeps_sections_together() -> None:
     sections = [
         f"## Section {i}\n\n" + "Boundary layer transition depends on the Reynolds number. " * 6

@@ -7,10 +7,14 @@ minus those two), which is also the default. Strategies (:data:`CHUNKING_STRATEG
 
 ``recursive`` (default)
     The largest units that fit: blank-line paragraphs, then lines, sentences, words
-    (``semantic_text_splitter.TextSplitter``). Fast: 3 MB of text in a few seconds.
+    (``semantic_text_splitter.TextSplitter``). Fast: 3 MB of text in a few seconds. A unit
+    left as a stub of less than a quarter of ``chunk_size`` (a title next to a paragraph that
+    fills a chunk, a paragraph's last words) joins its neighbour, cut again between sentences
+    if the two do not fit together (:mod:`~docworkers.ingest.chunking.merge`).
 ``markdown``
     Like ``recursive`` but along Markdown structure: headings first, then blocks, inline
-    elements, sentences (``semantic_text_splitter.MarkdownSplitter``).
+    elements, sentences (``semantic_text_splitter.MarkdownSplitter``); stubs (a heading alone)
+    join their neighbour as in ``recursive``.
 ``sentence``
     Whole sentences packed greedily; overlap in whole sentences.
 ``semantic``
@@ -39,6 +43,7 @@ from __future__ import annotations
 from tokenizers import Tokenizer
 
 from docworkers.errors import ConfigurationError
+from docworkers.ingest.chunking.merge import merge_small_chunks
 from docworkers.ingest.chunking.sentences import pack_sentences, semantic_spans, sentence_spans
 from docworkers.ingest.chunking.spans import CountedSpan, PageMap, Span, finalize_spans
 from docworkers.ingest.chunking.windows import token_windows
@@ -160,7 +165,10 @@ def chunk_text(
         spans = semantic_spans(text, size, chunk_overlap, counter, embedder, breakpoint_percentile)
     else:
         spans = token_windows(text, size, chunk_overlap, counter, snap_to_words=strategy == "token")
-    return finalize_spans(text, spans, size, counter)
+    counted = finalize_spans(text, spans, size, counter)
+    if strategy in ("recursive", "markdown"):
+        counted = merge_small_chunks(text, counted, size, counter)
+    return counted
 
 
 def chunk_document(
