@@ -7,25 +7,54 @@ is started when no Redis URL is configured.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
+import redis
 import redis.asyncio as aioredis
 
 from docworkers.embedded import EmbeddedRedis
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder, make_embedder
 from docworkers.ingest.enrich import Enricher, LocalEnricher
+from docworkers.ingest.jobs.bulk_import import (
+    BULK_IMPORT_JOB_TYPE,
+    BulkImportWorker,
+    BulkImportWorkerConfig,
+)
+from docworkers.ingest.jobs.collection_delete import (
+    COLLECTION_DELETE_JOB_TYPE,
+    CollectionDeleteWorker,
+)
+from docworkers.ingest.jobs.common import DocumentJobConfig, DocumentJobWorker
+from docworkers.ingest.jobs.document_delete import DOCUMENT_DELETE_JOB_TYPE, DocumentDeleteWorker
+from docworkers.ingest.jobs.metadata_extract import (
+    METADATA_EXTRACT_JOB_TYPE,
+    MetadataExtractWorker,
+)
+from docworkers.ingest.jobs.routing import RoutedQueues, job_kind, validate_payload
+from docworkers.ingest.jobs.vector_reindex import VECTOR_REINDEX_JOB_TYPE, VectorReindexWorker
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
 from docworkers.ingest.search import SearchService
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue import RedisJobRepository, RepositoryConfig
 from docworkers.settings import Settings
-from docworkers.workers import WorkerConfig
+from docworkers.workers import BaseWorker, WorkerConfig
+from docworkers.workers.service_guard import ServiceGuard
 
 log = logging.getLogger("docworkers.runtime")
+
+_DOCUMENT_WORKERS: dict[str, type[DocumentJobWorker]] = {
+    DOCUMENT_DELETE_JOB_TYPE: DocumentDeleteWorker,
+    COLLECTION_DELETE_JOB_TYPE: CollectionDeleteWorker,
+    METADATA_EXTRACT_JOB_TYPE: MetadataExtractWorker,
+    VECTOR_REINDEX_JOB_TYPE: VectorReindexWorker,
+}
 
 
 class Runtime:
@@ -41,6 +70,8 @@ class Runtime:
         self._embedder: Embedder | None = None
         self._services: DocumentServices | None = None
         self._queue_repos: dict[str, RedisJobRepository] = {}
+        self._routed: dict[str, RoutedQueues] = {}
+        self._sync_redis: redis.Redis | None = None  # limits of external services (threads)
         self._opened = False
 
     async def open(self) -> Self:
@@ -77,6 +108,27 @@ class Runtime:
                                                  default_max_retries=self.settings.max_retries))
         return self._queue_repos[queue]
 
+    def routed(self, base: str | None = None) -> RoutedQueues:
+        """The queues of ``base`` (default: the configured queue), one per job type."""
+        base = base or self.settings.queue
+        if base not in self._routed:
+            self._routed[base] = RoutedQueues(base, self.job_repository)
+        return self._routed[base]
+
+    @property
+    def queues(self) -> RoutedQueues:
+        return self.routed()
+
+    async def submit(self, job_type: str, payload: Mapping[str, Any], *, priority: int = 0,
+                     user_id: str | None = None, tags: Iterable[str] = ()) -> str:
+        """Validate ``payload`` for ``job_type`` and enqueue it on the type's queue; the job id.
+
+        InvalidPayloadError names each bad field; ConfigurationError an unknown type.
+        """
+        data = validate_payload(job_type, dict(payload))
+        return await self.queues.for_type(job_type).enqueue(
+            job_type, data, priority=priority, user_id=user_id, tags=list(tags))
+
     @property
     def documents(self) -> DocumentRepository:
         if self._documents is None:
@@ -102,7 +154,10 @@ class Runtime:
             if s.embedder == "openai":
                 self._embedder = make_embedder("openai", base_url=s.embedding_url,
                                                model=s.embedding_model or "text-embedding",
-                                               api_key=s.embedding_api_key)
+                                               api_key=s.embedding_api_key,
+                                               guard=self.service_guard(
+                                                   "embedding", s.embedding_rate_limit,
+                                                   s.embedding_max_concurrency))
             else:
                 self._embedder = make_embedder(s.embedder)
         return self._embedder
@@ -113,8 +168,22 @@ class Runtime:
             from docworkers.ingest.enrich_llm import OpenAIChatEnricher
 
             return OpenAIChatEnricher(base_url=s.llm_url, model=s.llm_model or "default",
-                                      api_key=s.llm_api_key)
+                                      api_key=s.llm_api_key,
+                                      guard=self.service_guard("llm", s.llm_rate_limit,
+                                                               s.llm_max_concurrency))
         return LocalEnricher()
+
+    def service_guard(self, service: str, rate_limit: float | None,
+                      max_concurrency: int | None) -> ServiceGuard:
+        """The circuit breaker of an external service and its cluster-wide limits, if any."""
+        client = None
+        if rate_limit is not None or max_concurrency is not None:
+            if self._sync_redis is None:
+                self._sync_redis = redis.Redis.from_url(self.redis_url)
+            client = self._sync_redis
+        return ServiceGuard.build(service, client=client, rate_limit=rate_limit,
+                                  max_concurrency=max_concurrency,
+                                  max_wait=self.settings.limit_max_wait)
 
     @property
     def services(self) -> DocumentServices:
@@ -132,18 +201,51 @@ class Runtime:
 
     def worker_config(self, name: str, concurrency: int | None = None) -> WorkerConfig:
         s = self.settings
+        limit = concurrency or s.concurrency
         return WorkerConfig(
-            worker_name=name, concurrency=concurrency or s.concurrency,
+            worker_name=name, concurrency=limit,
             max_retries=s.max_retries, retry_delay=s.retry_delay,
             lease_timeout=s.lease_timeout, shutdown_timeout=s.shutdown_timeout,
             log_level=s.log_level, poll_interval=2.0,
+            # Autoscaling between min_concurrency and this worker's limit (never above it).
+            min_concurrency=None if s.min_concurrency is None else min(s.min_concurrency, limit),
+            memory_limit_mb=s.memory_limit_mb,
         )
+
+    def upload_worker_config(self, name: str, concurrency: int | None = None) -> WorkerConfig:
+        """worker_config plus the cluster-wide upload limits (DOCWORKERS_UPLOAD_*)."""
+        return dataclasses.replace(self.worker_config(name, concurrency),
+                                   rate_limit=self.settings.upload_rate_limit,
+                                   max_running=self.settings.upload_max_running)
 
     def upload_worker(self, name: str, concurrency: int | None = None, *,
                       queue: str | None = None) -> UploadWorker:
         return UploadWorker(UploadWorkerConfig(
-            worker=self.worker_config(name, concurrency), job_repo=self.job_repository(queue),
+            worker=self.upload_worker_config(name, concurrency),
+            job_repo=self.job_repository(queue),
             document_repo=self.documents, vector_repo=self.vectors, services=self.services,
+        ))
+
+    def job_worker(self, job_type: str, name: str, concurrency: int | None = None, *,
+                   base_queue: str | None = None) -> BaseWorker:
+        """The worker of ``job_type`` on its queue of ``base_queue`` (default: the configured
+        queue). ``concurrency`` None: the type's default (1 for all but uploads). Only the
+        types that parse or embed load the model."""
+        kind = job_kind(job_type)
+        routed = self.routed(base_queue)
+        queue = routed.for_type(job_type).queue
+        concurrency = concurrency if concurrency is not None else kind.concurrency
+        if job_type == UPLOAD_JOB_TYPE:
+            return self.upload_worker(name, concurrency, queue=queue)
+        config = self.worker_config(name, concurrency)
+        if job_type == BULK_IMPORT_JOB_TYPE:
+            return BulkImportWorker(BulkImportWorkerConfig(
+                worker=config, job_repo=self.job_repository(queue),
+                upload_repo=routed.for_type(UPLOAD_JOB_TYPE), storage_dir=self.storage_dir(),
+            ))
+        return _DOCUMENT_WORKERS[job_type](DocumentJobConfig(
+            worker=config, job_repo=self.job_repository(queue), document_repo=self.documents,
+            vector_repo=self.vectors, services=self.services if kind.needs_model else None,
         ))
 
     def storage_dir(self) -> Path:
@@ -158,6 +260,7 @@ class Runtime:
         documents, self._documents = self._documents, None
         vectors, self._vectors = self._vectors, None
         queue_repos, self._queue_repos = list(self._queue_repos.values()), {}
+        self._routed = {}
         if services is not None:
             await services.aclose()
         for repo in [*([jobs] if jobs is not None else []), *queue_repos]:
@@ -166,6 +269,9 @@ class Runtime:
             await documents.client.aclose()
         if vectors is not None:
             vectors.close()
+        sync_redis, self._sync_redis = self._sync_redis, None
+        if sync_redis is not None:
+            sync_redis.close()
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None

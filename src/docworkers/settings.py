@@ -44,6 +44,18 @@ class Settings:
     lease_timeout: float = 60.0
     shutdown_timeout: float = 30.0
     log_level: str = "INFO"
+    # Cluster-wide limits, kept in Redis (None = unlimited). A call that would wait longer
+    # than limit_max_wait for a permit defers its job instead (no attempt used).
+    embedding_rate_limit: float | None = None  # calls/s to the `openai` embedding server
+    embedding_max_concurrency: int | None = None  # its calls in flight at once
+    llm_rate_limit: float | None = None  # calls/s to the LLM endpoint
+    llm_max_concurrency: int | None = None
+    limit_max_wait: float = 10.0  # seconds
+    upload_rate_limit: float | None = None  # upload job starts/s
+    upload_max_running: int | None = None  # upload jobs running at once
+    # Dynamic concurrency of each worker (None: fixed at `concurrency`, the upper bound).
+    min_concurrency: int | None = None
+    memory_limit_mb: float | None = None  # an autoscaling worker halves its limit above this
 
     def __post_init__(self) -> None:
         if self.embedder not in ("onnx-minilm", "openai"):
@@ -58,6 +70,24 @@ class Settings:
                 raise ConfigurationError(name, "must not be negative")
         if self.max_retries < 0:
             raise ConfigurationError("max_retries", "must not be negative")
+        for name in ("embedding_rate_limit", "llm_rate_limit", "upload_rate_limit"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise ConfigurationError(name, f"must be a positive number per second, got "
+                                         f"{value!r} (leave it unset for no limit)")
+        for name in ("embedding_max_concurrency", "llm_max_concurrency", "upload_max_running"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigurationError(name, f"must be at least 1, got {value!r} (leave it "
+                                         "unset for no limit)")
+        if self.min_concurrency is not None and self.min_concurrency < 1:
+            raise ConfigurationError("min_concurrency", f"must be at least 1, got "
+                                     f"{self.min_concurrency!r} (leave it unset for a fixed "
+                                     "concurrency)")
+        if self.memory_limit_mb is not None and not 0 < self.memory_limit_mb < float("inf"):
+            raise ConfigurationError("memory_limit_mb", "must be a positive number of MiB")
+        if not 0 <= self.limit_max_wait < float("inf"):
+            raise ConfigurationError("limit_max_wait", "must be a number of seconds >= 0")
         for name in ("redis_url", "chroma_url", "embedding_url", "llm_url"):
             value = getattr(self, name)
             if value is not None and "://" not in value:

@@ -69,6 +69,9 @@ async def test_events_stream_progress_to_100_and_metrics_see_the_job(
     ):
         assert line in metrics, line
     assert "docworkers_embedding_texts_total" in metrics
+    assert 'docworkers_worker_concurrency{bound="current",worker="api-worker-0@' in metrics
+    assert 'docworkers_worker_concurrency{bound="max",worker="api-worker-0@' in metrics
+    assert 'docworkers_worker_in_flight{worker="api-worker-0@' in metrics
     assert "docworkers_upload_bytes_total" in metrics
 
 

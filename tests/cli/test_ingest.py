@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from docworkers.ingest.jobs.routing import JOB_TYPES
+
 SHORT_TEXT = "text/fake-text.txt"
 
 
@@ -125,7 +127,8 @@ def test_no_wait_enqueues_and_a_worker_process_runs_it_until_sigterm(
             assert time.monotonic() < deadline, "the worker did not finish the job in 60 s"
             time.sleep(0.3)
         stats = json.loads(cli("stats", "--json").stdout)
-        assert [w["pid"] for w in stats["workers"]] == [worker.pid]
+        assert {w["pid"] for w in stats["workers"]} == {worker.pid}
+        assert len(stats["workers"]) == len(JOB_TYPES)  # one worker per job type
         assert stats["by_status"]["completed"] == 1 and stats["success_rate"] == 1.0
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=40) == 0, (tmp_path / "worker.log").read_text()

@@ -42,7 +42,7 @@ def create_app(runtime: Runtime, *, with_workers: int = 0) -> FastAPI:
     """The API on an opened ``runtime`` (the caller opens and closes it).
 
     ``with_workers`` upload workers run inside the server process, started and stopped with
-    the app's lifespan.
+    the app's lifespan; on the private embedded Redis also one worker per other job type.
     """
     return _build(runtime, with_workers=with_workers, owns_runtime=False)
 
@@ -67,7 +67,8 @@ def _build(runtime: Runtime, *, with_workers: int, owns_runtime: bool) -> FastAP
             await runtime.open()
         try:
             if with_workers:
-                state.pool = build_pool(runtime, state.metrics, with_workers)
+                state.pool = build_pool(runtime, state.metrics, with_workers,
+                                        other_types=runtime.uses_embedded_redis)
                 services = runtime.services
                 state.metrics.watch_batchers(lambda: [services.batcher.stats])
                 await state.pool.start_all()

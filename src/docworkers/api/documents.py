@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,11 @@ from docworkers.api.state import ApiState, api_state
 from docworkers.api.uploads import FILE_FIELD, ReceivedUpload, receive_upload
 from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
 from docworkers.ingest.document_repository import DocumentStatus
+from docworkers.ingest.jobs.aliases import CollectionAliases
+from docworkers.ingest.jobs.collection_delete import (
+    delete_collection as delete_collection_everywhere,
+)
+from docworkers.ingest.jobs.document_delete import delete_document as delete_document_everywhere
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
 from docworkers.ingest.vector_repository import validate_collection_name
@@ -184,10 +190,8 @@ async def delete_document(document_id: DocumentId, state: State) -> dict[str, An
         raise ApiError(409, "invalid_state",
                        f"document {document_id!r} is being ingested by job {record.job_id!r}; "
                        "wait for it to finish or cancel the job, then delete")
-    vectors = await state.vectors()
-    chunks = await asyncio.to_thread(vectors.delete_document, record.collection, document_id)
-    await documents.delete(document_id)
-    return {"document_id": document_id, "deleted": True, "chunks_deleted": chunks}
+    result = await delete_document_everywhere(documents, await state.vectors(), document_id)
+    return {"document_id": document_id, "deleted": True, "chunks_deleted": result.chunks_deleted}
 
 
 # -- collections --------------------------------------------------------------------------------
@@ -198,8 +202,11 @@ async def list_collections(state: State) -> dict[str, Any]:
     vectors = await state.vectors()
     infos = await asyncio.to_thread(vectors.list_collections)
     chunks = {info.name: info.count for info in infos}
+    aliases = CollectionAliases.for_documents(state.runtime.documents)
     for name in await state.runtime.documents.collections():
-        chunks.setdefault(name, 0)
+        physical = await aliases.resolve(name)
+        # A reindexed collection is shown under its own name with the version searches use.
+        chunks[name] = chunks.pop(physical, 0) if physical != name else chunks.get(name, 0)
     return {"collections": [{"name": name, "chunk_count": chunks[name]}
                             for name in sorted(chunks)]}
 
@@ -210,12 +217,12 @@ async def delete_collection(name: CollectionName, state: State) -> dict[str, Any
     validate_collection_name(name)
     documents = state.runtime.documents
     known = name in await documents.collections()
-    vectors = await state.vectors()
-    dropped = await asyncio.to_thread(vectors.delete_collection, name)
-    removed = await documents.delete_collection(name)
-    if not (dropped or known):
+    # Every physical version, the registry entries and the alias, under the collection's lock.
+    result = await delete_collection_everywhere(documents, await state.vectors(), name,
+                                                owner=f"api-{uuid.uuid4().hex}")
+    if not (result.dropped or known):
         raise ApiError(404, "not_found", f"no collection {name!r}")
-    return {"name": name, "deleted": True, "documents_deleted": removed}
+    return {"name": name, "deleted": True, "documents_deleted": result.documents_deleted}
 
 
 # -- search -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ password. Those details, and every traceback, go to the log only.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,9 +29,12 @@ from docworkers.errors import (
     InvalidPayloadError,
     InvalidStateError,
     JobNotFoundError,
+    RateLimitedError,
     RepositoryConnectionError,
+    ServiceUnavailableError,
     VectorStoreError,
 )
+from docworkers.ingest.jobs.aliases import CollectionBusyError
 
 log = logging.getLogger("docworkers.api")
 
@@ -40,6 +44,7 @@ _REDIS_DOWN = "Redis is unreachable; try again shortly (details are in the serve
 _MAPPING: tuple[tuple[type[DocworkersError], int, str, str | None], ...] = (
     (JobNotFoundError, 404, "not_found", None),
     (InvalidStateError, 409, "invalid_state", None),
+    (CollectionBusyError, 409, "collection_busy", None),
     (InvalidJobIdError, 422, "invalid_job_id", None),
     (InvalidPayloadError, 422, "invalid_payload", None),
     (ConfigurationError, 422, "invalid_value", None),
@@ -48,6 +53,10 @@ _MAPPING: tuple[tuple[type[DocworkersError], int, str, str | None], ...] = (
      "the vector store is unavailable; try again shortly (details are in the server log)"),
     (EmbeddingError, 503, "embedding_unavailable",
      "the embedding model failed; try again shortly (details are in the server log)"),
+    # An open circuit breaker or an exhausted limit: the message names the service and when to
+    # come back (also sent as Retry-After), nothing internal.
+    (ServiceUnavailableError, 503, "service_unavailable", None),
+    (RateLimitedError, 429, "rate_limited", None),
 )
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large",
@@ -150,7 +159,10 @@ def install_error_handlers(app: FastAPI) -> None:
             fields = {exc.field: exc.problem}
         if status >= 500:
             log_failure(request, exc, status)
-        return error_response(status, code, message, fields=fields)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} \
+            if isinstance(retry_after, int | float) else None
+        return error_response(status, code, message, fields=fields, headers=headers)
 
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
@@ -167,8 +179,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def log_failure(request: Request, exc: BaseException, status: int) -> None:
     if status >= 500 and not isinstance(exc, RepositoryConnectionError | VectorStoreError
-                                        | EmbeddingError | RedisConnectionError
-                                        | RedisTimeoutError):
+                                        | EmbeddingError | ServiceUnavailableError
+                                        | RedisConnectionError | RedisTimeoutError):
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     else:
         log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)

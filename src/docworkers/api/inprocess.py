@@ -1,4 +1,7 @@
-"""Upload workers running inside the API process (``create_app(..., with_workers=N)``)."""
+"""Workers running inside the API process (``create_app(..., with_workers=N)``): N upload
+workers and, on the private embedded Redis, one worker for each other job type on its queue.
+No ``docworkers worker`` can reach a private Redis, so without them the jobs ``POST /api/jobs``
+queues would never run; with a shared Redis, ``docworkers worker`` runs those types."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import socket
 from typing import Any
 
 from docworkers.api.metrics import ApiMetrics
+from docworkers.ingest.jobs.routing import JOB_TYPES
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import Job
 from docworkers.runtime import Runtime
@@ -32,14 +37,21 @@ def worker_name(index: int) -> str:
     return f"api-worker-{index}@{socket.gethostname()}-{os.getpid()}"
 
 
-def build_pool(runtime: Runtime, metrics: ApiMetrics, count: int) -> WorkerPool:
-    """``count`` metered upload workers on the runtime's queue, not started yet."""
+def build_pool(runtime: Runtime, metrics: ApiMetrics, count: int, *,
+               other_types: bool = False) -> WorkerPool:
+    """``count`` metered upload workers on the runtime's queue and, with ``other_types`` and
+    ``count`` > 0, one worker per other job type on its queue; not started yet."""
     pool = WorkerPool()
     for index in range(count):
         name = worker_name(index)
         pool.add_worker(MeteredUploadWorker(UploadWorkerConfig(
-            worker=runtime.worker_config(name), job_repo=runtime.jobs,
+            worker=runtime.upload_worker_config(name), job_repo=runtime.jobs,
             document_repo=runtime.documents, vector_repo=runtime.vectors,
             services=runtime.services,
         ), metrics))
+    if other_types and count > 0:
+        host = f"{socket.gethostname()}-{os.getpid()}"
+        for job_type in JOB_TYPES:
+            if job_type != UPLOAD_JOB_TYPE:
+                pool.add_worker(runtime.job_worker(job_type, f"api-{job_type}@{host}"))
     return pool

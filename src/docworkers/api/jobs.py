@@ -1,4 +1,9 @@
-"""Job endpoints: read, list, cancel, retry, live progress (SSE), queue stats, workers, DLQ."""
+"""Job endpoints: submit, read, list, cancel, retry, live progress (SSE), stats, workers, DLQ.
+
+Each job type has its own queue derived from the configured one (see
+:mod:`docworkers.ingest.jobs.routing`); these endpoints read all of them, so a job is found by
+its id whatever its type, and the statistics and workers cover every type.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,27 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from docworkers.api.errors import ApiError, status_for
+from docworkers.api.errors import ApiError, ErrorResponse, describe_fields, status_for
 from docworkers.api.security import require_token
 from docworkers.api.state import ApiState, api_state
 from docworkers.errors import DocworkersError
+from docworkers.ingest.jobs.routing import (
+    JOB_KINDS,
+    RoutedQueues,
+    combine_stats,
+    payload_problems,
+    queue_for,
+)
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.queue import Job, JobFilter, JobStatus, RedisJobRepository
+from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
 
 log = logging.getLogger("docworkers.api")
 
@@ -50,8 +65,12 @@ def job_view(job: Job) -> dict[str, Any]:
     return data
 
 
-def _jobs(state: ApiState) -> RedisJobRepository:
-    return state.runtime.jobs
+def _queues(state: ApiState) -> RoutedQueues:
+    return state.runtime.queues
+
+
+async def _owner(state: ApiState, job_id: str) -> RedisJobRepository:
+    return await _queues(state).owner(job_id)
 
 
 # -- queue-wide ---------------------------------------------------------------------------------
@@ -66,20 +85,79 @@ def _fresh(state: ApiState, workers: list[dict[str, Any]]) -> list[dict[str, Any
 
 @router.get("/jobs/stats", tags=["queue"], summary="Counts by status, totals and live workers")
 async def job_stats(state: State) -> dict[str, Any]:
-    stats = await _jobs(state).stats()
+    by_queue = await _queues(state).stats_by_queue()
+    stats = combine_stats(state.settings.queue, list(by_queue.values()))
     data = stats.to_dict()
     data["queue_depth"] = stats.by_status.get("queued", 0) + stats.by_status.get("retrying", 0)
     data["workers"] = _fresh(state, stats.workers)
+    data["queues"] = {queue: part.by_status for queue, part in by_queue.items()}
     return data
 
 
 @router.get("/workers", tags=["queue"], summary="Workers with a live heartbeat (all processes)")
 async def list_workers(state: State) -> dict[str, Any]:
-    workers = _fresh(state, await _jobs(state).list_workers())
+    workers = _fresh(state, await _queues(state).list_workers())
     return {"workers": workers, "count": len(workers)}
 
 
 # -- jobs ---------------------------------------------------------------------------------------
+
+
+class SubmitRequest(BaseModel):
+    """A document job to queue; ``payload`` is checked with the type's payload class."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description=", ".join(t for t, kind in JOB_KINDS.items()
+                                            if not kind.names_server_paths))
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY,
+                          description="higher runs first")
+    user_id: str | None = Field(default=None, max_length=256)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+
+
+def _refusal(job_type: str) -> str | None:
+    """Why the API does not take ``job_type`` (None: it does)."""
+    kind = JOB_KINDS.get(job_type)
+    if kind is None:
+        return (f"unknown job type {job_type!r}; use one of "
+                f"{', '.join(t for t, k in JOB_KINDS.items() if not k.names_server_paths)}")
+    if job_type == UPLOAD_JOB_TYPE:
+        return "upload documents with POST /api/documents/upload"
+    if kind.names_server_paths:
+        return (f"{job_type} names files on the server's disks, which API clients may not "
+                "do; run `docworkers jobs submit` on a machine that has the files")
+    return None
+
+
+@router.post(
+    "/jobs", status_code=202, tags=["jobs"], summary="Queue a document job",
+    description="Queues a `document_delete`, `collection_delete`, `metadata_extract` or "
+                "`vector_reindex` job on its type's queue and answers at once with the job "
+                "id. The payload is validated first: a wrong field is a 422 naming it "
+                "(`payload.<field>`). Uploads go through `POST /api/documents/upload`.",
+    responses={422: {"model": ErrorResponse}},
+)
+async def submit_job(request: SubmitRequest, state: State) -> JSONResponse:
+    refusal = _refusal(request.type)
+    if refusal is not None:
+        raise ApiError(422, "invalid_payload", f"invalid job: type: {refusal}",
+                       fields={"type": refusal})
+    problems = {name if name == "payload" else f"payload.{name}": problem
+                for name, problem in payload_problems(request.type, request.payload).items()}
+    if problems:
+        raise ApiError(422, "invalid_payload", f"invalid job: {describe_fields(problems)}",
+                       fields=problems)
+    job_id = await state.runtime.submit(request.type, request.payload,
+                                        priority=request.priority, user_id=request.user_id,
+                                        tags=request.tags)
+    repo = state.runtime.job_repository(queue_for(request.type, state.settings.queue))
+    job = await repo.find_job(job_id)
+    created = job.created_at if job and job.created_at else datetime.now(UTC)
+    return JSONResponse({"job_id": job_id, "type": request.type, "queue": repo.queue,
+                         "status": "queued", "created_at": created.isoformat()},
+                        status_code=202, headers={"Location": f"/api/jobs/{job_id}"})
 
 
 @router.get("/jobs", tags=["jobs"], summary="List jobs, newest first")
@@ -94,34 +172,35 @@ async def list_jobs(
 ) -> dict[str, Any]:
     job_filter = JobFilter.of(types=type or (), statuses=status or (), tags=tag or (),
                               user_id=user, limit=limit, offset=offset)
-    jobs = await _jobs(state).list_jobs(job_filter)
+    jobs = await _queues(state).list_jobs(job_filter)
     return {"jobs": [job_view(j) for j in jobs], "count": len(jobs), "limit": limit,
             "offset": offset}
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"], summary="One job: status, progress, result, error")
 async def get_job(job_id: str, state: State) -> dict[str, Any]:
-    return job_view(await _jobs(state).get_job(job_id))
+    return job_view(await _queues(state).get_job(job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"],
              summary="Cancel a waiting job, or ask a running one to stop")
 async def cancel_job(job_id: str, state: State) -> dict[str, Any]:
-    outcome = await _jobs(state).cancel(job_id)
-    return {"job_id": job_id, "cancel": outcome,
-            "job": job_view(await _jobs(state).get_job(job_id))}
+    repo = await _owner(state, job_id)
+    outcome = await repo.cancel(job_id)
+    return {"job_id": job_id, "cancel": outcome, "job": job_view(await repo.get_job(job_id))}
 
 
 @router.post("/jobs/{job_id}/retry", tags=["jobs"],
              summary="Queue a failed, dead, cancelled or pending job again")
 async def retry_job(job_id: str, state: State) -> dict[str, Any]:
-    await _jobs(state).requeue(job_id)
-    return job_view(await _jobs(state).get_job(job_id))
+    repo = await _owner(state, job_id)
+    await repo.requeue(job_id)
+    return job_view(await repo.get_job(job_id))
 
 
 @router.delete("/jobs/{job_id}", tags=["jobs"], summary="Delete a job that is not running")
 async def delete_job(job_id: str, state: State) -> dict[str, Any]:
-    if not await _jobs(state).delete_job(job_id):
+    if not await (await _owner(state, job_id)).delete_job(job_id):
         raise ApiError(404, "not_found", f"no job {job_id!r}")
     return {"job_id": job_id, "deleted": True}
 
@@ -132,8 +211,8 @@ async def delete_job(job_id: str, state: State) -> dict[str, Any]:
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(job_id: str, request: Request, state: State) -> StreamingResponse:
-    repo = _jobs(state)
-    first = await repo.get_job(job_id)  # a 404 now, before the stream starts
+    repo = await _owner(state, job_id)  # a 404 now, before the stream starts
+    first = await repo.get_job(job_id)
     return StreamingResponse(
         stream_job(request, repo, first), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -188,7 +267,7 @@ async def stream_job(request: Request, repo: RedisJobRepository, first: Job, *,
 
 
 async def _dead_job(state: ApiState, job_id: str) -> Job:
-    job = await _jobs(state).get_job(job_id)
+    job = await _queues(state).get_job(job_id)
     if job.status != JobStatus.DEAD:
         raise ApiError(404, "not_found",
                        f"job {job_id!r} is not in the dead-letter queue (it is {job.status})")
@@ -198,7 +277,7 @@ async def _dead_job(state: ApiState, job_id: str) -> Job:
 @router.get("/dlq", tags=["dead letters"], summary="Dead-lettered jobs, most recent first")
 async def list_dead_letters(state: State, limit: Limit = 100, offset: Offset = 0
                             ) -> dict[str, Any]:
-    jobs = await _jobs(state).dead_letters(limit=limit, offset=offset)
+    jobs = await _queues(state).dead_letters(limit=limit, offset=offset)
     return {"jobs": [job_view(j) for j in jobs], "count": len(jobs), "limit": limit,
             "offset": offset}
 
@@ -212,10 +291,11 @@ async def get_dead_letter(job_id: str, state: State) -> dict[str, Any]:
              summary="Queue a dead-lettered job again with a fresh retry budget")
 async def requeue_dead_letter(job_id: str, state: State) -> dict[str, Any]:
     await _dead_job(state, job_id)
-    await _jobs(state).requeue(job_id)
-    return job_view(await _jobs(state).get_job(job_id))
+    repo = await _owner(state, job_id)
+    await repo.requeue(job_id)
+    return job_view(await repo.get_job(job_id))
 
 
 @router.delete("/dlq", tags=["dead letters"], summary="Delete every dead-lettered job")
 async def purge_dead_letters(state: State) -> dict[str, Any]:
-    return {"deleted": await _jobs(state).purge_dead_letters()}
+    return {"deleted": await _queues(state).purge_dead_letters()}

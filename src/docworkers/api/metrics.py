@@ -4,8 +4,10 @@ Two sources:
 
 * **Queue-wide state** from ``RedisJobRepository.stats()``, read at scrape time: jobs by status,
   totals by type, retries, dead letters, queue depth, live workers (every process of the
-  cluster, not only this one). Totals kept in Redis since the queue was created are exposed as
-  counters; a counter that goes down (someone flushed Redis) reads to Prometheus as a reset.
+  cluster, not only this one), and the circuit breakers and refused calls that each worker
+  process publishes with its heartbeat. Totals kept in Redis since the queue was created are
+  exposed as counters; a counter that goes down (someone flushed Redis) reads to Prometheus as
+  a reset.
 * **This process**: processing-time and per-stage histograms observed from the results of jobs
   that in-process workers completed, embedding batcher counters, and upload outcomes.
 """
@@ -25,6 +27,7 @@ from docworkers.queue import QueueStats
 
 __all__ = ["CONTENT_TYPE_LATEST", "ApiMetrics"]
 
+_BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 _SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
                     1800.0)
 
@@ -80,6 +83,42 @@ class _QueueCollector(Collector):
                                     labels=["queue"])
         workers.add_metric([s.queue], s.active_workers)
         yield workers
+        yield from _QueueCollector._protection(s.workers)
+        yield from _scaling(s)
+
+    @staticmethod
+    def _protection(published: list[dict[str, Any]]) -> Iterable[Metric]:
+        """Breaker states and refused calls from the workers' heartbeats. Both belong to a
+        process (its breakers serve all its workers), so they are labelled by ``host:pid``
+        and a process with several workers counts once."""
+        states: dict[tuple[str, str], int] = {}
+        refused: dict[tuple[str, str], int] = {}
+        for worker in published:
+            process = f"{worker.get('host', '')}:{worker.get('pid', '')}"
+            breakers = worker.get("breakers")
+            for name, state in (breakers.items() if isinstance(breakers, dict) else ()):
+                key = (str(name), process)
+                states[key] = max(states.get(key, 0), _BREAKER_STATES.get(str(state), 0))
+            limited = worker.get("limited")
+            for name, count in (limited.items() if isinstance(limited, dict) else ()):
+                if isinstance(count, int):
+                    key = (str(name), process)
+                    refused[key] = max(refused.get(key, 0), count)
+        gauge = GaugeMetricFamily(
+            "docworkers_circuit_breaker_state",
+            "Circuit breaker of an external service: 0 closed, 1 half-open, 2 open",
+            labels=["service", "process"])
+        for (name, process), value in sorted(states.items()):
+            gauge.add_metric([name, process], value)
+        yield gauge
+        counter = CounterMetricFamily(
+            "docworkers_refused_calls",
+            "Calls refused without being tried, by an open circuit breaker (breaker:<name>) "
+            "or a cluster-wide rate or concurrency limit (rate:<name>, concurrency:<name>)",
+            labels=["limit", "process"])
+        for (name, process), value in sorted(refused.items()):
+            counter.add_metric([name, process], value)
+        yield counter
 
     @staticmethod
     def _embedding(batchers: list[BatcherStats]) -> Iterable[Metric]:
@@ -94,6 +133,40 @@ class _QueueCollector(Collector):
         yield CounterMetricFamily("docworkers_embedding_busy_seconds",
                                   "Wall time the embedding model spent computing",
                                   value=sum(b.busy_seconds for b in batchers))
+
+
+def _scaling(s: QueueStats) -> Iterable[Metric]:
+    """Autoscaling, cluster-wide: each worker's concurrency limit now and its bounds, and each
+    process supervisor's processes (``docworkers worker --max-processes``)."""
+    limit = GaugeMetricFamily(
+        "docworkers_worker_concurrency",
+        "Jobs a worker may run at once: its limit now (autoscaling moves it) and its bounds",
+        labels=["worker", "bound"])
+    busy = GaugeMetricFamily("docworkers_worker_in_flight", "Jobs a worker is running now",
+                             labels=["worker"])
+    for w in s.workers:
+        name = str(w.get("worker_name", "?"))
+        for bound, key in (("current", "concurrency"), ("min", "min_concurrency"),
+                           ("max", "max_concurrency")):
+            value = w.get(key)
+            if isinstance(value, int):
+                limit.add_metric([name, bound], value)
+        busy.add_metric([name], int(w.get("in_flight", 0)))
+    yield limit
+    yield busy
+    processes = GaugeMetricFamily(
+        "docworkers_worker_processes",
+        "Worker processes of an autoscaling pool: running now, wanted for the backlog, bounds",
+        labels=["supervisor", "kind"])
+    for sup in s.supervisors:
+        name = str(sup.get("name", "?"))
+        for kind, key in (("running", "processes"), ("retiring", "retiring"),
+                          ("wanted", "wanted"), ("min", "min_processes"),
+                          ("max", "max_processes")):
+            value = sup.get(key)
+            if isinstance(value, int):
+                processes.add_metric([name, kind], value)
+    yield processes
 
 
 class ApiMetrics:

@@ -84,7 +84,7 @@ async def readyz(state: State) -> JSONResponse:
 async def metrics(state: State) -> Response:
     stats: QueueStats | None = None
     try:
-        stats = await state.runtime.jobs.stats()
+        stats = await state.runtime.queues.stats()  # every job type's queue
     except RepositoryError as exc:
         log.warning("metrics: cannot read queue statistics: %s", exc)
     return Response(state.metrics.render(stats), media_type=CONTENT_TYPE_LATEST)

@@ -25,6 +25,7 @@ from docworkers.cli.demo import demo_command
 from docworkers.cli.documents import collections_app, documents_app, search_command
 from docworkers.cli.ingest import ingest_command
 from docworkers.cli.jobs import dlq_app, jobs_app, stats_command
+from docworkers.cli.submit import import_command, reindex_command, submit_command
 from docworkers.cli.worker import serve_command, worker_command
 from docworkers.errors import ConfigurationError, DocworkersError, InvalidJobIdError
 
@@ -74,13 +75,16 @@ def root(
 
 
 app.command("ingest", no_args_is_help=True)(ingest_command)
+app.command("import", no_args_is_help=True)(import_command)
 app.command("worker")(worker_command)
 app.command("serve")(serve_command)
+jobs_app.command("submit", no_args_is_help=True)(submit_command)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(dlq_app, name="dlq")
 app.command("stats")(stats_command)
 app.command("search", no_args_is_help=True)(search_command)
 app.add_typer(documents_app, name="documents")
+collections_app.command("reindex", no_args_is_help=True)(reindex_command)
 app.add_typer(collections_app, name="collections")
 app.command("demo")(demo_command)
 

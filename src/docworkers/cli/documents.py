@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +25,7 @@ from docworkers.cli.context import (
     state_of,
     with_runtime,
 )
+from docworkers.cli.options import JsonOption
 from docworkers.cli.render import (
     duration,
     echo_json,
@@ -38,6 +40,9 @@ from docworkers.cli.render import (
     with_name,
 )
 from docworkers.ingest.document_repository import DocumentRecord
+from docworkers.ingest.jobs.aliases import CollectionAliases
+from docworkers.ingest.jobs.collection_delete import delete_collection
+from docworkers.ingest.jobs.document_delete import delete_document
 from docworkers.ingest.vector_repository import SearchHit
 from docworkers.runtime import Runtime
 
@@ -46,7 +51,6 @@ documents_app = typer.Typer(help="Ingested documents (the registry in Redis).",
 collections_app = typer.Typer(help="Collections of chunks in the vector store.",
                               no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
@@ -220,11 +224,9 @@ def documents_delete(
                 state.err.print(f"[red]error:[/] no document {esc(repr(document_id))}",
                                 highlight=False)
                 continue
-            removed = await asyncio.to_thread(runtime.vectors.delete_document,
-                                              record.collection, document_id)
-            await runtime.documents.delete(document_id)
+            result = await delete_document(runtime.documents, runtime.vectors, document_id)
             state.out.print(f"Deleted {esc(record.filename)} ({document_id}) from "
-                            f"{record.collection!r}: {removed} chunks removed.")
+                            f"{record.collection!r}: {result.chunks_deleted} chunks removed.")
         return missing
 
     if with_runtime(state.settings, action):
@@ -245,9 +247,13 @@ def collections_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
             runtime.vectors.list_collections)}
         documents: dict[str, int] = {}
         if shared:
+            aliases = CollectionAliases.for_documents(runtime.documents)
             for name in await runtime.documents.collections():
                 documents[name] = len(await runtime.documents.list_documents(
                     name, limit=1_000_000))
+                physical = await aliases.resolve(name)
+                if physical != name:  # reindexed: show the version searches use
+                    infos[name] = infos.pop(physical, 0)
         return [{"name": name, "chunks": infos.get(name, 0), "documents": documents.get(name)}
                 for name in sorted(set(infos) | set(documents))]
 
@@ -281,9 +287,12 @@ def collections_delete(
         typer.confirm(f"Delete collection {name!r} with all its chunks?", abort=True)
 
     async def action(runtime: Runtime) -> tuple[bool, int]:
+        if shared:  # every physical version, the registry entries and the alias, locked
+            result = await delete_collection(runtime.documents, runtime.vectors, name,
+                                             owner=f"cli-{uuid.uuid4().hex}")
+            return bool(result.dropped), result.documents_deleted
         existed = await asyncio.to_thread(runtime.vectors.delete_collection, name)
-        documents = await runtime.documents.delete_collection(name) if shared else 0
-        return existed, documents
+        return existed, 0
 
     existed, documents = with_runtime(state.settings, action, redis=shared)
     if not existed and not documents:

@@ -35,10 +35,17 @@ from docworkers.cli.files import (
     discover,
     store,
 )
+from docworkers.cli.options import (
+    ChunkOverlapOption,
+    ChunkSizeOption,
+    CollectionOption,
+    ExtractMetadataOption,
+    StrategyOption,
+)
 from docworkers.cli.progress import IngestBoard, chunks_of
 from docworkers.cli.render import duration, esc, plural, size, styled_status
 from docworkers.errors import DocworkersError, InvalidPayloadError
-from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
+from docworkers.ingest.chunking import DEFAULT_STRATEGY
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
 from docworkers.queue import Job, JobSpec, JobStatus
@@ -235,17 +242,11 @@ def ingest_command(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(
         help="Files or folders (walked recursively) to ingest.", show_default=False)],
-    collection: Annotated[str, typer.Option(help="Collection to store the chunks in.")
-                          ] = "documents",
-    strategy: Annotated[str, typer.Option(help=(
-        f"How to cut documents into chunks: {', '.join(CHUNKING_STRATEGIES)}."))
-    ] = DEFAULT_STRATEGY,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Chunk size in model tokens.")
-                          ] = MAX_TEXT_TOKENS,
-    chunk_overlap: Annotated[int, typer.Option(min=0, help="Tokens shared by neighbours.")
-                             ] = 0,
-    extract_metadata: Annotated[bool, typer.Option(
-        "--extract-metadata", help="Store keywords and document metadata on chunks.")] = False,
+    collection: CollectionOption = "documents",
+    strategy: StrategyOption = DEFAULT_STRATEGY,
+    chunk_size: ChunkSizeOption = MAX_TEXT_TOKENS,
+    chunk_overlap: ChunkOverlapOption = 0,
+    extract_metadata: ExtractMetadataOption = False,
     questions: Annotated[int, typer.Option(min=0, max=10, help=(
         "Questions to generate per chunk."))] = 0,
     max_pages: Annotated[int, typer.Option(min=0, help="Read at most N pages (0: all).")] = 0,

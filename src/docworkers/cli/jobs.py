@@ -1,4 +1,9 @@
-"""``docworkers jobs …``, ``docworkers dlq …`` and ``docworkers stats``: the queue, by hand."""
+"""``docworkers jobs …``, ``docworkers dlq …`` and ``docworkers stats``: the queue, by hand.
+
+Each job type has its own queue derived from DOCWORKERS_QUEUE (see
+:mod:`docworkers.ingest.jobs.routing`); these commands look at all of them together, so a job
+is found by its id whatever its type.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from docworkers.cli.context import (
     state_of,
     with_runtime,
 )
+from docworkers.cli.options import JsonOption
 from docworkers.cli.render import (
     duration,
     echo_json,
@@ -31,29 +37,32 @@ from docworkers.cli.render import (
     when,
     with_name,
 )
+from docworkers.cli.services import services_table
 from docworkers.errors import InvalidStateError, JobNotFoundError
+from docworkers.ingest.jobs.routing import RoutedQueues
 from docworkers.queue import Job, JobFilter, JobStatus, QueueStats, RedisJobRepository
 from docworkers.runtime import Runtime
 
 T = TypeVar("T")
 
-jobs_app = typer.Typer(help="List, inspect, cancel and retry jobs of the queue "
-                            "(DOCWORKERS_QUEUE).", no_args_is_help=True)
+jobs_app = typer.Typer(help="Submit, list, inspect, cancel and retry jobs of the queue "
+                            "(DOCWORKERS_QUEUE) and its job types' queues.",
+                       no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter queue: jobs that failed all their retries.",
                       no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 JobIds = Annotated[list[str], typer.Argument(help="One or more job ids.", show_default=False)]
 
 
-def on_queue(ctx: typer.Context, what: str, action: Callable[[RedisJobRepository], Awaitable[T]]
+def on_queue(ctx: typer.Context, what: str, action: Callable[[RoutedQueues], Awaitable[T]]
              ) -> T:
-    """Run ``action`` on the configured queue's repository (shared Redis required)."""
+    """Run ``action`` on the configured queue and its job types' queues (shared Redis
+    required)."""
     settings = state_of(ctx).settings
     require_shared_redis(settings, what)
 
     async def main(runtime: Runtime) -> T:
-        return await action(runtime.jobs)
+        return await action(runtime.queues)
 
     return with_runtime(settings, main)
 
@@ -124,10 +133,11 @@ def _per_job(ctx: typer.Context, what: str, job_ids: list[str],
     """Apply ``action`` to each id, report each outcome, exit 1 if any was refused."""
     state = state_of(ctx)
 
-    async def main(repo: RedisJobRepository) -> int:
+    async def main(queues: RoutedQueues) -> int:
         failures = 0
         for job_id in job_ids:
             try:
+                repo = await queues.owner(job_id)
                 state.out.print(f"{job_id}: {await action(repo, job_id)}")
             except (JobNotFoundError, InvalidStateError) as exc:
                 failures += 1
@@ -154,7 +164,7 @@ def jobs_list(
     """List jobs, newest first."""
     job_filter = JobFilter.of(statuses=status or (), types=[job_type] if job_type else (),
                               limit=limit)
-    jobs = on_queue(ctx, "jobs list", lambda repo: repo.list_jobs(job_filter))
+    jobs = on_queue(ctx, "jobs list", lambda queues: queues.list_jobs(job_filter))
     state = state_of(ctx)
     if as_json:
         echo_json([job.to_dict() for job in jobs])
@@ -169,7 +179,7 @@ def jobs_list(
 def jobs_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job id.")],
               as_json: JsonOption = False) -> None:
     """Show one job: state, payload, result and error."""
-    job = on_queue(ctx, "jobs show", lambda repo: repo.get_job(job_id))
+    job = on_queue(ctx, "jobs show", lambda queues: queues.get_job(job_id))
     print_job(state_of(ctx), job, as_json=as_json)
 
 
@@ -204,7 +214,7 @@ def dlq_list(ctx: typer.Context,
              limit: Annotated[int, typer.Option(min=1, help="At most N jobs.")] = 50,
              as_json: JsonOption = False) -> None:
     """List dead jobs, most recent first."""
-    jobs = on_queue(ctx, "dlq list", lambda repo: repo.dead_letters(limit=limit))
+    jobs = on_queue(ctx, "dlq list", lambda queues: queues.dead_letters(limit=limit))
     state = state_of(ctx)
     if as_json:
         echo_json([job.to_dict() for job in jobs])
@@ -235,13 +245,16 @@ def dlq_requeue(
         jobs_retry(ctx, job_ids)
         return
 
-    async def requeue_all(repo: RedisJobRepository) -> int:
-        ids: list[str] = []
-        while page := await repo.dead_letters(limit=500, offset=len(ids)):
-            ids += [job.id for job in page]
-        for job_id in ids:
-            await repo.requeue(job_id)
-        return len(ids)
+    async def requeue_all(queues: RoutedQueues) -> int:
+        count = 0
+        for repo in queues.holding():
+            ids: list[str] = []
+            while page := await repo.dead_letters(limit=500, offset=len(ids)):
+                ids += [job.id for job in page]
+            for job_id in ids:
+                await repo.requeue(job_id)
+            count += len(ids)
+        return count
 
     count = on_queue(ctx, "dlq requeue", requeue_all)
     state_of(ctx).out.print(f"Queued {count} dead job(s) again.")
@@ -253,13 +266,13 @@ def dlq_purge(ctx: typer.Context, yes: Annotated[bool, typer.Option(
     """Delete every dead job for good."""
     state = state_of(ctx)
     if not yes:
-        dead = on_queue(ctx, "dlq purge", lambda repo: repo.stats()).by_status["dead"]
+        dead = on_queue(ctx, "dlq purge", lambda queues: queues.stats()).by_status["dead"]
         if not dead:
             state.out.print("The dead-letter queue is empty.")
             return
         typer.confirm(f"Delete {dead} dead job(s) from queue {state.settings.queue!r} for "
                       "good?", abort=True)
-    count = on_queue(ctx, "dlq purge", lambda repo: repo.purge_dead_letters())
+    count = on_queue(ctx, "dlq purge", lambda queues: queues.purge_dead_letters())
     state.out.print(f"Deleted {count} dead job(s).")
 
 
@@ -267,8 +280,8 @@ def dlq_purge(ctx: typer.Context, yes: Annotated[bool, typer.Option(
 
 
 def stats_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Queue depth by status, totals, success rate, and the live workers."""
-    stats = on_queue(ctx, "stats", lambda repo: repo.stats())
+    """Queue depth by status, totals, success rate, and the live workers (all job types)."""
+    stats = on_queue(ctx, "stats", lambda queues: queues.stats())
     if as_json:
         echo_json(stats.to_dict())
         return
@@ -294,14 +307,16 @@ def stats_view(stats: QueueStats) -> Group:
     workers = Table(title="Workers", title_justify="left")
     workers.add_column("Worker", overflow="fold", min_width=12)
     workers.add_column("Host:PID", overflow="fold")
-    for name in ("State", "Busy", "Done", "Failed", "Success", "Avg", "Up"):
-        workers.add_column(name, justify="left" if name == "State" else "right", no_wrap=True)
+    for name in ("State", "Busy", "Scaling", "Done", "Failed", "Success", "Avg", "Up"):
+        workers.add_column(name, justify="left" if name in ("State", "Scaling") else "right",
+                           no_wrap=True)
     for w in stats.workers:
         processed = int(w.get("jobs_processed", 0))
         workers.add_row(
             esc(w.get("worker_name", "?")), esc(f"{w.get('host', '')}:{w.get('pid', '')}"),
             "running" if w.get("is_running") else "stopped",
-            f"{w.get('in_flight', 0)}/{w.get('concurrency', 0)}", str(processed),
+            f"{w.get('in_flight', 0)}/{w.get('concurrency', 0)}", scaling_label(w),
+            str(processed),
             str(w.get("jobs_failed", 0)),
             f"{float(w.get('success_rate', 0.0)):.0%}" if processed else "-",
             duration(float(w.get("average_process_time", 0.0))) if processed else "-",
@@ -309,4 +324,34 @@ def stats_view(stats: QueueStats) -> Group:
     if not stats.workers:
         return Group(depth, totals, "[dim]No live workers (start one with "
                      "`docworkers worker`).[/]")
-    return Group(depth, totals, workers)
+    services = services_table(stats.workers)  # circuit breakers and limits, cluster-wide
+    extra = [t for t in (services, supervisors_table(stats.supervisors)) if t is not None]
+    return Group(depth, totals, workers, *extra)
+
+
+def scaling_label(worker: dict[str, Any]) -> str:
+    """``fixed``, or the autoscaling bounds and the last decision, e.g. ``1-8 backlog``."""
+    how = str(worker.get("scaling") or "fixed")
+    if how == "fixed":
+        return how
+    return f"{worker.get('min_concurrency', '?')}-{worker.get('max_concurrency', '?')} {how}"
+
+
+def supervisors_table(supervisors: list[dict[str, Any]]) -> Table | None:
+    """Autoscaling process pools (`docworkers worker --max-processes`)."""
+    if not supervisors:
+        return None
+    table = Table(title="Worker processes", title_justify="left")
+    for name in ("Supervisor", "Processes", "Bounds", "Waiting", "Decision", "Started",
+                 "Retired"):
+        table.add_column(name, justify="left" if name in ("Supervisor", "Decision")
+                         else "right", no_wrap=name != "Supervisor")
+    for s in supervisors:
+        retiring = int(s.get("retiring", 0))
+        table.add_row(
+            esc(str(s.get("name", "?"))),
+            f"{s.get('processes', 0)}" + (f" (+{retiring} retiring)" if retiring else ""),
+            f"{s.get('min_processes', '?')}-{s.get('max_processes', '?')}",
+            str(s.get("queue_depth", 0)), esc(str(s.get("reason", ""))),
+            str(s.get("started", 0)), str(s.get("retired", 0)))
+    return table

@@ -4,6 +4,12 @@ Shutdown: the first SIGINT or SIGTERM stops the pool cleanly (stop fetching, let
 finish within DOCWORKERS_SHUTDOWN_TIMEOUT, hand the rest back to the queue); a second one exits
 at once, and the jobs still leased return to the queue when their lease expires.
 
+The pool has one worker per job type (``--type``, default all) and base queue (``--queue``,
+default DOCWORKERS_QUEUE), each on the type's own queue (see
+:mod:`docworkers.ingest.jobs.routing`). Uploads run ``--concurrency`` jobs at once (default
+DOCWORKERS_CONCURRENCY); the other types are rare and one of them runs at a time per process
+unless ``--concurrency`` is given. Only the types that parse or embed load the model.
+
 ``--processes N`` starts N spawned processes, each with its own pool and model. Embedded Chroma
 allows one writing process per directory, so that mode needs a Chroma server.
 """
@@ -11,13 +17,12 @@ allows one writing process per directory, so that mode needs a Chroma server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
+import functools
 import logging
-import multiprocessing
 import os
 import signal
-import time
-from multiprocessing.process import BaseProcess
+import socket
 from types import FrameType
 from typing import Annotated
 
@@ -25,10 +30,15 @@ import typer
 
 from docworkers.cli.context import EXIT_FAILURE, CliState, UsageError, state_of, with_runtime
 from docworkers.cli.ingest import worker_name
+from docworkers.errors import ConfigurationError
+from docworkers.ingest.jobs.routing import JOB_TYPES, job_kind, queue_for
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE
+from docworkers.queue import RedisJobRepository, RepositoryConfig
 from docworkers.queue.keys import validate_queue_name
 from docworkers.runtime import Runtime
 from docworkers.settings import Settings
-from docworkers.workers import WorkerPool
+from docworkers.workers import BaseWorker, WorkerPool
+from docworkers.workers.process_pool import ProcessPool, ProcessScalingConfig
 
 log = logging.getLogger("docworkers.cli")
 
@@ -36,17 +46,31 @@ log = logging.getLogger("docworkers.cli")
 # -- one process --------------------------------------------------------------------------
 
 
+def pool_workers(runtime: Runtime, queues: list[str], types: list[str],
+                 concurrency: int | None, label: str = "worker") -> list[BaseWorker]:
+    """One worker per (base queue, job type), each on the type's queue, with unique names:
+    ``<label>-<host>-<pid>[-<base queue>][-<type>]`` (the upload worker has no type suffix)."""
+    workers: list[BaseWorker] = []
+    for base in queues:
+        for job_type in types:
+            name = worker_name(label)
+            name += f"-{base}" if len(queues) > 1 else ""
+            name += "" if job_type == UPLOAD_JOB_TYPE else f"-{job_type}"
+            workers.append(runtime.job_worker(job_type, name, concurrency, base_queue=base))
+    return workers
+
+
 async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
                    label: str = "worker",
-                   signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
-                   ) -> int:
-    """Run one upload worker per queue until a signal; 0 on a clean stop, else 1."""
+                   signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+                   types: list[str] | None = None) -> int:
+    """Run one worker per base queue and job type (default: uploads only) until a signal;
+    0 on a clean stop, else 1."""
     pool = WorkerPool()
-    workers = []
-    for queue in queues:
-        name = worker_name(label) if len(queues) == 1 else f"{worker_name(label)}-{queue}"
-        workers.append(runtime.upload_worker(name, concurrency, queue=queue))
-        pool.add_worker(workers[-1])
+    workers = pool_workers(runtime, queues, types or [UPLOAD_JOB_TYPE], concurrency, label)
+    for worker in workers:
+        pool.add_worker(worker)
+    log.info("workers: %s", ", ".join(f"{w.name} on queue {w.repo.queue}" for w in workers))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received = 0
@@ -84,7 +108,8 @@ async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
             loop.remove_signal_handler(signum)
 
 
-def _child_main(settings: Settings, queues: list[str], concurrency: int | None, index: int,
+def _child_main(settings: Settings, queues: list[str], types: list[str],
+                concurrency: int | None, index: int,
                 debug: bool) -> None:  # pragma: no cover - runs in a spawned process
     # Ctrl-C reaches the whole process group; only the parent reacts to it, and stops us
     # with SIGTERM (then SIGKILL on a second Ctrl-C).
@@ -94,84 +119,135 @@ def _child_main(settings: Settings, queues: list[str], concurrency: int | None, 
 
     async def action(runtime: Runtime) -> int:
         return await run_pool(runtime, queues, concurrency, label=f"worker{index}",
-                              signals=(signal.SIGTERM,))
+                              signals=(signal.SIGTERM,), types=types)
 
     raise SystemExit(with_runtime(settings, action))
 
 
-def _run_processes(state: CliState, settings: Settings, queues: list[str],
-                   concurrency: int | None, processes: int) -> int:
-    """Start ``processes`` spawned children and supervise them until they all stop."""
-    context = multiprocessing.get_context("spawn")
-    children: list[BaseProcess] = []
-    child: BaseProcess
-    for index in range(processes):
-        child = context.Process(target=_child_main, name=f"docworkers-worker-{index}",
-                                args=(settings, queues, concurrency, index, state.debug))
-        child.start()
-        children.append(child)
-    log.info("started %d worker processes: %s", processes,
-             ", ".join(str(c.pid) for c in children))
-    signals = 0
+def _run_processes(state: CliState, settings: Settings, queues: list[str], types: list[str],
+                   concurrency: int | None, scaling: ProcessScalingConfig) -> int:
+    """Run spawned worker processes (a fixed number, or autoscaled between the bounds of
+    ``scaling`` from the backlog of every queue they serve) until SIGINT/SIGTERM."""
+    pool = ProcessPool(functools.partial(_child_main, settings, queues, types, concurrency,
+                                         debug=state.debug), scaling)
+    served = [queue_for(t, base) for base in queues for t in types]
+    assert settings.redis_url is not None  # checked by the command
 
-    def forward(signum: int, frame: FrameType | None) -> None:
-        nonlocal signals
-        signals += 1
-        for child in children:
-            if child.is_alive() and child.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGTERM if signals == 1 else signal.SIGKILL)
+    async def supervise() -> int:
+        url = settings.redis_url or ""
+        repos = [RedisJobRepository.from_url(url, RepositoryConfig(queue=q)) for q in served]
+        # Published on the (first) base queue, where `docworkers stats` looks.
+        home = RedisJobRepository.from_url(url, RepositoryConfig(queue=queues[0]))
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        ttl = max(10.0, scaling.interval * 5)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while any(child.is_alive() for child in children):
-            for child in children:
-                if child.exitcode not in (None, 0) and signals == 0:
-                    log.error("worker process %s exited with code %s; stopping the others",
-                              child.pid, child.exitcode)
-                    forward(signal.SIGTERM, None)
-            time.sleep(0.2)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return 0 if all(child.exitcode == 0 for child in children) else EXIT_FAILURE
+        async def depth() -> int:
+            if scaling.fixed:
+                return 0  # nothing to decide: do not poll Redis
+            return sum(await asyncio.gather(*(r.queue_depth() for r in repos)))
+
+        async def publish(status: dict[str, object] | None) -> None:
+            if status is not None:
+                status = {**status, "name": name, "queues": served}
+            await home.publish_supervisor(name, status or {}, 0 if status is None else ttl)
+
+        signals = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                log.info("%s received: stopping %d worker process(es)",
+                         signal.Signals(signum).name, len(pool.running))
+            pool.stop(signal.SIGTERM if signals == 1 else signal.SIGKILL)
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await pool.run(depth, publish)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            for repo in [*repos, home]:
+                await repo.close()
+
+    if not scaling.fixed:
+        log.info("autoscaling between %d and %d worker processes (one per %d waiting jobs; "
+                 "one retires after %.0fs of a smaller backlog)", scaling.min_processes,
+                 scaling.max_processes, scaling.jobs_per_process, scaling.scale_down_delay)
+    return EXIT_FAILURE if asyncio.run(supervise()) else 0
 
 
 def worker_command(
     ctx: typer.Context,
     concurrency: Annotated[int | None, typer.Option(
-        min=1, help="Jobs run at once per process (default DOCWORKERS_CONCURRENCY).")] = None,
+        min=1, help="Jobs of one type run at once per process (default: "
+        "DOCWORKERS_CONCURRENCY for uploads, 1 for the other, rare, types).")] = None,
+    min_concurrency: Annotated[int | None, typer.Option(
+        min=1, help="Autoscale each worker between this and its concurrency, from the "
+        "backlog, its job latency and memory (default DOCWORKERS_MIN_CONCURRENCY; unset: "
+        "fixed).")] = None,
     processes: Annotated[int, typer.Option(
-        min=1, help="Worker processes; more than 1 needs DOCWORKERS_CHROMA_URL.")] = 1,
+        min=1, help="Worker processes (the minimum with --max-processes); more than 1 needs "
+        "DOCWORKERS_CHROMA_URL.")] = 1,
+    max_processes: Annotated[int | None, typer.Option(
+        min=1, help="Autoscale: add processes up to this many while jobs wait (one per "
+        "--jobs-per-process waiting jobs), retire them when the backlog is gone.")] = None,
+    jobs_per_process: Annotated[int, typer.Option(
+        min=1, help="Waiting jobs that justify one more process (with --max-processes).")
+    ] = 20,
+    scale_down_delay: Annotated[float, typer.Option(
+        min=0, help="Seconds a smaller backlog must last before a process retires.")] = 30.0,
     queue: Annotated[list[str] | None, typer.Option(
-        "--queue", "-q", help="Queue to work on (repeatable; default DOCWORKERS_QUEUE).")
-    ] = None,
+        "--queue", "-q", help="Base queue to work on (repeatable; default DOCWORKERS_QUEUE). "
+        "Uploads use it as is, every other type <queue>.<type>.")] = None,
+    job_type: Annotated[list[str] | None, typer.Option(
+        "--type", "-t", help=f"Job type to work on (repeatable; default all: "
+        f"{', '.join(JOB_TYPES)}).")] = None,
 ) -> None:
-    """Run a worker pool that processes upload jobs until SIGINT or SIGTERM."""
+    """Run a worker pool until SIGINT or SIGTERM: one worker per job type, each on its queue.
+
+    Uploads run --concurrency jobs at once (default DOCWORKERS_CONCURRENCY); the other types
+    are rare (deletes, reindexing, metadata extraction, bulk imports) and run one at a time
+    unless --concurrency is given. Only uploads, reindexing and metadata extraction load the
+    embedding model, so e.g. `--type document_delete` starts fast and small.
+    """
     state = state_of(ctx)
     settings = state.settings
+    if min_concurrency is not None:
+        settings = dataclasses.replace(settings, min_concurrency=min_concurrency)
     if not settings.redis_url:
         raise UsageError(
             "the worker needs a shared Redis: DOCWORKERS_REDIS_URL is not set, and a private "
             "Redis started here would be empty and invisible to everyone else. Start Redis and "
             "set e.g. DOCWORKERS_REDIS_URL=redis://localhost:6379/0 (to try docworkers "
             "without a server, use `docworkers ingest --wait` or `docworkers demo`)")
-    if processes > 1 and not settings.chroma_url:
+    try:
+        scaling = ProcessScalingConfig(
+            min_processes=processes, max_processes=max_processes or processes,
+            jobs_per_process=jobs_per_process, scale_down_delay=scale_down_delay)
+    except ConfigurationError as exc:
+        raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.problem}") from exc
+    if scaling.max_processes > 1 and not settings.chroma_url:
         raise UsageError(
-            f"--processes {processes} needs a Chroma server: embedded Chroma "
+            f"{scaling.max_processes} worker processes need a Chroma server: embedded Chroma "
             f"({settings.chroma_path}) allows only one writing process per directory. Start "
             f"one (`chroma run --path {settings.chroma_path} --port 8000`) and set "
             "DOCWORKERS_CHROMA_URL=http://localhost:8000, or use --concurrency instead")
     queues = list(dict.fromkeys(queue or [settings.queue]))
     for name in queues:
         validate_queue_name(name)
+    types = list(dict.fromkeys(job_type or JOB_TYPES))
+    for name in types:
+        job_kind(name)
     state.configure_logging(long_running=True)
-    if processes > 1:
-        code = _run_processes(state, settings, queues, concurrency, processes)
+    if scaling.max_processes > 1:
+        code = _run_processes(state, settings, queues, types, concurrency, scaling)
     else:
 
         async def action(runtime: Runtime) -> int:
-            return await run_pool(runtime, queues, concurrency)
+            return await run_pool(runtime, queues, concurrency, types=types)
 
         code = with_runtime(settings, action)
     if code:
@@ -187,7 +263,8 @@ def serve_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     with_workers: Annotated[int | None, typer.Option(
         min=0, help="Upload workers to run inside the server (default: 1 with the private "
-        "Redis, where no other worker can reach the queue; 0 with DOCWORKERS_REDIS_URL).")
+        "Redis, where no other worker can reach the queue, plus one worker of each other job "
+        "type; 0 with DOCWORKERS_REDIS_URL, where `docworkers worker` runs them).")
     ] = None,
 ) -> None:
     """Start the HTTP API (and dashboard) with uvicorn."""

@@ -16,13 +16,16 @@ Batching policy:
   ``max_wait_ms`` for more callers. Texts that queued while the model was busy go at once: they
   have already waited.
 * A failed batch fails every caller with a text in it, with :class:`EmbeddingError`; other
-  callers are unaffected. A cancelled caller's queued texts are dropped.
+  callers are unaffected. A refusal that carries ``retry_after`` (an open circuit breaker, a
+  rate limit of the embedding service) reaches each caller as itself, so its job is deferred
+  rather than charged an attempt. A cancelled caller's queued texts are dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import logging
 import time
@@ -34,7 +37,7 @@ from typing import Self
 
 import numpy as np
 
-from docworkers.errors import ConfigurationError, EmbeddingError
+from docworkers.errors import ConfigurationError, EmbeddingError, JobError
 from docworkers.ingest.embedding import Embedder, Vectors
 
 __all__ = ["BatcherStats", "BatchingEmbedder"]
@@ -262,7 +265,8 @@ class BatchingEmbedder:
             )
             for request in {id(r): r for r, _ in batch}.values():
                 if not request.future.done():
-                    error = EmbeddingError(message)  # one instance per caller: own traceback
+                    # One instance per caller: each gets its own traceback.
+                    error = copy.copy(exc) if _deferrable(exc) else EmbeddingError(message)
                     error.__cause__ = exc
                     request.future.set_exception(error)
             return
@@ -287,3 +291,9 @@ class BatchingEmbedder:
         for request, _ in items:
             if not request.future.done():
                 request.future.set_exception(EmbeddingError(str(error)))
+
+
+def _deferrable(exc: Exception) -> bool:
+    """A refusal to be retried later (CircuitOpenError, RateLimitedError), not a failure."""
+    return isinstance(exc, JobError) and exc.retryable \
+        and isinstance(getattr(exc, "retry_after", None), int | float)

@@ -4,7 +4,10 @@ Speaks ``POST {base_url}/v1/embeddings`` (OpenAI, vLLM, text-embeddings-inferenc
 LocalAI ...) with httpx's synchronous client, so it runs in the embedding thread like the local
 model. Every failure is an :class:`EmbeddingError` (retryable): the message says whether the
 server could not be reached, failed (5xx, 429) or rejected the input (other 4xx, with the
-server's own explanation).
+server's own explanation). With a :class:`~docworkers.workers.service_guard.ServiceGuard` every
+request goes through its circuit breaker and cluster-wide limits: only an unreachable, slow or
+failing server (not a rejected input) counts toward opening the breaker, and an open breaker or
+an exhausted limit raises a retryable error with ``retry_after`` (the job is deferred).
 
 Chunk sizes are still counted with the all-MiniLM-L6-v2 tokenizer; a remote model's tokenizer
 counts somewhat differently, so keep ``max_tokens`` (the remote model's input limit) with some
@@ -23,6 +26,7 @@ import numpy as np
 
 from docworkers.errors import ConfigurationError, EmbeddingError
 from docworkers.ingest.embedding import Vectors, l2_normalize
+from docworkers.workers.service_guard import ServiceGuard
 
 __all__ = ["OpenAIEmbedder"]
 
@@ -75,6 +79,7 @@ class OpenAIEmbedder:
         max_tokens: int = 512,
         timeout: float = 30.0,
         batch_size: int = 64,
+        guard: ServiceGuard | None = None,
     ) -> None:
         if not model:
             raise ConfigurationError("model", "must name the server's embedding model")
@@ -92,6 +97,7 @@ class OpenAIEmbedder:
         self._max_tokens = max_tokens
         self._dimension = dimension
         self._dimension_lock = threading.Lock()
+        self.guard = guard
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout, headers=headers)
 
@@ -141,6 +147,18 @@ class OpenAIEmbedder:
 
     def _post(self, texts: list[str]) -> Vectors:
         payload = {"model": self.model, "input": texts, "encoding_format": "float"}
+        response = self._send(payload) if self.guard is None \
+            else self.guard.call(self._send, payload)
+        if response.status_code >= 400:
+            raise EmbeddingError(
+                f"embedding server {self.url} rejected the request for model {self.model!r} "
+                f"(HTTP {response.status_code}): {_server_message(response)}"
+            )
+        return self._parse(response, len(texts))
+
+    def _send(self, payload: dict[str, Any]) -> httpx.Response:
+        """One request. Raises only when the server is down or overloaded (unreachable, timed
+        out, 5xx, 429): what the circuit breaker counts. Any other answer is returned."""
         try:
             response = self._client.post(self.url, json=payload)
         except httpx.TimeoutException as exc:
@@ -158,12 +176,7 @@ class OpenAIEmbedder:
                 f"embedding server {self.url} failed with HTTP {response.status_code}: "
                 f"{_server_message(response)}"
             )
-        if response.status_code >= 400:
-            raise EmbeddingError(
-                f"embedding server {self.url} rejected the request for model {self.model!r} "
-                f"(HTTP {response.status_code}): {_server_message(response)}"
-            )
-        return self._parse(response, len(texts))
+        return response
 
     def _parse(self, response: httpx.Response, expected: int) -> Vectors:
         try:

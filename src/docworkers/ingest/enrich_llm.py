@@ -7,8 +7,13 @@ language still come from :func:`~docworkers.ingest.enrich.extract_document_metad
 Every failure (unreachable server, HTTP error, an answer that is not the requested JSON) raises
 :class:`~docworkers.errors.EnrichmentError`, a retryable job error. The upload pipeline records
 it on the document and keeps the upload: enrichment is an extra, never a reason to lose a
-document. Output is cleaned the same way whatever the model does: stripped, bullet and
-numbering removed, duplicates (case aside) dropped, capped at the requested count.
+document. With a :class:`~docworkers.workers.service_guard.ServiceGuard` every request goes
+through its circuit breaker and cluster-wide limits; only an unreachable, slow or failing server
+(5xx, 429) counts toward opening the breaker, and while it is open enrichment fails at once
+(recorded on the document like any other enrichment failure).
+
+Output is cleaned the same way whatever the model does: stripped, bullet and numbering removed,
+duplicates (case aside) dropped, capped at the requested count.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import httpx
 from docworkers.errors import ConfigurationError, EnrichmentError
 from docworkers.ingest.document import ParsedDocument
 from docworkers.ingest.enrich import MAX_QUESTIONS, MAX_TITLE_CHARS, extract_document_metadata
+from docworkers.workers.service_guard import ServiceGuard
 
 __all__ = ["OpenAIChatEnricher"]
 
@@ -48,6 +54,7 @@ class OpenAIChatEnricher:
         max_input_chars: int = 6_000,
         json_mode: bool = True,
         temperature: float = 0.0,
+        guard: ServiceGuard | None = None,
     ) -> None:
         """``base_url`` includes the API version, as in the OpenAI SDK: ``http://host:8000/v1``.
 
@@ -70,6 +77,7 @@ class OpenAIChatEnricher:
         self.max_input_chars = max_input_chars
         self.json_mode = json_mode
         self.temperature = temperature
+        self.guard = guard
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(timeout=timeout, headers=headers)
 
@@ -151,10 +159,8 @@ class OpenAIChatEnricher:
         }
         if self.json_mode:
             body["response_format"] = {"type": "json_object"}
-        try:
-            response = self._http.post(self.endpoint, json=body)
-        except httpx.HTTPError as exc:
-            raise self._error(task, f"{type(exc).__name__}: {exc}; is the server running?") from exc
+        response = self._send(body, task) if self.guard is None \
+            else self.guard.call(self._send, body, task)
         if response.status_code != 200:
             raise self._error(task, f"HTTP {response.status_code}: {response.text[:200]!r}")
         try:
@@ -165,6 +171,17 @@ class OpenAIChatEnricher:
             return _parse_json(content)
         except ValueError as exc:
             raise self._error(task, f"the answer is not JSON: {content[:200]!r}") from exc
+
+    def _send(self, body: dict[str, Any], task: str) -> httpx.Response:
+        """One request. Raises only when the server is down or overloaded (unreachable, timed
+        out, 5xx, 429): what the circuit breaker counts. Any other answer is returned."""
+        try:
+            response = self._http.post(self.endpoint, json=body)
+        except httpx.HTTPError as exc:
+            raise self._error(task, f"{type(exc).__name__}: {exc}; is the server running?") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise self._error(task, f"HTTP {response.status_code}: {response.text[:200]!r}")
+        return response
 
     def _list(self, answer: Any, name: str, limit: int) -> list[str]:
         items = _field(answer, name)

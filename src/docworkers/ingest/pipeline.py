@@ -3,6 +3,14 @@
 Every side effect is idempotent, so a rerun after a crash at any instruction converges: the
 document id comes from the content, chunk ids from (document id, index), chunks are upserted
 and leftovers of an earlier version deleted, and the registry record is overwritten.
+
+The payload names a logical collection; the chunks go to the physical Chroma collection its
+alias names when they are stored (see :mod:`docworkers.ingest.jobs.aliases`). A
+``vector_reindex`` may switch the alias while an upload runs, so after marking the document
+completed the pipeline resolves the alias again and, if it moved, stores the chunks in the new
+physical collection too: whichever side acts last, the document ends up in the collection that
+searches use (see :meth:`UploadPipeline._follow_switch`). Uploads do not take the collection's
+rebuild lock: it is exclusive and held for a whole reindex, so they would wait minutes.
 """
 
 from __future__ import annotations
@@ -36,12 +44,11 @@ from docworkers.ingest.document_repository import (
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.embedding_batcher import BatchingEmbedder
 from docworkers.ingest.enrich import Enricher, LocalEnricher
+from docworkers.ingest.jobs.aliases import resolve_collection
 from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
-from docworkers.ingest.vector_repository import VectorRepository
-from docworkers.workers.circuit_breaker import get_breaker
+from docworkers.ingest.vector_repository import VectorRepository, vector_store_breaker
 
-VECTOR_STORE_BREAKER = "vector-store"
 Progress = Callable[[int, str], Awaitable[None]]
 EMBED_GROUP = 64  # chunks per embedding request: progress granularity, batched across jobs
 
@@ -88,9 +95,7 @@ class UploadPipeline:
         self.vectors = vectors
         # One breaker per vector store process-wide: after repeated failures jobs stop hammering
         # it and are rescheduled (without using an attempt) until a probe call succeeds.
-        self.vector_breaker = get_breaker(
-            VECTOR_STORE_BREAKER, failure_threshold=5, reset_timeout=10.0
-        )
+        self.vector_breaker = vector_store_breaker()
 
     async def run(
         self, payload: UploadJobPayload, *, job_id: str = "", progress: Progress | None = None
@@ -169,15 +174,9 @@ class UploadPipeline:
                 }
                 for chunk_extra in extra
             ]
-            await asyncio.to_thread(
-                self.vector_breaker.call_sync,
-                self.vectors.replace_document,
-                payload.collection,
-                document_id,
-                chunks,
-                embeddings,
-                metadatas,
-            )
+            stored = _Stored(document_id, chunks, embeddings, metadatas)
+            physical = await resolve_collection(self.documents, payload.collection)
+            await self._store(physical, stored)
         with stage("finalizing"):
             await report(90, "finalizing document")
             elapsed = round((time.perf_counter() - started) * 1000)
@@ -191,6 +190,7 @@ class UploadPipeline:
                 timings_ms=timings,
                 enrichment_errors=problems,
             )
+            await self._follow_switch(payload.collection, physical, stored)
         await report(100, "upload completed")
         return UploadJobResult(
             document_id=document_id,
@@ -202,6 +202,38 @@ class UploadPipeline:
             timings_ms=timings,
             enrichment_errors=problems,
         )
+
+    async def _store(self, physical: str, stored: _Stored) -> None:
+        await asyncio.to_thread(
+            self.vector_breaker.call_sync,
+            self.vectors.replace_document,
+            physical,
+            stored.document_id,
+            stored.chunks,
+            stored.embeddings,
+            stored.metadatas,
+        )
+
+    async def _follow_switch(self, collection: str, physical: str, stored: _Stored) -> None:
+        """Store the chunks again if the collection's alias moved since they were stored.
+
+        Called after the registry says "completed". If the alias still names ``physical``,
+        any later switch belongs to a ``vector_reindex`` whose catch-up after its switch reads
+        this completed record and rebuilds the document; if it moved, that reindex's last
+        catch-up may have run already, so the chunks go to the new physical collection here
+        (and leave the old one, which is being dropped).
+        """
+        current = await resolve_collection(self.documents, collection)
+        if current == physical:
+            return
+        log.info("collection %s switched from %s to %s while document %s was stored; "
+                 "storing it again", collection, physical, current, stored.document_id)
+        await self._store(current, stored)
+        try:
+            await asyncio.to_thread(self.vectors.delete_document, physical, stored.document_id)
+        except DocworkersError as exc:  # the old version is dropped by the reindex anyway
+            log.warning("could not remove document %s from %s: %s", stored.document_id,
+                        physical, exc)
 
     def _chunk(self, doc: ParsedDocument, payload: UploadJobPayload) -> list[Chunk]:
         try:
@@ -266,6 +298,16 @@ class UploadPipeline:
             f"doc_{k}" if k in ("filename", "collection") else k: v for k, v in doc_meta.items()
         }
         return extra, doc_meta, problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What the store stage writes, kept to write it again after an alias switch."""
+
+    document_id: str
+    chunks: Sequence[Chunk]
+    embeddings: np.ndarray
+    metadatas: Sequence[dict[str, Any]]
 
 
 class _Stage:

@@ -1,4 +1,8 @@
-"""Semantic search over stored chunks: embed the query, ask the vector store."""
+"""Semantic search over stored chunks: embed the query, ask the vector store.
+
+The vector store is asked through its circuit breaker (shared with the upload pipeline's
+writes): while a Chroma server is down, searches fail at once with ``CircuitOpenError`` (the
+API answers 503 with ``Retry-After``) instead of each waiting for a connection timeout."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from docworkers.ingest.vector_repository import (
     SearchHit,
     VectorRepository,
     validate_collection_name,
+    vector_store_breaker,
 )
 
 
@@ -26,6 +31,7 @@ class SearchService:
         self.embedder = embedder
         self.vectors = vectors
         self.documents = documents
+        self.vector_breaker = vector_store_breaker()
 
     async def search(
         self, collection: str, query: str, k: int = 5, filters: Mapping[str, Any] | None = None
@@ -39,4 +45,5 @@ class SearchService:
         if self.documents is not None:
             collection = await resolve_collection(self.documents, collection)
         vector = (await asyncio.to_thread(self.embedder.embed, [query]))[0]
-        return await asyncio.to_thread(self.vectors.search, collection, vector, k, filters)
+        return await asyncio.to_thread(self.vector_breaker.call_sync, self.vectors.search,
+                                       collection, vector, k, filters)

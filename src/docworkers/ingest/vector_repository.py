@@ -31,9 +31,11 @@ import numpy as np
 
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.document import Chunk
+from docworkers.workers.circuit_breaker import CircuitBreaker, get_breaker
 
 __all__ = [
     "STRUCTURAL_KEYS",
+    "VECTOR_STORE_BREAKER",
     "CollectionInfo",
     "MetadataValue",
     "SearchHit",
@@ -42,9 +44,19 @@ __all__ = [
     "chunk_metadata",
     "flatten_metadata",
     "validate_collection_name",
+    "vector_store_breaker",
 ]
 
 MetadataValue = str | int | float | bool
+
+VECTOR_STORE_BREAKER = "vector-store"
+
+
+def vector_store_breaker() -> CircuitBreaker:
+    """The process-wide circuit breaker of the vector store, shared by writes (the upload
+    pipeline) and searches: after 5 consecutive failures calls fail fast for 10 s, then one
+    probe call decides."""
+    return get_breaker(VECTOR_STORE_BREAKER, failure_threshold=5, reset_timeout=10.0)
 
 _COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 

@@ -116,6 +116,14 @@ class QueueKeys:
     def worker(self, name: str) -> str:
         return self.prefix + "worker:" + name
 
+    @property
+    def supervisors(self) -> str:
+        """Live process supervisors (autoscaling worker pools), scored by expiry (ms)."""
+        return self.prefix + "supervisors"
+
+    def supervisor(self, name: str) -> str:
+        return self.prefix + "supervisor:" + name
+
     def collections(self) -> tuple[str, ...]:
         """The state collections; a job is in exactly one of them."""
         return (

@@ -7,7 +7,10 @@ script on Redis's clock (no client clock skew, no read-then-write race).
 Each limiter's key has a hash tag of its own (``dw:{ratelimit:<name>}:bucket``,
 ``dw:{concurrency:<name>}:holders``) rather than a queue's: a limit is a resource shared by
 every queue that uses it, and its scripts touch no other key, so Redis Cluster may put it in
-any slot.
+any slot. :mod:`docworkers.queue.rate_limit_sync` takes the same permits from threads.
+
+Every refusal (a ``RateLimitedError``) is counted per process, by ``rate:<name>`` or
+``concurrency:<name>`` (:func:`refusals`); worker heartbeats publish the counts for metrics.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import math
 import os
 import random
 import socket
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -36,6 +41,7 @@ __all__ = [
     "RedisRateLimiter",
     "concurrency_key",
     "rate_limit_key",
+    "refusals",
 ]
 
 log = logging.getLogger("docworkers.rate_limit")
@@ -61,6 +67,95 @@ def _valid_name(field: str, value: str) -> str:
         ) from None
 
 
+# -- argument checks shared with rate_limit_sync -----------------------------------------------
+
+
+def check_rate_args(name: str, namespace: str, rate: float, burst: int) -> str:
+    """Validate a rate limiter's arguments; returns ``name``."""
+    _valid_name("name", name)
+    _valid_name("namespace", namespace)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) \
+            or not math.isfinite(rate) or rate <= 0:
+        raise ConfigurationError("rate", f"must be a positive number per second, got {rate!r}")
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        raise ConfigurationError("burst", f"must be an integer >= 1, got {burst!r}")
+    return name
+
+
+def check_concurrency_args(name: str, namespace: str, limit: int, lease: float) -> str:
+    """Validate a concurrency limiter's arguments; returns ``name``."""
+    _valid_name("name", name)
+    _valid_name("namespace", namespace)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigurationError("limit", f"must be an integer >= 1, got {limit!r}")
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease >= 0.1:
+        raise ConfigurationError("lease", f"must be at least 0.1 seconds, got {lease!r}")
+    return name
+
+
+def check_tokens(tokens: int, burst: int, name: str) -> None:
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        raise ConfigurationError("tokens", f"must be an integer >= 1, got {tokens!r}")
+    if tokens > burst:
+        raise ConfigurationError(
+            "tokens", f"{tokens} is more than burst={burst} of rate limit "
+            f"{name!r}: the bucket never holds that many"
+        )
+
+
+def check_timeout(timeout: float | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise ConfigurationError("timeout", f"must be >= 0 or None, got {timeout!r}")
+
+
+class SlotPoller:
+    """How a holder waits for a full concurrency limit, for the async and the sync client.
+
+    Releases do not notify, so waiters poll with jittered doubling pauses, never sleeping past
+    the moment the first lease runs out (``wait``) nor past the deadline; past the deadline
+    :meth:`pause` raises RateLimitedError (and counts the refusal).
+    """
+
+    def __init__(self, name: str, limit: int, timeout: float | None,
+                 clock: Callable[[], float]) -> None:
+        self.name, self.limit, self.timeout, self.clock = name, limit, timeout, clock
+        self.deadline = None if timeout is None else clock() + timeout
+        self._pause = _POLL_FIRST
+
+    def pause(self, wait: float) -> float:
+        """Seconds to sleep before the next try, given the ``wait`` the script reported."""
+        sleep = min(wait, self._pause) * random.uniform(0.5, 1.0)
+        self._pause = min(self._pause * 2, _POLL_CAP)
+        if self.deadline is None:
+            return sleep
+        remaining = self.deadline - self.clock()
+        if remaining <= 0:
+            count_refusal(f"concurrency:{self.name}")
+            raise RateLimitedError(
+                self.name, wait, f"all {self.limit} slot(s) stayed busy for "
+                f"timeout={self.timeout}s",
+            )
+        return min(sleep, remaining)
+
+
+# -- refusals, counted per process for the workers' published stats -----------------------------
+
+_refusals: Counter[str] = Counter()
+_refusals_lock = threading.Lock()
+
+
+def count_refusal(key: str) -> None:
+    with _refusals_lock:
+        _refusals[key] += 1
+
+
+def refusals() -> dict[str, int]:
+    """Permits refused by this process's limiters since it started, by ``rate:<name>`` and
+    ``concurrency:<name>``."""
+    with _refusals_lock:
+        return dict(sorted(_refusals.items()))
+
+
 class RedisRateLimiter:
     """At most ``burst`` immediate grants, then ``rate`` tokens per second, cluster-wide.
 
@@ -71,13 +166,7 @@ class RedisRateLimiter:
 
     def __init__(self, client: Redis, name: str, *, rate: float, burst: int,
                  namespace: str = "dw") -> None:
-        self.name = _valid_name("name", name)
-        _valid_name("namespace", namespace)
-        if isinstance(rate, bool) or not isinstance(rate, int | float) \
-                or not math.isfinite(rate) or rate <= 0:
-            raise ConfigurationError("rate", f"must be a positive number per second, got {rate!r}")
-        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-            raise ConfigurationError("burst", f"must be an integer >= 1, got {burst!r}")
+        self.name = check_rate_args(name, namespace, rate, burst)
         self.rate = float(rate)
         self.burst = burst
         self.key = rate_limit_key(name, namespace)
@@ -95,10 +184,10 @@ class RedisRateLimiter:
         The error comes at once, without sleeping, when the wait is already known to be too
         long, and then nothing is taken.
         """
-        if timeout is not None and timeout < 0:
-            raise ConfigurationError("timeout", f"must be >= 0 or None, got {timeout!r}")
+        check_timeout(timeout)
         granted, wait = await self._take(tokens, max_wait=timeout)
         if not granted:
+            count_refusal(f"rate:{self.name}")
             raise RateLimitedError(
                 self.name, wait,
                 f"{tokens} token(s) at {self.rate:g}/s (burst {self.burst}) need {wait:.3f}s, "
@@ -108,13 +197,7 @@ class RedisRateLimiter:
             await asyncio.sleep(wait)
 
     async def _take(self, tokens: int, *, max_wait: float | None) -> tuple[bool, float]:
-        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
-            raise ConfigurationError("tokens", f"must be an integer >= 1, got {tokens!r}")
-        if tokens > self.burst:
-            raise ConfigurationError(
-                "tokens", f"{tokens} is more than burst={self.burst} of rate limit "
-                f"{self.name!r}: the bucket never holds that many"
-            )
+        check_tokens(tokens, self.burst, self.name)
         limit_us = -1 if max_wait is None else math.floor(max_wait * 1e6)
         async with translated_errors(f"rate limit {self.name!r}"):
             granted, wait_us = await self._script(
@@ -143,12 +226,7 @@ class RedisConcurrencyLimiter:
 
     def __init__(self, client: Redis, name: str, limit: int, lease: float = 30.0, *,
                  namespace: str = "dw") -> None:
-        self.name = _valid_name("name", name)
-        _valid_name("namespace", namespace)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError("limit", f"must be an integer >= 1, got {limit!r}")
-        if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease >= 0.1:
-            raise ConfigurationError("lease", f"must be at least 0.1 seconds, got {lease!r}")
+        self.name = check_concurrency_args(name, namespace, limit, lease)
         self.limit = limit
         self.lease = float(lease)
         self.key = concurrency_key(name, namespace)
@@ -158,7 +236,7 @@ class RedisConcurrencyLimiter:
     @contextlib.asynccontextmanager
     async def hold(self, *, timeout: float | None = None) -> AsyncIterator[Hold]:
         """Hold a slot for the block; RateLimitedError if none is free within ``timeout``."""
-        holding = Hold(self.name, _new_holder_id())
+        holding = Hold(self.name, new_holder_id())
         await self.acquire(holding.holder_id, timeout=timeout)
         renewer = asyncio.create_task(self._keep(holding), name=f"hold-{self.name}")
         try:
@@ -175,26 +253,10 @@ class RedisConcurrencyLimiter:
 
     async def acquire(self, holder_id: str, *, timeout: float | None = None) -> None:
         """Take a slot for ``holder_id``, polling while the limit is full (see ``hold``)."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        pause = _POLL_FIRST
-        while True:
-            wait = await self.try_acquire(holder_id)
-            if wait == 0:
-                return
-            # Releases do not notify: poll with jittered doubling pauses, never sleeping past
-            # the moment the first lease runs out.
-            sleep = min(wait, pause) * random.uniform(0.5, 1.0)
-            pause = min(pause * 2, _POLL_CAP)
-            if deadline is not None:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise RateLimitedError(
-                        self.name, wait, f"all {self.limit} slot(s) stayed busy for "
-                        f"timeout={timeout}s",
-                    )
-                sleep = min(sleep, remaining)
-            await asyncio.sleep(sleep)
+        poller = SlotPoller(self.name, self.limit, timeout, asyncio.get_running_loop().time)
+        # Polling, not an Event: the holders that release are in other processes.
+        while (wait := await self.try_acquire(holder_id)) != 0:  # noqa: ASYNC110
+            await asyncio.sleep(poller.pause(wait))
 
     async def try_acquire(self, holder_id: str) -> float:
         """Take (or renew) a slot for ``holder_id``: 0.0 if held, else seconds until the
@@ -243,6 +305,6 @@ class RedisConcurrencyLimiter:
                             self.name, holding.holder_id, exc)
 
 
-def _new_holder_id() -> str:
+def new_holder_id() -> str:
     """Host and pid first, so an operator looking at the zset sees who holds the slots."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"

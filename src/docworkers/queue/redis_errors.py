@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -15,6 +15,13 @@ from docworkers.errors import RepositoryConnectionError, RepositoryError
 @asynccontextmanager
 async def translated_errors(what: str) -> AsyncIterator[None]:
     """Raise RepositoryConnectionError / RepositoryError naming ``what`` needed Redis."""
+    with translated_errors_sync(what):
+        yield
+
+
+@contextmanager
+def translated_errors_sync(what: str) -> Iterator[None]:
+    """:func:`translated_errors` for synchronous clients."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

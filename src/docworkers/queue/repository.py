@@ -318,12 +318,17 @@ class RedisJobRepository:
             pipe.hgetall(k.stats)
             pipe.zrangebyscore(k.workers, now_ms, "+inf")
             pipe.zrangebyscore(k.scheduled, "-inf", "+inf")
+            pipe.zrangebyscore(k.supervisors, now_ms, "+inf")
             replies = await pipe.execute()
             worker_names: list[str] = replies[9]
+            supervisor_names: list[str] = replies[11]
             workers: list[dict[str, Any]] = []
-            if worker_names:
-                raw = await self.client.mget([k.worker(n) for n in worker_names])
-                workers = [json.loads(r) for r in raw if r]
+            supervisors: list[dict[str, Any]] = []
+            if worker_names or supervisor_names:
+                raw = await self.client.mget([k.worker(n) for n in worker_names]
+                                             + [k.supervisor(n) for n in supervisor_names])
+                workers = [json.loads(r) for r in raw[:len(worker_names)] if r]
+                supervisors = [json.loads(r) for r in raw[len(worker_names):] if r]
         pending, queued, scheduled, active, completed, failed, dead, cancelled = replies[:8]
         totals: dict[str, str] = replies[8]
         retrying = 0
@@ -355,7 +360,13 @@ class RedisJobRepository:
             else 0.0,
             active_workers=len(workers),
             workers=workers,
+            supervisors=supervisors,
         )
+
+    async def queue_depth(self) -> int:
+        """Ready jobs waiting (not delayed, not running): one ZCARD, for autoscaling."""
+        async with self._errors():
+            return int(await self.client.zcard(self.keys.queued))
 
     async def _statuses(self, job_ids: Sequence[str]) -> list[str]:
         async with self._errors():
@@ -546,6 +557,16 @@ class RedisJobRepository:
                 keys=[k.job_prefix, k.active, k.workers, k.worker(worker_name)], args=args
             )
         return list(lost), list(cancel)
+
+    async def publish_supervisor(self, name: str, status: Mapping[str, Any], ttl: float) -> None:
+        """Publish a process supervisor's state (ttl 0 removes it): the heartbeat script with
+        the supervisor registry's keys and no leases to renew."""
+        k = self.keys
+        async with self._errors():
+            await self._scripts.heartbeat(
+                keys=[k.job_prefix, k.active, k.supervisors, k.supervisor(name)],
+                args=[0, name, json.dumps(status), _ms(ttl)],
+            )
 
     async def release(self, jobs: Sequence[tuple[str, int]]) -> int:
         """Hand reserved jobs back to the queue without counting an attempt (shutdown)."""

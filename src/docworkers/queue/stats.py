@@ -22,6 +22,7 @@ class QueueStats:
     average_processing_time: float  # seconds per completed job
     active_workers: int
     workers: list[dict[str, Any]] = field(default_factory=list)
+    supervisors: list[dict[str, Any]] = field(default_factory=list)  # autoscaling process pools
 
     @property
     def success_rate(self) -> float:
@@ -44,4 +45,5 @@ class QueueStats:
             "success_rate": self.success_rate,
             "active_workers": self.active_workers,
             "workers": self.workers,
+            "supervisors": self.supervisors,
         }

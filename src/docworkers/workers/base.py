@@ -28,6 +28,7 @@ from docworkers.errors import (
     JobError,
     JobTimeoutError,
     LeaseLostError,
+    RateLimitedError,
     RepositoryConnectionError,
     RepositoryError,
     UnknownJobTypeError,
@@ -38,13 +39,31 @@ from docworkers.queue.job import JobError as JobFailure
 from docworkers.queue.protocol import JobRepository, Waiter
 from docworkers.queue.repository import Reservation
 from docworkers.queue.waiter import MAX_BLOCK
+from docworkers.workers.autoscale import (
+    ConcurrencyController,
+    LatencyTracker,
+    ScalingSignals,
+    resident_memory_mb,
+)
 from docworkers.workers.backoff import backoff_delay
+from docworkers.workers.circuit_breaker import breaker_states
 from docworkers.workers.config import WorkerConfig
 from docworkers.workers.context import JobContext
+from docworkers.workers.job_limits import JobLimits
 from docworkers.workers.logs import worker_logger
+from docworkers.workers.service_guard import refused_calls
 from docworkers.workers.stats import StatsRecorder, WorkerStats
 
 _T = TypeVar("_T")
+
+
+class _Refused(Exception):
+    """A job-type limit refused to start a job; never escapes BaseWorker."""
+
+    def __init__(self, error: RateLimitedError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
 
 @dataclass(slots=True)
 class _Running:
@@ -91,6 +110,16 @@ class BaseWorker(ABC):
         self._stop_lock = asyncio.Lock()
         self._stopper: asyncio.Task[None] | None = None
         self._waiter: Waiter
+        # Dynamic concurrency (autoscale.py): the limit the fetch loop obeys right now.
+        self._limit = config.min_concurrency or config.concurrency
+        self._latency = LatencyTracker()
+        self._scaling = "autoscaling" if config.autoscaling else "fixed"
+        self._rss_mb = 0.0
+        self._controller = ConcurrencyController(
+            config.min_concurrency or config.concurrency, config.concurrency,
+            latency_tolerance=config.latency_tolerance, memory_limit_mb=config.memory_limit_mb,
+        )
+        self._job_limits = JobLimits.for_worker(config, job_repo)  # None: no limits, no cost
 
     # -- the Worker protocol ----------------------------------------------------------------
 
@@ -113,10 +142,18 @@ class BaseWorker(ABC):
             uptime=s.uptime if self._running else 0.0,
             is_running=self._running,
             in_flight=len(self._inflight),
-            concurrency=self.config.concurrency,
+            concurrency=self._limit,
             queue=getattr(self.repo, "queue", ""),
             pid=os.getpid(),
             host=socket.gethostname(),
+            min_concurrency=self.config.min_concurrency or self.config.concurrency,
+            max_concurrency=self.config.concurrency,
+            scaling=self._scaling,
+            concurrency_changes=s.concurrency_changes,
+            latency=self._latency.latency or 0.0,
+            rss_mb=round(self._rss_mb, 1),
+            breakers=breaker_states(),
+            limited=refused_calls(),
         )
 
     @abstractmethod
@@ -151,8 +188,13 @@ class BaseWorker(ABC):
             asyncio.create_task(self._ack_loop(), name=f"{self.name}-ack"),
             asyncio.create_task(self._heartbeat_loop(), name=f"{self.name}-heartbeat"),
         ]
-        self.log.info("started (queue=%s, concurrency=%d)", self.stats().queue,
-                      self.config.concurrency)
+        if self.config.autoscaling:
+            self._tasks.append(asyncio.create_task(self._scale_loop(),
+                                                   name=f"{self.name}-autoscale"))
+        self.log.info("started (queue=%s, concurrency=%s)", self.stats().queue,
+                      f"{self._limit} of {self.config.min_concurrency}-"
+                      f"{self.config.concurrency}, autoscaling" if self.config.autoscaling
+                      else self.config.concurrency)
 
     async def stop(self) -> None:
         """Stop fetching, let running jobs finish within shutdown_timeout, hand back the rest."""
@@ -207,7 +249,7 @@ class BaseWorker(ABC):
         outages = 0
         block: float | None = None  # seconds to wait for work before reserving; None: no wait
         while not self._stopping:
-            free = self.config.concurrency - len(self._inflight)
+            free = self._limit - len(self._inflight)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._idle(self._slot_freed.wait())
@@ -324,20 +366,16 @@ class BaseWorker(ABC):
                     f"worker {self.name} has no handler for job type {job.type!r}; "
                     f"it handles {sorted(self.job_types)}"
                 )
-            if self.config.job_timeout is not None:
-                try:
-                    # asyncio.timeout, unlike wait_for, runs the handler in this task
-                    async with asyncio.timeout(self.config.job_timeout):
-                        result = await self.process(job, ctx)
-                except TimeoutError as exc:
-                    raise JobTimeoutError(
-                        f"job ran longer than job_timeout={self.config.job_timeout}s"
-                    ) from exc
+            if self._job_limits is None:
+                result = await self._attempt(job, ctx)
             else:
-                result = await self.process(job, ctx)
+                result = await self._limited_attempt(self._job_limits, job, ctx)
         except asyncio.CancelledError:
             self._release_slot(job.id)
             raise  # shutdown: stop() hands the job back
+        except _Refused as refused:
+            await self._refuse(job, ctx, refused.error)
+            return
         except LeaseLostError as exc:
             ctx.logger.warning("lease lost, result dropped: %s", exc)
             self._finish(job, ok=False, duration=time.monotonic() - started)
@@ -358,6 +396,42 @@ class BaseWorker(ABC):
         self._acks.append(_Ack(job, result, time.monotonic() - started))
         self._release_slot(job.id)
         self._ack_ready.set()
+
+    async def _attempt(self, job: Job, ctx: JobContext) -> Any:
+        if self.config.job_timeout is None:
+            return await self.process(job, ctx)
+        try:
+            # asyncio.timeout, unlike wait_for, runs the handler in this task
+            async with asyncio.timeout(self.config.job_timeout):
+                return await self.process(job, ctx)
+        except TimeoutError as exc:
+            raise JobTimeoutError(
+                f"job ran longer than job_timeout={self.config.job_timeout}s"
+            ) from exc
+
+    async def _limited_attempt(self, limits: JobLimits, job: Job, ctx: JobContext) -> Any:
+        """The attempt under the job type's cluster-wide limits (workers/job_limits.py); the
+        running slot is given back as soon as process() ends, however it ends."""
+        try:
+            permit = await limits.admit(job.type)
+        except RateLimitedError as exc:
+            raise _Refused(exc) from exc
+        try:
+            return await self._attempt(job, ctx)
+        finally:
+            await permit.aclose()
+
+    async def _refuse(self, job: Job, ctx: JobContext, exc: RateLimitedError) -> None:
+        """A job-type limit refused to start the job: back to the queue for when a permit is
+        expected, without using an attempt or counting it as processed (it never ran)."""
+        failure = JobFailure(error_code(exc), str(exc))
+        try:
+            status = await asyncio.shield(self._fail_until_stored(
+                job, failure, True, max(exc.retry_after, 0.05), False, defer=True))
+        finally:
+            self._release_slot(job.id)
+        if status is not None:
+            ctx.logger.debug("not started, deferred %.3fs: %s", exc.retry_after, exc)
 
     def _stop_in_background(self) -> None:
         self._stopper = asyncio.create_task(self.stop(), name=f"{self.name}-stop")
@@ -420,6 +494,7 @@ class BaseWorker(ABC):
 
     def _finish(self, job: Job, *, ok: bool, duration: float) -> None:
         self._stats.record(ok=ok, duration=duration)
+        self._latency.record(duration)
 
     # -- acknowledgements -------------------------------------------------------------------
 
@@ -459,6 +534,45 @@ class BaseWorker(ABC):
                 await self._outage_pause(outages, exc)
                 continue
             self._settle(acks, oks)
+
+    # -- dynamic concurrency ----------------------------------------------------------------
+
+    async def _scale_loop(self) -> None:
+        """Every scale_interval: one ZCARD for the backlog, then let the controller decide."""
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.config.scale_interval)
+            if self._closing.is_set() or self._stopping:
+                return
+            try:
+                depth = await self.repo.queue_depth()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the fetch loop reports outages; keep the limit
+                self.log.debug("autoscaling skipped, no queue depth: %s", exc)
+                continue
+            self.rescale(depth)
+
+    def rescale(self, queue_depth: int) -> int:
+        """Apply one scaling decision for ``queue_depth`` waiting jobs; returns the new limit."""
+        self._rss_mb = resident_memory_mb()
+        before = self._limit
+        decision = self._controller.decide(ScalingSignals(
+            limit=before, in_flight=len(self._inflight), queue_depth=queue_depth,
+            latency=self._latency.latency, best_latency=self._latency.best, rss_mb=self._rss_mb,
+        ))
+        self._scaling = decision.reason
+        if decision.changed(before):
+            self._limit = decision.limit
+            self._stats.concurrency_changes += 1
+            self.log.info("concurrency %d -> %d (%s; %d waiting, %d running, latency %s, "
+                          "%.0f MiB)", before, decision.limit, decision.reason, queue_depth,
+                          len(self._inflight),
+                          "-" if self._latency.latency is None
+                          else f"{self._latency.latency:.3f}s", self._rss_mb)
+            if decision.limit > before:
+                self._slot_freed.set()  # the fetch loop may be waiting for a free slot
+        return self._limit
 
     # -- heartbeat --------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ fail at once with :class:`~docworkers.errors.CircuitOpenError` (a retryable
 After ``reset_timeout`` seconds it is *half open*: ``half_open_max_calls`` probe calls go
 through; a success closes it, a failure opens it for another ``reset_timeout``.
 
-Note that a retryable error still counts toward ``max_retries`` in the current worker; the
-error's ``retry_after`` lets a later change reschedule the job without consuming an attempt.
+The worker reschedules a job refused this way for ``retry_after`` seconds later without using
+one of its attempts. :class:`~docworkers.workers.service_guard.ServiceGuard` puts a breaker and
+cluster-wide rate and concurrency limits around one external service.
 
 State is per process. One ``threading.Lock`` guards it because sync clients (Chroma, ONNX) call
 through :meth:`CircuitBreaker.call_sync` from worker threads while async code shares the same
@@ -38,6 +39,7 @@ __all__ = [
     "BreakerStats",
     "CircuitBreaker",
     "CircuitState",
+    "breaker_states",
     "breakers",
     "counts_as_failure",
     "get_breaker",
@@ -184,6 +186,25 @@ class CircuitBreaker:
                 self._record(ticket, exc)
                 return
         raise RuntimeError(f"circuit breaker {self.name!r}: __aexit__ without __aenter__")
+
+    def check(self) -> None:
+        """Raise :class:`CircuitOpenError` now if a call would be refused (counted as a
+        rejected call); else return without admitting anything.
+
+        For callers that must spend something before the call (a rate-limit token, a
+        concurrency slot) and should not spend it on a call the breaker would refuse anyway.
+        """
+        with self._lock:
+            self._refresh()
+            if self._state is CircuitState.OPEN or (
+                    self._state is CircuitState.HALF_OPEN
+                    and self._probes >= self.half_open_max_calls):
+                self._rejected += 1
+                retry_after = self._retry_after() if self._state is CircuitState.OPEN \
+                    else self.reset_timeout
+            else:
+                return
+        raise CircuitOpenError(self.name, retry_after)
 
     # -- looking at it ----------------------------------------------------------------------
 
@@ -334,3 +355,9 @@ def breakers() -> dict[str, CircuitBreaker]:
     """Every registered breaker by name (a copy), for metrics and the API."""
     with _registry_lock:
         return dict(sorted(_registry.items()))
+
+
+def breaker_states() -> dict[str, str]:
+    """``{name: "closed" | "half_open" | "open"}`` of every registered breaker: what a worker's
+    heartbeat publishes, so every process sees the breakers of the whole cluster."""
+    return {name: breaker.state.value for name, breaker in breakers().items()}

@@ -12,7 +12,7 @@ from datetime import timedelta
 from docworkers.errors import ConfigurationError
 
 _DURATIONS = ("poll_interval", "shutdown_timeout", "retry_delay", "retry_delay_cap",
-              "lease_timeout", "job_timeout")
+              "lease_timeout", "job_timeout", "scale_interval")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -38,7 +38,16 @@ class WorkerConfig:
     prefetch: int = 0  # jobs reserved per round trip; 0 = up to the free slots
     urgent_slots: int = 0  # slots kept free for jobs of priority >= urgent_priority
     urgent_priority: int = 100
+    # Dynamic concurrency (workers/autoscale.py): None keeps ``concurrency`` fixed; a number
+    # makes the worker move between it and ``concurrency`` every scale_interval seconds.
+    min_concurrency: int | None = None
+    scale_interval: float = 2.0
+    latency_tolerance: float = 2.0
+    memory_limit_mb: float | None = None  # above this RSS the limit halves (with autoscaling)
     log_level: str = "INFO"
+    # Cluster-wide limits per job type (workers/job_limits.py); None = unlimited, no Redis cost.
+    rate_limit: float | None = None  # job starts per second, summed over every worker
+    max_running: int | None = None  # jobs running at once, summed over every worker
 
     def __post_init__(self) -> None:
         for name in _DURATIONS:
@@ -56,6 +65,7 @@ class WorkerConfig:
         if self.urgent_slots >= self.concurrency:
             raise ConfigurationError("urgent_slots", "must be smaller than concurrency, or "
                                      "no slot would be left for ordinary jobs")
+        self._check_autoscaling()
         for name in ("poll_interval", "shutdown_timeout", "retry_delay", "retry_delay_cap"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
@@ -68,6 +78,37 @@ class WorkerConfig:
             raise ConfigurationError("job_timeout", "must be positive or None")
         if self.log_level.upper() not in _LOG_LEVELS:
             raise ConfigurationError("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
+        if self.rate_limit is not None and (
+                isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, int | float)
+                or not 0 < self.rate_limit < float("inf")):
+            raise ConfigurationError("rate_limit", f"must be a positive number of job starts "
+                                     f"per second or None, got {self.rate_limit!r}")
+        if self.max_running is not None:
+            _at_least("max_running", self.max_running, 1)
+
+    def _check_autoscaling(self) -> None:
+        if self.min_concurrency is None:
+            return
+        _at_least("min_concurrency", self.min_concurrency, 1)
+        if self.min_concurrency > self.concurrency:
+            raise ConfigurationError("min_concurrency", f"must not exceed concurrency "
+                                     f"({self.concurrency}), the upper bound of autoscaling")
+        if self.urgent_slots >= self.min_concurrency:
+            raise ConfigurationError("urgent_slots", "must be smaller than min_concurrency, or "
+                                     "a scaled-down worker would run only urgent jobs")
+        if not isinstance(self.scale_interval, int | float) or self.scale_interval <= 0:
+            raise ConfigurationError("scale_interval", "must be a positive duration")
+        if not isinstance(self.latency_tolerance, int | float) or self.latency_tolerance < 1:
+            raise ConfigurationError("latency_tolerance", "must be a number >= 1 (a factor "
+                                     "over the best recent job latency)")
+        if self.memory_limit_mb is not None and (
+                not isinstance(self.memory_limit_mb, int | float) or self.memory_limit_mb <= 0):
+            raise ConfigurationError("memory_limit_mb", "must be a positive number of MiB or "
+                                     "None")
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min_concurrency is not None
 
     @property
     def heartbeat_interval(self) -> float:

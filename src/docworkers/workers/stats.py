@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -22,6 +22,17 @@ class WorkerStats:
     queue: str = ""
     pid: int = 0
     host: str = ""
+    # Dynamic concurrency: ``concurrency`` is the limit now, between these two bounds.
+    min_concurrency: int = 0
+    max_concurrency: int = 0
+    scaling: str = ""  # fixed, or the last decision: memory, latency, backlog, idle, steady
+    concurrency_changes: int = 0
+    latency: float = 0.0  # recent mean job duration (s)
+    rss_mb: float = 0.0  # resident memory at the last scaling decision
+    # Of the worker's process: circuit breaker states, and calls refused by a breaker or limit
+    # (keys "breaker:<name>", "rate:<name>", "concurrency:<name>"; see workers/service_guard).
+    breakers: dict[str, str] = field(default_factory=dict)
+    limited: dict[str, int] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -44,6 +55,7 @@ class StatsRecorder:
         self.busy_time = 0.0
         self.last_job_time: float | None = None
         self.started: float | None = None
+        self.concurrency_changes = 0
 
     def record(self, *, ok: bool, duration: float) -> None:
         self.processed += 1

@@ -14,9 +14,13 @@ Every step can run twice: a rerun before the switch rebuilds the same version fr
 rerun after it builds the next version and drops the others. Documents are checked before
 anything is built: one without a stored file fails the job and nothing changes.
 
-Known window: an upload that resolved the old collection before the switch and stores its
-chunks after the last catch-up writes into a collection that is being dropped. Resolving the
-alias right before the store stage (not at job start) keeps that window to one write.
+Uploads running meanwhile: an upload stores its chunks in the physical collection the alias
+names at its store stage, marks the document completed, then resolves the alias again. If the
+alias still names the same collection, this reindex's catch-ups after the switch see the
+completed document and rebuild it; if it moved, the upload stores its chunks in the new
+collection itself (:meth:`UploadPipeline._follow_switch`). Either way no upload is lost. What
+remains: an upload whose first write lands in the old collection after it was dropped recreates
+it, and leaves it behind empty (dropped by the next reindex or ``collection_delete``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,22 @@
+"""Command-line options shared by several commands, declared once so their help agrees."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from docworkers.ingest.chunking import CHUNKING_STRATEGIES
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+PriorityOption = Annotated[int, typer.Option(help="Job priority (higher runs first).")]
+WaitOption = Annotated[bool, typer.Option(
+    "--wait", help="Follow the job until it finishes (it always runs here when "
+    "DOCWORKERS_REDIS_URL is not set).")]
+CollectionOption = Annotated[str, typer.Option(help="Collection to store the chunks in.")]
+StrategyOption = Annotated[str, typer.Option(
+    help=f"How to cut documents into chunks: {', '.join(CHUNKING_STRATEGIES)}.")]
+ChunkSizeOption = Annotated[int, typer.Option(min=1, help="Chunk size in model tokens.")]
+ChunkOverlapOption = Annotated[int, typer.Option(min=0, help="Tokens shared by neighbours.")]
+ExtractMetadataOption = Annotated[bool, typer.Option(
+    "--extract-metadata", help="Store keywords and document metadata on chunks.")]

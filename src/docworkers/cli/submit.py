@@ -1,0 +1,241 @@
+"""``docworkers jobs submit``, ``import`` and ``collections reindex``: queue a document job, and
+maybe follow it.
+
+The payload is validated with the job type's payload class before anything is enqueued, and
+the job goes to the type's queue (:mod:`docworkers.ingest.jobs.routing`). With a shared Redis
+the command returns the job id, or with ``--wait`` follows the job that workers elsewhere run.
+Without one (the private embedded Redis, which no other process can reach) it runs the job
+here, as ``docworkers ingest --wait`` does; the types that read the document registry are
+refused then, because a private Redis starts empty and its registry is gone afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from docworkers.cli.context import (
+    EXIT_FAILURE,
+    CliState,
+    UsageError,
+    require_shared_redis,
+    state_of,
+    with_runtime,
+)
+from docworkers.cli.jobs import print_job
+from docworkers.cli.options import (
+    ChunkOverlapOption,
+    ChunkSizeOption,
+    CollectionOption,
+    ExtractMetadataOption,
+    JsonOption,
+    PriorityOption,
+    StrategyOption,
+    WaitOption,
+)
+from docworkers.cli.render import echo_json, esc
+from docworkers.cli.worker import pool_workers
+from docworkers.errors import DocworkersError, InvalidPayloadError
+from docworkers.ingest.chunking import DEFAULT_STRATEGY
+from docworkers.ingest.jobs.bulk_import import BULK_IMPORT_JOB_TYPE
+from docworkers.ingest.jobs.routing import JOB_TYPES, job_kind, queue_for, validate_payload
+from docworkers.ingest.jobs.vector_reindex import VECTOR_REINDEX_JOB_TYPE
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE
+from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
+from docworkers.queue import Job, JobSpec, JobStatus, RedisJobRepository
+from docworkers.runtime import Runtime
+from docworkers.workers import WorkerPool
+
+POLL_INTERVAL = 0.2  # seconds between two looks at the job
+
+
+def submit_job(state: CliState, job_type: str, payload: dict[str, Any], *, priority: int,
+               wait: bool, as_json: bool) -> None:
+    """Validate, enqueue and (with ``wait``, or on a private Redis) follow one job."""
+    kind = job_kind(job_type)
+    try:
+        data = validate_payload(job_type, payload)
+        JobSpec(job_type, data, priority=priority)
+    except InvalidPayloadError as exc:
+        raise UsageError(f"invalid payload: {exc}") from None
+    settings = state.settings
+    here = not settings.redis_url
+    if here and kind.needs_registry:
+        require_shared_redis(settings, f"a {job_type} job (it reads the document registry)")
+
+    async def action(runtime: Runtime) -> Job | str:
+        if here:
+            return await _run_here(runtime, state, job_type, data, priority)
+        job_id = await runtime.submit(job_type, data, priority=priority, tags=["cli"])
+        if not wait:
+            return job_id
+        repo = runtime.queues.for_type(job_type)
+        if not await repo.list_workers():
+            state.err.print(f"[yellow]no live worker on queue {esc(repr(repo.queue))}: start "
+                            f"one with `docworkers worker --type {job_type}`. Waiting for "
+                            f"it (Ctrl-C stops waiting; the job stays queued).[/]")
+        return await _follow(state, repo, job_id)
+
+    outcome = with_runtime(settings, action)
+    if isinstance(outcome, str):
+        queue = queue_for(job_type, settings.queue)
+        if as_json:
+            echo_json({"job_id": outcome, "type": job_type, "queue": queue,
+                       "status": "queued"})
+        else:
+            state.out.print(f"Queued {job_type} job {outcome} on queue {queue!r}; follow it "
+                            f"with `docworkers jobs show {outcome}`.")
+        return
+    print_job(state, outcome, as_json=as_json)
+    if outcome.status != JobStatus.COMPLETED:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+async def _run_here(runtime: Runtime, state: CliState, job_type: str, data: dict[str, Any],
+                    priority: int) -> Job:
+    """Run a local pool for ``job_type`` (plus uploads for a bulk import) until the job ends."""
+    types = [job_type] + ([UPLOAD_JOB_TYPE] if job_type == BULK_IMPORT_JOB_TYPE else [])
+    workers = pool_workers(runtime, [runtime.settings.queue], types, None, label="cli")
+    pool = WorkerPool()
+    for worker in workers:
+        pool.add_worker(worker)
+    await pool.start_all()
+    stopped = [asyncio.create_task(worker.wait()) for worker in workers]
+    try:
+        job_id = await runtime.submit(job_type, data, priority=priority, tags=["cli"])
+        return await _follow(state, runtime.queues.for_type(job_type), job_id, stopped)
+    finally:
+        await pool.stop_all()
+        for task in stopped:
+            task.cancel()
+        await asyncio.gather(*stopped, return_exceptions=True)
+
+
+async def _follow(state: CliState, repo: RedisJobRepository, job_id: str,
+                  workers: list[asyncio.Task[None]] | None = None) -> Job:
+    """Show the job's progress until it is finished; its last state."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=state.err, transient=True) as progress:
+        task = progress.add_task(job_id, total=100)
+        while True:
+            job = await repo.find_job(job_id)
+            if job is None:
+                raise DocworkersError(f"job {job_id} disappeared (deleted or expired)")
+            progress.update(task, completed=job.progress,
+                            description=esc(f"{job.type}: {job.message or job.status.value}"))
+            if job.is_terminal:
+                return job
+            stopped = next((t for t in workers or () if t.done()), None)
+            if stopped is not None:
+                raise DocworkersError(f"the local worker stopped unexpectedly: "
+                                      f"{stopped.exception() or 'no error given'}")
+            await asyncio.sleep(POLL_INTERVAL)
+
+
+def _payload(text: str) -> Any:
+    """JSON text, or ``@file`` holding it."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise UsageError(f"--payload: cannot read {text[1:]!r}: {exc.strerror or exc}"
+                             ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--payload is not valid JSON: {exc}") from None
+
+
+
+
+def submit_command(
+    ctx: typer.Context,
+    job_type: Annotated[str, typer.Argument(
+        metavar="TYPE", help=f"The job type: {', '.join(JOB_TYPES)}.")],
+    payload: Annotated[str, typer.Option(
+        "--payload", "-p", help="The payload: a JSON object, or @FILE holding one. Paths "
+        "must be valid where the workers run.")] = "{}",
+    priority: PriorityOption = 0,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Submit a job to the queue of its type, e.g.
+    `docworkers jobs submit document_delete -p '{"document_id": "…"}' --wait`.
+
+    The payload is checked first; a wrong field is an error naming it and nothing is queued.
+    """
+    submit_job(state_of(ctx), job_type, _payload(payload), priority=priority, wait=wait,
+               as_json=as_json)
+
+
+def reindex_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The collection.")],
+    strategy: StrategyOption = DEFAULT_STRATEGY,
+    chunk_size: ChunkSizeOption = MAX_TEXT_TOKENS,
+    chunk_overlap: ChunkOverlapOption = 0,
+    extract_metadata: Annotated[bool | None, typer.Option(
+        "--extract-metadata/--no-extract-metadata",
+        help="Store keywords and document metadata (default: as each document had).")
+    ] = None,
+    questions: Annotated[int | None, typer.Option(min=0, max=10, help=(
+        "Questions per chunk (default: as each document had)."))] = None,
+    priority: PriorityOption = 0,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-chunk and re-embed a collection (a vector_reindex job); searches keep working and
+    switch to the new version at once when it is ready. Needs DOCWORKERS_REDIS_URL."""
+    payload: dict[str, Any] = {"collection": name, "chunking_strategy": strategy,
+                               "chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+    if extract_metadata is not None:
+        payload["extract_metadata"] = extract_metadata
+    if questions is not None:
+        payload["num_questions"] = questions
+    submit_job(state_of(ctx), VECTOR_REINDEX_JOB_TYPE, payload, priority=priority, wait=wait,
+               as_json=as_json)
+
+
+def import_command(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(
+        help="A folder, a .zip archive, or files.", show_default=False)],
+    collection: CollectionOption = "documents",
+    strategy: StrategyOption = DEFAULT_STRATEGY,
+    chunk_size: ChunkSizeOption = MAX_TEXT_TOKENS,
+    chunk_overlap: ChunkOverlapOption = 0,
+    extract_metadata: ExtractMetadataOption = False,
+    priority: PriorityOption = 0,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a folder, a zip archive or files as one bulk_import job: workers store each
+    document and fan it out into upload jobs (the import's progress counts them).
+
+    Paths are made absolute here, so workers on this machine (or sharing its disks) can read
+    them. To watch each document's stage instead, use `docworkers ingest`.
+    """
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    sources = [str(path.resolve()) for path in paths]
+    payload: dict[str, Any] = {
+        "source": sources[0] if len(sources) == 1 else sources, "collection": collection,
+        "chunking_strategy": strategy, "chunk_size": chunk_size,
+        "chunk_overlap": chunk_overlap, "extract_metadata": extract_metadata,
+    }
+    submit_job(state_of(ctx), BULK_IMPORT_JOB_TYPE, payload, priority=priority, wait=wait,
+               as_json=as_json)
