@@ -56,6 +56,7 @@ class Settings:
     # Dynamic concurrency of each worker (None: fixed at `concurrency`, the upper bound).
     min_concurrency: int | None = None
     memory_limit_mb: float | None = None  # an autoscaling worker halves its limit above this
+    schedules_file: str | None = None  # TOML of recurring jobs run by `docworkers worker`
 
     def __post_init__(self) -> None:
         if self.embedder not in ("onnx-minilm", "openai"):

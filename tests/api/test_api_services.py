@@ -7,16 +7,15 @@ runs on a simulated clock, so the test decides when it may probe again."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import threading
 from collections.abc import Awaitable, Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from api_support import running_api
+from local_http import LocalHTTPServer, Request
+from manual_clock import ManualClock
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
@@ -38,53 +37,20 @@ TEXT = ("# Counterparty limits\n\nExposure to a single counterparty is capped at
         "of capital. Limits are reviewed every quarter by the risk committee.\n")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class EmbeddingService:
+class EmbeddingService(LocalHTTPServer):
     """``/v1/embeddings`` on 127.0.0.1 computed by ``model``; 503 while ``down``."""
 
     def __init__(self, model: Embedder) -> None:
         self.down = False
-        self.requests = 0
-        service = self
+        self.model = model
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                service.requests += 1
-                payload: dict[str, Any]
-                if service.down:
-                    status, payload = 503, {"error": {"message": "overloaded"}}
-                else:
-                    vectors = model.embed(body["input"])
-                    status, payload = 200, {"data": [
-                        {"index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]}
-                raw = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+    def _answer(self, request: Request) -> tuple[int, Any]:
+        if self.down:
+            return 503, {"error": {"message": "overloaded"}}
+        vectors = self.model.embed(request.body["input"])
+        return 200, {"data": [{"index": i, "embedding": v.tolist()}
+                              for i, v in enumerate(vectors)]}
 
 
 def samples(exposition: str) -> dict[tuple[str, str], float]:
@@ -107,7 +73,7 @@ async def test_embedding_outage_defers_the_upload_and_is_visible_cluster_wide(
     document = tmp_path / "limits.md"
     document.write_text(TEXT)
     service = EmbeddingService(embedder)
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(BREAKER, failure_threshold=2, reset_timeout=0.2, clock=clock)
     remote = OpenAIEmbedder(base_url=service.url, model="all-minilm", dimension=384,
                             guard=ServiceGuard(breaker))
@@ -126,7 +92,7 @@ async def test_embedding_outage_defers_the_upload_and_is_visible_cluster_wide(
                 with pytest.raises(EmbeddingError, match="HTTP 503"):
                     remote.embed(["warm-up"])
             assert breaker.state is CircuitState.OPEN
-            asked = service.requests
+            asked = len(service.requests)
             job_id = await jobs.enqueue(UPLOAD_JOB_TYPE, {
                 "filename": document.name, "file_path": str(document),
                 "collection": "outage"}, max_retries=1)
@@ -141,7 +107,7 @@ async def test_embedding_outage_defers_the_upload_and_is_visible_cluster_wide(
                 job = await jobs.get_job(job_id)
                 assert job.retry_count == 0 and job.error is not None
                 assert job.error.code == "service_unavailable" and job.error.stage == "embedding"
-                assert service.requests == asked  # the breaker kept every call away
+                assert len(service.requests) == asked  # the breaker kept every call away
 
                 async def published() -> bool:
                     mine = [w for w in (await jobs.stats()).workers

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from manual_clock import ManualClock
 
 from docworkers.errors import (
     CircuitOpenError,
@@ -28,14 +29,6 @@ from docworkers.workers.circuit_breaker import (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Down(Exception):
     """The protected service failed."""
 
@@ -50,8 +43,8 @@ def _isolated_registry() -> Iterator[None]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 def state(breaker: CircuitBreaker) -> CircuitState:
@@ -59,7 +52,7 @@ def state(breaker: CircuitBreaker) -> CircuitState:
     return breaker.state
 
 
-def make(clock: Clock, name: str = "svc", **kw: Any) -> CircuitBreaker:
+def make(clock: ManualClock, name: str = "svc", **kw: Any) -> CircuitBreaker:
     kw.setdefault("failure_threshold", 3)
     kw.setdefault("reset_timeout", 10.0)
     return CircuitBreaker(name, clock=clock, **kw)
@@ -73,7 +66,7 @@ async def ok(value: int = 1) -> int:
     return value
 
 
-async def test_opens_after_consecutive_failures_and_fails_fast(clock: Clock) -> None:
+async def test_opens_after_consecutive_failures_and_fails_fast(clock: ManualClock) -> None:
     breaker = make(clock)
     for _ in range(2):
         with pytest.raises(Down):
@@ -109,7 +102,7 @@ async def test_opens_after_consecutive_failures_and_fails_fast(clock: Clock) -> 
     assert stats.to_dict()["state"] == "open"
 
 
-async def test_half_open_probe_success_closes(clock: Clock) -> None:
+async def test_half_open_probe_success_closes(clock: ManualClock) -> None:
     breaker = make(clock, failure_threshold=1)
     with pytest.raises(Down):
         await breaker.call(fail)
@@ -122,7 +115,7 @@ async def test_half_open_probe_success_closes(clock: Clock) -> None:
     assert breaker.stats().failures == 0
 
 
-async def test_half_open_probe_failure_reopens_for_a_fresh_timeout(clock: Clock) -> None:
+async def test_half_open_probe_failure_reopens_for_a_fresh_timeout(clock: ManualClock) -> None:
     breaker = make(clock, failure_threshold=1)
     with pytest.raises(Down):
         await breaker.call(fail)
@@ -137,7 +130,7 @@ async def test_half_open_probe_failure_reopens_for_a_fresh_timeout(clock: Clock)
     assert info.value.retry_after == pytest.approx(1.0)
 
 
-async def test_half_open_admits_only_max_probes_at_once(clock: Clock) -> None:
+async def test_half_open_admits_only_max_probes_at_once(clock: ManualClock) -> None:
     breaker = make(clock, failure_threshold=1, half_open_max_calls=2)
     with pytest.raises(Down):
         await breaker.call(fail)
@@ -159,7 +152,7 @@ async def test_half_open_admits_only_max_probes_at_once(clock: Clock) -> None:
     assert breaker.stats().rejected_calls == 1
 
 
-async def test_async_with_tracks_each_task_and_ignores_stale_results(clock: Clock) -> None:
+async def test_async_with_tracks_each_task_and_ignores_stale_results(clock: ManualClock) -> None:
     """Two probes in flight in two tasks: the first fails and re-opens the breaker; the
     second succeeds later, but it was admitted before that change, so it must not close it."""
     breaker = make(clock, failure_threshold=1, half_open_max_calls=2)
@@ -194,7 +187,7 @@ async def test_async_with_tracks_each_task_and_ignores_stale_results(clock: Cloc
     assert breaker.stats().opened_count == 2
 
 
-async def test_a_stale_failure_does_not_reopen_a_recovered_breaker(clock: Clock) -> None:
+async def test_a_stale_failure_does_not_reopen_a_recovered_breaker(clock: ManualClock) -> None:
     """A call admitted long ago fails only after the service recovered: old news."""
     breaker = make(clock, failure_threshold=1)
     release = asyncio.Event()
@@ -216,7 +209,7 @@ async def test_a_stale_failure_does_not_reopen_a_recovered_breaker(clock: Clock)
     assert breaker.stats().last_failure == "Down: timed out long ago"
 
 
-async def test_bad_input_is_not_a_service_failure(clock: Clock) -> None:
+async def test_bad_input_is_not_a_service_failure(clock: ManualClock) -> None:
     breaker = make(clock, failure_threshold=1)
 
     async def bad_input() -> None:
@@ -237,7 +230,7 @@ async def test_bad_input_is_not_a_service_failure(clock: Clock) -> None:
     assert state(picky) is CircuitState.OPEN
 
 
-async def test_cancelled_probe_frees_its_slot(clock: Clock) -> None:
+async def test_cancelled_probe_frees_its_slot(clock: ManualClock) -> None:
     breaker = make(clock, failure_threshold=1)
     with pytest.raises(Down):
         await breaker.call(fail)
@@ -256,7 +249,7 @@ def _raise(exc: BaseException) -> None:
     raise exc
 
 
-def test_call_sync_from_many_threads_loses_no_update(clock: Clock) -> None:
+def test_call_sync_from_many_threads_loses_no_update(clock: ManualClock) -> None:
     breaker = make(clock, failure_threshold=10_000)
     barrier = threading.Barrier(8)
 
@@ -276,7 +269,7 @@ def test_call_sync_from_many_threads_loses_no_update(clock: Clock) -> None:
     assert breaker.stats().failures == 0
 
 
-def test_threads_open_it_exactly_once(clock: Clock) -> None:
+def test_threads_open_it_exactly_once(clock: ManualClock) -> None:
     breaker = make(clock, failure_threshold=100)
     barrier = threading.Barrier(8)
     outcomes: list[str] = []
@@ -305,7 +298,7 @@ def test_threads_open_it_exactly_once(clock: Clock) -> None:
     assert outcomes.count("tried") >= 100
 
 
-def test_registry_lists_and_shares_breakers(clock: Clock) -> None:
+def test_registry_lists_and_shares_breakers(clock: ManualClock) -> None:
     a = make(clock, "chroma")
     assert breakers()["chroma"] is a
     with pytest.raises(ConfigurationError) as info:
@@ -330,14 +323,15 @@ def test_registry_lists_and_shares_breakers(clock: Clock) -> None:
     ("reset_timeout", {"reset_timeout": 0}),
     ("reset_timeout", {"reset_timeout": "5"}),
 ])
-def test_invalid_settings_name_the_field(clock: Clock, field: str, kw: dict[str, Any]) -> None:
+def test_invalid_settings_name_the_field(clock: ManualClock, field: str,
+                                         kw: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError) as info:
         CircuitBreaker("bad", clock=clock, **kw)
     assert info.value.field == field
     assert "bad" not in breakers()
 
 
-def test_reset_and_pickled_error(clock: Clock) -> None:
+def test_reset_and_pickled_error(clock: ManualClock) -> None:
     breaker = make(clock, failure_threshold=1)
     with pytest.raises(Down):
         breaker.call_sync(_raise, Down("x"))
@@ -348,7 +342,7 @@ def test_reset_and_pickled_error(clock: Clock) -> None:
 
 
 async def test_worker_retries_a_job_refused_by_an_open_breaker(
-        repo: RedisJobRepository, clock: Clock) -> None:
+        repo: RedisJobRepository, clock: ManualClock) -> None:
     """The worker treats CircuitOpenError as retryable: the job waits for a retry, it is not
     failed or dead-lettered, and the refusal does not use up an attempt."""
     breaker = make(clock, "test-refusing-service", failure_threshold=1)

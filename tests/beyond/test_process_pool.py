@@ -11,6 +11,7 @@ import functools
 from typing import Any
 
 import pytest
+from manual_clock import ManualClock
 from sleep_worker_proc import main as sleep_worker
 
 from docworkers.api.metrics import ApiMetrics
@@ -19,16 +20,8 @@ from docworkers.queue import JobSpec, RedisJobRepository
 from docworkers.workers.process_pool import ProcessPool, ProcessScaler, ProcessScalingConfig
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_scaler_grows_at_once_and_shrinks_one_at_a_time_after_the_delay() -> None:
-    clock = Clock()
+    clock = ManualClock(now=0.0)
     scaler = ProcessScaler(ProcessScalingConfig(min_processes=1, max_processes=4,
                                                 jobs_per_process=10, scale_down_delay=30),
                            clock)

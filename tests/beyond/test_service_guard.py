@@ -10,12 +10,13 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from local_http import LocalHTTPServer, Request
+from manual_clock import ManualClock
 from redis.asyncio import Redis
 
 from docworkers.errors import (
@@ -46,64 +47,30 @@ from docworkers.workers.service_guard import ServiceGuard, refused_calls
 DIM = 8
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Service:
+class Service(LocalHTTPServer):
     """An OpenAI-compatible server on 127.0.0.1 that answers with ``status`` (200: small
     embeddings for /v1/embeddings, a JSON chat completion for /v1/chat/completions)."""
 
     def __init__(self) -> None:
         self.status = 200
-        self.requests = 0
-        service = self
+        super().__init__(self._answer)
+        self.url += "/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                service.requests += 1
-                if service.status != 200:
-                    return self._send(service.status, {"error": {"message": "not today"}})
-                if self.path.endswith("/embeddings"):
-                    data = [{"index": i, "embedding": [1.0] + [0.0] * (DIM - 1)}
-                            for i, _ in enumerate(body["input"])]
-                    return self._send(200, {"data": data})
-                content = json.dumps({"keywords": ["alpha", "beta"]})
-                self._send(200, {"choices": [{"message": {"content": content}}]})
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                raw = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:  # idempotent
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+    def _answer(self, request: Request) -> tuple[int, Any]:
+        if self.status != 200:
+            return self.status, {"error": {"message": "not today"}}
+        if request.path.endswith("/embeddings"):
+            data = [{"index": i, "embedding": [1.0] + [0.0] * (DIM - 1)}
+                    for i, _ in enumerate(request.body["input"])]
+            return 200, {"data": data}
+        content = json.dumps({"keywords": ["alpha", "beta"]})
+        return 200, {"choices": [{"message": {"content": content}}]}
 
 
 @pytest.fixture
 def service() -> Iterator[Service]:
-    running = Service()
-    yield running
-    running.close()
+    with Service() as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -129,7 +96,7 @@ async def async_client(redis_url: str, clean_redis: redis.Redis) -> AsyncIterato
     await client.aclose()
 
 
-def guarded(name: str, clock: Clock, **limits: Any) -> ServiceGuard:
+def guarded(name: str, clock: ManualClock, **limits: Any) -> ServiceGuard:
     breaker = CircuitBreaker(name, failure_threshold=2, reset_timeout=5.0, clock=clock)
     return ServiceGuard(breaker, **limits)
 
@@ -138,7 +105,7 @@ def guarded(name: str, clock: Clock, **limits: Any) -> ServiceGuard:
 
 
 def test_embedder_breaker_opens_on_5xx_not_on_4xx_and_recovers(service: Service) -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = guarded("test-embed", clock)
     with OpenAIEmbedder(base_url=service.url, model="m", dimension=DIM, guard=guard) as remote:
         assert remote.embed(["a", "b"]).shape == (2, DIM)
@@ -152,10 +119,10 @@ def test_embedder_breaker_opens_on_5xx_not_on_4xx_and_recovers(service: Service)
             with pytest.raises(EmbeddingError, match="HTTP 503"):
                 remote.embed(["a"])
         assert breaker_states()["test-embed"] == "open"
-        asked = service.requests
+        asked = len(service.requests)
         with pytest.raises(CircuitOpenError) as refused:
             remote.embed(["a"])
-        assert service.requests == asked  # refused without a request
+        assert len(service.requests) == asked  # refused without a request
         assert refused.value.retryable and refused.value.retry_after == pytest.approx(5.0)
         assert refused_calls()["breaker:test-embed"] == 1
 
@@ -166,7 +133,7 @@ def test_embedder_breaker_opens_on_5xx_not_on_4xx_and_recovers(service: Service)
 
 
 def test_llm_breaker_counts_429_and_unreachable_but_not_400(service: Service) -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = guarded("test-llm", clock)
     with OpenAIChatEnricher(base_url=service.url, model="m", guard=guard) as llm:
         assert llm.keywords("some text", "en", 2) == ["alpha", "beta"]
@@ -187,13 +154,13 @@ def test_llm_breaker_counts_429_and_unreachable_but_not_400(service: Service) ->
 
 async def test_open_llm_breaker_skips_enrichment_and_the_upload_completes(
         service: Service, ingest_env: dict[str, Any], tmp_path: Path) -> None:
-    guard = guarded("test-llm-upload", Clock())
+    guard = guarded("test-llm-upload", ManualClock())
     llm = OpenAIChatEnricher(base_url=service.url, model="m", guard=guard)
     service.status = 503
     for _ in range(2):
         with pytest.raises(EnrichmentError, match="HTTP 503"):
             llm.keywords("some text", "en")
-    asked = service.requests
+    asked = len(service.requests)
     services = DocumentServices.local(ingest_env["embedder"], enricher=llm)
     document = tmp_path / "note.txt"
     document.write_text("Counterparty exposure is capped at ten percent of capital.\n")
@@ -217,7 +184,7 @@ async def test_open_llm_breaker_skips_enrichment_and_the_upload_completes(
         job.result["enrichment_errors"][0]
     record = await ingest_env["documents"].get(job.result["document_id"])
     assert record is not None and "circuit breaker" in record.enrichment_errors[0]
-    assert service.requests == asked  # enrichment never reached the LLM while it was down
+    assert len(service.requests) == asked  # enrichment never reached the LLM while it was down
 
 
 # -- cluster-wide limits from threads ---------------------------------------------------------
@@ -226,12 +193,12 @@ async def test_open_llm_breaker_skips_enrichment_and_the_upload_completes(
 def test_rate_limited_embedder_defers_instead_of_blocking(service: Service,
                                                           sync_client: redis.Redis) -> None:
     limiter = SyncRateLimiter(sync_client, "test-embed-rate", rate=0.5, burst=1)
-    guard = guarded("test-embed-rate", Clock(), rate=limiter, max_wait=0.0)
+    guard = guarded("test-embed-rate", ManualClock(), rate=limiter, max_wait=0.0)
     with OpenAIEmbedder(base_url=service.url, model="m", dimension=DIM, guard=guard) as remote:
         remote.embed(["a"])
         with pytest.raises(RateLimitedError) as info:
             remote.embed(["b"])
-    assert service.requests == 1  # the refused call was never sent
+    assert len(service.requests) == 1  # the refused call was never sent
     assert info.value.retryable and 1.0 < info.value.retry_after <= 2.0
     assert refusals()["rate:test-embed-rate"] >= 1
     assert guard.breaker.state is CircuitState.CLOSED  # a limit is not an outage
@@ -264,7 +231,7 @@ async def test_sync_concurrency_holds_releases_and_refuses(sync_client: redis.Re
 
 def test_open_breaker_refuses_before_spending_a_token(sync_client: redis.Redis) -> None:
     limiter = SyncRateLimiter(sync_client, "test-spend", rate=0.1, burst=1)
-    guard = guarded("test-spend", Clock(), rate=limiter)
+    guard = guarded("test-spend", ManualClock(), rate=limiter)
     for _ in range(2):
         with pytest.raises(ValueError):
             guard.breaker.call_sync(int, "not a number")

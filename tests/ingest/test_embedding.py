@@ -10,12 +10,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from local_http import LocalHTTPServer, Request
 
 from docworkers.errors import ConfigurationError, EmbeddingError
 from docworkers.ingest.embedding import (
@@ -352,7 +352,7 @@ async def test_empty_requests_and_bad_options() -> None:
 # --- OpenAIEmbedder against a real HTTP server ----------------------------------------------
 
 
-class EmbeddingServer:
+class EmbeddingServer(LocalHTTPServer):
     """A small OpenAI-compatible /v1/embeddings server on 127.0.0.1, backed by the ONNX model.
 
     Model ``all-minilm`` embeds; ``overloaded`` answers 503; ``slow`` sleeps past timeouts.
@@ -361,61 +361,26 @@ class EmbeddingServer:
 
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        server = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                server.headers.append(dict(self.headers))
-                if self.path != "/v1/embeddings":
-                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
-                model, texts = body.get("model"), body.get("input")
-                if model == "overloaded":
-                    return self._send(503, {"error": {"message": "server overloaded"}})
-                if model == "slow":
-                    time.sleep(1.0)
-                if model not in ("all-minilm", "slow"):
-                    return self._send(404, {"error": {"message": f"model {model!r} not found"}})
-                if not isinstance(texts, list) or not all(isinstance(t, str) and t for t in texts):
-                    return self._send(400, {"error": {"message": "input must be non-empty"}})
-                vectors = server.embedder.embed(texts)
-                data = [
-                    {"object": "embedding", "index": i, "embedding": vector.tolist()}
-                    for i, vector in enumerate(vectors)
-                ]
-                self._send(200, {"object": "list", "data": data[::-1], "model": model})
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                raw = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(raw)))
-                    self.end_headers()
-                    self.wfile.write(raw)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (the timeout test)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> EmbeddingServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+    def _answer(self, request: Request) -> tuple[int, Any]:
+        if request.path != "/v1/embeddings":
+            return 404, {"error": {"message": f"no route {request.path}"}}
+        model, texts = request.body.get("model"), request.body.get("input")
+        if model == "overloaded":
+            return 503, {"error": {"message": "server overloaded"}}
+        if model == "slow":
+            time.sleep(1.0)
+        if model not in ("all-minilm", "slow"):
+            return 404, {"error": {"message": f"model {model!r} not found"}}
+        if not isinstance(texts, list) or not all(isinstance(t, str) and t for t in texts):
+            return 400, {"error": {"message": "input must be non-empty"}}
+        vectors = self.embedder.embed(texts)
+        data = [
+            {"object": "embedding", "index": i, "embedding": vector.tolist()}
+            for i, vector in enumerate(vectors)
+        ]
+        return 200, {"object": "list", "data": data[::-1], "model": model}
 
 
 @pytest.fixture
@@ -433,8 +398,8 @@ def test_http_vectors_equal_the_local_model(server: EmbeddingServer) -> None:
         assert remote.dimension == 384  # learnt from the response
     np.testing.assert_allclose(vectors, local_embedder().embed(texts), atol=1e-6)
     assert len(server.requests) == 3  # 6 texts in requests of at most 2
-    assert server.requests[0]["model"] == "all-minilm"
-    assert server.headers[0]["Authorization"] == "Bearer sk-test"
+    assert server.requests[0].body["model"] == "all-minilm"
+    assert server.requests[0].headers["Authorization"] == "Bearer sk-test"
 
 
 def test_http_base_url_may_include_v1_and_dimension_is_probed(server: EmbeddingServer) -> None:
@@ -443,7 +408,7 @@ def test_http_base_url_may_include_v1_and_dimension_is_probed(server: EmbeddingS
         assert remote.dimension == 384  # asks the server once
         assert len(server.requests) == 1
         assert remote.embed([]).shape == (0, 384)
-        assert "Authorization" not in server.headers[0]
+        assert "Authorization" not in server.requests[0].headers
 
 
 def test_http_rejected_input_carries_the_server_message(server: EmbeddingServer) -> None:

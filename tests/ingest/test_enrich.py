@@ -9,14 +9,13 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from local_http import LocalHTTPServer, Request
 
 from docworkers.errors import ConfigurationError, EnrichmentError
 from docworkers.ingest.document import Page, ParsedDocument
@@ -319,52 +318,28 @@ def test_local_enricher_is_an_enricher(corpus: Path) -> None:
 # server plays it, answering with canned chat completions and recording each request.
 
 
-class _FakeLLM:
+class _FakeLLM(LocalHTTPServer):
+    """Answers each chat completion with the next queued reply (500 when none is left)."""
+
     def __init__(self) -> None:
         self.replies: list[tuple[int, str]] = []  # (status, message content or raw body)
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.paths: list[str] = []
+        super().__init__(self._answer)
 
     def reply(self, content: Any, status: int = 200) -> None:
         text = content if isinstance(content, str) else json.dumps(content)
         self.replies.append((status, text))
 
+    def _answer(self, request: Request) -> tuple[int, Any]:
+        status, content = self.replies.pop(0) if self.replies else (500, "no reply")
+        if status == 200:
+            return 200, {"choices": [{"message": {"role": "assistant", "content": content}}]}
+        return status, content
+
 
 @pytest.fixture
 def llm() -> Iterator[tuple[_FakeLLM, str]]:
-    fake = _FakeLLM()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            fake.paths.append(self.path)
-            fake.headers.append(dict(self.headers))
-            fake.requests.append(json.loads(self.rfile.read(length)))
-            status, content = fake.replies.pop(0) if fake.replies else (500, "no reply")
-            if status == 200:
-                completion = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                body = json.dumps(completion).encode()
-            else:
-                body = content.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with _FakeLLM() as fake:
+        yield fake, f"{fake.url}/v1"
 
 
 def test_llm_enricher_title_keywords_and_questions(llm: tuple[_FakeLLM, str], corpus: Path) -> None:
@@ -386,13 +361,13 @@ def test_llm_enricher_title_keywords_and_questions(llm: tuple[_FakeLLM, str], co
     assert keywords == ["dignity", "rights", "reason"]
     assert questions == ["What rights do all humans have?", "Are humans born free?"]
 
-    assert fake.paths == ["/v1/chat/completions"] * 3
-    assert all(h["Authorization"] == "Bearer sk-test" for h in fake.headers)
-    first = fake.requests[0]
+    assert [r.path for r in fake.requests] == ["/v1/chat/completions"] * 3
+    assert all(r.headers["Authorization"] == "Bearer sk-test" for r in fake.requests)
+    first = fake.requests[0].body
     assert first["model"] == "tiny" and first["temperature"] == 0.0
     assert first["response_format"] == {"type": "json_object"}
     assert text in first["messages"][1]["content"] and "udhr.txt" in first["messages"][1]["content"]
-    assert "dignity, rights, reason" in fake.requests[2]["messages"][1]["content"]
+    assert "dignity, rights, reason" in fake.requests[2].body["messages"][1]["content"]
 
 
 def test_llm_enricher_failures_are_retryable_enrichment_errors(
@@ -433,8 +408,8 @@ def test_llm_enricher_without_json_mode_and_unreachable(llm: tuple[_FakeLLM, str
     fake.reply({"questions": ["Q?"]})
     with OpenAIChatEnricher(base_url=base_url, model="m", json_mode=False) as enricher:
         assert enricher.questions("text", 1, []) == ["Q?"]
-    assert "response_format" not in fake.requests[0]
-    assert "Authorization" not in fake.headers[0]
+    assert "response_format" not in fake.requests[0].body
+    assert "Authorization" not in fake.requests[0].headers
 
     unreachable = f"http://127.0.0.1:{_unused_port()}/v1"
     with (

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import socket
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -32,9 +33,11 @@ from docworkers.cli.context import EXIT_FAILURE, CliState, UsageError, state_of,
 from docworkers.cli.ingest import worker_name
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.jobs.routing import JOB_TYPES, job_kind, queue_for
+from docworkers.ingest.jobs.schedules import load_schedules
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.queue import RedisJobRepository, RepositoryConfig
 from docworkers.queue.keys import validate_queue_name
+from docworkers.queue.scheduler import Scheduler
 from docworkers.runtime import Runtime
 from docworkers.settings import Settings
 from docworkers.workers import BaseWorker, WorkerPool
@@ -63,9 +66,13 @@ def pool_workers(runtime: Runtime, queues: list[str], types: list[str],
 async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
                    label: str = "worker",
                    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
-                   types: list[str] | None = None) -> int:
-    """Run one worker per base queue and job type (default: uploads only) until a signal;
-    0 on a clean stop, else 1."""
+                   types: list[str] | None = None, schedules: str | None = None) -> int:
+    """Run one worker per base queue and job type (default: uploads only) until a signal,
+    and the recurring jobs of the ``schedules`` file; 0 on a clean stop, else 1."""
+    scheduler = None
+    if schedules is not None:  # checked by the command already; every process may run it
+        scheduler = Scheduler(runtime.job_repository(queues[0]),
+                              load_schedules(schedules, queues[0]))
     pool = WorkerPool()
     workers = pool_workers(runtime, queues, types or [UPLOAD_JOB_TYPE], concurrency, label)
     for worker in workers:
@@ -92,10 +99,14 @@ async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await pool.start_all()
+        if scheduler is not None:
+            await scheduler.start()
         waits = [asyncio.create_task(w.wait()) for w in workers]
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopping, *waits], return_when=asyncio.FIRST_COMPLETED)
         crashed = stopping not in done
+        if scheduler is not None:
+            await scheduler.stop()
         await pool.stop_all()
         results = await asyncio.gather(*waits, return_exceptions=True)
         stopping.cancel()
@@ -109,7 +120,7 @@ async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
 
 
 def _child_main(settings: Settings, queues: list[str], types: list[str],
-                concurrency: int | None, index: int,
+                concurrency: int | None, schedules: str | None, index: int,
                 debug: bool) -> None:  # pragma: no cover - runs in a spawned process
     # Ctrl-C reaches the whole process group; only the parent reacts to it, and stops us
     # with SIGTERM (then SIGKILL on a second Ctrl-C).
@@ -119,17 +130,18 @@ def _child_main(settings: Settings, queues: list[str], types: list[str],
 
     async def action(runtime: Runtime) -> int:
         return await run_pool(runtime, queues, concurrency, label=f"worker{index}",
-                              signals=(signal.SIGTERM,), types=types)
+                              signals=(signal.SIGTERM,), types=types, schedules=schedules)
 
     raise SystemExit(with_runtime(settings, action))
 
 
 def _run_processes(state: CliState, settings: Settings, queues: list[str], types: list[str],
-                   concurrency: int | None, scaling: ProcessScalingConfig) -> int:
+                   concurrency: int | None, scaling: ProcessScalingConfig,
+                   schedules: str | None) -> int:
     """Run spawned worker processes (a fixed number, or autoscaled between the bounds of
     ``scaling`` from the backlog of every queue they serve) until SIGINT/SIGTERM."""
     pool = ProcessPool(functools.partial(_child_main, settings, queues, types, concurrency,
-                                         debug=state.debug), scaling)
+                                         schedules, debug=state.debug), scaling)
     served = [queue_for(t, base) for base in queues for t in types]
     assert settings.redis_url is not None  # checked by the command
 
@@ -205,6 +217,10 @@ def worker_command(
     job_type: Annotated[list[str] | None, typer.Option(
         "--type", "-t", help=f"Job type to work on (repeatable; default all: "
         f"{', '.join(JOB_TYPES)}).")] = None,
+    schedules: Annotated[Path | None, typer.Option(
+        help="TOML file of recurring jobs ([[schedules]] name, type, cron or every, payload) "
+        "to enqueue; safe in every process, each tick is enqueued once "
+        "(default DOCWORKERS_SCHEDULES_FILE).")] = None,
 ) -> None:
     """Run a worker pool until SIGINT or SIGTERM: one worker per job type, each on its queue.
 
@@ -241,13 +257,20 @@ def worker_command(
     types = list(dict.fromkeys(job_type or JOB_TYPES))
     for name in types:
         job_kind(name)
+    schedules_file = str(schedules) if schedules else settings.schedules_file
+    if schedules_file is not None:
+        loaded = load_schedules(schedules_file, queues[0])  # errors now, not at the first tick
+        log.info("schedules: %s", ", ".join(f"{s.name} ({s.cron or f'every {s.every}s'})"
+                                             for s in loaded) or "none in the file")
     state.configure_logging(long_running=True)
     if scaling.max_processes > 1:
-        code = _run_processes(state, settings, queues, types, concurrency, scaling)
+        code = _run_processes(state, settings, queues, types, concurrency, scaling,
+                              schedules_file)
     else:
 
         async def action(runtime: Runtime) -> int:
-            return await run_pool(runtime, queues, concurrency, types=types)
+            return await run_pool(runtime, queues, concurrency, types=types,
+                                  schedules=schedules_file)
 
         code = with_runtime(settings, action)
     if code:
