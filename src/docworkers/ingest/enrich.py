@@ -18,12 +18,13 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import PurePath
-from typing import Any, Protocol
-
-import yake
+from typing import TYPE_CHECKING, Any, Protocol
 
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.document import ParsedDocument
+
+if TYPE_CHECKING:
+    import yake
 
 __all__ = [
     "MAX_QUESTIONS",
@@ -311,6 +312,9 @@ _NO_WORD_SPACES = {"zh", "ja", "th"}  # YAKE splits on spaces: no useful keyphra
 
 @functools.lru_cache(maxsize=64)
 def _extractor(language: str, top: int, max_ngram: int) -> yake.KeywordExtractor:
+    # Imported here: yake pulls in networkx (~0.15 s), which every CLI command would pay.
+    import yake
+
     # "xx" has no stop-word file: YAKE falls back to its language-neutral (empty) list.
     lan = language if language in _YAKE_LANGUAGES else "xx"
     return yake.KeywordExtractor(lan=lan, n=max_ngram, top=top, dedup_lim=0.9)
