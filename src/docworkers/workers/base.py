@@ -494,7 +494,8 @@ class BaseWorker(ABC):
 
     def _finish(self, job: Job, *, ok: bool, duration: float) -> None:
         self._stats.record(ok=ok, duration=duration)
-        self._latency.record(duration)
+        if ok:  # failures are often fast (a refused call): they would set a false best
+            self._latency.record(duration)
 
     # -- acknowledgements -------------------------------------------------------------------
 
@@ -565,11 +566,13 @@ class BaseWorker(ABC):
         if decision.changed(before):
             self._limit = decision.limit
             self._stats.concurrency_changes += 1
-            self.log.info("concurrency %d -> %d (%s; %d waiting, %d running, latency %s, "
-                          "%.0f MiB)", before, decision.limit, decision.reason, queue_depth,
-                          len(self._inflight),
-                          "-" if self._latency.latency is None
-                          else f"{self._latency.latency:.3f}s", self._rss_mb)
+            # Growth and memory pressure are news; single steps down would flood the log.
+            level = logging.INFO if decision.reason in ("backlog", "memory") else logging.DEBUG
+            self.log.log(level, "concurrency %d -> %d (%s; %d waiting, %d running, latency %s, "
+                         "%.0f MiB)", before, decision.limit, decision.reason, queue_depth,
+                         len(self._inflight),
+                         "-" if self._latency.latency is None
+                         else f"{self._latency.latency:.3f}s", self._rss_mb)
             if decision.limit > before:
                 self._slot_freed.set()  # the fetch loop may be waiting for a free slot
         return self._limit
