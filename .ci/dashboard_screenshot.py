@@ -1,4 +1,4 @@
-"""Regenerate docs/dashboard.png: the dashboard after three corpus uploads, 1100x700.
+"""Regenerate docs/dashboard.png: the dashboard after three corpus uploads, 1100x1150.
 
     .venv/bin/python .ci/dashboard_screenshot.py
 
@@ -24,6 +24,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 DOCS = ("pdf/layout-parser-paper-fast.pdf", "html/fake-html.html", "docx/handbook-1p.docx")
+HEIGHT = 1150  # the workers table (one worker per job type) and the jobs below it
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -54,14 +55,14 @@ def main() -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                                      args=ARGS)
-                page = browser.new_page(viewport={"width": 1100, "height": 700})
+                page = browser.new_page(viewport={"width": 1100, "height": HEIGHT})
                 page.goto(url + "/")
                 page.wait_for_function(
                     f"() => document.querySelectorAll('#jobs .badge.completed').length "
                     f">= {len(DOCS)}", timeout=120_000)
                 page.wait_for_timeout(2500)  # one more stats refresh
                 page.screenshot(path=str(ROOT / "docs/dashboard.png"),
-                                clip={"x": 0, "y": 0, "width": 1100, "height": 700})
+                                clip={"x": 0, "y": 0, "width": 1100, "height": HEIGHT})
                 browser.close()
         finally:
             server.send_signal(signal.SIGTERM)

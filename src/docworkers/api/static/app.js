@@ -266,10 +266,24 @@ async function refreshStats() {
   $("workers").replaceChildren(...stats.workers.map((w) => el("tr", {},
     el("td", { text: w.worker_name }),
     el("td", { text: `${w.in_flight} / ${w.concurrency}` }),
+    el("td", { text: scalingLabel(w) }),
     el("td", { text: String(w.jobs_succeeded) }),
     el("td", { text: String(w.jobs_failed) }),
+    el("td", { text: servicesLabel(w) }),
     el("td", { text: formatSeconds(w.uptime) }))));
   $("no-workers").hidden = stats.workers.length > 0;
+}
+
+// "fixed", or the autoscaling bounds and the last decision, e.g. "1-8 backlog".
+function scalingLabel(w) {
+  const how = w.scaling || "fixed";
+  return how === "fixed" ? how : `${w.min_concurrency}-${w.max_concurrency} ${how}`;
+}
+
+// The circuit breakers of the worker's process that are not closed, else "ok".
+function servicesLabel(w) {
+  const trouble = Object.entries(w.breakers || {}).filter(([, state]) => state !== "closed");
+  return trouble.length ? trouble.map(([name, state]) => `${name}: ${state}`).join(", ") : "ok";
 }
 
 async function refreshDeadLetters() {
