@@ -99,13 +99,12 @@ class Runtime:
         return self._jobs
 
     def job_repository(self, queue: str | None = None) -> RedisJobRepository:
-        """The job repository of ``queue`` (default: the configured queue), created once."""
+        """The job repository of ``queue`` (default: the configured queue), created once, on
+        the configured queue's connection pool."""
         if queue is None or queue == self.settings.queue:
             return self.jobs
         if queue not in self._queue_repos:
-            self._queue_repos[queue] = RedisJobRepository.from_url(
-                self.redis_url, RepositoryConfig(queue=queue,
-                                                 default_max_retries=self.settings.max_retries))
+            self._queue_repos[queue] = self.jobs.for_queue(queue)
         return self._queue_repos[queue]
 
     def routed(self, base: str | None = None) -> RoutedQueues:
@@ -259,12 +258,12 @@ class Runtime:
         jobs, self._jobs = self._jobs, None
         documents, self._documents = self._documents, None
         vectors, self._vectors = self._vectors, None
-        queue_repos, self._queue_repos = list(self._queue_repos.values()), {}
+        self._queue_repos = {}  # they share the connections of ``jobs``
         self._routed = {}
         if services is not None:
             await services.aclose()
-        for repo in [*([jobs] if jobs is not None else []), *queue_repos]:
-            await repo.close()
+        if jobs is not None:
+            await jobs.close()
         if documents is not None:
             await documents.client.aclose()
         if vectors is not None:

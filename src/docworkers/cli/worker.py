@@ -146,10 +146,10 @@ def _run_processes(state: CliState, settings: Settings, queues: list[str], types
     assert settings.redis_url is not None  # checked by the command
 
     async def supervise() -> int:
-        url = settings.redis_url or ""
-        repos = [RedisJobRepository.from_url(url, RepositoryConfig(queue=q)) for q in served]
         # Published on the (first) base queue, where `docworkers stats` looks.
-        home = RedisJobRepository.from_url(url, RepositoryConfig(queue=queues[0]))
+        home = RedisJobRepository.from_url(settings.redis_url or "",
+                                           RepositoryConfig(queue=queues[0]))
+        repos = [home.for_queue(q) for q in served]
         name = f"{socket.gethostname()}:{os.getpid()}"
         ttl = max(10.0, scaling.interval * 5)
 
@@ -181,8 +181,7 @@ def _run_processes(state: CliState, settings: Settings, queues: list[str], types
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-            for repo in [*repos, home]:
-                await repo.close()
+            await home.close()  # the others share its connections
 
     if not scaling.fixed:
         log.info("autoscaling between %d and %d worker processes (one per %d waiting jobs; "

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Self, cast
 
@@ -131,6 +131,11 @@ class RedisJobRepository:
         except ValueError as exc:
             raise ConfigurationError("redis_url", f"{url!r} is not a Redis URL: {exc}") from exc
         return cls(client, config, url=url)
+
+    def for_queue(self, queue: str) -> RedisJobRepository:
+        """The repository of ``queue`` with this one's settings and connection pool: one pool
+        serves every queue of a process. Close only the repository that made the pool."""
+        return RedisJobRepository(self.client, replace(self.config, queue=queue), url=self.url)
 
     @property
     def queue(self) -> str:

@@ -34,7 +34,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import KW_ONLY, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -196,9 +196,7 @@ class Scheduler:
         self._repos: dict[str, RedisJobRepository] = {repo.queue: repo}
         for s in self._schedules:
             if s.queue is not None and s.queue not in self._repos:
-                self._repos[s.queue] = RedisJobRepository(
-                    repo.client, replace(repo.config, queue=s.queue), url=repo.url
-                )
+                self._repos[s.queue] = repo.for_queue(s.queue)
         self._seen: dict[str, int] = {}  # latest tick claimed, by us or another process
         self._unsent: dict[str, list[int]] = {}  # claimed by us, enqueue still to succeed
         self._next_due_ms: int | None = None
