@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,29 +16,12 @@ from docworkers.ingest.vector_repository import validate_collection_name
 UPLOAD_JOB_TYPE = "document_upload"
 
 
-class UploadJobPayload(BaseModel):
-    """What to ingest and how. Unknown fields are rejected, so a misspelt option is an error."""
+class ChunkingOptions(BaseModel):
+    """How documents are cut: the options shared by uploads, bulk imports and reindexing."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-    filename: str = Field(min_length=1, max_length=255)
-    file_path: str = Field(min_length=1, description="path or file:// URI of the stored bytes")
-    file_size: int = Field(default=0, ge=0)
-    collection: str = "documents"
     chunking_strategy: str = DEFAULT_STRATEGY
     chunk_size: int = Field(default=MAX_TEXT_TOKENS, ge=1)
     chunk_overlap: int = Field(default=0, ge=0)
-    extract_metadata: bool = False
-    num_questions: int = Field(default=0, ge=0, le=10)
-    max_pages: int = Field(default=0, ge=0)
-
-    @field_validator("collection")
-    @classmethod
-    def _collection(cls, value: str) -> str:
-        try:
-            return validate_collection_name(value)
-        except ConfigurationError as exc:
-            raise ValueError(exc.problem) from exc
 
     @field_validator("chunking_strategy")
     @classmethod
@@ -49,21 +32,48 @@ class UploadJobPayload(BaseModel):
             )
         return value
 
-    @field_validator("filename")
-    @classmethod
-    def _filename(cls, value: str) -> str:
-        if "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
-            raise ValueError("must be a bare file name, without folders")
-        return value
-
     @model_validator(mode="after")
-    def _overlap(self) -> UploadJobPayload:
+    def _overlap(self) -> Self:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
                 f"chunk_size ({self.chunk_size})"
             )
         return self
+
+
+class UploadOptions(ChunkingOptions):
+    """Every option of an upload besides the file: also what a bulk import gives its children."""
+
+    extract_metadata: bool = False
+    num_questions: int = Field(default=0, ge=0, le=10)
+    max_pages: int = Field(default=0, ge=0)
+
+
+class UploadJobPayload(UploadOptions):
+    """What to ingest and how. Unknown fields are rejected, so a misspelt option is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    filename: str = Field(min_length=1, max_length=255)
+    file_path: str = Field(min_length=1, description="path or file:// URI of the stored bytes")
+    file_size: int = Field(default=0, ge=0)
+    collection: str = "documents"
+
+    @field_validator("collection")
+    @classmethod
+    def _collection(cls, value: str) -> str:
+        try:
+            return validate_collection_name(value)
+        except ConfigurationError as exc:
+            raise ValueError(exc.problem) from exc
+
+    @field_validator("filename")
+    @classmethod
+    def _filename(cls, value: str) -> str:
+        if "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
+            raise ValueError("must be a bare file name, without folders")
+        return value
 
     @classmethod
     def parse(cls, data: Any) -> UploadJobPayload:

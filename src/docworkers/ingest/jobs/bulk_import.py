@@ -31,7 +31,6 @@ from docworkers.errors import (
     JobNotFoundError,
     PermanentJobError,
 )
-from docworkers.ingest.chunking import DEFAULT_STRATEGY
 from docworkers.ingest.jobs.common import JobPayload, LogicalCollection, Progress, no_progress
 from docworkers.ingest.jobs.files import (
     Collected,
@@ -41,8 +40,7 @@ from docworkers.ingest.jobs.files import (
     collect_folder,
     local_path,
 )
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
-from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload, UploadOptions
 from docworkers.queue.job import Job, JobStatus
 from docworkers.queue.keys import validate_job_id
 from docworkers.queue.protocol import JobRepository
@@ -70,18 +68,12 @@ def parent_tag(parent_id: str) -> str:
     return f"parent:{parent_id}"
 
 
-class BulkImportPayload(JobPayload):
+class BulkImportPayload(JobPayload, UploadOptions):
     """A folder, a ``.zip`` archive or a list of files (paths or ``file://`` URIs), and the
     upload options every child gets."""
 
     source: str | list[str]
     collection: LogicalCollection
-    chunking_strategy: str = DEFAULT_STRATEGY
-    chunk_size: int = Field(default=MAX_TEXT_TOKENS, ge=1)
-    chunk_overlap: int = Field(default=0, ge=0)
-    extract_metadata: bool = False
-    num_questions: int = Field(default=0, ge=0, le=10)
-    max_pages: int = Field(default=0, ge=0)
 
     @field_validator("source")
     @classmethod

@@ -37,7 +37,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError, PermanentJobError
-from docworkers.ingest.chunking import DEFAULT_STRATEGY
 from docworkers.ingest.document import Chunk
 from docworkers.ingest.document_repository import (
     DocumentRecord,
@@ -59,9 +58,8 @@ from docworkers.ingest.jobs.common import (
     collection_documents,
     no_progress,
 )
-from docworkers.ingest.payload import UploadJobPayload
+from docworkers.ingest.payload import ChunkingOptions, UploadJobPayload
 from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
-from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
 from docworkers.ingest.vector_repository import CollectionInfo, SearchHit, VectorRepository
 from docworkers.queue.job import Job
 from docworkers.workers.context import JobContext
@@ -86,14 +84,11 @@ class ReindexSourceError(PermanentJobError):
     code = "reindex_source"
 
 
-class VectorReindexPayload(JobPayload):
+class VectorReindexPayload(JobPayload, ChunkingOptions):
     """The collection and its new chunking. ``extract_metadata`` / ``num_questions`` left out
     (None) keep each document's enrichment as it was (read from its stored chunks)."""
 
     collection: LogicalCollection
-    chunking_strategy: str = DEFAULT_STRATEGY
-    chunk_size: int = Field(default=MAX_TEXT_TOKENS, ge=1)
-    chunk_overlap: int = Field(default=0, ge=0)
     extract_metadata: bool | None = None
     num_questions: int | None = Field(default=None, ge=0, le=10)
 
