@@ -11,6 +11,7 @@ import redis
 
 from docworkers.embedded import EmbeddedRedis
 from docworkers.queue import RedisJobRepository, RepositoryConfig
+from docworkers.workers.circuit_breaker import breakers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
@@ -108,3 +109,13 @@ async def ingest_env(redis_url: str, clean_redis: redis.Redis, tmp_path: Path,
     vectors.close()
     await documents.client.aclose()
     await jobs.close()
+
+
+@pytest.fixture
+def isolated_breakers() -> Iterator[None]:
+    """Breakers are process-wide (like loggers): forget those a test created."""
+    before = set(breakers())
+    yield
+    for name, breaker in breakers().items():
+        if name not in before:
+            breaker.unregister()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,18 +27,11 @@ from docworkers.workers.circuit_breaker import (
     get_breaker,
 )
 
+pytestmark = pytest.mark.usefixtures("isolated_breakers")
+
 
 class Down(Exception):
     """The protected service failed."""
-
-
-@pytest.fixture(autouse=True)
-def _isolated_registry() -> Iterator[None]:
-    before = set(breakers())
-    yield
-    for name, breaker in breakers().items():
-        if name not in before:
-            breaker.unregister()
 
 
 @pytest.fixture

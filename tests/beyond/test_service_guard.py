@@ -40,9 +40,10 @@ from docworkers.workers.circuit_breaker import (
     CircuitBreaker,
     CircuitState,
     breaker_states,
-    breakers,
 )
 from docworkers.workers.service_guard import ServiceGuard, refused_calls
+
+pytestmark = pytest.mark.usefixtures("isolated_breakers")
 
 DIM = 8
 
@@ -71,15 +72,6 @@ class Service(LocalHTTPServer):
 def service() -> Iterator[Service]:
     with Service() as running:
         yield running
-
-
-@pytest.fixture(autouse=True)
-def _isolated_breakers() -> Iterator[None]:
-    before = set(breakers())
-    yield
-    for name, breaker in breakers().items():
-        if name not in before:
-            breaker.unregister()
 
 
 @pytest.fixture
