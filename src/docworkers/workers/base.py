@@ -18,7 +18,7 @@ import time
 import traceback
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -539,20 +539,15 @@ class BaseWorker(ABC):
     # -- dynamic concurrency ----------------------------------------------------------------
 
     async def _scale_loop(self) -> None:
-        """Every scale_interval: one ZCARD for the backlog, then let the controller decide."""
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.config.scale_interval)
-            if self._closing.is_set() or self._stopping:
-                return
-            try:
-                depth = await self.repo.queue_depth()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the fetch loop reports outages; keep the limit
-                self.log.debug("autoscaling skipped, no queue depth: %s", exc)
-                continue
-            self.rescale(depth)
+        """Every scale_interval: one ZCARD for the backlog, then let the controller decide.
+        Without the depth the limit stays (the fetch loop reports Redis outages)."""
+
+        async def step() -> None:
+            if not self._stopping:
+                self.rescale(await self.repo.queue_depth())
+
+        await self._every(self.config.scale_interval, step, lambda exc: self.log.debug(
+            "autoscaling skipped, no queue depth: %s", exc))
 
     def rescale(self, queue_depth: int) -> int:
         """Apply one scaling decision for ``queue_depth`` waiting jobs; returns the new limit."""
@@ -580,17 +575,24 @@ class BaseWorker(ABC):
     # -- heartbeat --------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        await self._every(self.config.heartbeat_interval, self._beat,
+                          lambda exc: self.log.warning("heartbeat failed: %s", exc))
+
+    async def _every(self, interval: float, step: Callable[[], Awaitable[None]],
+                     failed: Callable[[Exception], None]) -> None:
+        """Run ``step`` every ``interval`` seconds until the worker closes. A failing step goes
+        to ``failed`` and the loop carries on: background loops never die."""
         while not self._closing.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.config.heartbeat_interval)
+                await asyncio.wait_for(self._closing.wait(), interval)
             if self._closing.is_set():
                 return
             try:
-                await self._beat()
+                await step()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # never let the heartbeat die
-                self.log.warning("heartbeat failed: %s", exc)
+            except Exception as exc:
+                failed(exc)
 
     async def _beat(self, ttl: float | None = None) -> None:
         running = list(self._inflight.values())
