@@ -189,7 +189,6 @@ class ProcessPool:
                 except Exception as exc:
                     log.debug("could not publish the pool status: %s", exc)
             await asyncio.sleep(0.2 if self.stopping else self.config.interval)
-        self.reap()
         if publish is not None:
             with contextlib.suppress(Exception):
                 await publish(None)  # gone: withdraw the published status
