@@ -1,15 +1,22 @@
 # The two commands: `make demo` (try it) and `make test` (everything CI runs).
+# Both install exactly the versions of requirements/all.lock (hash-checked); `make lock` renews it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements/all.lock
+CONSTRAINTS := requirements/constraints.txt
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint lock check-lock clean
 
-$(STAMP): pyproject.toml
+# uv reads the lock; it is itself pinned (with its hashes) in the lock and installed from PyPI
+# with the venv's own pip, so a machine needs only Python, pip and make.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	awk '/^uv==/{p=1} p{print} p&&!/\\$$/{exit}' $(LOCK) > $(VENV)/uv.lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(VENV)/uv.lock.txt
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +30,13 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# Renew the lock: after changing a dependency in pyproject.toml, or deliberately to take newer
+# releases (then run `make test` before committing the new lock).
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --quiet --extra all --extra dev \
+	    --constraint $(CONSTRAINTS) --universal --python-version 3.11 \
+	    --generate-hashes --no-emit-index-url --upgrade -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) .docworkers .pytest_cache .mypy_cache .ruff_cache

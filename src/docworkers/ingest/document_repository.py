@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -163,8 +163,8 @@ class DocumentRepository:
         if record.file_path:
             fields["file_path"] = record.file_path
         pipe = self.client.pipeline(transaction=True)
-        pipe.hsetnx(key, "created_at", now)
-        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+        pipe.hsetnx(key, "created_at", str(now))
+        pipe.hset(key, mapping=fields)
         pipe.zadd(self._index(record.collection), {record.document_id: now}, nx=True)
         pipe.sadd(self._collections, record.collection)
         pipe.hgetall(key)
@@ -184,7 +184,7 @@ class DocumentRepository:
             else:
                 encoded[name] = value
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self._key(document_id), mapping=encoded)  # type: ignore[arg-type]
+        pipe.hset(self._key(document_id), mapping=encoded)
         await self._run(pipe)
 
     async def mark_failed(self, document_id: str, *, code: str, message: str, stage: str) -> None:
@@ -218,7 +218,7 @@ class DocumentRepository:
         return [DocumentRecord.from_hash(d) for d in await self._run(pipe) if d]
 
     async def collections(self) -> list[str]:
-        return sorted(cast(set[str], await self.client.smembers(self._collections)))
+        return sorted(await cast("Awaitable[set[str]]", self.client.smembers(self._collections)))
 
     async def delete(self, document_id: str) -> bool:
         record = await self.get(document_id)

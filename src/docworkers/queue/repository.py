@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -158,7 +158,7 @@ class RedisJobRepository:
 
     async def ping(self) -> None:
         async with self._errors():
-            await self.client.ping()
+            await cast("Awaitable[bool]", self.client.ping())
 
     async def check_server(self) -> list[str]:
         """Ping, then return warnings about settings that can lose jobs (also logged)."""
@@ -242,7 +242,8 @@ class RedisJobRepository:
     async def find_job(self, job_id: str) -> Job | None:
         validate_job_id(job_id)
         async with self._errors():
-            data = cast("dict[str, str]", await self.client.hgetall(self.keys.job(job_id)))
+            reply = self.client.hgetall(self.keys.job(job_id))
+            data = await cast("Awaitable[dict[str, str]]", reply)
         return Job.from_hash(data, self.queue) if data else None
 
     async def get_job(self, job_id: str) -> Job:
@@ -484,7 +485,8 @@ class RedisJobRepository:
         # cancellation that lands while the command is being sent).
         timeout = min(timeout, MAX_BLOCK)
         async with self._errors():
-            got = await client.blpop([self.keys.notify], timeout=max(timeout, 0.001))
+            got = await cast("Awaitable[list[str] | None]",
+                             client.blpop([self.keys.notify], timeout=max(timeout, 0.001)))
         return got is not None
 
     async def complete(self, job_id: str, token: int, result: Any = None) -> None:
