@@ -30,6 +30,18 @@ class ConfigurationError(DocworkersError, ValueError):
 
 class RepositoryError(DocworkersError):
     """The job or document store failed (Redis, Chroma)."""
+class MissingExtraError(DocworkersError, ImportError):
+    """A part of docworkers was used whose optional dependencies are not installed."""
+
+    def __init__(self, part: str, extra: str, missing: str) -> None:
+        self.part = part
+        self.extra = extra
+        self.missing = missing
+        super().__init__(
+            f"{part} needs the optional dependencies of docworkers[{extra}] ({missing} is not "
+            f"installed): pip install 'docworkers[{extra}]'")
+
+
 
 
 class RepositoryConnectionError(RepositoryError, ConnectionError):

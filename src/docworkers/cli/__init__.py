@@ -6,6 +6,10 @@ discovery), ``worker`` (worker pool and HTTP server), ``jobs`` (jobs, dead lette
 ``context`` holds what they share.
 """
 
-from docworkers.cli.app import app, main
+from docworkers.extras import require_extra
+
+require_extra("the docworkers command", "cli")
+
+from docworkers.cli.app import app, main  # noqa: E402
 
 __all__ = ["app", "main"]

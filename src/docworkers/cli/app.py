@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from docworkers.cli.context import (
@@ -35,13 +34,17 @@ class DocworkersGroup(TyperGroup):
 
     # ``ctx`` is typer's vendored click Context, which typer does not export under a public name.
     def invoke(self, ctx: Any) -> Any:
+        from rich.markup import escape
+
         try:
             return super().invoke(ctx)
         except DocworkersError as exc:
             state = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
             if state.show_tracebacks:
                 raise
-            state.err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            # soft_wrap: one line even in a log file (a terminal still wraps it for display)
+            state.err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                            soft_wrap=True)
             usage = isinstance(exc, ConfigurationError | InvalidJobIdError)
             ctx.exit(EXIT_USAGE if usage else EXIT_FAILURE)
         except KeyboardInterrupt:
@@ -51,6 +54,7 @@ class DocworkersGroup(TyperGroup):
 
 
 app = typer.Typer(
+    rich_markup_mode=None,  # plain help, as in command_group
     cls=DocworkersGroup,
     name="docworkers",
     help="Reliable Redis background jobs that turn documents into searchable knowledge.\n\n"

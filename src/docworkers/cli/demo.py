@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.panel import Panel
-from rich.text import Text
 
 from docworkers.cli.context import EXIT_FAILURE, CliState, UsageError, state_of, with_runtime
 from docworkers.cli.documents import pages
 from docworkers.cli.files import discover
 from docworkers.cli.ingest import IngestOptions, Outcome, announce, ingest_documents, print_summary
 from docworkers.cli.render import esc, snippet
-from docworkers.ingest.vector_repository import SearchHit
-from docworkers.runtime import Runtime
+
+if TYPE_CHECKING:
+    from docworkers.ingest.vector_repository import SearchHit
+    from docworkers.runtime import Runtime
 
 QUERIES = (
     "What are the duties of a chapter 13 standing trustee?",
@@ -40,6 +40,9 @@ def _where(state: CliState) -> str:
 
 
 def _print_hits(state: CliState, query: str, hits: list[SearchHit]) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
     state.out.print(Text.assemble(("\nQ: ", "bold"), (query, "bold cyan")))
     if not hits:
         state.out.print("  [dim]no results[/]")
@@ -61,6 +64,8 @@ def demo_command(
                                    help="Passages shown per question.")] = 2,
 ) -> None:
     """Try docworkers in one command: ingest sample documents, then search them."""
+    from rich.panel import Panel
+
     state = state_of(ctx)
     folder = docs or DEFAULT_DOCS
     if not folder.is_dir():

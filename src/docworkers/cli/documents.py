@@ -10,17 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Group
-from rich.panel import Panel
-from rich.syntax import Syntax
-from rich.table import Table
 
 from docworkers.cli.context import (
     EXIT_FAILURE,
     CliState,
+    command_group,
     require_shared_redis,
     state_of,
     with_runtime,
@@ -39,17 +36,16 @@ from docworkers.cli.render import (
     when,
     with_name,
 )
-from docworkers.ingest.document_repository import DocumentRecord
-from docworkers.ingest.jobs.aliases import CollectionAliases
-from docworkers.ingest.jobs.collection_delete import delete_collection
-from docworkers.ingest.jobs.document_delete import delete_document
-from docworkers.ingest.vector_repository import SearchHit
-from docworkers.runtime import Runtime
 
-documents_app = typer.Typer(help="Ingested documents (the registry in Redis).",
-                            no_args_is_help=True)
-collections_app = typer.Typer(help="Collections of chunks in the vector store.",
-                              no_args_is_help=True)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from docworkers.ingest.document_repository import DocumentRecord
+    from docworkers.ingest.vector_repository import SearchHit
+    from docworkers.runtime import Runtime
+
+documents_app = command_group("Ingested documents (the registry in Redis).")
+collections_app = command_group("Collections of chunks in the vector store.")
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
@@ -66,6 +62,8 @@ def pages(hit: SearchHit) -> str:
 
 
 def hits_table(hits: list[SearchHit], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Score", justify="right")
@@ -125,6 +123,8 @@ def documents_list(
     as_json: JsonOption = False,
 ) -> None:
     """List documents, newest first."""
+    from rich.table import Table
+
     state = _registry(ctx, "documents list")
 
     async def action(runtime: Runtime) -> list[DocumentRecord]:
@@ -172,6 +172,10 @@ def documents_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one document: status, chunks, metadata, timings and error."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.syntax import Syntax
+
     state = _registry(ctx, "documents show")
 
     async def action(runtime: Runtime) -> DocumentRecord:
@@ -216,6 +220,8 @@ def documents_delete(
         typer.confirm(f"Delete {len(document_ids)} document(s) and their chunks?", abort=True)
 
     async def action(runtime: Runtime) -> int:
+        from docworkers.ingest.jobs.document_delete import delete_document
+
         missing = 0
         for document_id in document_ids:
             record = await runtime.documents.get(document_id)
@@ -239,10 +245,14 @@ def documents_delete(
 @collections_app.command("list")
 def collections_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List collections with their chunk (and, with a shared Redis, document) counts."""
+    from rich.table import Table
+
     state = state_of(ctx)
     shared = bool(state.settings.redis_url)
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
+        from docworkers.ingest.jobs.aliases import CollectionAliases
+
         infos = {c.name: c.count for c in await asyncio.to_thread(
             runtime.vectors.list_collections)}
         documents: dict[str, int] = {}
@@ -287,6 +297,8 @@ def collections_delete(
         typer.confirm(f"Delete collection {name!r} with all its chunks?", abort=True)
 
     async def action(runtime: Runtime) -> tuple[bool, int]:
+        from docworkers.ingest.jobs.collection_delete import delete_collection
+
         if shared:  # every physical version, the registry entries and the alias, locked
             result = await delete_collection(runtime.documents, runtime.vectors, name,
                                              owner=f"cli-{uuid.uuid4().hex}")

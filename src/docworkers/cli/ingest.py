@@ -14,10 +14,9 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from docworkers.cli.context import (
     EXIT_FAILURE,
@@ -42,16 +41,15 @@ from docworkers.cli.options import (
     ExtractMetadataOption,
     StrategyOption,
 )
-from docworkers.cli.progress import IngestBoard, chunks_of
 from docworkers.cli.render import duration, esc, plural, size, styled_status
 from docworkers.errors import DocworkersError, InvalidPayloadError
-from docworkers.ingest.chunking import DEFAULT_STRATEGY
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
-from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
-from docworkers.queue import Job, JobSpec, JobStatus
-from docworkers.runtime import Runtime
+from docworkers.ingest.defaults import DEFAULT_STRATEGY, MAX_TEXT_TOKENS
+from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE
 from docworkers.settings import Settings
-from docworkers.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from docworkers.queue import Job, JobSpec
+    from docworkers.runtime import Runtime
 
 POLL_INTERVAL = 0.2  # seconds between two looks at the jobs' state
 
@@ -80,6 +78,9 @@ class IngestOptions:
 
     def validate(self) -> None:
         """Check the options before anything is stored or enqueued (UsageError if wrong)."""
+        from docworkers.ingest.payload import UploadJobPayload
+        from docworkers.queue import JobSpec
+
         probe = StoredFile(Path("probe.txt"), "probe.txt", Path("/probe.txt"), 0, "")
         try:
             UploadJobPayload.parse(self.payload(probe))
@@ -115,6 +116,8 @@ def worker_name(role: str) -> str:
 async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discovery,
                            options: IngestOptions, *, wait: bool) -> list[Outcome]:
     """Store, enqueue and (with ``wait``) process the discovered documents."""
+    from docworkers.queue import JobSpec
+
     await runtime.jobs.ping()
     if wait:  # fail now, not after every document has used up its retries
         await asyncio.to_thread(runtime.vectors.ping)
@@ -159,6 +162,9 @@ async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discove
 async def _process_here(runtime: Runtime, state: CliState, pairs: list[tuple[str, str]]
                         ) -> dict[str, Job | None]:
     """Run a local worker until every job in ``pairs`` is finished; return their last state."""
+    from docworkers.cli.progress import IngestBoard
+    from docworkers.workers import WorkerPool
+
     worker = runtime.upload_worker(worker_name("cli"))
     pool = WorkerPool()
     pool.add_worker(worker)
@@ -190,6 +196,9 @@ async def _process_here(runtime: Runtime, state: CliState, pairs: list[tuple[str
 
 
 def _outcome(filename: str, job: Job | None) -> Outcome:
+    from docworkers.cli.progress import chunks_of
+    from docworkers.queue import JobStatus
+
     if job is None:
         return Outcome(filename, "failed", reason="the job disappeared (deleted or expired)")
     result = job.result if isinstance(job.result, dict) else {}
@@ -207,6 +216,8 @@ def _outcome(filename: str, job: Job | None) -> Outcome:
 
 def print_summary(state: CliState, outcomes: list[Outcome], discovery: Discovery,
                   collection: str, elapsed: float) -> None:
+    from rich.table import Table
+
     queued = [o for o in outcomes if o.status == "queued"]
     table = Table(title=f"Ingested into collection {collection!r}" if not queued
                   else f"Queued for collection {collection!r}", title_justify="left")

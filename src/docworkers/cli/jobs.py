@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Group
-from rich.panel import Panel
-from rich.syntax import Syntax
-from rich.table import Table
 
 from docworkers.cli.context import (
     EXIT_FAILURE,
     CliState,
+    command_group,
     require_shared_redis,
     state_of,
     with_runtime,
@@ -39,17 +36,20 @@ from docworkers.cli.render import (
 )
 from docworkers.cli.services import services_table
 from docworkers.errors import InvalidStateError, JobNotFoundError
-from docworkers.ingest.jobs.routing import RoutedQueues
-from docworkers.queue import Job, JobFilter, JobStatus, QueueStats, RedisJobRepository
-from docworkers.runtime import Runtime
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.table import Table
+
+    from docworkers.ingest.jobs.queues import RoutedQueues
+    from docworkers.queue import Job, QueueStats, RedisJobRepository
+    from docworkers.runtime import Runtime
 
 T = TypeVar("T")
 
-jobs_app = typer.Typer(help="Submit, list, inspect, cancel and retry jobs of the queue "
-                            "(DOCWORKERS_QUEUE) and its job types' queues.",
-                       no_args_is_help=True)
-dlq_app = typer.Typer(help="The dead-letter queue: jobs that failed all their retries.",
-                      no_args_is_help=True)
+jobs_app = command_group("Submit, list, inspect, cancel and retry jobs of the queue "
+                         "(DOCWORKERS_QUEUE) and its job types' queues.")
+dlq_app = command_group("The dead-letter queue: jobs that failed all their retries.")
 
 JobIds = Annotated[list[str], typer.Argument(help="One or more job ids.", show_default=False)]
 
@@ -77,6 +77,10 @@ def _detail(job: Job) -> str:
 
 
 def jobs_table(jobs: list[Job], title: str) -> Table:
+    from rich.table import Table
+
+    from docworkers.queue import JobStatus
+
     table = Table(title=title, title_justify="left")
     table.add_column("Job / document", no_wrap=True)
     table.add_column("Status", no_wrap=True)
@@ -95,6 +99,10 @@ def jobs_table(jobs: list[Job], title: str) -> Table:
 
 
 def print_job(state: CliState, job: Job, *, as_json: bool) -> None:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.syntax import Syntax
+
     if as_json:
         echo_json(job.to_dict())
         return
@@ -162,6 +170,8 @@ def jobs_list(
     as_json: JsonOption = False,
 ) -> None:
     """List jobs, newest first."""
+    from docworkers.queue import JobFilter
+
     job_filter = JobFilter.of(statuses=status or (), types=[job_type] if job_type else (),
                               limit=limit)
     jobs = on_queue(ctx, "jobs list", lambda queues: queues.list_jobs(job_filter))
@@ -289,6 +299,9 @@ def stats_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 def stats_view(stats: QueueStats) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+
     depth = Table(title=f"Queue {stats.queue!r}", title_justify="left")
     depth.add_column("Status")
     depth.add_column("Jobs", justify="right")
@@ -339,6 +352,8 @@ def scaling_label(worker: dict[str, Any]) -> str:
 
 def supervisors_table(supervisors: list[dict[str, Any]]) -> Table | None:
     """Autoscaling process pools (`docworkers worker --max-processes`)."""
+    from rich.table import Table
+
     if not supervisors:
         return None
     table = Table(title="Worker processes", title_justify="left")

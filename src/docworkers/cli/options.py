@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from docworkers.ingest.chunking import CHUNKING_STRATEGIES
+from docworkers.ingest.defaults import CHUNKING_STRATEGIES
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 PriorityOption = Annotated[int, typer.Option(help="Job priority (higher runs first).")]

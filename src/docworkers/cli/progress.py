@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from rich.console import Console, RenderableType
 from rich.progress import (
@@ -26,7 +26,9 @@ from rich.table import Column
 from rich.text import Text
 
 from docworkers.cli.render import esc, plural
-from docworkers.queue import Job, JobStatus
+
+if TYPE_CHECKING:
+    from docworkers.queue import Job
 
 MAX_ROWS = 25  # above this many documents, only those being processed get a row
 _CHUNKS = re.compile(r"(\d+) chunks")
@@ -60,6 +62,8 @@ def chunks_of(job: Job) -> int | None:
 
 def stage_of(job: Job) -> str:
     """What a job is doing, in a few words."""
+    from docworkers.queue import JobStatus
+
     if job.status in (JobStatus.QUEUED, JobStatus.PENDING):
         return "waiting for a worker"
     if job.status == JobStatus.PROCESSING:
@@ -106,6 +110,8 @@ class IngestBoard:
 
     def update(self, jobs: dict[str, Job | None]) -> None:
         """Show the latest snapshot; ``None`` means the job no longer exists."""
+        from docworkers.queue import JobStatus
+
         done = failed = chunks = 0
         for job_id, row in self.rows.items():
             job = jobs.get(job_id)

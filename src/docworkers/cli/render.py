@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
 
 STATUS_STYLES = {
     "pending": "dim",
@@ -28,6 +29,8 @@ STATUS_STYLES = {
 
 def esc(value: object) -> str:
     """``value`` as text that rich prints literally (file names and messages may hold [])."""
+    from rich.markup import escape
+
     return escape(str(value))
 
 
@@ -98,6 +101,9 @@ def echo_json(data: Any) -> None:
 
 def key_value_table(rows: list[tuple[str, Any]], title: str | None = None) -> Table:
     """Two columns; values are printed literally unless they are rich ``Text``."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_header=False, title=title, title_justify="left", box=None,
                   pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -111,4 +117,6 @@ def key_value_table(rows: list[tuple[str, Any]], title: str | None = None) -> Ta
 
 
 def status_text(status: str) -> Text:
+    from rich.text import Text
+
     return Text.from_markup(styled_status(status))

@@ -8,17 +8,20 @@ process and service, however many workers the process runs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from docworkers.cli.render import esc
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 _STATE_STYLES = {"closed": "green", "half_open": "yellow", "open": "bold red"}
 
 
 def services_table(workers: Iterable[Mapping[str, Any]]) -> Table | None:
     """Breaker state and refused calls per process and service; None when nothing to show."""
+    from rich.table import Table
+
     rows: dict[tuple[str, str], tuple[str, int]] = {}
     for worker in workers:
         process = f"{worker.get('host', '')}:{worker.get('pid', '')}"

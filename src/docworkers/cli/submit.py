@@ -14,17 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from docworkers.cli.context import (
     EXIT_FAILURE,
@@ -48,15 +40,19 @@ from docworkers.cli.options import (
 from docworkers.cli.render import echo_json, esc
 from docworkers.cli.worker import pool_workers
 from docworkers.errors import DocworkersError, InvalidPayloadError
-from docworkers.ingest.chunking import DEFAULT_STRATEGY
-from docworkers.ingest.jobs.bulk_import import BULK_IMPORT_JOB_TYPE
-from docworkers.ingest.jobs.routing import JOB_TYPES, job_kind, queue_for, validate_payload
-from docworkers.ingest.jobs.vector_reindex import VECTOR_REINDEX_JOB_TYPE
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE
-from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
-from docworkers.queue import Job, JobSpec, JobStatus, RedisJobRepository
-from docworkers.runtime import Runtime
-from docworkers.workers import WorkerPool
+from docworkers.ingest.defaults import DEFAULT_STRATEGY, MAX_TEXT_TOKENS
+from docworkers.ingest.jobs.kinds import (
+    BULK_IMPORT_JOB_TYPE,
+    JOB_TYPES,
+    UPLOAD_JOB_TYPE,
+    VECTOR_REINDEX_JOB_TYPE,
+    job_kind,
+    queue_for,
+)
+
+if TYPE_CHECKING:
+    from docworkers.queue import Job, RedisJobRepository
+    from docworkers.runtime import Runtime
 
 POLL_INTERVAL = 0.2  # seconds between two looks at the job
 
@@ -64,6 +60,9 @@ POLL_INTERVAL = 0.2  # seconds between two looks at the job
 def submit_job(state: CliState, job_type: str, payload: dict[str, Any], *, priority: int,
                wait: bool, as_json: bool) -> None:
     """Validate, enqueue and (with ``wait``, or on a private Redis) follow one job."""
+    from docworkers.ingest.jobs.routing import validate_payload
+    from docworkers.queue import JobSpec, JobStatus
+
     kind = job_kind(job_type)
     try:
         data = validate_payload(job_type, payload)
@@ -106,6 +105,8 @@ def submit_job(state: CliState, job_type: str, payload: dict[str, Any], *, prior
 async def _run_here(runtime: Runtime, state: CliState, job_type: str, data: dict[str, Any],
                     priority: int) -> Job:
     """Run a local pool for ``job_type`` (plus uploads for a bulk import) until the job ends."""
+    from docworkers.workers import WorkerPool
+
     types = [job_type] + ([UPLOAD_JOB_TYPE] if job_type == BULK_IMPORT_JOB_TYPE else [])
     workers = pool_workers(runtime, [runtime.settings.queue], types, None, label="cli")
     pool = WorkerPool()
@@ -126,6 +127,14 @@ async def _run_here(runtime: Runtime, state: CliState, job_type: str, data: dict
 async def _follow(state: CliState, repo: RedisJobRepository, job_id: str,
                   workers: list[asyncio.Task[None]] | None = None) -> Job:
     """Show the job's progress until it is finished; its last state."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TaskProgressColumn(), TimeElapsedColumn())
     with Progress(*columns, console=state.err, transient=True) as progress:

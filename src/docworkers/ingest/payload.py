@@ -10,10 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError
 from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
+from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE as UPLOAD_JOB_TYPE  # re-exported
 from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
 from docworkers.ingest.vector_repository import validate_collection_name
-
-UPLOAD_JOB_TYPE = "document_upload"
 
 
 class ChunkingOptions(BaseModel):

@@ -24,6 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
+from docworkers.ingest.defaults import MAX_TEXT_TOKENS, MODEL_WINDOW, SPECIAL_TOKENS_PER_INPUT
+
 __all__ = [
     "MAX_TEXT_TOKENS",
     "MODEL_WINDOW",
@@ -37,12 +39,6 @@ __all__ = [
 ]
 
 TOKENIZER_FILE = "all-MiniLM-L6-v2.tokenizer.json"
-#: Tokens all-MiniLM-L6-v2 reads per input, [CLS] and [SEP] included.
-MODEL_WINDOW = 256
-#: [CLS] at the start and [SEP] at the end of every input.
-SPECIAL_TOKENS_PER_INPUT = 2
-#: The longest text, in tokens, that the model embeds without truncation.
-MAX_TEXT_TOKENS = MODEL_WINDOW - SPECIAL_TOKENS_PER_INPUT
 PAD_TOKEN = "[PAD]"
 PAD_ID = 0
 

@@ -47,6 +47,7 @@ from docworkers.ingest.chunking.merge import merge_small_chunks
 from docworkers.ingest.chunking.sentences import pack_sentences, semantic_spans, sentence_spans
 from docworkers.ingest.chunking.spans import CountedSpan, PageMap, Span, finalize_spans
 from docworkers.ingest.chunking.windows import token_windows
+from docworkers.ingest.defaults import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
 from docworkers.ingest.document import Chunk, ParsedDocument
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS, TokenCounter, default_counter
@@ -61,8 +62,6 @@ __all__ = [
     "validate_chunking",
 ]
 
-CHUNKING_STRATEGIES = ("recursive", "markdown", "sentence", "semantic", "token", "fixed")
-DEFAULT_STRATEGY = "recursive"
 # No overlap by default: the structure-aware strategies never cut inside a sentence unless it
 # alone exceeds a chunk. Set one for ``token`` and ``fixed``.
 DEFAULT_CHUNK_OVERLAP = 0

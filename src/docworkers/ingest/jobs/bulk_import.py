@@ -40,6 +40,7 @@ from docworkers.ingest.jobs.files import (
     collect_folder,
     local_path,
 )
+from docworkers.ingest.jobs.kinds import BULK_IMPORT_JOB_TYPE
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload, UploadOptions
 from docworkers.queue.job import Job, JobStatus
 from docworkers.queue.keys import validate_job_id
@@ -59,7 +60,6 @@ __all__ = [
     "parent_tag",
 ]
 
-BULK_IMPORT_JOB_TYPE = "bulk_import"
 MAX_LISTED = 100  # failures and skipped files listed in the result; the counts are complete
 
 

@@ -22,6 +22,7 @@ from docworkers.ingest.jobs.common import (
     Progress,
     no_progress,
 )
+from docworkers.ingest.jobs.kinds import COLLECTION_DELETE_JOB_TYPE
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.job import Job
 from docworkers.workers.context import JobContext
@@ -34,7 +35,6 @@ __all__ = [
     "delete_collection",
 ]
 
-COLLECTION_DELETE_JOB_TYPE = "collection_delete"
 
 
 class CollectionDeletePayload(JobPayload):

@@ -21,6 +21,7 @@ from docworkers.ingest.jobs.common import (
     Progress,
     no_progress,
 )
+from docworkers.ingest.jobs.kinds import DOCUMENT_DELETE_JOB_TYPE
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.job import Job
 from docworkers.workers.context import JobContext
@@ -33,7 +34,6 @@ __all__ = [
     "delete_document",
 ]
 
-DOCUMENT_DELETE_JOB_TYPE = "document_delete"
 
 
 class DocumentDeletePayload(JobPayload):

@@ -35,6 +35,7 @@ from docworkers.ingest.jobs.common import (
     collection_documents,
     no_progress,
 )
+from docworkers.ingest.jobs.kinds import METADATA_EXTRACT_JOB_TYPE
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.job import Job
 from docworkers.workers.context import JobContext
@@ -47,7 +48,6 @@ __all__ = [
     "MetadataExtractor",
 ]
 
-METADATA_EXTRACT_JOB_TYPE = "metadata_extract"
 KEYWORDS_PER_CHUNK = 5  # as the upload pipeline
 # What the file itself may state; the enricher prefers a declared title or language.
 _DECLARED = ("title", "author", "created", "modified", "language")

@@ -58,6 +58,7 @@ from docworkers.ingest.jobs.common import (
     collection_documents,
     no_progress,
 )
+from docworkers.ingest.jobs.kinds import VECTOR_REINDEX_JOB_TYPE
 from docworkers.ingest.payload import ChunkingOptions, UploadJobPayload
 from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
 from docworkers.ingest.vector_repository import CollectionInfo, SearchHit, VectorRepository
@@ -73,7 +74,6 @@ __all__ = [
     "VectorReindexWorker",
 ]
 
-VECTOR_REINDEX_JOB_TYPE = "vector_reindex"
 CATCH_UP_ROUNDS = 3  # before the switch; the registry rarely changes that fast
 log = logging.getLogger("docworkers.ingest.jobs")
 

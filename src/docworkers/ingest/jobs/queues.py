@@ -1,0 +1,158 @@
+"""Reading jobs across the routed queues of one base queue (see :mod:`~.kinds`).
+
+:class:`RoutedQueues` holds the repositories of one base queue and answers the questions a
+front door asks without knowing the type: where is job X, which jobs match this filter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from docworkers.errors import ConfigurationError, JobNotFoundError
+from docworkers.ingest.jobs.kinds import JOB_KINDS, JOB_TYPES, queue_for
+from docworkers.queue.filters import JobFilter
+from docworkers.queue.job import Job
+from docworkers.queue.keys import validate_queue_name
+from docworkers.queue.repository import RedisJobRepository
+from docworkers.queue.stats import QueueStats
+
+__all__ = ["MAX_MERGED", "RoutedQueues", "combine_stats"]
+
+MAX_MERGED = 10_000  # deepest a listing that merges several queues reaches (JobFilter's cap)
+
+
+class RoutedQueues:
+    """The repositories of one base queue's routed queues; ``repository(queue)`` makes (and
+    caches) the repository of a queue name."""
+
+    def __init__(self, base: str, repository: Callable[[str], RedisJobRepository]) -> None:
+        self.base = validate_queue_name(base)
+        self._repository = repository
+        self.queues: tuple[str, ...] = tuple(dict.fromkeys(queue_for(t, base)
+                                                           for t in JOB_TYPES))
+
+    def for_type(self, job_type: str) -> RedisJobRepository:
+        return self._repository(queue_for(job_type, self.base))
+
+    def holding(self, job_types: Iterable[str] = ()) -> list[RedisJobRepository]:
+        """The repositories that can hold jobs of ``job_types`` (all when empty). Types docworkers
+        does not route (library jobs) live on the base queue."""
+        wanted = set(job_types)
+        if not wanted:
+            return [self._repository(queue) for queue in self.queues]
+        queues = {queue_for(t, self.base) if t in JOB_KINDS else self.base for t in wanted}
+        return [self._repository(queue) for queue in self.queues if queue in queues]
+
+    async def find_job(self, job_id: str) -> Job | None:
+        """The job ``job_id`` in whichever routed queue holds it (the base queue first)."""
+        found = await _together(*(repo.find_job(job_id) for repo in self.holding()))
+        return next((job for job in found if job is not None), None)
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job ``job_id``; JobNotFoundError if no routed queue holds it."""
+        job = await self.find_job(job_id)
+        if job is None:
+            raise JobNotFoundError(f"no job {job_id!r} in queue {self.base!r} or the queues "
+                                   "of its job types")
+        return job
+
+    async def owner(self, job_id: str) -> RedisJobRepository:
+        """The repository of the queue that holds ``job_id``; JobNotFoundError if none does."""
+        return self._repository((await self.get_job(job_id)).queue)
+
+    async def list_jobs(self, job_filter: JobFilter) -> list[Job]:
+        """Jobs of every routed queue that matches, newest first."""
+        repos = self.holding(job_filter.types)
+        if len(repos) == 1:
+            return await repos[0].list_jobs(job_filter)
+        depth = job_filter.offset + job_filter.limit
+        if depth > MAX_MERGED:
+            raise ConfigurationError("offset", f"a listing across the {len(repos)} queues of "
+                                     f"the job types reaches {MAX_MERGED} jobs deep at most; "
+                                     "filter by type to page further")
+        window = replace(job_filter, offset=0, limit=depth)
+        pages = await _together(*(repo.list_jobs(window) for repo in repos))
+        return _newest_first(pages, job_filter.offset, job_filter.limit)
+
+    async def dead_letters(self, limit: int = 100, offset: int = 0) -> list[Job]:
+        """Dead jobs of every routed queue, most recent first."""
+        depth = offset + limit
+        pages = await _together(*(repo.dead_letters(limit=depth)
+                                       for repo in self.holding()))
+        return _newest_first(pages, offset, limit, finished=True)
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """Live workers of every routed queue."""
+        found = await _together(*(repo.list_workers() for repo in self.holding()))
+        return [worker for workers in found for worker in workers]
+
+    async def purge_dead_letters(self) -> int:
+        return sum(await _together(*(repo.purge_dead_letters()
+                                          for repo in self.holding())))
+
+    async def stats_by_queue(self) -> dict[str, QueueStats]:
+        repos = self.holding()
+        found = await _together(*(repo.stats() for repo in repos))
+        return {repo.queue: stats for repo, stats in zip(repos, found, strict=True)}
+
+    async def stats(self) -> QueueStats:
+        """The statistics of all routed queues added up, under the base queue's name."""
+        return combine_stats(self.base, list((await self.stats_by_queue()).values()))
+
+
+def combine_stats(queue: str, parts: Sequence[QueueStats]) -> QueueStats:
+    """Counts and totals summed, the average processing time weighted, workers listed;
+    ``parts`` starts with the base queue's."""
+
+    def summed(pick: Callable[[QueueStats], dict[str, int]]) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for part in parts:
+            for key, count in pick(part).items():
+                total[key] = total.get(key, 0) + count
+        return total
+
+    completed = sum(p.total_completed for p in parts)
+    return replace(  # fields not combined here are the base queue's (parts[0])
+        parts[0], queue=queue, by_status=summed(lambda p: p.by_status),
+        completed_by_type=summed(lambda p: p.completed_by_type),
+        failed_by_type=summed(lambda p: p.failed_by_type), total_completed=completed,
+        total_failed=sum(p.total_failed for p in parts),
+        total_dead=sum(p.total_dead for p in parts),
+        total_retried=sum(p.total_retried for p in parts),
+        total_lease_expired=sum(p.total_lease_expired for p in parts),
+        average_processing_time=sum(p.average_processing_time * p.total_completed
+                                    for p in parts) / completed if completed else 0.0,
+        active_workers=sum(p.active_workers for p in parts),
+        workers=[worker for p in parts for worker in p.workers],
+    )
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+_T = TypeVar("_T")
+
+
+async def _together(*calls: Awaitable[_T]) -> list[_T]:
+    """The calls' results, run concurrently. On the first failure the others are cancelled and
+    awaited before it is re-raised, so none outlives the caller (and its closed connections)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _newest_first(pages: Sequence[list[Job]], offset: int, limit: int, *,
+                  finished: bool = False) -> list[Job]:
+    def when(job: Job) -> datetime:
+        stamp = (job.completed_at or job.updated_at) if finished else job.created_at
+        return stamp or job.created_at or _EPOCH
+
+    merged = sorted((job for page in pages for job in page), key=when, reverse=True)
+    return merged[offset:offset + limit]
