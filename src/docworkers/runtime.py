@@ -7,16 +7,18 @@ is started when no Redis URL is configured.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import redis
 import redis.asyncio as aioredis
 
 from docworkers.embedded import EmbeddedRedis
+from docworkers.errors import RepositoryConnectionError, VectorStoreError
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder, make_embedder
 from docworkers.ingest.enrich import Enricher, LocalEnricher
@@ -46,8 +48,11 @@ from docworkers.queue import RedisJobRepository, RepositoryConfig
 from docworkers.settings import Settings
 from docworkers.workers import BaseWorker, WorkerConfig
 from docworkers.workers.service_guard import ServiceGuard
+from docworkers.workers.startup import start_when_ready
 
 log = logging.getLogger("docworkers.runtime")
+
+T = TypeVar("T")
 
 _DOCUMENT_WORKERS: dict[str, type[DocumentJobWorker]] = {
     DOCUMENT_DELETE_JOB_TYPE: DocumentDeleteWorker,
@@ -89,6 +94,29 @@ class Runtime:
     @property
     def uses_embedded_redis(self) -> bool:
         return self.embedded is not None
+
+    def unavailable_errors(self) -> tuple[type[Exception], ...]:
+        """The errors that mean a configured server is down, worth waiting for at start:
+        Redis unreachable, and a Chroma *server* failing (an embedded folder's errors, a
+        full disk or corrupt files, do not go away by waiting)."""
+        if self.settings.chroma_url:
+            return (RepositoryConnectionError, VectorStoreError)
+        return (RepositoryConnectionError,)
+
+    async def start_when_ready(self, attempt: Callable[[], Awaitable[T]],
+                               stop: asyncio.Event) -> T | None:
+        """Run ``attempt`` (e.g. start the workers), retried with capped backoff while Redis or
+        the Chroma server is down, for up to ``settings.startup_timeout`` seconds (None: keep
+        trying, 0: once). Returns its value, or None when ``stop`` was set first."""
+        return await start_when_ready(attempt, retry_on=self.unavailable_errors(), stop=stop,
+                                      timeout=self.settings.startup_timeout, logger=log)
+
+    async def check_services(self, *, vectors: bool = True) -> bool:
+        """Raise unless Redis and, with ``vectors``, Chroma answer; True otherwise."""
+        await self.jobs.ping()
+        if vectors:
+            self.vectors.ping()
+        return True
 
     @property
     def jobs(self) -> RedisJobRepository:

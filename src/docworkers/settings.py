@@ -57,6 +57,9 @@ class Settings:
     min_concurrency: int | None = None
     memory_limit_mb: float | None = None  # an autoscaling worker halves its limit above this
     schedules_file: str | None = None  # TOML of recurring jobs run by `docworkers worker`
+    # Seconds `docworkers worker` (and `serve --with-workers`) keeps retrying while Redis or
+    # Chroma is down at start; None: keep trying, 0: fail at once (like --fail-fast).
+    startup_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.embedder not in ("onnx-minilm", "openai"):
@@ -87,6 +90,9 @@ class Settings:
                                      "concurrency)")
         if self.memory_limit_mb is not None and not 0 < self.memory_limit_mb < float("inf"):
             raise ConfigurationError("memory_limit_mb", "must be a positive number of MiB")
+        if self.startup_timeout is not None and not 0 <= self.startup_timeout < float("inf"):
+            raise ConfigurationError("startup_timeout", "must be a number of seconds >= 0 "
+                                     "(leave it unset to keep trying)")
         if not 0 <= self.limit_max_wait < float("inf"):
             raise ConfigurationError("limit_max_wait", "must be a number of seconds >= 0")
         for name in ("redis_url", "chroma_url", "embedding_url", "llm_url"):

@@ -74,10 +74,22 @@ async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
         scheduler = Scheduler(runtime.job_repository(queues[0]),
                               load_schedules(schedules, queues[0]))
     pool = WorkerPool()
-    workers = pool_workers(runtime, queues, types or [UPLOAD_JOB_TYPE], concurrency, label)
-    for worker in workers:
-        pool.add_worker(worker)
-    log.info("workers: %s", ", ".join(f"{w.name} on queue {w.repo.queue}" for w in workers))
+    workers: list[BaseWorker] = []
+
+    async def start() -> list[BaseWorker]:
+        # Built anew on each attempt: building connects to a Chroma server.
+        nonlocal pool, workers
+        pool, workers = WorkerPool(), pool_workers(runtime, queues, types or [UPLOAD_JOB_TYPE],
+                                                   concurrency, label)
+        for worker in workers:
+            pool.add_worker(worker)
+        try:
+            await pool.start_all()  # stops the started ones if one fails
+        except asyncio.CancelledError:  # a signal while starting
+            await pool.stop_all()
+            raise
+        return workers
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received = 0
@@ -98,7 +110,12 @@ async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await pool.start_all()
+        # Redis or Chroma down: wait for them (DOCWORKERS_STARTUP_TIMEOUT, --fail-fast).
+        if await runtime.start_when_ready(start, stop) is None:
+            log.info("stopped before the workers could start")
+            return 0
+        log.info("workers: %s", ", ".join(f"{w.name} on queue {w.repo.queue}"
+                                          for w in workers))
         if scheduler is not None:
             await scheduler.start()
         waits = [asyncio.create_task(w.wait()) for w in workers]
@@ -220,6 +237,10 @@ def worker_command(
         help="TOML file of recurring jobs ([[schedules]] name, type, cron or every, payload) "
         "to enqueue; safe in every process, each tick is enqueued once "
         "(default DOCWORKERS_SCHEDULES_FILE).")] = None,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="Exit 1 at once if Redis or the Chroma server is down at start, "
+        "instead of retrying (default: retry with backoff for DOCWORKERS_STARTUP_TIMEOUT "
+        "seconds, unset: until they are back).")] = False,
 ) -> None:
     """Run a worker pool until SIGINT or SIGTERM: one worker per job type, each on its queue.
 
@@ -232,6 +253,8 @@ def worker_command(
     settings = state.settings
     if min_concurrency is not None:
         settings = dataclasses.replace(settings, min_concurrency=min_concurrency)
+    if fail_fast:
+        settings = dataclasses.replace(settings, startup_timeout=0.0)
     if not settings.redis_url:
         raise UsageError(
             "the worker needs a shared Redis: DOCWORKERS_REDIS_URL is not set, and a private "
@@ -288,10 +311,15 @@ def serve_command(
         "Redis, where no other worker can reach the queue, plus one worker of each other job "
         "type; 0 with DOCWORKERS_REDIS_URL, where `docworkers worker` runs them).")
     ] = None,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", help="With workers: exit 1 at once if Redis or the Chroma server is "
+        "down at start, instead of waiting for them (DOCWORKERS_STARTUP_TIMEOUT).")] = False,
 ) -> None:
     """Start the HTTP API (and dashboard) with uvicorn."""
     state = state_of(ctx)
     settings = state.settings
+    if fail_fast:
+        settings = dataclasses.replace(settings, startup_timeout=0.0)
     try:
         from docworkers.api.app import create_app
     except ImportError as exc:
@@ -306,6 +334,8 @@ def serve_command(
     state.configure_logging(long_running=True)
 
     async def action(runtime: Runtime) -> None:
+        if workers and not await _wait_for_services(runtime):
+            return  # SIGINT/SIGTERM while waiting
         app = create_app(runtime, with_workers=workers)
         config = uvicorn.Config(app, host=host, port=port, log_config=None,
                                 log_level=settings.log_level.lower())
@@ -321,6 +351,20 @@ def serve_command(
                 signal.signal(signum, handler)
 
     with_runtime(settings, action)
+
+
+async def _wait_for_services(runtime: Runtime) -> bool:
+    """Before the in-process workers start: wait while Redis or the Chroma server is down
+    (as `docworkers worker` does); False if SIGINT/SIGTERM came first."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        return await runtime.start_when_ready(runtime.check_services, stop) is not None
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def _already_handled(signum: int, frame: FrameType | None) -> None:

@@ -164,10 +164,10 @@ class BaseWorker(ABC):
         """Check Redis, then start the background loops. Returns once running."""
         if self._running:
             return
-        await self.repo.ping()  # a clear RepositoryConnectionError if Redis is down
+        # A clear RepositoryConnectionError naming the URL if Redis is down (the CLI retries
+        # it, see workers/startup.py); check_server also pings, and warns about eviction.
         check = getattr(self.repo, "check_server", None)
-        if check is not None:
-            await check()
+        await (check() if check is not None else self.repo.ping())
         self._waiter = self.repo.waiter()
         await self._waiter.connect()
         self._stopping = False
