@@ -112,6 +112,7 @@ async def test_rate_limit_holds_across_two_workers(repo: RedisJobRepository) -> 
 async def test_running_slot_is_renewed_and_given_back_however_the_job_ends(
         repo: RedisJobRepository) -> None:
     overlap = running = 0
+    gate = asyncio.Event()
 
     async def handler(job: Job, ctx: JobContext) -> str:
         nonlocal overlap, running
@@ -125,12 +126,17 @@ async def test_running_slot_is_renewed_and_given_back_however_the_job_ends(
                 while True:
                     await ctx.progress(10, "waiting to be cancelled")
                     await asyncio.sleep(0.02)
-            await asyncio.sleep(0.5)  # two and a half leases: only renewal keeps the slot
+            await gate.wait()  # held by the test until its slot's first lease has run out
             return kind
         finally:
             running -= 1
 
-    a, b = workers(repo, handler, concurrency=2, max_running=1, lease_timeout=0.2)
+    async def redis_ms() -> int:  # the clock the leases are kept on
+        seconds, micros = await repo.client.time()
+        return seconds * 1000 + micros // 1000
+
+    # A lease a busy machine renews in time (every 1 s); the job is held past its first expiry.
+    a, b = workers(repo, handler, concurrency=2, max_running=1, lease_timeout=3.0)
     async with a, b:
         bad = await repo.enqueue("t", {"kind": "bad"})
         await all_in(repo, [bad], JobStatus.FAILED)
@@ -143,8 +149,25 @@ async def test_running_slot_is_renewed_and_given_back_however_the_job_ends(
         assert not await repo.client.exists(SLOTS)
 
         slow = [await repo.enqueue("t", {"kind": "slow"}, max_retries=0) for _ in range(2)]
+
+        async def one_running() -> bool:
+            return running == 1
+
+        await until(one_running)
+        [(holder, first_expiry)] = await repo.client.zrange(SLOTS, 0, -1, withscores=True)
+
+        async def first_lease_over() -> bool:
+            return await redis_ms() > first_expiry
+
+        await until(first_lease_over)
+        # Past the lease it was given, the holder still has the slot: renewed, its expiry moved
+        # (the other worker, asking all along, would have taken an expired slot).
+        [(still, expiry)] = await repo.client.zrange(SLOTS, 0, -1, withscores=True)
+        assert still == holder and expiry > first_expiry
+        assert running == 1 and overlap == 1
+        gate.set()
         done = await all_in(repo, slow, JobStatus.COMPLETED)
-    assert overlap == 1  # the lease outlived 0.2 s by renewal: the other job waited
+    assert overlap == 1  # the other job waited for the slot
     assert all(j.retry_count == 0 for j in done)
     assert not await repo.client.exists(SLOTS)
 

@@ -89,17 +89,18 @@ async def test_burst_then_wait(client: Redis) -> None:
 
 
 async def test_acquire_fails_fast_when_the_wait_exceeds_the_timeout(client: Redis) -> None:
-    limiter = RedisRateLimiter(client, "slow", rate=1, burst=1)
+    # One token per 10 s and a 5 s timeout: seconds of room for a busy machine either way.
+    limiter = RedisRateLimiter(client, "slow", rate=0.1, burst=1)
     await limiter.acquire(timeout=0)
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(RateLimitedError) as info:
-        await limiter.acquire(timeout=0.5)
-    assert loop.time() - started < 0.5  # it knew at once; it did not sleep the timeout away
+        await limiter.acquire(timeout=5.0)
+    assert loop.time() - started < 5.0  # it knew at once; it did not sleep the timeout away
     err = info.value
     assert err.retryable and err.code == "rate_limited" and err.limiter == "slow"
-    assert 0.5 < err.retry_after <= 1.0 and "timeout=0.5" in str(err)
-    assert 0.5 < await limiter.try_acquire() <= 1.0  # the refusal reserved nothing
+    assert 5.0 < err.retry_after <= 10.0 and "timeout=5.0" in str(err)
+    assert 5.0 < await limiter.try_acquire() <= 10.0  # the refusal reserved nothing
 
 
 async def test_acquire_waits_for_its_slot(client: Redis) -> None:
@@ -222,9 +223,16 @@ async def test_a_dead_holders_slot_comes_back_after_its_lease(client: Redis) -> 
 
 
 async def test_hold_renews_its_lease_and_notices_losing_it(client: Redis) -> None:
-    slots = RedisConcurrencyLimiter(client, "long", 1, lease=0.3)
+    # Renewed every 0.5 s: a busy machine renews in time. Held past the first lease's end, on
+    # Redis's clock (the lease's clock): only renewals keep the slot.
+    slots = RedisConcurrencyLimiter(client, "long", 1, lease=1.5)
     async with slots.hold() as holding:
-        await asyncio.sleep(0.8)  # well past one lease: only renewals keep the slot
+        first_expiry = await client.zscore(concurrency_key("long"), holding.holder_id)
+        assert first_expiry is not None
+        while await redis_now(client) * 1000 <= first_expiry:
+            await asyncio.sleep(0.02)
+        expiry = await client.zscore(concurrency_key("long"), holding.holder_id)
+        assert expiry is not None and expiry > first_expiry  # renewed: the expiry moved on
         assert await slots.try_acquire("other") > 0
         assert not holding.lost
         await client.zrem(concurrency_key("long"), holding.holder_id)  # taken from us

@@ -140,14 +140,19 @@ async def test_three_schedulers_enqueue_each_tick_exactly_once(
         for s in schedulers:
             await s.start()
             await s.start()  # idempotent
-        await asyncio.sleep(1.3)
+
+        async def six_ticks_enqueued() -> None:  # three schedulers compete for each
+            while len({job_id for call in calls for job_id in call}) < 6:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(six_ticks_enqueued(), 30)
     finally:
         for s in schedulers:
             await s.stop()
             await s.stop()  # idempotent
     enqueued = [job_id for call in calls for job_id in call]
     ticks = [int(job_id.rsplit(":", 1)[1]) for job_id in enqueued]
-    assert len(ticks) >= 3  # about six ticks passed
+    assert len(ticks) >= 6
     assert len(ticks) == len(set(ticks))  # one enqueue per tick, across all three processes
     assert all(t % 200 == 0 for t in ticks)
     jobs = await repo.list_jobs()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from server_start import start_chroma
 from typer.testing import Result
 
 from docworkers.errors import ConfigurationError
@@ -28,8 +29,11 @@ from docworkers.settings import Settings
 
 @pytest.fixture
 def chroma_url(tmp_path: Path) -> Iterator[str]:
-    with ChromaServer(tmp_path / "chroma-server") as server:
-        yield server.url
+    server = ChromaServer(tmp_path / "chroma-server")
+    try:
+        yield start_chroma(server)
+    finally:
+        server.stop()
 
 
 def test_processes_are_added_for_a_backlog_and_retired_after_it(

@@ -58,8 +58,14 @@ async def test_without_reserved_slots_the_flood_takes_every_slot(repo: RedisJobR
         await repo.enqueue("t", {"i": i})
     config = WorkerConfig(worker_name="greedy", concurrency=3, poll_interval=60)
     async with FunctionWorker(config, job_repo=repo, handlers={"t": handler}):
-        while running < 3:
-            await asyncio.sleep(0.01)
+        async def all_slots_taken() -> None:
+            while running < 3:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(all_slots_taken(), 10)
+        stats = await repo.stats()
+        assert running == 3  # every slot runs a flood job: none is kept for urgent work
+        assert (stats.by_status["processing"], stats.by_status["queued"]) == (3, 17)
         release.set()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from server_start import start_valkey
+
 from docworkers.embedded import EmbeddedRedis
 from docworkers.queue import Job, JobStatus, RedisJobRepository, RepositoryConfig
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
@@ -12,7 +14,7 @@ from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 async def test_worker_survives_a_redis_restart_mid_job(tmp_path: Path) -> None:
     server = EmbeddedRedis(base_dir=tmp_path, appendonly=True)
-    url = server.start()
+    url = start_valkey(server)
     repo = RedisJobRepository.from_url(url, RepositoryConfig(queue="outage"))
     started, release = asyncio.Event(), asyncio.Event()
 
@@ -31,7 +33,7 @@ async def test_worker_survives_a_redis_restart_mid_job(tmp_path: Path) -> None:
         release.set()  # the job finishes while Redis is down: its completion must wait
         await asyncio.sleep(1.0)
         assert worker.is_running()
-        server.start()  # same port, same data
+        start_valkey(server)  # same port, same data
         second = await repo.enqueue("t", {"n": 2})
 
         async def finished(job_id: str) -> Job:

@@ -60,13 +60,25 @@ async def test_bulk_enqueue_uses_one_pipeline(repo: RedisJobRepository,
     assert (await repo.stats()).by_status["queued"] == 1200
 
 
+async def redis_time(repo: RedisJobRepository) -> float:
+    """Redis's clock (epoch seconds): the one due times are kept on."""
+    seconds, micros = await repo.client.time()
+    return seconds + micros / 1e6
+
+
+async def until_redis_time(repo: RedisJobRepository, moment: float) -> None:
+    while await redis_time(repo) < moment:
+        await asyncio.sleep(0.02)
+
+
 async def test_delayed_job_waits_for_its_time(repo: RedisJobRepository, invariants) -> None:
-    job_id = await repo.enqueue("t", {}, delay=0.3)
+    job_id = await repo.enqueue("t", {}, delay=1.0)
     reservation = await repo.reserve("w", 5, 30)
     assert reservation.jobs == [] and reservation.next_due is not None
+    assert await redis_time(repo) < reservation.next_due  # that reserve came before the time
     assert (await repo.get_job(job_id)).status == JobStatus.QUEUED
     invariants()
-    await asyncio.sleep(0.4)
+    await until_redis_time(repo, reservation.next_due)
     assert [j.id for j in (await repo.reserve("w", 5, 30)).jobs] == [job_id]
 
 
@@ -149,10 +161,12 @@ async def test_permanent_failure_skips_retries(repo: RedisJobRepository, invaria
 async def test_retry_waits_its_backoff(repo: RedisJobRepository) -> None:
     await repo.enqueue("t", {})
     job = (await repo.reserve("w", 1, 30)).jobs[0]
-    await repo.fail(job.id, job.token, ERR, retry=True, retry_delay=0.3)
-    assert (await repo.reserve("w", 1, 30)).jobs == []
+    await repo.fail(job.id, job.token, ERR, retry=True, retry_delay=1.0)
+    reservation = await repo.reserve("w", 1, 30)
+    assert reservation.jobs == [] and reservation.next_due is not None
+    assert await redis_time(repo) < reservation.next_due  # that reserve came before the time
     assert (await repo.get_job(job.id)).status == JobStatus.RETRYING
-    await asyncio.sleep(0.35)
+    await until_redis_time(repo, reservation.next_due)
     assert [j.id for j in (await repo.reserve("w", 1, 30)).jobs] == [job.id]
 
 

@@ -296,9 +296,11 @@ async def test_logs_carry_worker_and_job(repo: RedisJobRepository,
     assert any("started" in r.getMessage() for r in caplog.records)
 
 
-def _spawn_worker(url: str, name: str, sleep: float, lease: float) -> subprocess.Popen[str]:
+def _spawn_worker(url: str, name: str, sleep: float, lease: float,
+                  log: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(HERE / "worker_proc.py"), url, "test", name, str(sleep), str(lease)],
+        [sys.executable, str(HERE / "worker_proc.py"), url, "test", name, str(sleep), str(lease),
+         *(["log"] if log else [])],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -336,12 +338,26 @@ async def test_stale_worker_late_complete_is_rejected(redis_url: str,
                                                       repo: RedisJobRepository) -> None:
     """SIGSTOP a worker past its lease; after SIGCONT its late result must not overwrite."""
     job_id = await repo.enqueue("sleep", {})
-    paused = _spawn_worker(redis_url, "paused", sleep=2.5, lease=0.6)
+    paused = _spawn_worker(redis_url, "paused", sleep=2.5, lease=0.6, log=True)
     try:
-        assert paused.stdout is not None
-        await asyncio.wait_for(asyncio.to_thread(paused.stdout.readline), 30)
+        stdout = paused.stdout
+        assert stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(stdout.readline), 30)
+        assert line.strip() == f"started {job_id}"
         paused.send_signal(signal.SIGSTOP)
-        await asyncio.sleep(1.0)  # lease expires while it is frozen
+        # Its lease expires while it is frozen: wait on Redis's clock, the lease's clock.
+        lease_until = await repo.client.zscore(repo.keys.active, job_id)
+        assert lease_until is not None
+
+        async def lease_expired() -> None:
+            while True:
+                seconds, micros = await repo.client.time()
+                if seconds * 1000 + micros // 1000 > lease_until:
+                    return
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(lease_expired(), 30)
+
         async def quick(job: Job, ctx: JobContext) -> dict[str, str]:
             return {"by": "fresh"}
 
@@ -349,7 +365,18 @@ async def test_stale_worker_late_complete_is_rejected(redis_url: str,
                                   handlers={"sleep": quick}):
             done = await wait_status(repo, job_id, JobStatus.COMPLETED)
         paused.send_signal(signal.SIGCONT)
-        await asyncio.sleep(3.0)  # the paused worker wakes, finishes, tries to complete
+        # The paused worker wakes, finishes its attempt, and its result is refused: whether a
+        # heartbeat saw the takeover first or the fenced completion was rejected, it says so.
+        refusals = ("completion rejected by fencing", "lease lost, result dropped")
+
+        async def refused() -> str:
+            while True:
+                line = await asyncio.to_thread(stdout.readline)
+                assert line, "the paused worker's output ended before it was refused"
+                if any(refusal in line for refusal in refusals):
+                    return line
+
+        assert job_id in await asyncio.wait_for(refused(), 30)
     finally:
         paused.kill()
         paused.wait(10)

@@ -1,11 +1,13 @@
-"""A worker process for kill tests: ``python worker_proc.py URL QUEUE NAME SLEEP LEASE``.
+"""A worker process for kill tests: ``python worker_proc.py URL QUEUE NAME SLEEP LEASE [log]``.
 
-Its handler writes ``started <job id>`` to stdout, then sleeps SLEEP seconds and returns.
+Its handler writes ``started <job id>`` to stdout, then sleeps SLEEP seconds and returns. With
+``log``, the worker's warnings go to stdout too (a test waits for one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 from docworkers.queue import Job, RedisJobRepository, RepositoryConfig
@@ -27,4 +29,9 @@ async def main(url: str, queue: str, name: str, sleep: float, lease: float) -> N
 
 if __name__ == "__main__":
     url, queue, name, sleep, lease = sys.argv[1:6]
+    if sys.argv[6:] == ["log"]:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("log %(message)s"))
+        logging.getLogger().addHandler(handler)
     asyncio.run(main(url, queue, name, float(sleep), float(lease)))

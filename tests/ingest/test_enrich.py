@@ -45,8 +45,9 @@ def udhr(corpus: Path) -> dict[str, str]:
 
 
 def war_and_peace_chunks(corpus: Path, count: int, words: int = 190) -> list[str]:
-    """~256-token chunks (190 English words) of War and Peace, from its first chapters."""
-    text = (corpus / "text" / "book-war-and-peace-1225p.txt").read_text(encoding="utf-8")
+    """~256-token chunks (190 English words) of War and Peace, from its first chapters (the
+    committed first tenth of the book: up to 300 chunks)."""
+    text = (corpus / "text" / "book-war-and-peace-first-tenth.txt").read_text(encoding="utf-8")
     tokens = text.split()
     return [" ".join(tokens[i : i + words]) for i in range(0, count * words, words)]
 
@@ -241,10 +242,10 @@ def test_keywords_edge_cases(corpus: Path) -> None:
 def test_keyword_extraction_takes_milliseconds_per_chunk(corpus: Path) -> None:
     chunks = war_and_peace_chunks(corpus, 30)
     extract_keywords(chunks[0], "en")  # warm the extractor cache
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU time: other load on the machine is not ours
     for chunk in chunks:
         extract_keywords(chunk, "en")
-    per_chunk_ms = (time.perf_counter() - started) * 1000 / len(chunks)
+    per_chunk_ms = (time.process_time() - started) * 1000 / len(chunks)
     # Measured ~13 ms per 256-token chunk; the bound leaves room for slow CI machines.
     assert per_chunk_ms < 100, f"{per_chunk_ms:.1f} ms per chunk"
 

@@ -51,10 +51,10 @@ def stop(proc: subprocess.Popen[str], sig: int) -> None:
 
 
 async def test_kill_mid_embedding_then_rerun_keeps_one_copy_of_each_chunk(
-        redis_url: str, clean_redis: Any, corpus: Path, tmp_path: Path, embedder: Any) -> None:
+        redis_url: str, clean_redis: Any, long_pdf: Path, tmp_path: Path, embedder: Any) -> None:
     chroma = tmp_path / "chroma"
-    stored = tmp_path / "DA-619p.pdf"
-    shutil.copy(corpus / "pdf" / "DA-619p.pdf", stored)
+    stored = tmp_path / "long.pdf"
+    shutil.copy(long_pdf, stored)
     payload = {"filename": stored.name, "file_path": str(stored), "collection": "kill-test",
                "max_pages": 30}
     jobs = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="kill"))
