@@ -179,6 +179,15 @@ class ServiceUnavailableError(RetryableJobError):
     code = "service_unavailable"
 
 
+class InputRejectedError(PermanentJobError, ValueError):
+    """An external service refused a request because of what it was asked (a 4xx about the
+    input, e.g. a filter the vector store cannot evaluate): the same request fails again, and
+    the refusal proves the service is up, so it never counts toward a circuit breaker. The
+    message says what was refused without naming the service's address."""
+
+    code = "input_rejected"
+
+
 def error_code(exc: BaseException) -> str:
     """The stable code stored on jobs and documents for ``exc``."""
     if isinstance(exc, JobError):

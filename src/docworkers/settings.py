@@ -8,6 +8,7 @@ silently ignored.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -36,7 +37,17 @@ class Settings:
     llm_url: str | None = None  # OpenAI-compatible chat endpoint for enrichment (optional)
     llm_model: str | None = None
     llm_api_key: str | None = None
-    api_token: str | None = None  # bearer token required by the HTTP API when set
+    api_token: str | None = None  # bearer token required by the HTTP API when set (admin)
+    # More tokens, each with a scope: "read:<token>,write:<token>,admin:<token>" (read: status,
+    # search, dashboard; write: also uploads and job submission; admin: also deletes, the DLQ
+    # and queue controls). Any token set means every data endpoint needs one.
+    api_tokens: str | None = None
+    # Host names the API answers to, comma-separated (".example.com" includes subdomains, "*"
+    # any); None: the names of the address `docworkers serve` binds (loopback: localhost,
+    # 127.0.0.1, ::1). Refuses DNS-rebinding pages.
+    allowed_hosts: str | None = None
+    api_request_timeout: float = 30.0  # seconds to send a request's headers, and between body
+    # bytes; then the API answers 408 and closes the connection
     max_upload_bytes: int = 100 * 1024 * 1024
     concurrency: int = 3
     max_retries: int = 3
@@ -95,6 +106,11 @@ class Settings:
                                      "(leave it unset to keep trying)")
         if not 0 <= self.limit_max_wait < float("inf"):
             raise ConfigurationError("limit_max_wait", "must be a number of seconds >= 0")
+        self.token_scopes()  # errors name api_tokens and never quote a token
+        parse_allowed_hosts(self.allowed_hosts)
+        if not 0 < self.api_request_timeout < float("inf"):
+            raise ConfigurationError("api_request_timeout", "must be a positive number of "
+                                     "seconds")
         for name in ("redis_url", "chroma_url", "embedding_url", "llm_url"):
             value = getattr(self, name)
             if value is not None and "://" not in value:
@@ -126,11 +142,59 @@ class Settings:
             raise ConfigurationError(sorted(unknown)[0], "unknown setting")
         return cls(**parsed)
 
+    def token_scopes(self) -> dict[str, str]:
+        """``{token: scope}`` of every API token: ``api_tokens`` and ``api_token`` (admin)."""
+        scopes = parse_api_tokens(self.api_tokens)
+        if self.api_token:
+            if scopes.get(self.api_token, "admin") != "admin":
+                raise ConfigurationError("api_tokens", "a token listed there is also "
+                                         "DOCWORKERS_API_TOKEN, which has the admin scope")
+            scopes[self.api_token] = "admin"
+        return scopes
+
     @classmethod
     def table(cls) -> list[tuple[str, str]]:
         """(environment variable, default) for every setting, for docs and ``--help``."""
         defaults = cls()
         return [(PREFIX + f.name.upper(), repr(getattr(defaults, f.name))) for f in fields(cls)]
+
+
+API_SCOPES = ("read", "write", "admin")  # each one allows what the ones before it allow
+_HOST_NAME = re.compile(r"^\.?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$|^\[?[0-9a-f:.]+\]?$")
+
+
+def parse_api_tokens(raw: str | None) -> dict[str, str]:
+    """``{token: scope}`` from ``"scope:token, scope:token"``; errors name the entry by its
+    position, never by its token."""
+    tokens: dict[str, str] = {}
+    for number, entry in enumerate((raw or "").split(","), start=1):
+        if not entry.strip():
+            continue
+        scope, colon, token = entry.strip().partition(":")
+        if not colon or scope.strip().lower() not in API_SCOPES:
+            raise ConfigurationError("api_tokens", f"entry {number} must be <scope>:<token> "
+                                     f"with a scope of {', '.join(API_SCOPES)}")
+        token = token.strip()
+        if not token or any(ch.isspace() for ch in token):
+            raise ConfigurationError("api_tokens", f"the token of entry {number} is empty or "
+                                     "contains spaces")
+        if tokens.setdefault(token, scope.strip().lower()) != scope.strip().lower():
+            raise ConfigurationError("api_tokens", f"entry {number} gives a token listed "
+                                     "before another scope")
+    return tokens
+
+
+def parse_allowed_hosts(raw: str | None) -> tuple[str, ...] | None:
+    """Host names from a comma-separated list, lower-cased (None when unset)."""
+    if raw is None or not raw.strip():
+        return None
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for host in hosts:
+        if host != "*" and not _HOST_NAME.match(host):
+            raise ConfigurationError("allowed_hosts", f"{host[:80]!r} is not a host name or "
+                                     "address (give names without scheme or port; '*' for "
+                                     "any, '.example.com' for a domain and its subdomains)")
+    return hosts
 
 
 def _convert(key: str, raw: str, annotation: Any) -> Any:

@@ -48,7 +48,8 @@ async def running_api(settings: Settings, embedder: Embedder, *, with_workers: i
         app = create_app(runtime, with_workers=with_workers)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
-            async with ApiClient(transport=transport, base_url="http://api",
+            # localhost: the app answers only to the loopback names unless told otherwise.
+            async with ApiClient(transport=transport, base_url="http://localhost",
                                  timeout=60) as client:
                 client.runtime = runtime
                 yield client

@@ -130,9 +130,9 @@ async def test_search_and_document_validation(api: ApiClient) -> None:
         ({"query": "x", "k": 0}, "k"),
         ({"query": "x", "collection": "a b"}, "collection"),
         ({"query": "x", "top": 3}, "top"),
-        ({"query": "x", "filters": {"$or": []}}, "filters"),
-        ({"query": "x", "filters": {"page_start": {"$regex": "."}}}, "filters"),
-        ({"query": "x", "filters": {"page_start": [1, 2]}}, "filters"),
+        ({"query": "x", "filters": {"$or": []}}, "filters.$or"),
+        ({"query": "x", "filters": {"page_start": {"$regex": "."}}}, "filters.page_start"),
+        ({"query": "x", "filters": {"page_start": [1, 2]}}, "filters.page_start"),
     ]
     for body, field in cases:
         response = await api.post("/api/search", json=body)

@@ -26,6 +26,7 @@ from chromadb.config import Settings
 
 from docworkers.errors import ConfigurationError, VectorStoreError
 from docworkers.ingest.document import Chunk
+from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_store import (
     ChromaVectorRepository,
     SearchHit,
@@ -289,13 +290,14 @@ def test_search_with_a_where_filter(repo: ChromaVectorRepository) -> None:
     store(repo, "animals", ANIMALS, filename="animals.pdf", kind="pdf")
     store(repo, "planets", PLANETS, filename="planets.txt", kind="text")
 
-    hits = search(repo, ANIMALS[0], k=10, where={"filename": "planets.txt"})
+    hits = search(repo, ANIMALS[0], k=10, where=SearchFilter.parse({"filename": "planets.txt"}))
     assert {h.document_id for h in hits} == {"planets"}
     assert len(hits) == 2
 
-    # several plain keys mean "and"; Chroma operators pass through unchanged
-    assert search(repo, ANIMALS[0], k=10, where={"kind": "pdf", "filename": "planets.txt"}) == []
-    hits = search(repo, ANIMALS[0], k=10, where={"chunk_index": {"$gte": 3}})
+    # several fields must all match; operators become Chroma's (search_filters tests the rest)
+    both = SearchFilter.parse({"document_id": "animals", "filename": "planets.txt"})
+    assert search(repo, ANIMALS[0], k=10, where=both) == []
+    hits = search(repo, ANIMALS[0], k=10, where=SearchFilter.parse({"chunk_index": {"$gte": 3}}))
     assert sorted(h.chunk_id for h in hits) == ["animals:3", "animals:4"]
 
 
@@ -516,9 +518,8 @@ def test_against_a_chroma_server(chroma_server: str) -> None:
         assert repo.document_chunk_ids(COLLECTION, "animals") == ["animals:0", "animals:1"]
         best = search(repo, "penguins swim in cold oceans", k=2)[0]
         assert (best.chunk_id, best.page_start, best.filename) == ("animals:1", 2, "animals.pdf")
-        assert {h.document_id for h in search(repo, "x y", where={"document_id": "planets"})} == {
-            "planets"
-        }
+        planets = SearchFilter.parse({"document_id": "planets"})
+        assert {h.document_id for h in search(repo, "x y", where=planets)} == {"planets"}
         assert {c.name: c.count for c in repo.list_collections()}[COLLECTION] == 4
         with pytest.raises(ConfigurationError, match="use another collection"):
             repo.replace_document(COLLECTION, "bad", make_chunks(["x"]), np.ones((1, 3)), [{}])

@@ -14,9 +14,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from docworkers.api.errors import ApiError, ErrorResponse, describe_fields, field_errors
+from docworkers.api.limits import MAX_TAG, MAX_TAGS, MAX_USER_ID, tag_problem
 from docworkers.api.security import require_token
 from docworkers.api.state import ApiState, api_state
 from docworkers.api.uploads import FILE_FIELD, ReceivedUpload, receive_upload
+from docworkers.errors import ConfigurationError
 from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
 from docworkers.ingest.document_repository import DocumentStatus
 from docworkers.ingest.jobs.aliases import CollectionAliases
@@ -25,11 +27,13 @@ from docworkers.ingest.jobs.collection_delete import (
 )
 from docworkers.ingest.jobs.document_delete import delete_document as delete_document_everywhere
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
+from docworkers.ingest.search_filters import FIELDS, Operator, SearchFilter
 from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
 from docworkers.ingest.vector_repository import validate_collection_name
 from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+UPLOAD_PATH = "/api/documents/upload"  # its body streams to disk (RequestGuard leaves it be)
 State = Annotated[ApiState, Depends(api_state)]
 DocumentId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 CollectionName = Annotated[str, PathParam(min_length=3, max_length=512)]
@@ -51,14 +55,16 @@ def _upload_form_schema() -> dict[str, Any]:
     properties["chunking_strategy"]["enum"] = list(CHUNKING_STRATEGIES)
     properties["priority"] = {"type": "integer", "default": 0, "minimum": MIN_PRIORITY,
                               "maximum": MAX_PRIORITY, "description": "higher runs first"}
-    properties["user_id"] = {"type": "string", "description": "stored on the job"}
-    properties["tags"] = {"type": "string", "description": "comma-separated job tags"}
+    properties["user_id"] = {"type": "string", "maxLength": MAX_USER_ID,
+                             "description": "stored on the job"}
+    properties["tags"] = {"type": "string", "description": f"comma-separated job tags (at "
+                          f"most {MAX_TAGS}, each of at most {MAX_TAG} characters)"}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {
         "schema": {"type": "object", "required": [FILE_FIELD], "properties": properties}}}}}
 
 
 @router.post(
-    "/documents/upload", status_code=202, tags=["documents"],
+    UPLOAD_PATH.removeprefix(router.prefix), status_code=202, tags=["documents"],
     summary="Upload a document and queue its ingestion",
     description="Stores the file and queues a `document_upload` job; answers at once with the "
                 "job id. Follow the job with `GET /api/jobs/{id}` or `/api/jobs/{id}/events`.",
@@ -116,8 +122,12 @@ def _validate(received: ReceivedUpload, directory: Path, state: ApiState
                 errors["priority"] = f"must be between {MIN_PRIORITY} and {MAX_PRIORITY}"
     if user_id := fields.pop("user_id", "").strip():
         options["user_id"] = user_id
+        if len(user_id) > MAX_USER_ID:
+            errors["user_id"] = f"at most {MAX_USER_ID} characters"
     if tags := [t.strip() for t in fields.pop("tags", "").split(",") if t.strip()]:
         options["tags"] = tags
+        if (tags_problem := tag_problem(tags)) is not None:
+            errors["tags"] = tags_problem
     data: dict[str, Any] = {name: value for name, value in fields.items() if value.strip()}
     data.update(filename=received.filename, file_size=received.size,
                 file_path=str((directory / received.target_name).resolve()))
@@ -227,10 +237,6 @@ async def delete_collection(name: CollectionName, state: State) -> dict[str, Any
 
 # -- search -------------------------------------------------------------------------------------
 
-_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"})
-_Scalar = str | int | float | bool
-
-
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -238,39 +244,26 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=5, ge=1, le=100)
     filters: dict[str, Any] | None = Field(
-        default=None, description='metadata filters, e.g. {"filename": "a.pdf"} or '
-                                  '{"page_start": {"$gte": 2}}; several keys must all match')
+        default=None, description='chunk fields to match, e.g. {"filename": "a.pdf"} or '
+                                  '{"page_start": {"$gte": 2}}; all must match. Operators: '
+                                  f"{', '.join(op.value for op in Operator)}; fields: "
+                                  f"{', '.join(FIELDS)}")
 
     @field_validator("collection")
     @classmethod
     def _collection(cls, value: str) -> str:
         return validate_collection_name(value)
 
-    @field_validator("filters")
-    @classmethod
-    def _filters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        for key, condition in (value or {}).items():
-            if key.startswith("$"):
-                raise ValueError(f"{key!r}: operators go inside a field, e.g. "
-                                 '{"page_start": {"$gte": 2}}')
-            if isinstance(condition, dict):
-                if len(condition) != 1 or next(iter(condition)) not in _OPERATORS:
-                    raise ValueError(f"{key!r}: use one operator of "
-                                     f"{', '.join(sorted(_OPERATORS))}")
-                operand = next(iter(condition.values()))
-                values = operand if isinstance(operand, list) else [operand]
-                if not all(isinstance(v, _Scalar) for v in values):
-                    raise ValueError(f"{key!r}: compare with strings, numbers or booleans")
-            elif not isinstance(condition, _Scalar):
-                raise ValueError(f"{key!r}: must be a string, number, boolean or "
-                                 "{operator: value}")
-        return value
-
 
 @router.post("/search", tags=["search"], summary="Semantic search over a collection")
 async def search(request: SearchRequest, state: State) -> dict[str, Any]:
+    try:  # before anything is asked: a wrong filter is the client's, not the store's, fault
+        where = SearchFilter.parse(request.filters)
+    except ConfigurationError as exc:
+        raise ApiError(422, "invalid_request", f"invalid request: {exc.field}: {exc.problem}",
+                       fields={exc.field: exc.problem}) from None
     service = await state.search_service()
-    hits = await service.search(request.collection, request.query, request.k, request.filters)
+    hits = await service.search(request.collection, request.query, request.k, where)
     return {"collection": request.collection, "query": request.query, "hits": [
         {"document_id": h.document_id, "filename": h.filename, "page_start": h.page_start,
          "page_end": h.page_end, "score": round(h.score, 6), "text": h.text,

@@ -25,6 +25,7 @@ from docworkers.errors import (
     ConfigurationError,
     DocworkersError,
     EmbeddingError,
+    InputRejectedError,
     InvalidJobIdError,
     InvalidPayloadError,
     InvalidStateError,
@@ -47,6 +48,9 @@ _MAPPING: tuple[tuple[type[DocworkersError], int, str, str | None], ...] = (
     (CollectionBusyError, 409, "collection_busy", None),
     (InvalidJobIdError, 422, "invalid_job_id", None),
     (InvalidPayloadError, 422, "invalid_payload", None),
+    # A service refused what the client asked (its message names no address): a 4xx, and
+    # never counted toward a circuit breaker.
+    (InputRejectedError, 422, "input_rejected", None),
     (ConfigurationError, 422, "invalid_value", None),
     (RepositoryConnectionError, 503, "redis_unavailable", _REDIS_DOWN),
     (VectorStoreError, 503, "vector_store_unavailable",
@@ -59,8 +63,9 @@ _MAPPING: tuple[tuple[type[DocworkersError], int, str, str | None], ...] = (
     (RateLimitedError, 429, "rate_limited", None),
 )
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "too_large",
-               415: "unsupported_media_type", 422: "invalid_request"}
+               405: "method_not_allowed", 408: "request_timeout", 409: "conflict",
+               413: "too_large", 414: "uri_too_long", 415: "unsupported_media_type",
+               422: "invalid_request", 431: "headers_too_large"}
 GENERIC_MESSAGE = "internal server error; the server log has the details"
 
 

@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from docworkers.api.errors import ApiError, ErrorResponse, describe_fields, status_for
-from docworkers.api.security import require_token
+from docworkers.api.limits import MAX_JOB_ID, MAX_TAG, MAX_TAGS, MAX_USER_ID
+from docworkers.api.security import check_scope, require_token, submit_scope
 from docworkers.api.state import ApiState, api_state
 from docworkers.errors import DocworkersError
 from docworkers.ingest.jobs.routing import (
@@ -42,6 +44,10 @@ router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
 State = Annotated[ApiState, Depends(api_state)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+# Job ids are at most 128 characters (docworkers.queue.keys); a longer one is refused before it
+# is looked up or quoted back in an error.
+JobId = Annotated[str, PathParam(min_length=1, max_length=MAX_JOB_ID)]
+Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG)]
 
 
 def _ms(start: datetime | None, end: datetime | None) -> int | None:
@@ -108,13 +114,13 @@ class SubmitRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(description=", ".join(t for t, kind in JOB_KINDS.items()
-                                            if not kind.names_server_paths))
+    type: str = Field(max_length=64, description=", ".join(
+        t for t, kind in JOB_KINDS.items() if not kind.names_server_paths))
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: int = Field(default=0, ge=MIN_PRIORITY, le=MAX_PRIORITY,
                           description="higher runs first")
-    user_id: str | None = Field(default=None, max_length=256)
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    user_id: str | None = Field(default=None, max_length=MAX_USER_ID)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 def _refusal(job_type: str) -> str | None:
@@ -139,11 +145,12 @@ def _refusal(job_type: str) -> str | None:
                 "(`payload.<field>`). Uploads go through `POST /api/documents/upload`.",
     responses={422: {"model": ErrorResponse}},
 )
-async def submit_job(request: SubmitRequest, state: State) -> JSONResponse:
+async def submit_job(request: SubmitRequest, http: Request, state: State) -> JSONResponse:
     refusal = _refusal(request.type)
     if refusal is not None:
         raise ApiError(422, "invalid_payload", f"invalid job: type: {refusal}",
                        fields={"type": refusal})
+    check_scope(http, submit_scope(request.type), f"a {request.type} job")
     problems = {name if name == "payload" else f"payload.{name}": problem
                 for name, problem in payload_problems(request.type, request.payload).items()}
     if problems:
@@ -166,7 +173,7 @@ async def list_jobs(
     type: Annotated[list[str] | None, Query(description="job type; repeat for several")] = None,
     status: Annotated[list[str] | None, Query(description="status; repeat for several")] = None,
     tag: Annotated[list[str] | None, Query(description="jobs must carry every tag")] = None,
-    user: Annotated[str | None, Query(max_length=256)] = None,
+    user: Annotated[str | None, Query(max_length=MAX_USER_ID)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -178,13 +185,13 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"], summary="One job: status, progress, result, error")
-async def get_job(job_id: str, state: State) -> dict[str, Any]:
+async def get_job(job_id: JobId, state: State) -> dict[str, Any]:
     return job_view(await _queues(state).get_job(job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"],
              summary="Cancel a waiting job, or ask a running one to stop")
-async def cancel_job(job_id: str, state: State) -> dict[str, Any]:
+async def cancel_job(job_id: JobId, state: State) -> dict[str, Any]:
     repo = await _owner(state, job_id)
     outcome = await repo.cancel(job_id)
     return {"job_id": job_id, "cancel": outcome, "job": job_view(await repo.get_job(job_id))}
@@ -192,14 +199,14 @@ async def cancel_job(job_id: str, state: State) -> dict[str, Any]:
 
 @router.post("/jobs/{job_id}/retry", tags=["jobs"],
              summary="Queue a failed, dead, cancelled or pending job again")
-async def retry_job(job_id: str, state: State) -> dict[str, Any]:
+async def retry_job(job_id: JobId, state: State) -> dict[str, Any]:
     repo = await _owner(state, job_id)
     await repo.requeue(job_id)
     return job_view(await repo.get_job(job_id))
 
 
 @router.delete("/jobs/{job_id}", tags=["jobs"], summary="Delete a job that is not running")
-async def delete_job(job_id: str, state: State) -> dict[str, Any]:
+async def delete_job(job_id: JobId, state: State) -> dict[str, Any]:
     if not await (await _owner(state, job_id)).delete_job(job_id):
         raise ApiError(404, "not_found", f"no job {job_id!r}")
     return {"job_id": job_id, "deleted": True}
@@ -210,7 +217,7 @@ async def delete_job(job_id: str, state: State) -> dict[str, Any]:
                     "changes, until it finishes",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: str, request: Request, state: State) -> StreamingResponse:
+async def job_events(job_id: JobId, request: Request, state: State) -> StreamingResponse:
     repo = await _owner(state, job_id)  # a 404 now, before the stream starts
     first = await repo.get_job(job_id)
     return StreamingResponse(
@@ -283,13 +290,13 @@ async def list_dead_letters(state: State, limit: Limit = 100, offset: Offset = 0
 
 
 @router.get("/dlq/{job_id}", tags=["dead letters"], summary="One dead-lettered job")
-async def get_dead_letter(job_id: str, state: State) -> dict[str, Any]:
+async def get_dead_letter(job_id: JobId, state: State) -> dict[str, Any]:
     return job_view(await _dead_job(state, job_id))
 
 
 @router.post("/dlq/{job_id}/requeue", tags=["dead letters"],
              summary="Queue a dead-lettered job again with a fresh retry budget")
-async def requeue_dead_letter(job_id: str, state: State) -> dict[str, Any]:
+async def requeue_dead_letter(job_id: JobId, state: State) -> dict[str, Any]:
     await _dead_job(state, job_id)
     repo = await _owner(state, job_id)
     await repo.requeue(job_id)

@@ -314,6 +314,13 @@ def serve_command(
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="With workers: exit 1 at once if Redis or the Chroma server is "
         "down at start, instead of waiting for them (DOCWORKERS_STARTUP_TIMEOUT).")] = False,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", help="Host name clients use for this server (repeatable; default "
+        "DOCWORKERS_ALLOWED_HOSTS, else the names of --host); requests naming another host "
+        "are refused.")] = None,
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", help="Listen beyond loopback without an API token: everyone "
+        "who can reach the port may upload, delete and purge.")] = False,
 ) -> None:
     """Start the HTTP API (and dashboard) with uvicorn."""
     state = state_of(ctx)
@@ -327,6 +334,19 @@ def serve_command(
                          ) from exc
     import uvicorn
 
+    from docworkers.api.security import bind_refusal, default_allowed_hosts
+    from docworkers.api.server import ServerLimits, server_config
+    from docworkers.settings import parse_allowed_hosts
+
+    tokens = settings.token_scopes()
+    refusal = bind_refusal(host, has_token=bool(tokens), insecure_no_auth=insecure_no_auth)
+    if refusal is not None:
+        raise UsageError(refusal)
+    try:
+        hosts = parse_allowed_hosts(",".join(allowed_host)) if allowed_host else None
+    except ConfigurationError as exc:
+        raise UsageError(f"--allowed-host: {exc.problem}") from exc
+    hosts = hosts or parse_allowed_hosts(settings.allowed_hosts) or default_allowed_hosts(host)
     workers = with_workers if with_workers is not None else (0 if settings.redis_url else 1)
     if workers == 0 and not settings.redis_url:
         log.warning("no DOCWORKERS_REDIS_URL and --with-workers 0: uploads will queue up in a "
@@ -336,9 +356,13 @@ def serve_command(
     async def action(runtime: Runtime) -> None:
         if workers and not await _wait_for_services(runtime):
             return  # SIGINT/SIGTERM while waiting
-        app = create_app(runtime, with_workers=workers)
-        config = uvicorn.Config(app, host=host, port=port, log_config=None,
-                                log_level=settings.log_level.lower())
+        app = create_app(runtime, with_workers=workers, allowed_hosts=hosts)
+        config = server_config(app, host=host, port=port, log_level=settings.log_level.lower(),
+                               limits=ServerLimits(request_timeout=settings.api_request_timeout))
+        if not tokens and insecure_no_auth:
+            log.warning("--insecure-no-auth: the API has no token; whoever can reach %s:%d "
+                        "may do anything", host, port)
+        log.info("answering to the host names %s", ", ".join(hosts))
         # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises the signal again for
         # the handler it found. Finding this no-op one, we go on to close the runtime and
         # exit 0 instead of dying by the signal before the cleanup.

@@ -2,7 +2,9 @@
 
 The vector store is asked through its circuit breaker (shared with the upload pipeline's
 writes): while a Chroma server is down, searches fail at once with ``CircuitOpenError`` (the
-API answers 503 with ``Retry-After``) instead of each waiting for a connection timeout."""
+API answers 503 with ``Retry-After``) instead of each waiting for a connection timeout.
+Filters and arguments are checked before the model or the store is asked: a client's mistake is
+a ConfigurationError naming the field, never a store failure that counts toward the breaker."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from docworkers.errors import ConfigurationError
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.jobs.aliases import resolve_collection
+from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import (
     SearchHit,
     VectorRepository,
@@ -34,10 +37,14 @@ class SearchService:
         self.vector_breaker = vector_store_breaker()
 
     async def search(
-        self, collection: str, query: str, k: int = 5, filters: Mapping[str, Any] | None = None
+        self, collection: str, query: str, k: int = 5,
+        filters: SearchFilter | Mapping[str, Any] | None = None,
     ) -> list[SearchHit]:
-        """The ``k`` chunks of ``collection`` closest to ``query``, best first."""
+        """The ``k`` chunks of ``collection`` closest to ``query``, best first, among those
+        ``filters`` matches (a :class:`SearchFilter`, or the JSON form it parses: a bad one is
+        a ConfigurationError naming ``filters.<field>``, raised before anything is asked)."""
         validate_collection_name(collection)
+        where = filters if isinstance(filters, SearchFilter) else SearchFilter.parse(filters)
         if not query.strip():
             raise ConfigurationError("query", "must not be empty")
         if not 1 <= k <= 1000:
@@ -46,4 +53,4 @@ class SearchService:
             collection = await resolve_collection(self.documents, collection)
         vector = (await asyncio.to_thread(self.embedder.embed, [query]))[0]
         return await asyncio.to_thread(self.vector_breaker.call_sync, self.vectors.search,
-                                       collection, vector, k, filters)
+                                       collection, vector, k, where)

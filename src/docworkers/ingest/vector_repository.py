@@ -31,6 +31,7 @@ import numpy as np
 
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.document import Chunk
+from docworkers.ingest.search_filters import SearchFilter
 from docworkers.workers.circuit_breaker import CircuitBreaker, get_breaker
 
 __all__ = [
@@ -117,7 +118,7 @@ class VectorRepository(Protocol):
         collection: str,
         query_embedding: np.ndarray,
         k: int = 5,
-        where: Mapping[str, Any] | None = None,
+        where: SearchFilter | None = None,
     ) -> list[SearchHit]: ...
 
     def list_collections(self) -> list[CollectionInfo]: ...

@@ -12,7 +12,10 @@ The only module that imports ``chromadb``. On top of the protocol's conventions:
   path), so it is allowed; repositories on one path also share a write mutex.
 * Any Chroma or connection failure becomes a retryable VectorStoreError that names the path or
   URL and what to check. An embedding dimension that does not match the collection is a
-  ConfigurationError instead: retrying cannot fix it.
+  ConfigurationError instead, and a request Chroma refuses as invalid an InputRejectedError:
+  retrying cannot fix them, and neither counts toward the circuit breaker.
+* Search filters arrive as :class:`~docworkers.ingest.search_filters.SearchFilter`, already
+  checked; Chroma's ``where`` syntax never leaves this module.
 * Writes are serialised by a mutex; reads run concurrently with them.
 
 The value types and helpers are re-exported here, so ``from docworkers.ingest.vector_store
@@ -36,8 +39,14 @@ from chromadb.api.models.Collection import Collection
 from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
 from chromadb.errors import InvalidArgumentError, NotFoundError
 
-from docworkers.errors import ConfigurationError, DocworkersError, VectorStoreError
+from docworkers.errors import (
+    ConfigurationError,
+    DocworkersError,
+    InputRejectedError,
+    VectorStoreError,
+)
 from docworkers.ingest.document import Chunk
+from docworkers.ingest.search_filters import Operator, SearchFilter
 from docworkers.ingest.vector_repository import (
     STRUCTURAL_KEYS,
     CollectionInfo,
@@ -65,13 +74,24 @@ DEFAULT_CHROMA_PATH = ".docworkers/chroma"
 DEFAULT_CHROMA_PORT = 8000  # what `chroma run` listens on when no port is given
 
 
-def _normalise_where(where: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Chroma wants exactly one key per filter dict; ``{"a": 1, "b": 2}`` means "a and b"."""
-    if not where:
+# docworkers' filter operators in Chroma's language (the same spelling today, by choice).
+_CHROMA_OPERATORS = {
+    Operator.EQ: "$eq", Operator.NE: "$ne", Operator.GT: "$gt", Operator.GTE: "$gte",
+    Operator.LT: "$lt", Operator.LTE: "$lte", Operator.IN: "$in", Operator.NIN: "$nin",
+}
+
+
+def _chroma_where(search_filter: SearchFilter | None) -> dict[str, Any] | None:
+    """Chroma's ``where`` for a parsed filter: one condition per dict, several under
+    ``$and`` (Chroma wants exactly one key per filter dict)."""
+    if not search_filter:
         return None
-    if len(where) == 1 or any(str(key).startswith("$") for key in where):
-        return dict(where)
-    return {"$and": [{key: value} for key, value in where.items()]}
+    clauses: list[dict[str, Any]] = [
+        {c.field: {_CHROMA_OPERATORS[c.operator]:
+                   list(c.value) if isinstance(c.value, tuple) else c.value}}
+        for c in search_filter
+    ]
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 def _document_filter(document_id: str, min_index: int = 0) -> dict[str, Any]:
@@ -333,11 +353,10 @@ class ChromaVectorRepository:
         collection: str,
         query_embedding: np.ndarray,
         k: int = 5,
-        where: Mapping[str, Any] | None = None,
+        where: SearchFilter | None = None,
     ) -> list[SearchHit]:
         """The ``k`` chunks most similar to ``query_embedding`` (an empty list if the
-        collection does not exist yet). ``where`` filters on chunk metadata, Chroma syntax;
-        several plain keys are combined with ``$and``."""
+        collection does not exist yet), among those ``where`` matches."""
         validate_collection_name(collection)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -353,7 +372,7 @@ class ChromaVectorRepository:
             result = target.query(
                 query_embeddings=vector[np.newaxis, :],
                 n_results=k,
-                where=_normalise_where(where),
+                where=_chroma_where(where),
                 include=["documents", "metadatas", "distances"],
             )
         ids = result["ids"][0]
@@ -426,7 +445,8 @@ class ChromaVectorRepository:
     def _translate(
         self, action: str, collection: str | None = None, document_id: str | None = None
     ) -> Iterator[None]:
-        """Turn anything Chroma raises into a VectorStoreError that says where and what to check."""
+        """Turn anything Chroma raises into a VectorStoreError that says where and what to check
+        (an outage, retryable), or, for a request Chroma refuses as invalid, InputRejectedError."""
         if self._closed:
             raise VectorStoreError(f"the Chroma repository at {self._location} is closed")
         try:
@@ -444,7 +464,14 @@ class ChromaVectorRepository:
                     "embedding model differs from the one that filled it: use another "
                     "collection or delete this one and re-ingest",
                 ) from exc
-            raise self._error(action, collection, document_id, exc) from exc
+            # Chroma refused the request itself (a value it cannot store or evaluate): the
+            # same request fails again, and Chroma is up. Not a VectorStoreError, so it fails
+            # the job at once and never counts toward the vector store's circuit breaker. The
+            # message leaves out where Chroma runs: it may reach an API client.
+            what = f"collection {collection!r}" if collection else "the database"
+            raise InputRejectedError(
+                f"the vector store refused to {action} {what}: {str(exc)[:300]}"
+            ) from exc
         except Exception as exc:
             if collection is not None:
                 self._forget(collection)  # a stale handle (collection deleted elsewhere)

@@ -78,11 +78,15 @@ class BreakerStats:
 def counts_as_failure(exc: BaseException) -> bool:
     """The default failure predicate: any Exception except bad input and cancellation.
 
-    A :class:`PermanentJobError` says the *job* is wrong (a corrupt file), not that the service
-    is down, and a cancellation says nothing about the service either.
+    A :class:`PermanentJobError` says the *job* is wrong (a corrupt file, a request the service
+    rejected as invalid: ``InputRejectedError``), not that the service is down; a
+    :class:`ConfigurationError` says an argument or a setting is wrong (a collection name, an
+    embedding dimension that does not fit the collection); a cancellation says nothing about
+    the service either. Counting them would let a client's bad requests open the breaker and
+    fail everybody's calls.
     """
     return isinstance(exc, Exception) and not isinstance(
-        exc, PermanentJobError | JobCancelledError
+        exc, PermanentJobError | JobCancelledError | ConfigurationError
     )
 
 

@@ -61,6 +61,7 @@ from docworkers.ingest.jobs.common import (
 from docworkers.ingest.jobs.kinds import VECTOR_REINDEX_JOB_TYPE
 from docworkers.ingest.payload import ChunkingOptions, UploadJobPayload
 from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
+from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import CollectionInfo, SearchHit, VectorRepository
 from docworkers.queue.job import Job
 from docworkers.workers.context import JobContext
@@ -343,7 +344,7 @@ class _Redirected:
         return self.inner.update_chunk_metadata(self._to(collection), ids, metadatas)
 
     def search(self, collection: str, query_embedding: np.ndarray, k: int = 5,
-               where: Mapping[str, Any] | None = None) -> list[SearchHit]:
+               where: SearchFilter | None = None) -> list[SearchHit]:
         return self.inner.search(self._to(collection), query_embedding, k, where)
 
     def list_collections(self) -> list[CollectionInfo]:
