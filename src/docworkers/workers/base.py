@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import time
 import traceback
@@ -98,6 +99,7 @@ class BaseWorker(ABC):
         self._running = False
         self._stopping = False
         self._inflight: dict[str, _Running] = {}
+        self._in_handler: set[str] = set()  # jobs in process(): a lost lease cancels them
         self._acks: list[_Ack] = []
         self._ack_ready = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -372,6 +374,15 @@ class BaseWorker(ABC):
                 result = await self._limited_attempt(self._job_limits, job, ctx)
         except asyncio.CancelledError:
             self._release_slot(job.id)
+            if ctx.lease_lost and not self._stopping:
+                # Cancelled by _beat, not by stop(): the job is another worker's now (or lease
+                # recovery requeued it), and any result of ours would be refused by fencing.
+                ctx.logger.warning("lease lost, result dropped: the heartbeat found the job "
+                                   "taken over or recovered; attempt stopped")
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                return
             raise  # shutdown: stop() hands the job back
         except _Refused as refused:
             await self._refuse(job, ctx, refused.error)
@@ -398,16 +409,20 @@ class BaseWorker(ABC):
         self._ack_ready.set()
 
     async def _attempt(self, job: Job, ctx: JobContext) -> Any:
-        if self.config.job_timeout is None:
-            return await self.process(job, ctx)
+        self._in_handler.add(job.id)
         try:
-            # asyncio.timeout, unlike wait_for, runs the handler in this task
-            async with asyncio.timeout(self.config.job_timeout):
+            if self.config.job_timeout is None:
                 return await self.process(job, ctx)
-        except TimeoutError as exc:
-            raise JobTimeoutError(
-                f"job ran longer than job_timeout={self.config.job_timeout}s"
-            ) from exc
+            try:
+                # asyncio.timeout, unlike wait_for, runs the handler in this task
+                async with asyncio.timeout(self.config.job_timeout):
+                    return await self.process(job, ctx)
+            except TimeoutError as exc:
+                raise JobTimeoutError(
+                    f"job ran longer than job_timeout={self.config.job_timeout}s"
+                ) from exc
+        finally:
+            self._in_handler.discard(job.id)
 
     async def _limited_attempt(self, limits: JobLimits, job: Job, ctx: JobContext) -> Any:
         """The attempt under the job type's cluster-wide limits (workers/job_limits.py); the
@@ -453,7 +468,8 @@ class BaseWorker(ABC):
                 getattr(exc, "stage", None),
             )
             delay = backoff_delay(job.retry_count + 1, base=self.config.retry_delay,
-                                  cap=self.config.retry_delay_cap)
+                                  cap=self.config.retry_delay_cap,
+                                  jitter=random.uniform if self.config.retry_jitter else None)
             retry_after = getattr(exc, "retry_after", None)
             if retry and isinstance(retry_after, int | float):
                 # An open circuit breaker or a rate limit refused the call without trying it:
@@ -608,6 +624,9 @@ class BaseWorker(ABC):
         for job_id in lost:
             if job_id in by_id and job_id not in cancel:
                 by_id[job_id].ctx.lease_lost = True
+                if job_id in self._in_handler:
+                    # Its result would be refused by fencing: stop the work now (see _run).
+                    by_id[job_id].task.cancel()
 
     async def _unregister(self) -> None:
         with contextlib.suppress(RepositoryError, OSError):

@@ -33,6 +33,7 @@ class WorkerConfig:
     retry_delay: float = 5.0
     enable_recovery: bool = True
     retry_delay_cap: float = 300.0
+    retry_jitter: bool = True  # full jitter: a retry waits uniform(0, backoff); False: exactly it
     lease_timeout: float = 30.0
     job_timeout: float | None = None
     prefetch: int = 0  # jobs reserved per round trip; 0 = up to the free slots
@@ -70,6 +71,9 @@ class WorkerConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigurationError(name, f"must be a non-negative duration, got {value!r}")
+        if not isinstance(self.retry_jitter, bool):
+            raise ConfigurationError("retry_jitter", f"must be True or False, got "
+                                     f"{self.retry_jitter!r}")
         if self.poll_interval <= 0:
             raise ConfigurationError("poll_interval", "must be greater than 0")
         if self.lease_timeout < 0.1:
