@@ -10,7 +10,10 @@ from __future__ import annotations
 
 
 class DocworkersError(Exception):
-    """Root of every error raised by docworkers."""
+    """Root of every error raised by docworkers. ``code`` is stable: it is what jobs and
+    documents store (see :func:`error_code`), never a class name."""
+
+    code: str = "error"
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -19,17 +22,14 @@ class DocworkersError(Exception):
 class ConfigurationError(DocworkersError, ValueError):
     """A setting or argument is invalid; ``field`` names it."""
 
+    code = "configuration"
+
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
 
 
-# --- repository / connection ---------------------------------------------------------------
-
-
-class RepositoryError(DocworkersError):
-    """The job or document store failed (Redis, Chroma)."""
 class MissingExtraError(DocworkersError, ImportError):
     """A part of docworkers was used whose optional dependencies are not installed."""
 
@@ -42,14 +42,25 @@ class MissingExtraError(DocworkersError, ImportError):
             f"installed): pip install 'docworkers[{extra}]'")
 
 
+# --- repository / connection ---------------------------------------------------------------
+
+
+class RepositoryError(DocworkersError):
+    """The job or document store failed (Redis, Chroma)."""
+
+    code = "repository"
 
 
 class RepositoryConnectionError(RepositoryError, ConnectionError):
     """A backing server cannot be reached; the message names the URL and what to check."""
 
+    code = "connection"
+
 
 class JobNotFoundError(RepositoryError, KeyError):
     """No job with this id exists (it may have expired after its retention)."""
+
+    code = "job_not_found"
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "job not found"
@@ -58,13 +69,23 @@ class JobNotFoundError(RepositoryError, KeyError):
 class InvalidJobIdError(DocworkersError, ValueError):
     """A job id is empty, too long, or contains characters that would break key names."""
 
+    code = "invalid_job_id"
+
 
 class InvalidStateError(RepositoryError):
     """The requested transition is not allowed from the job's current state."""
 
+    code = "invalid_state"
+
 
 class LeaseLostError(RepositoryError):
-    """Fencing rejected a write: another worker now owns this job (our lease expired)."""
+    """Fencing rejected a write: another worker now owns this job (our lease expired).
+
+    The attempt that gets it must change nothing more: it is never recorded as a failure of
+    the job or of its document, and the worker does not count the attempt in its statistics.
+    """
+
+    code = "lease_lost"
 
 
 # --- job outcomes --------------------------------------------------------------------------
@@ -105,6 +126,8 @@ class UnknownJobTypeError(PermanentJobError):
 
 class JobCancelledError(DocworkersError):
     """Raised inside a running handler when someone asked to cancel its job."""
+
+    code = "cancelled"
 
 
 class JobTimeoutError(RetryableJobError):
@@ -189,11 +212,10 @@ class InputRejectedError(PermanentJobError, ValueError):
 
 
 def error_code(exc: BaseException) -> str:
-    """The stable code stored on jobs and documents for ``exc``."""
-    if isinstance(exc, JobError):
-        return exc.code
+    """The stable code stored on jobs and documents for ``exc``: its class's ``code`` for
+    our errors, ``unexpected`` for anything else (never a class name)."""
     if isinstance(exc, DocworkersError):
-        return type(exc).__name__
+        return exc.code
     return "unexpected"
 
 

@@ -1,7 +1,9 @@
 """The document registry in Redis: one hash per document, one index per collection.
 
 A document's id comes from its content (and collection), so uploading the same file again
-updates the same record instead of adding one.
+updates the same record instead of adding one. Every write is one script (``ingest/jobs/lua``);
+a job attempt passes its fence (:mod:`docworkers.ingest.fencing`) and the write is refused with
+LeaseLostError once a newer attempt of its job has claimed the fence.
 """
 
 from __future__ import annotations
@@ -9,16 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from docworkers.errors import RepositoryConnectionError
+from docworkers.ingest.fencing import FENCE_TTL
+
+if TYPE_CHECKING:
+    from docworkers.ingest.fencing import AttemptFence
 
 
 class DocumentStatus(StrEnum):
@@ -26,6 +34,7 @@ class DocumentStatus(StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # its upload job was cancelled on request (not a failure)
 
 
 @dataclass(slots=True)
@@ -97,6 +106,13 @@ class DocumentRecord:
         )
 
 
+@cache
+def lua_script(name: str) -> str:
+    """The source of ``ingest/jobs/lua/<name>.lua``: the scripts of the ``{documents}`` keys
+    (registry, fences, collection locks and aliases), packaged with the job modules."""
+    return (resources.files("docworkers.ingest.jobs") / "lua" / f"{name}.lua").read_text()
+
+
 def content_hash(path: Path) -> str:
     """SHA-256 of a file, read in blocks so large files never sit in memory at once."""
     digest = hashlib.sha256()
@@ -120,9 +136,16 @@ class DocumentRepository:
         self.client = client
         self.url = url
         self.prefix = f"{namespace}:{{documents}}:"
+        self._scripts = {name: client.register_script(lua_script(name)) for name in (
+            "fence_claim", "document_register", "document_update", "document_delete",
+            "collection_forget")}
 
     def _key(self, document_id: str) -> str:
         return f"{self.prefix}doc:{document_id}"
+
+    def fence_key(self, queue: str, job_id: str) -> str:
+        """The fence of a job of ``queue``: the token of its newest attempt."""
+        return f"{self.prefix}fence:{queue}:{job_id}"
 
     @property
     def _collections(self) -> str:
@@ -139,14 +162,40 @@ class DocumentRepository:
                 f"document registry at {self.url} failed: {exc}"
             ) from exc
 
-    async def register(self, record: DocumentRecord) -> DocumentRecord:
+    async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any],
+                      fence: AttemptFence | None) -> Any:
+        """Run a registry script; the fence, if any, is its last key and its first two
+        arguments are the fencing token and the fence's ttl ('' and 0 without a fence)."""
+        if fence is not None:
+            keys = [*keys, fence.key]
+        head = [fence.token, round(FENCE_TTL * 1000)] if fence is not None else ["", 0]
+        try:
+            return await self._scripts[name](keys=list(keys), args=[*head, *args])
+        except RedisError as exc:
+            raise RepositoryConnectionError(
+                f"document registry at {self.url} failed: {exc}"
+            ) from exc
+
+    async def claim_fence(self, fence: AttemptFence) -> bool:
+        """Make ``fence``'s attempt the only one whose fenced writes pass; False if a newer
+        attempt of the job claimed it already."""
+        try:
+            claimed = await self._scripts["fence_claim"](
+                keys=[fence.key], args=[fence.token, round(FENCE_TTL * 1000)])
+        except RedisError as exc:
+            raise RepositoryConnectionError(
+                f"document registry at {self.url} failed: {exc}"
+            ) from exc
+        return bool(claimed)
+
+    async def register(self, record: DocumentRecord, *,
+                       fence: AttemptFence | None = None) -> DocumentRecord:
         """Create or refresh a document (status, job, file); keeps its first created_at.
 
         An empty ``file_path`` keeps the one already stored (callers that do not know it must
-        not erase it).
+        not erase it). LeaseLostError if ``fence`` no longer holds.
         """
         now = time.time()
-        key = self._key(record.document_id)
         fields: dict[str, str | int | float] = {
             "document_id": record.document_id,
             "collection": record.collection,
@@ -162,17 +211,20 @@ class DocumentRepository:
         }
         if record.file_path:
             fields["file_path"] = record.file_path
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hsetnx(key, "created_at", str(now))
-        pipe.hset(key, mapping=fields)
-        pipe.zadd(self._index(record.collection), {record.document_id: now}, nx=True)
-        pipe.sadd(self._collections, record.collection)
-        pipe.hgetall(key)
-        replies = await self._run(pipe)
-        return DocumentRecord.from_hash(replies[-1])
+        reply = await self._script(
+            "document_register",
+            [self._key(record.document_id), self._index(record.collection), self._collections],
+            [repr(now), record.document_id, record.collection, *_pairs(fields)], fence)
+        if not reply:
+            assert fence is not None
+            raise fence.lost(f"registering document {record.document_id}")
+        return DocumentRecord.from_hash(dict(zip(reply[::2], reply[1::2], strict=True)))
 
-    async def update(self, document_id: str, **fields: Any) -> None:
-        """Set fields (status, chunk_count, error_*, metadata ...) on an existing document."""
+    async def update(self, document_id: str, *, fence: AttemptFence | None = None,
+                     **fields: Any) -> bool:
+        """Set fields (status, chunk_count, error_*, metadata ...) on an existing document;
+        False if it does not exist (nothing is written). LeaseLostError if ``fence`` no longer
+        holds."""
         encoded: dict[str, Any] = {"updated_at": time.time()}
         for name, value in fields.items():
             if isinstance(value, DocumentStatus):
@@ -183,13 +235,18 @@ class DocumentRepository:
                 encoded[name] = ""
             else:
                 encoded[name] = value
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self._key(document_id), mapping=encoded)
-        await self._run(pipe)
+        done = await self._script("document_update", [self._key(document_id)],
+                                  _pairs(encoded), fence)
+        if done == 0:
+            assert fence is not None
+            raise fence.lost(f"updating document {document_id}")
+        return bool(done == 1)
 
-    async def mark_failed(self, document_id: str, *, code: str, message: str, stage: str) -> None:
-        await self.update(
+    async def mark_failed(self, document_id: str, *, code: str, message: str, stage: str,
+                          fence: AttemptFence | None = None) -> bool:
+        return await self.update(
             document_id,
+            fence=fence,
             status=DocumentStatus.FAILED,
             error_code=code,
             error_message=message,
@@ -220,22 +277,33 @@ class DocumentRepository:
     async def collections(self) -> list[str]:
         return sorted(await cast("Awaitable[set[str]]", self.client.smembers(self._collections)))
 
-    async def delete(self, document_id: str) -> bool:
+    async def delete(self, document_id: str, *, fence: AttemptFence | None = None) -> bool:
+        """Remove a document's entry; False if there was none. LeaseLostError if ``fence`` no
+        longer holds."""
         record = await self.get(document_id)
         if record is None:
             return False
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(self._key(document_id))
-        pipe.zrem(self._index(record.collection), document_id)
-        await self._run(pipe)
-        return True
+        done = await self._script(
+            "document_delete", [self._key(document_id), self._index(record.collection)],
+            [document_id], fence)
+        if done == 0:
+            assert fence is not None
+            raise fence.lost(f"deleting document {document_id}")
+        return bool(done == 1)
 
-    async def delete_collection(self, collection: str) -> int:
-        ids = cast(list[str], await self.client.zrange(self._index(collection), 0, -1))
-        pipe = self.client.pipeline(transaction=True)
-        for document_id in ids:
-            pipe.delete(self._key(document_id))
-        pipe.delete(self._index(collection))
-        pipe.srem(self._collections, collection)
-        await self._run(pipe)
-        return len(ids)
+    async def delete_collection(self, collection: str, *,
+                                fence: AttemptFence | None = None) -> int:
+        """Remove every entry of ``collection``; how many. LeaseLostError if ``fence`` no
+        longer holds (then nothing is removed)."""
+        count = int(await self._script(
+            "collection_forget", [self._key(""), self._index(collection), self._collections],
+            [collection], fence))
+        if count < 0:
+            assert fence is not None
+            raise fence.lost(f"deleting the documents of collection {collection}")
+        return count
+
+
+def _pairs(fields: Mapping[str, Any]) -> list[Any]:
+    """Field, value, field, value ... for a script's ARGV."""
+    return [item for pair in fields.items() for item in pair]

@@ -11,6 +11,11 @@ completed the pipeline resolves the alias again and, if it moved, stores the chu
 physical collection too: whichever side acts last, the document ends up in the collection that
 searches use (see :meth:`UploadPipeline._follow_switch`). Uploads do not take the collection's
 rebuild lock: it is exclusive and held for a whole reindex, so they would wait minutes.
+
+A job attempt passes its fence (:mod:`docworkers.ingest.fencing`): its registry writes are
+refused once a newer attempt claimed the fence, and each vector store write is preceded by a
+check that the attempt still owns its job. An attempt that lost its job (LeaseLostError) records
+nothing about the document; a cancelled one marks it cancelled, not failed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from docworkers.errors import (
     ConfigurationError,
     DocworkersError,
     InvalidPayloadError,
+    JobCancelledError,
+    LeaseLostError,
     NoExtractableTextError,
     error_code,
 )
@@ -44,6 +51,7 @@ from docworkers.ingest.document_repository import (
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.embedding_batcher import BatchingEmbedder
 from docworkers.ingest.enrich import Enricher, LocalEnricher
+from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.jobs.aliases import resolve_collection
 from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
@@ -98,7 +106,8 @@ class UploadPipeline:
         self.vector_breaker = vector_store_breaker()
 
     async def run(
-        self, payload: UploadJobPayload, *, job_id: str = "", progress: Progress | None = None
+        self, payload: UploadJobPayload, *, job_id: str = "", progress: Progress | None = None,
+        fence: AttemptFence | None = None,
     ) -> UploadJobResult:
         report = progress or _no_progress
         started = time.perf_counter()
@@ -125,12 +134,13 @@ class UploadPipeline:
                 content_hash=file_hash,
                 file_size=path.stat().st_size,
                 file_path=str(path.expanduser().resolve()),  # vector_reindex reads it again
-            )
+            ),
+            fence=fence,
         )
         try:
-            return await self._stages(payload, document_id, report, timings, started)
+            return await self._stages(payload, document_id, report, timings, started, fence)
         except Exception as exc:
-            await record_failure(self.documents, document_id, exc)
+            await record_failure(self.documents, document_id, exc, fence=fence)
             raise
 
     async def _stages(
@@ -140,6 +150,7 @@ class UploadPipeline:
         report: Progress,
         timings: dict[str, int],
         started: float,
+        fence: AttemptFence | None = None,
     ) -> UploadJobResult:
         path = payload.path
         stage = _Stage(timings)
@@ -174,7 +185,7 @@ class UploadPipeline:
                 }
                 for chunk_extra in extra
             ]
-            stored = _Stored(document_id, chunks, embeddings, metadatas)
+            stored = _Stored(document_id, chunks, embeddings, metadatas, fence)
             physical = await resolve_collection(self.documents, payload.collection)
             await self._store(physical, stored)
         with stage("finalizing"):
@@ -183,6 +194,7 @@ class UploadPipeline:
             page_count = doc.metadata.get("page_count")
             await self.documents.update(
                 document_id,
+                fence=fence,
                 status=DocumentStatus.COMPLETED,
                 chunk_count=len(chunks),
                 page_count=page_count,
@@ -204,6 +216,8 @@ class UploadPipeline:
         )
 
     async def _store(self, physical: str, stored: _Stored) -> None:
+        if stored.fence is not None:  # see fencing.py: why a late write is harmless
+            await stored.fence.check(f"storing the chunks of {stored.document_id} in {physical}")
         await asyncio.to_thread(
             self.vector_breaker.call_sync,
             self.vectors.replace_document,
@@ -229,6 +243,8 @@ class UploadPipeline:
         log.info("collection %s switched from %s to %s while document %s was stored; "
                  "storing it again", collection, physical, current, stored.document_id)
         await self._store(current, stored)
+        if stored.fence is not None:
+            await stored.fence.check(f"removing {stored.document_id} from {physical}")
         try:
             await asyncio.to_thread(self.vectors.delete_document, physical, stored.document_id)
         except DocworkersError as exc:  # the old version is dropped by the reindex anyway
@@ -308,6 +324,7 @@ class _Stored:
     chunks: Sequence[Chunk]
     embeddings: np.ndarray
     metadatas: Sequence[dict[str, Any]]
+    fence: AttemptFence | None = None  # the job attempt that writes them, if any
 
 
 class _Stage:
@@ -334,17 +351,30 @@ async def _no_progress(percent: int, message: str) -> None:
 
 
 async def record_failure(
-    documents: DocumentRepository, document_id: str | None, exc: BaseException
+    documents: DocumentRepository,
+    document_id: str | None,
+    exc: BaseException,
+    *,
+    fence: AttemptFence | None = None,
 ) -> None:
-    """Mark the document failed with the error's code, message and stage (best effort)."""
-    if not document_id:
+    """Mark the document failed with the error's stable code, message and stage, or cancelled
+    (best effort, fenced). Nothing for LeaseLostError: the attempt lost its job, and the one
+    that owns it now says how the document ends."""
+    if not document_id or isinstance(exc, LeaseLostError):
         return
     try:
+        if isinstance(exc, JobCancelledError):
+            await documents.update(document_id, fence=fence, status=DocumentStatus.CANCELLED,
+                                   error_code=None, error_message=None, failed_stage=None)
+            return
         await documents.mark_failed(
             document_id,
             code=error_code(exc),
             message=str(exc),
             stage=getattr(exc, "stage", "unknown"),
+            fence=fence,
         )
+    except LeaseLostError as lost:  # a newer attempt owns the document now
+        log.info("outcome of document %s not recorded: %s", document_id, lost)
     except DocworkersError as problem:
         log.warning("could not record failure of document %s: %s", document_id, problem)

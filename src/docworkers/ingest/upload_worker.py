@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.fencing import claim_fence
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
 from docworkers.ingest.vector_repository import VectorRepository
@@ -41,7 +42,11 @@ class UploadWorker(BaseWorker):
 
     async def process(self, job: Job, ctx: JobContext) -> Any:
         payload = UploadJobPayload.parse(job.payload)
-        result = await self.pipeline.run(payload, job_id=job.id, progress=ctx.progress)
+        # Every write of this attempt is fenced: once another worker takes the job over, the
+        # registry refuses them and the vector store is not written (ingest/fencing.py).
+        fence = await claim_fence(ctx, self.upload_config.document_repo)
+        result = await self.pipeline.run(payload, job_id=job.id, progress=ctx.progress,
+                                         fence=fence)
         ctx.logger.info(
             "ingested %s: %d chunks in %d ms",
             payload.filename,

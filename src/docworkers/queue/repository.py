@@ -551,6 +551,15 @@ class RedisJobRepository:
             raise LeaseLostError(f"job {job_id!r}: progress rejected, another worker owns it")
         return bool(reply == 1)
 
+    async def owns(self, job_id: str, token: int) -> bool:
+        """Whether the attempt holding fencing token ``token`` still owns the job (it is
+        processing under that token). One atomic read: writers outside this queue's keys (the
+        document registry, the vector store) call it right before each write."""
+        async with self._errors():
+            current, status = await cast("Awaitable[list[str | None]]", self.client.hmget(
+                self.keys.job(job_id), ["token", "status"]))
+        return current == str(token) and status == JobStatus.PROCESSING.value
+
     async def heartbeat(self, worker_name: str, stats: Mapping[str, Any], ttl: float,
                         lease: float, jobs: Sequence[tuple[str, int]]
                         ) -> tuple[list[str], list[str]]:

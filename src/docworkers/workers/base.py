@@ -388,8 +388,10 @@ class BaseWorker(ABC):
             await self._refuse(job, ctx, refused.error)
             return
         except LeaseLostError as exc:
+            # Another worker runs the job now: this attempt is not ours to record, as a failure
+            # or in the statistics (the owner's attempt counts once, where it finishes).
             ctx.logger.warning("lease lost, result dropped: %s", exc)
-            self._finish(job, ok=False, duration=time.monotonic() - started)
+            self._release_slot(job.id)
             return
         except JobCancelledError:
             await self._report(job, ctx, ctx.logger, None, started, cancel=True)
@@ -480,10 +482,11 @@ class BaseWorker(ABC):
                                                                   cancel, defer))
         finally:
             self._release_slot(job.id)
-        if status is not None:
-            log_fn = log.info if cancel else log.warning
-            log_fn("attempt %d failed after %.3fs -> %s: %s", ctx.attempt, duration, status,
-                   failure.message)
+        if status is None:  # fencing refused the report: a stale attempt, not counted
+            return
+        log_fn = log.info if cancel else log.warning
+        log_fn("attempt %d failed after %.3fs -> %s: %s", ctx.attempt, duration, status,
+               failure.message)
         self._finish(job, ok=False, duration=duration)
 
     async def _fail_until_stored(self, job: Job, failure: JobFailure, retry: bool,
@@ -521,10 +524,11 @@ class BaseWorker(ABC):
 
     def _settle(self, acks: list[_Ack], oks: list[bool]) -> None:
         for ack, ok in zip(acks, oks, strict=True):
-            if not ok:
+            if ok:
+                self._finish(ack.job, ok=True, duration=ack.duration)
+            else:  # a stale attempt: the worker that took the job over counts it
                 self.log.warning("job %s: completion rejected by fencing (lease taken over)",
                                  ack.job.id)
-            self._finish(ack.job, ok=ok, duration=ack.duration)
 
     async def _ack_loop(self) -> None:
         while not self._closing.is_set():

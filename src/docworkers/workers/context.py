@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from docworkers.errors import JobCancelledError
+from docworkers.errors import JobCancelledError, LeaseLostError
 from docworkers.queue.job import Job
 from docworkers.workers.logs import worker_logger
 
@@ -18,7 +18,9 @@ class JobContext:
 
     ``progress`` stores percent and message on the job (fenced: a worker whose lease was taken
     over gets LeaseLostError) and renews the lease; if someone asked to cancel the job, it
-    raises JobCancelledError so the handler stops at a safe point.
+    raises JobCancelledError so the handler stops at a safe point. A handler that writes
+    somewhere the queue's scripts cannot fence (another store, other Redis keys) calls
+    :meth:`ensure_owner` right before each such write.
     """
 
     def __init__(self, job: Job, repo: JobRepository, *, worker_name: str, lease: float,
@@ -56,6 +58,27 @@ class JobContext:
         ):
             self.cancel_requested = True
         self.check_cancelled()
+
+    @property
+    def queue(self) -> str:
+        """The queue the job came from (its fencing token counts per job of this queue)."""
+        return self._repo.queue
+
+    async def owns(self) -> bool:
+        """Whether this attempt still owns its job (no other worker took it over)."""
+        if self.lease_lost:
+            return False  # a heartbeat saw the takeover; tokens never go back
+        if not await self._repo.owns(self.job.id, self.job.token):
+            self.lease_lost = True
+        return not self.lease_lost
+
+    async def ensure_owner(self) -> None:
+        """Raise LeaseLostError unless this attempt still owns its job."""
+        if not await self.owns():
+            raise LeaseLostError(
+                f"job {self.job.id!r}: attempt with token {self.job.token} no longer owns the "
+                "job (its lease expired and another worker took it over); nothing written"
+            )
 
     async def heartbeat(self) -> None:
         """Renew this job's lease now (long steps call it between units of work)."""

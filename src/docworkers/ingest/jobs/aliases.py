@@ -10,8 +10,12 @@ versions.
 Rebuilding (``vector_reindex``) and dropping (``collection_delete``) a collection take the
 collection's lock, ``<ns>:{documents}:lock:<name>``, owned by the job id: a rerun of the same
 job takes it back at once, another job waits (a retryable error). The alias switch is fenced by
-that lock. Every key carries the registry's ``{documents}`` hash tag, so the scripts may touch
-alias and lock together on Redis Cluster.
+that lock and, for a job attempt, by the attempt's fence (:mod:`docworkers.ingest.fencing`): an
+older attempt of the same job owns the same lock but can neither switch, renew nor release it.
+Each rebuild attempt reserves a version of its own (``<ns>:{documents}:version:<name>``), so two
+attempts never build into the same physical collection. Every key carries the registry's
+``{documents}`` hash tag, so the scripts may touch alias, lock and fence together on Redis
+Cluster.
 """
 
 from __future__ import annotations
@@ -19,18 +23,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from functools import cache
-from importlib import resources
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from docworkers.errors import ConfigurationError, RepositoryError, RetryableJobError
-from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.document_repository import DocumentRepository, lua_script
+from docworkers.ingest.fencing import FENCE_TTL
 from docworkers.ingest.vector_repository import VectorRepository, validate_collection_name
 from docworkers.queue.redis_errors import translated_errors
+
+if TYPE_CHECKING:
+    from docworkers.ingest.fencing import AttemptFence
 
 __all__ = [
     "CollectionAliases",
@@ -54,11 +60,6 @@ class CollectionBusyError(RetryableJobError):
     """Another job rebuilds or drops this collection (or our lock on it ran out): retry later."""
 
     code = "collection_busy"
-
-
-@cache
-def _script_source(name: str) -> str:
-    return (resources.files("docworkers.ingest.jobs") / "lua" / f"{name}.lua").read_text()
 
 
 def versioned_name(collection: str, version: int) -> str:
@@ -88,6 +89,15 @@ def check_logical_name(name: str) -> str:
     return name
 
 
+def _fenced(keys: list[str], args: list[Any], fence: AttemptFence | None
+            ) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of a lock or alias script: the fence, if any, is the last key, and the
+    first two arguments are its token and ttl ('' and 0 without a fence)."""
+    if fence is None:
+        return keys, ["", 0, *args]
+    return [*keys, fence.key], [fence.token, round(FENCE_TTL * 1000), *args]
+
+
 def physical_collections(vectors: VectorRepository, collection: str) -> list[str]:
     """Every physical collection of ``collection`` in the vector store (oldest first)."""
     found = [
@@ -105,7 +115,8 @@ class CollectionAliases:
         self.client = client
         self.prefix = prefix  # "<ns>:{documents}:", the registry's
         self.url = url
-        self._switch: AsyncScript = client.register_script(_script_source("switch_alias"))
+        self._switch: AsyncScript = client.register_script(lua_script("switch_alias"))
+        self._reserve: AsyncScript = client.register_script(lua_script("reserve_version"))
 
     @classmethod
     def for_documents(cls, documents: DocumentRepository) -> Self:
@@ -117,6 +128,9 @@ class CollectionAliases:
     def lock_key(self, collection: str) -> str:
         return f"{self.prefix}lock:{collection}"
 
+    def version_key(self, collection: str) -> str:
+        return f"{self.prefix}version:{collection}"
+
     async def target(self, collection: str) -> str | None:
         """The physical collection the alias names, or None when there is no alias."""
         async with translated_errors(f"alias of collection {collection!r} at {self.url}"):
@@ -127,20 +141,46 @@ class CollectionAliases:
         """The physical collection that holds ``collection`` now."""
         return await self.target(collection) or collection
 
-    async def switch(self, collection: str, physical: str | None, *, owner: str) -> None:
+    async def switch(self, collection: str, physical: str | None, *, owner: str,
+                     fence: AttemptFence | None = None) -> None:
         """Point the alias at ``physical`` (None removes it) in one write, fenced by the lock
-        ``owner`` must hold; CollectionBusyError if it does not hold it any more."""
-        keys = [self.alias_key(collection), self.lock_key(collection)]
+        ``owner`` must hold (CollectionBusyError if it does not hold it any more) and by
+        ``fence`` (LeaseLostError if a newer attempt of the job claimed it)."""
+        keys, args = _fenced([self.alias_key(collection), self.lock_key(collection)],
+                             [owner, physical or ""], fence)
         async with translated_errors(f"alias of collection {collection!r} at {self.url}"):
-            done = await self._switch(keys=keys, args=[owner, physical or ""])
+            done = await self._switch(keys=keys, args=args)
+        if done < 0:
+            assert fence is not None
+            raise fence.lost(f"switching the alias of collection {collection!r}")
         if not done:
             raise CollectionBusyError(
                 f"collection {collection!r}: the lock of {owner!r} ran out before the alias "
                 "switch, so the switch was refused; the job will run again"
             )
 
-    def lock(self, collection: str, *, owner: str, ttl: float = LOCK_TTL) -> CollectionLock:
-        return CollectionLock(self, collection, owner=owner, ttl=ttl)
+    async def reserve_version(self, collection: str, current: int, *, owner: str,
+                              fence: AttemptFence | None = None) -> int:
+        """A physical version of ``collection`` for one rebuild attempt alone: above every
+        version reserved before and above ``current`` (the one searches use). The caller must
+        hold the collection's lock (CollectionBusyError) and its fence (LeaseLostError)."""
+        keys, args = _fenced([self.version_key(collection), self.lock_key(collection)],
+                             [owner, current], fence)
+        async with translated_errors(f"versions of collection {collection!r} at {self.url}"):
+            version = int(await self._reserve(keys=keys, args=args))
+        if version < 0:
+            assert fence is not None
+            raise fence.lost(f"reserving a version of collection {collection!r}")
+        if version == 0:
+            raise CollectionBusyError(
+                f"collection {collection!r}: the lock of {owner!r} ran out before a version "
+                "was reserved; the job will run again"
+            )
+        return version
+
+    def lock(self, collection: str, *, owner: str, ttl: float = LOCK_TTL,
+             fence: AttemptFence | None = None) -> CollectionLock:
+        return CollectionLock(self, collection, owner=owner, ttl=ttl, fence=fence)
 
 
 class CollectionLock:
@@ -148,7 +188,7 @@ class CollectionLock:
     renews it in the background every ttl / 3, and releases it."""
 
     def __init__(self, aliases: CollectionAliases, collection: str, *, owner: str,
-                 ttl: float = LOCK_TTL) -> None:
+                 ttl: float = LOCK_TTL, fence: AttemptFence | None = None) -> None:
         if not owner:
             raise ConfigurationError("owner", "a lock needs a non-empty owner (the job id)")
         if ttl < 0.1:
@@ -156,18 +196,23 @@ class CollectionLock:
         self.collection = collection
         self.owner = owner
         self.ttl = ttl
+        self.fence = fence
         self.key = aliases.lock_key(collection)
         self.lost = False
         self._url = aliases.url
         self._client = aliases.client
-        self._lock: AsyncScript = aliases.client.register_script(_script_source("lock"))
-        self._unlock: AsyncScript = aliases.client.register_script(_script_source("unlock"))
+        self._lock: AsyncScript = aliases.client.register_script(lua_script("lock"))
+        self._unlock: AsyncScript = aliases.client.register_script(lua_script("unlock"))
         self._keeper: asyncio.Task[None] | None = None
 
     async def acquire(self) -> None:
         """Take the lock (or take it back, for a rerun of its owner); CollectionBusyError if
-        another owner holds it."""
-        if not await self._call(renew_only=False):
+        another owner holds it, LeaseLostError if the fence no longer holds."""
+        held = await self._call(renew_only=False)
+        if held < 0:
+            assert self.fence is not None
+            raise self.fence.lost(f"taking the lock of collection {self.collection!r}")
+        if not held:
             async with translated_errors(f"lock of collection {self.collection!r}"):
                 holder = await self._client.get(self.key)
             raise CollectionBusyError(
@@ -176,23 +221,25 @@ class CollectionLock:
             )
 
     async def release(self) -> bool:
-        """Release the lock if it is still ours; False if it had run out."""
+        """Release the lock if it is still ours; False if it had run out (or our attempt's
+        fence no longer holds: the lock belongs to the newer attempt of the job)."""
+        keys, args = _fenced([self.key], [self.owner], self.fence)
         async with translated_errors(f"lock of collection {self.collection!r}"):
-            return bool(await self._unlock(keys=[self.key], args=[self.owner]))
+            return int(await self._unlock(keys=keys, args=args)) == 1
 
-    async def _call(self, *, renew_only: bool) -> bool:
+    async def _call(self, *, renew_only: bool) -> int:
+        """1 held, 0 held by another owner, -1 refused by the fence."""
+        keys, args = _fenced([self.key], [self.owner, round(self.ttl * 1000),
+                                          "1" if renew_only else "0"], self.fence)
         async with translated_errors(f"lock of collection {self.collection!r} at {self._url}"):
-            return bool(await self._lock(
-                keys=[self.key],
-                args=[self.owner, round(self.ttl * 1000), "1" if renew_only else "0"],
-            ))
+            return int(await self._lock(keys=keys, args=args))
 
     async def _keep(self) -> None:
         """Renew every ttl / 3 until cancelled; a failed renewal is logged and tried again."""
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
-                if not await self._call(renew_only=True):
+                if await self._call(renew_only=True) != 1:
                     self.lost = True
                     log.warning("lock of collection %r ran out before it was renewed",
                                 self.collection)

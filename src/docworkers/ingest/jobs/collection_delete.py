@@ -3,7 +3,8 @@
 Every physical collection of the logical one goes (the current one and any version a crashed
 reindex left behind), then its registry entries, then its alias. The job holds the
 collection's lock, so it never runs at the same time as a reindex of that collection. A rerun,
-or dropping a collection that does not exist, succeeds with ``existed=False``.
+or dropping a collection that does not exist, succeeds with ``existed=False``. A job attempt's
+writes are fenced (ingest/fencing.py): one that lost its job drops and deletes nothing more.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.jobs.aliases import CollectionAliases, physical_collections
 from docworkers.ingest.jobs.common import (
     DocumentJobWorker,
@@ -51,11 +53,12 @@ class CollectionDeleteResult(BaseModel):
 
 
 async def delete_collection(documents: DocumentRepository, vectors: VectorRepository,
-                            collection: str, *, owner: str, progress: Progress = no_progress
-                            ) -> CollectionDeleteResult:
-    """Drop ``collection`` everywhere (idempotent); ``owner`` (the job id) holds its lock."""
+                            collection: str, *, owner: str, progress: Progress = no_progress,
+                            fence: AttemptFence | None = None) -> CollectionDeleteResult:
+    """Drop ``collection`` everywhere (idempotent); ``owner`` (the job id) holds its lock and a
+    job attempt passes its ``fence``."""
     aliases = CollectionAliases.for_documents(documents)
-    async with aliases.lock(collection, owner=owner):
+    async with aliases.lock(collection, owner=owner, fence=fence):
         await progress(10, "finding the collection's physical collections")
         current = await aliases.target(collection)
         names = await asyncio.to_thread(physical_collections, vectors, collection)
@@ -63,11 +66,13 @@ async def delete_collection(documents: DocumentRepository, vectors: VectorReposi
         dropped = []
         for n, name in enumerate(names, start=1):
             await progress(10 + 60 * n // len(names), f"dropping {name}")
+            if fence is not None:
+                await fence.check(f"dropping {name}")
             if await asyncio.to_thread(vectors.delete_collection, name):
                 dropped.append(name)
         await progress(80, "removing the registry entries")
-        count = await documents.delete_collection(collection)
-        await aliases.switch(collection, None, owner=owner)
+        count = await documents.delete_collection(collection, fence=fence)
+        await aliases.switch(collection, None, owner=owner, fence=fence)
     await progress(100, f"dropped {collection}: {len(dropped)} vector collection(s), "
                         f"{count} document(s)")
     return CollectionDeleteResult(collection=collection, existed=bool(dropped or count),
@@ -82,5 +87,6 @@ class CollectionDeleteWorker(DocumentJobWorker):
     async def process(self, job: Job, ctx: JobContext) -> Any:
         payload = CollectionDeletePayload.parse(job.payload)
         result = await delete_collection(self.documents, self.vectors, payload.collection,
-                                         owner=job.id, progress=ctx.progress)
+                                         owner=job.id, progress=ctx.progress,
+                                         fence=await self.fence(ctx))
         return result.model_dump()

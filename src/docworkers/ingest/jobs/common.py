@@ -11,12 +11,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError, PermanentJobError
 from docworkers.ingest.document_repository import DocumentRecord, DocumentRepository
+from docworkers.ingest.fencing import AttemptFence, claim_fence
 from docworkers.ingest.jobs.aliases import check_logical_name
 from docworkers.ingest.payload import describe_validation_error
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.protocol import JobRepository
 from docworkers.workers.base import BaseWorker
 from docworkers.workers.config import WorkerConfig
+from docworkers.workers.context import JobContext
 
 if TYPE_CHECKING:  # the pipeline imports this package's aliases: no import cycle at run time
     from docworkers.ingest.pipeline import DocumentServices
@@ -98,6 +100,11 @@ class DocumentJobWorker(BaseWorker):
         self.job_config = config
         self.documents = config.document_repo
         self.vectors = config.vector_repo
+
+    async def fence(self, ctx: JobContext) -> AttemptFence:
+        """Claim this attempt's fence before its first write (see ingest/fencing.py): once
+        another worker takes the job over, every write of this attempt is refused."""
+        return await claim_fence(ctx, self.documents)
 
 
 async def collection_documents(documents: DocumentRepository, collection: str

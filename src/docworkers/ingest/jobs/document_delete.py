@@ -1,7 +1,8 @@
 """The ``document_delete`` job: remove one document's chunks and its registry entry.
 
 Chunks go first and the registry entry last, so a crash in between leaves the entry and a rerun
-finishes the work. Deleting a document that is not registered succeeds with ``deleted=False``.
+finishes the work. A job attempt's writes are fenced (ingest/fencing.py): one that lost its job
+deletes nothing more. Deleting a document that is not registered succeeds with ``deleted=False``.
 The stored file is kept: uploads are stored by content, so another document may share it.
 """
 
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.jobs.aliases import CollectionAliases
 from docworkers.ingest.jobs.common import (
     DocumentId,
@@ -50,9 +52,10 @@ class DocumentDeleteResult(BaseModel):
 
 
 async def delete_document(documents: DocumentRepository, vectors: VectorRepository,
-                          document_id: str, *, progress: Progress = no_progress
-                          ) -> DocumentDeleteResult:
-    """Remove ``document_id`` from the vector store and the registry (idempotent)."""
+                          document_id: str, *, progress: Progress = no_progress,
+                          fence: AttemptFence | None = None) -> DocumentDeleteResult:
+    """Remove ``document_id`` from the vector store and the registry (idempotent); a job
+    attempt passes its ``fence``."""
     await progress(10, "looking up the document")
     record = await documents.get(document_id)
     if record is None:
@@ -60,9 +63,11 @@ async def delete_document(documents: DocumentRepository, vectors: VectorReposito
         return DocumentDeleteResult(document_id=document_id, deleted=False)
     physical = await CollectionAliases.for_documents(documents).resolve(record.collection)
     await progress(30, f"removing its chunks from {physical}")
+    if fence is not None:
+        await fence.check(f"removing the chunks of {document_id}")
     removed = await asyncio.to_thread(vectors.delete_document, physical, document_id)
     await progress(70, "removing its registry entry")
-    await documents.delete(document_id)
+    await documents.delete(document_id, fence=fence)
     await progress(100, f"deleted {record.filename} ({removed} chunks)")
     return DocumentDeleteResult(document_id=document_id, deleted=True,
                                 collection=record.collection, chunks_deleted=removed)
@@ -76,5 +81,5 @@ class DocumentDeleteWorker(DocumentJobWorker):
     async def process(self, job: Job, ctx: JobContext) -> Any:
         payload = DocumentDeletePayload.parse(job.payload)
         result = await delete_document(self.documents, self.vectors, payload.document_id,
-                                       progress=ctx.progress)
+                                       progress=ctx.progress, fence=await self.fence(ctx))
         return result.model_dump()

@@ -5,6 +5,7 @@ the enricher computes document metadata (title, language, word count ...), keywo
 and, if asked, questions per chunk, and the results are merged into the chunks' metadata and
 the document's registry entry, under the same keys an upload with ``extract_metadata`` /
 ``num_questions`` writes. The enricher is deterministic, so a rerun writes the same values.
+A job attempt's writes are fenced (ingest/fencing.py): one that lost its job writes nothing more.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from docworkers.ingest.document_repository import (
     DocumentStatus,
 )
 from docworkers.ingest.enrich import Enricher
+from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.jobs.aliases import CollectionAliases
 from docworkers.ingest.jobs.common import (
     DocumentId,
@@ -98,8 +100,8 @@ class MetadataExtractor:
         self.enricher = enricher
         self.aliases = CollectionAliases.for_documents(documents)
 
-    async def run(self, payload: MetadataExtractPayload, *, progress: Progress = no_progress
-                  ) -> MetadataExtractResult:
+    async def run(self, payload: MetadataExtractPayload, *, progress: Progress = no_progress,
+                  fence: AttemptFence | None = None) -> MetadataExtractResult:
         await progress(2, "finding the documents")
         records, skipped = await self._documents(payload)
         enriched = chunks = 0
@@ -115,11 +117,13 @@ class MetadataExtractor:
                                                reason="no chunks in the vector store"))
                 continue
             updates, found = await asyncio.to_thread(self._enrich, record, stored, payload)
+            if fence is not None:
+                await fence.check(f"updating the chunks of {record.document_id}")
             chunks += await asyncio.to_thread(self.vectors.update_chunk_metadata, physical,
                                               [row[0] for row in stored], updates)
             enriched += 1
             if payload.extract_metadata:
-                await self.documents.update(record.document_id,
+                await self.documents.update(record.document_id, fence=fence,
                                             metadata={**record.metadata, **found},
                                             enrichment_errors=[])
                 titles[record.document_id] = str(found.get("title", ""))
@@ -211,5 +215,6 @@ class MetadataExtractWorker(DocumentJobWorker):
 
     async def process(self, job: Job, ctx: JobContext) -> Any:
         payload = MetadataExtractPayload.parse(job.payload)
-        result = await self.extractor.run(payload, progress=ctx.progress)
+        result = await self.extractor.run(payload, progress=ctx.progress,
+                                          fence=await self.fence(ctx))
         return result.model_dump()

@@ -1,18 +1,26 @@
 """The ``vector_reindex`` job: re-chunk and re-embed a collection with no search downtime.
 
-1. Take the collection's lock (owned by the job id) and pick the next physical version,
-   ``<collection>--v<N+1>``; drop whatever a crashed attempt left under that name.
+1. Take the collection's lock (owned by the job id) and reserve a physical version for this
+   attempt alone, ``<collection>--v<N>``: above the one searches use and every one reserved
+   before (a counter in Redis), so no two attempts ever build into, switch to or drop the same
+   collection.
 2. Run the upload pipeline (parse, chunk, embed, enrich, store) on every completed document's
    stored file (``DocumentRecord.file_path``), with its vector writes sent to the new physical
    collection and its registry writes held back. Searches keep using the old collection.
 3. Catch up with what changed meanwhile (documents uploaded, re-uploaded or deleted), then
    switch the alias in one fenced Redis write: from now on searches use the new collection.
 4. After a short drain, catch up once more, apply the held-back registry writes (chunk counts,
-   metadata), drop the old physical collection(s), and catch up a last time.
+   metadata), drop the older physical collection(s), and catch up a last time.
 
-Every step can run twice: a rerun before the switch rebuilds the same version from scratch; a
-rerun after it builds the next version and drops the others. Documents are checked before
-anything is built: one without a stored file fails the job and nothing changes.
+Every step can run twice: a rerun builds the next version and, once it has switched, drops the
+older ones (the live one before it and whatever an unfinished attempt left). Documents are
+checked before anything is built: one without a stored file fails the job and nothing changes.
+
+A job attempt's writes are fenced (ingest/fencing.py): the lock, the version, the switch and the
+registry writes are refused once a newer attempt of the job claimed the fence, and every vector
+store write is preceded by a check that the attempt still owns the job. A stale attempt that
+got past such a check can only write into, or drop, its own version (never switched to: the
+switch is fenced) or versions older than one it switched to itself.
 
 Uploads running meanwhile: an upload stores its chunks in the physical collection the alias
 names at its store stage, marks the document completed, then resolves the alias again. If the
@@ -43,6 +51,7 @@ from docworkers.ingest.document_repository import (
     DocumentRepository,
     DocumentStatus,
 )
+from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.jobs.aliases import (
     CollectionAliases,
     physical_collections,
@@ -143,22 +152,28 @@ class VectorReindex:
         self.drain_seconds = drain_seconds
 
     async def run(self, payload: VectorReindexPayload, *, job_id: str,
-                  progress: Progress = no_progress) -> VectorReindexResult:
+                  progress: Progress = no_progress, fence: AttemptFence | None = None
+                  ) -> VectorReindexResult:
         started = time.perf_counter()
         logical = payload.collection
         window = self.services.embedder.max_tokens
         if payload.chunk_size > window:
             raise InvalidPayloadError(f"chunk_size: {payload.chunk_size} tokens exceeds the "
                                       f"embedding model's window of {window} text tokens")
-        async with self.aliases.lock(logical, owner=job_id):
+        async with self.aliases.lock(logical, owner=job_id, fence=fence):
             await progress(2, "planning the new collection")
             current = await self.aliases.resolve(logical)
+            version = await self.aliases.reserve_version(
+                logical, physical_version(logical, current) or 0, owner=job_id, fence=fence)
             try:
-                target = versioned_name(logical, (physical_version(logical, current) or 0) + 1)
+                target = versioned_name(logical, version)
             except ConfigurationError as exc:
                 raise InvalidPayloadError(f"collection: {exc.problem}") from exc
-            await asyncio.to_thread(self.vectors.delete_collection, target)  # a crashed try's
-            build = _Build(self, payload, job_id, progress, current=current, target=target)
+            # Reserved for this attempt alone: anything under that name is a leftover (a
+            # version counter lost with its Redis data).
+            await asyncio.to_thread(self.vectors.delete_collection, target)
+            build = _Build(self, payload, job_id, progress, current=current, target=target,
+                           fence=fence)
             switched = False
             try:
                 records = await collection_documents(self.documents, logical)
@@ -168,7 +183,7 @@ class VectorReindex:
                     if not await build.sync(await self._records(logical), 85, 87):
                         break
                 await progress(88, f"switching {logical} to {target}")
-                await self.aliases.switch(logical, target, owner=job_id)
+                await self.aliases.switch(logical, target, owner=job_id, fence=fence)
                 switched = True
             finally:
                 if not switched:
@@ -180,8 +195,12 @@ class VectorReindex:
             await progress(95, "dropping the old collection")
             dropped = []
             for name in await asyncio.to_thread(physical_collections, self.vectors, logical):
-                if name != target and await asyncio.to_thread(self.vectors.delete_collection,
-                                                              name):
+                # Only versions below ours: a later reindex's collection is never ours to drop.
+                if (physical_version(logical, name) or 0) >= version:
+                    continue
+                if fence is not None:
+                    await fence.check(f"dropping {name}")
+                if await asyncio.to_thread(self.vectors.delete_collection, name):
                     dropped.append(name)
             if await build.sync(await self._records(logical), 96, 98):
                 await build.commit()
@@ -196,6 +215,8 @@ class VectorReindex:
         return await collection_documents(self.documents, collection)
 
     async def _drop_quietly(self, target: str) -> None:
+        """Drop this attempt's unfinished version. No fence check: the version was reserved
+        for this attempt alone and never switched to, so even a stale attempt may drop it."""
         try:
             await asyncio.to_thread(self.vectors.delete_collection, target)
         except Exception as exc:  # the next attempt drops it first anyway
@@ -219,6 +240,7 @@ class _Build:
     progress: Progress
     current: str
     target: str
+    fence: AttemptFence | None = None
     staged: dict[str, _Staged] = field(default_factory=dict)
     committed: set[str] = field(default_factory=set)
 
@@ -243,6 +265,8 @@ class _Build:
             self.staged[record.document_id] = await self._rebuild(record, stage)
             self.committed.discard(record.document_id)
         for document_id in gone:
+            if self.fence is not None:
+                await self.fence.check(f"removing {document_id} from {self.target}")
             await asyncio.to_thread(self.reindex.vectors.delete_document, self.target,
                                     document_id)
             del self.staged[document_id]
@@ -258,7 +282,8 @@ class _Build:
         pipeline = UploadPipeline(self.reindex.services, registry,
                                   _Redirected(vectors, {record.collection, self.current},
                                               self.target))
-        result = await pipeline.run(upload, job_id=self.job_id, progress=progress)
+        result = await pipeline.run(upload, job_id=self.job_id, progress=progress,
+                                    fence=self.fence)
         if result.document_id != record.document_id:
             await asyncio.to_thread(vectors.delete_document, self.target, result.document_id)
             raise ReindexSourceError(
@@ -274,7 +299,7 @@ class _Build:
         for document_id, staged in self.staged.items():
             if document_id in self.committed or await documents.get(document_id) is None:
                 continue
-            await documents.update(document_id, **staged.fields)
+            await documents.update(document_id, fence=self.fence, **staged.fields)
             record = await documents.get(document_id)
             if record is not None:
                 staged.updated_at = record.updated_at
@@ -303,11 +328,14 @@ class _HeldBackRegistry(DocumentRepository):
         self.prefix = real.prefix
         self.fields: dict[str, Any] = {}
 
-    async def register(self, record: DocumentRecord) -> DocumentRecord:
+    async def register(self, record: DocumentRecord, *,
+                       fence: AttemptFence | None = None) -> DocumentRecord:
         return record
 
-    async def update(self, document_id: str, **fields: Any) -> None:
+    async def update(self, document_id: str, *, fence: AttemptFence | None = None,
+                     **fields: Any) -> bool:
         self.fields.update(fields)
+        return True
 
 
 class _Redirected:
@@ -373,7 +401,8 @@ class VectorReindexWorker(DocumentJobWorker):
 
     async def process(self, job: Job, ctx: JobContext) -> Any:
         payload = VectorReindexPayload.parse(job.payload)
-        result = await self.reindex.run(payload, job_id=job.id, progress=ctx.progress)
+        result = await self.reindex.run(payload, job_id=job.id, progress=ctx.progress,
+                                        fence=await self.fence(ctx))
         ctx.logger.info("reindexed %s into %s: %d documents, %d chunks", payload.collection,
                         result.physical, result.documents, result.chunks)
         return result.model_dump()
