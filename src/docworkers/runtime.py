@@ -12,54 +12,57 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import redis
 import redis.asyncio as aioredis
 
 from docworkers.embedded import EmbeddedRedis
 from docworkers.errors import RepositoryConnectionError, VectorStoreError
-from docworkers.ingest.document_repository import DocumentRepository
-from docworkers.ingest.embedding import Embedder, make_embedder
-from docworkers.ingest.enrich import Enricher, LocalEnricher
-from docworkers.ingest.jobs.bulk_import import (
+from docworkers.ingest.jobs.kinds import (
     BULK_IMPORT_JOB_TYPE,
-    BulkImportWorker,
-    BulkImportWorkerConfig,
-)
-from docworkers.ingest.jobs.collection_delete import (
     COLLECTION_DELETE_JOB_TYPE,
-    CollectionDeleteWorker,
-)
-from docworkers.ingest.jobs.common import DocumentJobConfig, DocumentJobWorker
-from docworkers.ingest.jobs.document_delete import DOCUMENT_DELETE_JOB_TYPE, DocumentDeleteWorker
-from docworkers.ingest.jobs.metadata_extract import (
+    DOCUMENT_DELETE_JOB_TYPE,
     METADATA_EXTRACT_JOB_TYPE,
-    MetadataExtractWorker,
+    UPLOAD_JOB_TYPE,
+    VECTOR_REINDEX_JOB_TYPE,
+    job_kind,
 )
-from docworkers.ingest.jobs.routing import RoutedQueues, job_kind, validate_payload
-from docworkers.ingest.jobs.vector_reindex import VECTOR_REINDEX_JOB_TYPE, VectorReindexWorker
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE
-from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
-from docworkers.ingest.search import SearchService
-from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
-from docworkers.ingest.vector_repository import VectorRepository
+from docworkers.ingest.jobs.queues import RoutedQueues
 from docworkers.queue import RedisJobRepository, RepositoryConfig
 from docworkers.settings import Settings
 from docworkers.workers import BaseWorker, WorkerConfig
 from docworkers.workers.service_guard import ServiceGuard
 from docworkers.workers.startup import start_when_ready
 
+if TYPE_CHECKING:  # the upload pipeline loads numpy, the model and Chroma: imported on use
+    from docworkers.ingest.document_repository import DocumentRepository
+    from docworkers.ingest.embedding import Embedder
+    from docworkers.ingest.enrich import Enricher
+    from docworkers.ingest.jobs.common import DocumentJobWorker
+    from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
+    from docworkers.ingest.search import SearchService
+    from docworkers.ingest.upload_worker import UploadWorker
+    from docworkers.ingest.vector_repository import VectorRepository
+
 log = logging.getLogger("docworkers.runtime")
 
 T = TypeVar("T")
 
-_DOCUMENT_WORKERS: dict[str, type[DocumentJobWorker]] = {
-    DOCUMENT_DELETE_JOB_TYPE: DocumentDeleteWorker,
-    COLLECTION_DELETE_JOB_TYPE: CollectionDeleteWorker,
-    METADATA_EXTRACT_JOB_TYPE: MetadataExtractWorker,
-    VECTOR_REINDEX_JOB_TYPE: VectorReindexWorker,
-}
+
+def _document_worker_class(job_type: str) -> type[DocumentJobWorker]:
+    from docworkers.ingest.jobs.collection_delete import CollectionDeleteWorker
+    from docworkers.ingest.jobs.document_delete import DocumentDeleteWorker
+    from docworkers.ingest.jobs.metadata_extract import MetadataExtractWorker
+    from docworkers.ingest.jobs.vector_reindex import VectorReindexWorker
+
+    classes: dict[str, type[DocumentJobWorker]] = {
+        DOCUMENT_DELETE_JOB_TYPE: DocumentDeleteWorker,
+        COLLECTION_DELETE_JOB_TYPE: CollectionDeleteWorker,
+        METADATA_EXTRACT_JOB_TYPE: MetadataExtractWorker,
+        VECTOR_REINDEX_JOB_TYPE: VectorReindexWorker,
+    }
+    return classes[job_type]
 
 
 class Runtime:
@@ -152,6 +155,8 @@ class Runtime:
 
         InvalidPayloadError names each bad field; ConfigurationError an unknown type.
         """
+        from docworkers.ingest.jobs.routing import validate_payload
+
         data = validate_payload(job_type, dict(payload))
         return await self.queues.for_type(job_type).enqueue(
             job_type, data, priority=priority, user_id=user_id, tags=list(tags))
@@ -159,6 +164,8 @@ class Runtime:
     @property
     def documents(self) -> DocumentRepository:
         if self._documents is None:
+            from docworkers.ingest.document_repository import DocumentRepository
+
             client = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
             self._documents = DocumentRepository(client, url=self.redis_url)
         return self._documents
@@ -177,6 +184,8 @@ class Runtime:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
+            from docworkers.ingest.embedding import make_embedder
+
             s = self.settings
             if s.embedder == "openai":
                 self._embedder = make_embedder("openai", base_url=s.embedding_url,
@@ -198,6 +207,8 @@ class Runtime:
                                       api_key=s.llm_api_key,
                                       guard=self.service_guard("llm", s.llm_rate_limit,
                                                                s.llm_max_concurrency))
+        from docworkers.ingest.enrich import LocalEnricher
+
         return LocalEnricher()
 
     def service_guard(self, service: str, rate_limit: float | None,
@@ -215,14 +226,20 @@ class Runtime:
     @property
     def services(self) -> DocumentServices:
         if self._services is None:
+            from docworkers.ingest.pipeline import DocumentServices
+
             self._services = DocumentServices.local(self.embedder, enricher=self.enricher())
         return self._services
 
     def pipeline(self) -> UploadPipeline:
+        from docworkers.ingest.pipeline import UploadPipeline
+
         return UploadPipeline(self.services, self.documents, self.vectors)
 
     def search_service(self) -> SearchService:
         # Aliases (vector_reindex) live in the shared Redis; a private one has none to resolve.
+        from docworkers.ingest.search import SearchService
+
         documents = self.documents if self.settings.redis_url else None
         return SearchService(self.embedder, self.vectors, documents)
 
@@ -247,6 +264,8 @@ class Runtime:
 
     def upload_worker(self, name: str, concurrency: int | None = None, *,
                       queue: str | None = None) -> UploadWorker:
+        from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
+
         return UploadWorker(UploadWorkerConfig(
             worker=self.upload_worker_config(name, concurrency),
             job_repo=self.job_repository(queue),
@@ -266,11 +285,15 @@ class Runtime:
             return self.upload_worker(name, concurrency, queue=queue)
         config = self.worker_config(name, concurrency)
         if job_type == BULK_IMPORT_JOB_TYPE:
+            from docworkers.ingest.jobs.bulk_import import BulkImportWorker, BulkImportWorkerConfig
+
             return BulkImportWorker(BulkImportWorkerConfig(
                 worker=config, job_repo=self.job_repository(queue),
                 upload_repo=routed.for_type(UPLOAD_JOB_TYPE), storage_dir=self.storage_dir(),
             ))
-        return _DOCUMENT_WORKERS[job_type](DocumentJobConfig(
+        from docworkers.ingest.jobs.common import DocumentJobConfig
+
+        return _document_worker_class(job_type)(DocumentJobConfig(
             worker=config, job_repo=self.job_repository(queue), document_repo=self.documents,
             vector_repo=self.vectors, services=self.services if kind.needs_model else None,
         ))

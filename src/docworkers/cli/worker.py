@@ -25,23 +25,20 @@ import signal
 import socket
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from docworkers.cli.context import EXIT_FAILURE, CliState, UsageError, state_of, with_runtime
 from docworkers.cli.ingest import worker_name
 from docworkers.errors import ConfigurationError
-from docworkers.ingest.jobs.routing import JOB_TYPES, job_kind, queue_for
-from docworkers.ingest.jobs.schedules import load_schedules
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE
-from docworkers.queue import RedisJobRepository, RepositoryConfig
-from docworkers.queue.keys import validate_queue_name
-from docworkers.queue.scheduler import Scheduler
-from docworkers.runtime import Runtime
+from docworkers.ingest.jobs.kinds import JOB_TYPES, UPLOAD_JOB_TYPE, job_kind, queue_for
 from docworkers.settings import Settings
-from docworkers.workers import BaseWorker, WorkerPool
-from docworkers.workers.process_pool import ProcessPool, ProcessScalingConfig
+
+if TYPE_CHECKING:
+    from docworkers.runtime import Runtime
+    from docworkers.workers import BaseWorker
+    from docworkers.workers.process_pool import ProcessScalingConfig
 
 log = logging.getLogger("docworkers.cli")
 
@@ -69,6 +66,10 @@ async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
                    types: list[str] | None = None, schedules: str | None = None) -> int:
     """Run one worker per base queue and job type (default: uploads only) until a signal,
     and the recurring jobs of the ``schedules`` file; 0 on a clean stop, else 1."""
+    from docworkers.ingest.jobs.schedules import load_schedules
+    from docworkers.queue.scheduler import Scheduler
+    from docworkers.workers import WorkerPool
+
     scheduler = None
     if schedules is not None:  # checked by the command already; every process may run it
         scheduler = Scheduler(runtime.job_repository(queues[0]),
@@ -157,6 +158,8 @@ def _run_processes(state: CliState, settings: Settings, queues: list[str], types
                    schedules: str | None) -> int:
     """Run spawned worker processes (a fixed number, or autoscaled between the bounds of
     ``scaling`` from the backlog of every queue they serve) until SIGINT/SIGTERM."""
+    from docworkers.workers.process_pool import ProcessPool
+
     pool = ProcessPool(functools.partial(_child_main, settings, queues, types, concurrency,
                                          schedules, debug=state.debug), scaling)
     served = [queue_for(t, base) for base in queues for t in types]
@@ -164,6 +167,8 @@ def _run_processes(state: CliState, settings: Settings, queues: list[str], types
 
     async def supervise() -> int:
         # Published on the (first) base queue, where `docworkers stats` looks.
+        from docworkers.queue import RedisJobRepository, RepositoryConfig
+
         home = RedisJobRepository.from_url(settings.redis_url or "",
                                            RepositoryConfig(queue=queues[0]))
         repos = [home.for_queue(q) for q in served]
@@ -249,6 +254,10 @@ def worker_command(
     unless --concurrency is given. Only uploads, reindexing and metadata extraction load the
     embedding model, so e.g. `--type document_delete` starts fast and small.
     """
+    from docworkers.ingest.jobs.schedules import load_schedules
+    from docworkers.queue.keys import validate_queue_name
+    from docworkers.workers.process_pool import ProcessScalingConfig
+
     state = state_of(ctx)
     settings = state.settings
     if min_concurrency is not None:
@@ -329,6 +338,7 @@ def serve_command(
         settings = dataclasses.replace(settings, startup_timeout=0.0)
     try:
         from docworkers.api.app import create_app
+
     except ImportError as exc:
         raise UsageError(f"the HTTP API is not available in this installation ({exc})"
                          ) from exc
