@@ -9,6 +9,8 @@ from __future__ import annotations
 __all__ = [
     "CHUNKING_STRATEGIES",
     "DEFAULT_STRATEGY",
+    "MAX_CHARS_PER_TOKEN",
+    "MAX_CHUNK_CHARS",
     "MAX_TEXT_TOKENS",
     "MODEL_WINDOW",
     "SPECIAL_TOKENS_PER_INPUT",
@@ -20,6 +22,14 @@ MODEL_WINDOW = 256
 SPECIAL_TOKENS_PER_INPUT = 2
 #: The longest text, in tokens, that the model embeds without truncation.
 MAX_TEXT_TOKENS = MODEL_WINDOW - SPECIAL_TOKENS_PER_INPUT
+#: Characters a chunk may hold per token of its ``chunk_size``: chunks are bounded in characters
+#: too, because a token can stand for any number of them (a run of more than 100 non-space
+#: characters is one unknown token; characters the normalizer deletes are none). Prose has 4-5
+#: characters per token, the most whitespace-heavy documents of the test corpus (preformatted
+#: HTML tables) 10, so real text never meets the bound; hostile text is cut by it.
+MAX_CHARS_PER_TOKEN = 16
+#: The longest chunk in characters, at the largest chunk size.
+MAX_CHUNK_CHARS = MAX_TEXT_TOKENS * MAX_CHARS_PER_TOKEN
 
 CHUNKING_STRATEGIES = ("recursive", "markdown", "sentence", "semantic", "token", "fixed")
 DEFAULT_STRATEGY = "recursive"

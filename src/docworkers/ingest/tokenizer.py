@@ -54,6 +54,13 @@ _DELETED_SPACES = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
 # Pieces of at most this many characters are tokenized together by token_spans(); boundaries
 # fall on whitespace so they change no token.
 _SEGMENT_CHARS = 8192
+# WordPiece's max_input_chars_per_word: a longer word is one [UNK].
+_MAX_WORD_CHARS = 100
+# Longer runs are cut into words before counting, and only shorter pieces are cached (see
+# TokenCounter.count): at most max_cached_runs of them, so the cache stays below ~75 MB.
+_MAX_CACHED_RUN = _MAX_WORD_CHARS
+# ASCII punctuation marks (each a word of BERT's pre-tokenizer) and the text between them.
+_ASCII_WORDS = re.compile(r"[!-/:-@\[-`{-~]|[^!-/:-@\[-`{-~]+")
 _SPACE_CODEPOINTS = np.array([c for c in range(0x3100) if chr(c).isspace()], dtype=np.uint32)
 _WHITESPACE_CHARS = frozenset("\t\n\r \xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
     chr(c) for c in range(0x2000, 0x200B)
@@ -106,25 +113,43 @@ class TokenCounter:
             return sum(map(cache.__getitem__, runs))
         except KeyError:
             pass
-        self._learn([run for run in set(runs) if run not in cache])
-        cache = self._cache
-        # Runs the cache could not keep (it was just reset) are counted directly.
-        return sum(cache[run] if run in cache else self._count_uncached(run) for run in runs)
+        # A long run (a URL, a base64 blob, a hostile text) is cut into the tokenizer's words
+        # first: ASCII punctuation is always a word of its own, so the counts add up, and the
+        # words repeat even when the pieces of text around them (as a splitter tries them) do not.
+        pieces: list[str] = []
+        for run in runs:
+            if len(run) > _MAX_CACHED_RUN and run not in cache:
+                pieces.extend(_ASCII_WORDS.findall(run))
+            else:
+                pieces.append(run)
+        total = 0
+        unknown: list[str] = []
+        for piece in pieces:
+            found = cache.get(piece)
+            if found is not None:
+                total += found
+            elif len(piece) > _MAX_WORD_CHARS and piece.isascii() and piece.isalnum():
+                total += 1  # one [UNK], whatever its length: not worth tokenizing
+            else:
+                unknown.append(piece)
+        return total + self._learn(unknown) if unknown else total
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         """:meth:`count` of each text."""
         return [self.count(text) for text in texts]
 
-    def _learn(self, runs: list[str]) -> None:
-        encodings = self.tokenizer.encode_batch_fast(runs, add_special_tokens=False)
-        counts = {run: len(encoding.ids) for run, encoding in zip(runs, encodings, strict=True)}
+    def _learn(self, pieces: list[str]) -> int:
+        """Tokens in ``pieces``, caching the count of each short one. Long pieces rarely repeat
+        and would fill the cache with big strings."""
+        distinct = list(dict.fromkeys(pieces))
+        encodings = self.tokenizer.encode_batch_fast(distinct, add_special_tokens=False)
+        counts = {piece: len(e.ids) for piece, e in zip(distinct, encodings, strict=True)}
+        kept = {piece: n for piece, n in counts.items() if len(piece) <= _MAX_CACHED_RUN}
         with self._lock:
-            if len(self._cache) + len(counts) > self._max_cached_runs:
+            if len(self._cache) + len(kept) > self._max_cached_runs:
                 self._cache = {}  # bounded memory; the next texts refill it
-            self._cache.update(counts)
-
-    def _count_uncached(self, run: str) -> int:
-        return len(self.tokenizer.encode(run, add_special_tokens=False).ids)
+            self._cache.update(kept)
+        return sum(counts[piece] for piece in pieces)
 
 
 @functools.cache

@@ -31,21 +31,38 @@ minus those two), which is also the default. Strategies (:data:`CHUNKING_STRATEG
 
 Every strategy keeps these promises, checked by property tests: chunks are in document order
 (strictly increasing start and end), cover every non-whitespace character, hold at most
-``chunk_size`` tokens, overlap their predecessor by at most ``chunk_overlap`` tokens (both
-counted on the text alone, as the model sees it), and
+``chunk_size`` tokens and ``chunk_size * MAX_CHARS_PER_TOKEN`` characters (see
+:func:`~docworkers.ingest.chunking.spans.max_chunk_chars`: a run of 1,000,000 non-space
+characters is one token, but never one chunk), overlap their predecessor by at most
+``chunk_overlap`` tokens (both counted on the text alone, as the model sees it), and
 ``chunk.text == doc.text[chunk.start_char:chunk.end_char]``, trimmed of whitespace. A document
 without text yields no chunks; deciding whether that is an error is the pipeline's business.
-The ``semantic`` strategy calls the (synchronous) embedder: run it off the event loop.
+
+Time and memory grow linearly with the text: long texts are chunked one segment of 64 Ki
+characters at a time (:mod:`~docworkers.ingest.chunking.segments`), and ``checkpoint``, if
+given, is called before each segment (and between the semantic strategy's embedding calls) so
+that a time limit can stop chunking by raising. The ``semantic`` strategy calls the
+(synchronous) embedder: run it off the event loop.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tokenizers import Tokenizer
 
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.chunking.merge import merge_small_chunks
+from docworkers.ingest.chunking.segments import segments as text_segments
 from docworkers.ingest.chunking.sentences import pack_sentences, semantic_spans, sentence_spans
-from docworkers.ingest.chunking.spans import CountedSpan, PageMap, Span, finalize_spans
+from docworkers.ingest.chunking.spans import (
+    CountedSpan,
+    PageMap,
+    Span,
+    finalize_spans,
+    max_chunk_chars,
+    measure,
+)
 from docworkers.ingest.chunking.windows import token_windows
 from docworkers.ingest.defaults import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
 from docworkers.ingest.document import Chunk, ParsedDocument
@@ -59,6 +76,7 @@ __all__ = [
     "MIN_CHUNK_SIZE",
     "chunk_document",
     "chunk_text",
+    "max_chunk_chars",
     "validate_chunking",
 ]
 
@@ -132,6 +150,7 @@ def chunk_text(
     tokenizer: Tokenizer | TokenCounter | None = None,
     embedder: Embedder | None = None,
     breakpoint_percentile: float = DEFAULT_BREAKPOINT_PERCENTILE,
+    checkpoint: Callable[[], None] | None = None,
 ) -> list[CountedSpan]:
     """``(start, end, token_count)`` of each chunk of ``text``; see :func:`chunk_document`."""
     max_tokens = embedder.max_tokens if embedder is not None else MAX_TEXT_TOKENS
@@ -145,29 +164,57 @@ def chunk_text(
                 "breakpoint_percentile", f"must be between 0 and 100, got {breakpoint_percentile}"
             )
     counter = _counter_for(tokenizer)
-    if not text.strip():
-        return []
-    spans: list[Span]
+    check = checkpoint or _no_checkpoint
+    chunk_segment: Callable[[str], list[Span]]
     if strategy in ("recursive", "markdown"):
         # Imported here: the Rust extension is only needed by these two strategies.
         from semantic_text_splitter import MarkdownSplitter, TextSplitter
 
         splitter_class = TextSplitter if strategy == "recursive" else MarkdownSplitter
+        # Sized in tokens and characters, so that it cuts inside over-long runs itself.
         splitter = splitter_class.from_callback(
-            counter.count, size, overlap=chunk_overlap, trim=True
+            measure(size, counter), size, overlap=chunk_overlap, trim=True
         )
-        spans = [(start, start + len(piece)) for start, piece in splitter.chunk_indices(text)]
+
+        def chunk_segment(piece: str) -> list[Span]:
+            return [(start, start + len(part)) for start, part in splitter.chunk_indices(piece)]
+
     elif strategy == "sentence":
-        spans = pack_sentences(text, sentence_spans(text), size, chunk_overlap, counter)
+
+        def chunk_segment(piece: str) -> list[Span]:
+            return pack_sentences(piece, sentence_spans(piece), size, chunk_overlap, counter)
+
     elif strategy == "semantic":
         assert embedder is not None
-        spans = semantic_spans(text, size, chunk_overlap, counter, embedder, breakpoint_percentile)
+        model = embedder
+
+        def chunk_segment(piece: str) -> list[Span]:
+            return semantic_spans(
+                piece, size, chunk_overlap, counter, model, breakpoint_percentile, check
+            )
+
     else:
-        spans = token_windows(text, size, chunk_overlap, counter, snap_to_words=strategy == "token")
-    counted = finalize_spans(text, spans, size, counter)
-    if strategy in ("recursive", "markdown"):
-        counted = merge_small_chunks(text, counted, size, counter)
+
+        def chunk_segment(piece: str) -> list[Span]:
+            return token_windows(
+                piece, size, chunk_overlap, counter, snap_to_words=strategy == "token"
+            )
+
+    counted: list[CountedSpan] = []
+    for offset, end in text_segments(text):
+        check()
+        piece = text[offset:end]
+        if piece.isspace():
+            continue
+        spans = finalize_spans(piece, chunk_segment(piece), size, counter)
+        if strategy in ("recursive", "markdown"):
+            spans = merge_small_chunks(piece, spans, size, counter)
+        counted.extend((offset + start, offset + stop, count) for start, stop, count in spans)
     return counted
+
+
+def _no_checkpoint() -> None:
+    return None
 
 
 def chunk_document(
@@ -179,13 +226,15 @@ def chunk_document(
     tokenizer: Tokenizer | TokenCounter | None = None,
     embedder: Embedder | None = None,
     breakpoint_percentile: float = DEFAULT_BREAKPOINT_PERCENTILE,
+    checkpoint: Callable[[], None] | None = None,
 ) -> list[Chunk]:
     """Cut ``doc.text`` into :class:`Chunk` s with ``strategy`` (see the module docstring).
 
     ``chunk_size`` defaults to the model's limit (``embedder.max_tokens``, else 254);
     ``tokenizer`` counts tokens (default: all-MiniLM-L6-v2's, shared and cached); ``embedder``
     is required by ``semantic`` and otherwise only sets the size limit. Invalid settings raise
-    :class:`ConfigurationError` naming the setting.
+    :class:`ConfigurationError` naming the setting. ``checkpoint`` is called between bounded
+    steps of work; whatever it raises ends chunking (a deadline).
     """
     text = doc.text
     spans = chunk_text(
@@ -196,6 +245,7 @@ def chunk_document(
         tokenizer=tokenizer,
         embedder=embedder,
         breakpoint_percentile=breakpoint_percentile,
+        checkpoint=checkpoint,
     )
     pages = PageMap(doc.page_spans())
     return [

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 
 from docworkers.ingest.chunking.sentences import sentence_spans
-from docworkers.ingest.chunking.spans import CountedSpan, trim
+from docworkers.ingest.chunking.spans import CountedSpan, max_chunk_chars, trim
 from docworkers.ingest.tokenizer import TokenCounter
 
 __all__ = ["merge_small_chunks", "stub_limit"]
@@ -39,6 +39,7 @@ def merge_small_chunks(
     """``spans`` (finalized, in order) with stubs merged or re-cut; keeps every promise of
     :func:`~docworkers.ingest.chunking.spans.finalize_spans` and never adds overlap."""
     minimum = stub_limit(chunk_size)
+    limit = max_chunk_chars(chunk_size)
     out = list(spans)
     index = 0
     while index < len(out) and len(out) > 1:
@@ -47,7 +48,7 @@ def merge_small_chunks(
             continue
         first = index if index + 1 < len(out) else index - 1  # the pair's first chunk
         start, end = out[first][0], out[first + 1][1]
-        joined = counter.count(text[start:end])
+        joined = counter.count(text[start:end]) if end - start <= limit else chunk_size + 1
         if joined <= chunk_size:
             out[first : first + 2] = [(start, end, joined)]
             index = first  # the merged chunk may still be a stub
@@ -98,8 +99,11 @@ def _recut(
             continue
         preference = -before if leading else max(before, after)
         candidates.append((preference, left_end, right_start))
+    limit = max_chunk_chars(chunk_size)
     for _preference, left_end, right_start in sorted(candidates)[:_TRIES]:
         (a, b), (c, d) = trim(text, start, left_end), trim(text, right_start, end)
+        if max(b - a, d - c) > limit:
+            continue
         left, right = counter.count(text[a:b]), counter.count(text[c:d])
         if minimum <= min(left, right) and max(left, right) <= chunk_size:
             return [(a, b, left), (c, d, right)]

@@ -19,10 +19,11 @@ with another. Sentences longer than ``chunk_size`` are cut into ``token`` window
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 
-from docworkers.ingest.chunking.spans import Span, trim
+from docworkers.ingest.chunking.spans import Span, max_chunk_chars, measure, trim
 from docworkers.ingest.chunking.windows import token_windows
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.tokenizer import TokenCounter
@@ -71,8 +72,11 @@ def pack_sentences(
     chunk_overlap: int,
     counter: TokenCounter,
 ) -> list[Span]:
-    """Greedy packing of whole sentences into spans of at most ``chunk_size`` tokens."""
-    counts = [counter.count(text[a:b]) for a, b in sentences]
+    """Greedy packing of whole sentences into spans of at most ``chunk_size`` tokens (and
+    :func:`~docworkers.ingest.chunking.spans.max_chunk_chars` characters)."""
+    size_of = measure(chunk_size, counter)  # a sentence too long in characters is too big
+    limit = max_chunk_chars(chunk_size)
+    counts = [size_of(text[a:b]) for a, b in sentences]
     spans: list[Span] = []
     current: list[int] = []  # indices into sentences
     tokens = 0
@@ -91,7 +95,9 @@ def pack_sentences(
             )
             spans.extend((a + start, a + end) for start, end in windows)
             continue
-        if current and tokens + count > chunk_size:
+        if current and (
+            tokens + count > chunk_size or sentences[index][1] - sentences[current[0]][0] > limit
+        ):
             flush()
             # Carry the last sentences over, as many as fit in the overlap and beside the next.
             carried: list[int] = []
@@ -100,6 +106,7 @@ def pack_sentences(
                 size = counts[previous]
                 if carried_tokens + size > chunk_overlap or (
                     carried_tokens + size + count > chunk_size
+                    or sentences[index][1] - sentences[previous][0] > limit
                 ):
                     break
                 carried.insert(0, previous)
@@ -118,17 +125,19 @@ def semantic_spans(
     counter: TokenCounter,
     embedder: Embedder,
     breakpoint_percentile: float,
+    checkpoint: Callable[[], None] | None = None,
 ) -> list[Span]:
-    """Spans that break where the topic changes, then packed to size (see module doc)."""
+    """Spans that break where the topic changes, then packed to size (see module doc).
+    ``checkpoint`` is called before each embedding call."""
     sentences = sentence_spans(text)
     if len(sentences) < 3:
         return pack_sentences(text, sentences, chunk_size, chunk_overlap, counter)
-    vectors = np.concatenate(
-        [
-            embedder.embed([text[a:b] for a, b in sentences[i : i + _EMBED_BLOCK]])
-            for i in range(0, len(sentences), _EMBED_BLOCK)
-        ]
-    )
+    blocks = []
+    for i in range(0, len(sentences), _EMBED_BLOCK):
+        if checkpoint is not None:
+            checkpoint()
+        blocks.append(embedder.embed([text[a:b] for a, b in sentences[i : i + _EMBED_BLOCK]]))
+    vectors = np.concatenate(blocks)
     # Single sentences are noisy: compare the _WINDOW sentences before each gap with the
     # _WINDOW after it (mean vectors), so the distance measures the change across the gap.
     cumulative = np.concatenate([np.zeros((1, vectors.shape[1])), np.cumsum(vectors, axis=0)])

@@ -2,21 +2,47 @@
 
 Every strategy proposes ``(start, end)`` spans; :func:`finalize_spans` then makes sure that
 spans are trimmed of whitespace, in document order, cover every non-whitespace character, and
-hold at most ``chunk_size`` tokens, whatever the strategy did. The last promise is kept by
-recounting each chunk on its own text, which is what the model will see.
+hold at most ``chunk_size`` tokens and :func:`max_chunk_chars` characters, whatever the
+strategy did. The token promise is kept by recounting each chunk on its own text, which is what
+the model will see.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 
+from docworkers.ingest.defaults import MAX_CHARS_PER_TOKEN
 from docworkers.ingest.tokenizer import TokenCounter
 
 Span = tuple[int, int]
 #: (start, end, token count)
 CountedSpan = tuple[int, int, int]
+
+# The last whitespace character before the end of the searched range (``match.end() - 1``).
+_LAST_SPACE = re.compile(r"(?s:.*)\s")
+
+
+def max_chunk_chars(chunk_size: int) -> int:
+    """The most characters a chunk of ``chunk_size`` tokens may hold (see
+    :data:`~docworkers.ingest.defaults.MAX_CHARS_PER_TOKEN`)."""
+    return chunk_size * MAX_CHARS_PER_TOKEN
+
+
+def measure(chunk_size: int, counter: TokenCounter) -> Callable[[str], int]:
+    """The size of a piece of text in tokens, or more if it holds more characters than a chunk
+    of that many tokens may: ``measure(piece) <= chunk_size`` exactly when the piece fits.
+    Pieces too long in characters are never tokenized, so measuring stays cheap on huge runs."""
+    limit = max_chunk_chars(chunk_size)
+
+    def size(piece: str) -> int:
+        if len(piece) > limit:
+            return -(-len(piece) // MAX_CHARS_PER_TOKEN)
+        return counter.count(piece)
+
+    return size
 
 
 def trim(text: str, start: int, end: int) -> Span:
@@ -31,7 +57,7 @@ def trim(text: str, start: int, end: int) -> Span:
 def finalize_spans(
     text: str, spans: Iterable[Span], chunk_size: int, counter: TokenCounter
 ) -> list[CountedSpan]:
-    """Trim, order, close gaps and enforce the size limit; returns spans with token counts."""
+    """Trim, order, close gaps and enforce the size limits; returns spans with token counts."""
     ordered = sorted(s for s in (trim(text, a, b) for a, b in spans) if s[0] < s[1])
     kept: list[list[int]] = []
     for start, end in ordered:
@@ -52,30 +78,55 @@ def finalize_spans(
             current[1] = trim(text, current[0], following[0])[1]
     kept[-1][1] = max(kept[-1][1], last)
 
+    limit = max_chunk_chars(chunk_size)
     out: list[CountedSpan] = []
     for start, end in kept:
-        count = counter.count(text[start:end])
+        count = counter.count(text[start:end]) if end - start <= limit else chunk_size + 1
         if count <= chunk_size:
             out.append((start, end, count))
         else:
-            out.extend(split_to_fit(text, start, end, chunk_size, counter))
+            _append_in_order(out, split_to_fit(text, start, end, chunk_size, counter))
     return out
+
+
+def _append_in_order(out: list[CountedSpan], pieces: list[CountedSpan]) -> None:
+    """Append the pieces of a span that was too big, keeping chunks in strict document order.
+
+    A strategy's spans may overlap, and the pieces of one of them need not respect the order of
+    its neighbour's: a piece inside the chunks before it adds nothing (its characters are
+    covered), and chunks inside a piece give way to it.
+    """
+    for piece in pieces:
+        while out and piece[0] <= out[-1][0] and piece[1] >= out[-1][1]:
+            out.pop()
+        if out and (piece[1] <= out[-1][1] or piece[0] <= out[-1][0]):
+            continue
+        out.append(piece)
 
 
 def split_to_fit(
     text: str, start: int, end: int, chunk_size: int, counter: TokenCounter
 ) -> list[CountedSpan]:
-    """Halve ``text[start:end]`` (at whitespace near the middle if any) until pieces fit.
+    """Cut ``text[start:end]`` into pieces that fit: first into pieces of at most
+    :func:`max_chunk_chars` characters (at the last whitespace of each, if it is in the second
+    half), then halving pieces that hold too many tokens (at whitespace near the middle if any).
 
     The last resort. A single character is at most 3 tokens (a Hangul syllable), so with
     ``chunk_size >= 3`` every piece fits; a lone character is kept whatever its count.
     """
+    limit = max_chunk_chars(chunk_size)
     out: list[CountedSpan] = []
     stack: list[Span] = [(start, end)]
     while stack:
         a, b = stack.pop()
         a, b = trim(text, a, b)
         if a >= b:
+            continue
+        if b - a > limit:
+            space = _LAST_SPACE.match(text, a + limit // 2, a + limit + 1)
+            at = space.end() - 1 if space is not None else a + limit
+            stack.append((at, b))
+            stack.append((a, at))  # popped first: document order
             continue
         count = counter.count(text[a:b])
         if count <= chunk_size or b - a == 1:

@@ -12,6 +12,11 @@ after the previous one.
   (else to the nearest word or punctuation boundary, else it cuts like ``fixed``), and moves each
   overlap start forward to such a boundary, so no word is split and overlaps never exceed the
   requested size.
+
+Windows are also bounded in characters (:func:`~docworkers.ingest.chunking.spans.max_chunk_chars`):
+a window ends early rather than span more, and a single token longer than that (a run of more
+than 100 non-space characters is one unknown token) is a window of its own that
+:func:`~docworkers.ingest.chunking.spans.finalize_spans` cuts into pieces.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from docworkers.ingest.chunking.spans import Span
+from docworkers.ingest.chunking.spans import Span, max_chunk_chars
 from docworkers.ingest.tokenizer import TokenCounter, TokenSpans, token_spans
 
 
@@ -77,18 +82,26 @@ def _snap_start(tokens: TokenSpans, low: int, end: int, *, words: bool) -> int:
     return end
 
 
-def _char_span(text: str, tokens: TokenSpans, start: int, end: int) -> Span:
+def _char_span(text: str, tokens: TokenSpans, start: int, end: int, limit: int) -> Span:
     """Characters of tokens [start, end), widened over adjacent characters that make no token
-    (deleted by the normalizer, like the C1 controls of mojibake) up to the nearest whitespace."""
+    (deleted by the normalizer, like the C1 controls of mojibake) up to the nearest whitespace,
+    while the span holds at most ``limit`` characters (finalize_spans covers the rest)."""
     first = int(tokens.starts[start])
-    floor = int(tokens.ends[start - 1]) if start > 0 else 0
+    last = int(tokens.ends[end - 1])
+    floor = max(int(tokens.ends[start - 1]) if start > 0 else 0, last - limit)
     while first > floor and not text[first - 1].isspace():
         first -= 1
-    last = int(tokens.ends[end - 1])
-    ceiling = int(tokens.starts[end]) if end < len(tokens) else len(text)
+    ceiling = min(int(tokens.starts[end]) if end < len(tokens) else len(text), first + limit)
     while last < ceiling and not text[last].isspace():
         last += 1
     return first, last
+
+
+def _char_limit(tokens: TokenSpans, start: int, end: int, limit: int) -> int:
+    """``end``, lowered so that tokens [start, end) span at most ``limit`` characters (at
+    least one token, even if it alone is longer)."""
+    furthest = int(np.searchsorted(tokens.ends, tokens.starts[start] + limit, side="right"))
+    return max(start + 1, min(end, furthest))
 
 
 def token_windows(
@@ -102,10 +115,15 @@ def token_windows(
     """Character spans of token windows over ``text`` (``token`` or ``fixed`` strategy)."""
     tokens = token_spans(text, counter.tokenizer)
     total = len(tokens)
+    limit = max_chunk_chars(chunk_size)
     spans: list[Span] = []
     start = 0
     while start < total:
-        end = min(start + chunk_size, total)
+        full = min(start + chunk_size, total)
+        end = _char_limit(tokens, start, full, limit)
+        # A window cut short by the character limit overlaps the next in proportion, or windows
+        # of a few long tokens would each advance by one token and repeat the text many times.
+        overlap = chunk_overlap if end == full else chunk_overlap * (end - start) // chunk_size
         end = _snap_end(tokens, start, end) if snap_to_words else _char_cut(tokens, start, end)
         if not tokens.word_start[start]:
             # Begins inside a word: the piece may tokenize to more tokens on its own.
@@ -116,10 +134,12 @@ def token_windows(
                 if shorter >= end:
                     break  # cannot shrink without splitting a character: finalize_spans splits
                 end = shorter
-        spans.append(_char_span(text, tokens, start, end))
+        spans.append(_char_span(text, tokens, start, end, limit))
         if end >= total:
             break
-        following = max(end - chunk_overlap, start + 1)
+        following = max(end - overlap, start + 1)
+        if _char_limit(tokens, following, end + 1, limit) <= end:
+            following = end  # the next window could not reach past this one: no overlap
         if following < end:
             following = _snap_start(tokens, following, end, words=snap_to_words)
         # An overlap that begins inside a word may tokenize to more tokens on its own.
