@@ -34,13 +34,13 @@ import redis
 import redis.asyncio as aioredis
 
 from docworkers.errors import EmptyDocumentError, LeaseLostError
+from docworkers.ingest.aliases import CollectionAliases, resolve_collection
 from docworkers.ingest.chroma_server import ChromaServer
 from docworkers.ingest.document_repository import DocumentRepository, DocumentStatus
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.embedding_batcher import BatchingEmbedder
 from docworkers.ingest.enrich import LocalEnricher
 from docworkers.ingest.fencing import AttemptFence
-from docworkers.ingest.jobs.aliases import CollectionAliases, resolve_collection
 from docworkers.ingest.jobs.common import DocumentJobConfig
 from docworkers.ingest.jobs.document_delete import (
     DOCUMENT_DELETE_JOB_TYPE,

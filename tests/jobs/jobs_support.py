@@ -10,14 +10,14 @@ from typing import Any
 
 import redis
 
+from docworkers.ingest.aliases import resolve_collection
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder
-from docworkers.ingest.jobs.aliases import resolve_collection
 from docworkers.ingest.jobs.common import DocumentJobConfig
-from docworkers.ingest.jobs.files import stored_file_path
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
 from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
 from docworkers.ingest.search import SearchService
+from docworkers.ingest.stored_files import stored_file_path
 from docworkers.ingest.vector_store import ChromaVectorRepository, SearchHit
 from docworkers.queue import Job, RedisJobRepository
 from docworkers.workers import BaseWorker, WorkerConfig

@@ -22,7 +22,7 @@ from docworkers.ingest.jobs.bulk_import import (
     BulkImportWorkerConfig,
     parent_tag,
 )
-from docworkers.ingest.jobs.files import ImportLimits, collect_archive, collect_files
+from docworkers.ingest.stored_files import ImportLimits, collect_archive, collect_files
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import JobFilter, JobStatus
 from docworkers.workers import WorkerPool

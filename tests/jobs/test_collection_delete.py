@@ -8,8 +8,8 @@ import pytest
 from jobs_support import MEMO, NOTE, NOTE_QUERY, JobsEnv, run_job
 
 from docworkers.errors import InvalidPayloadError
+from docworkers.ingest.aliases import CollectionAliases
 from docworkers.ingest.document import Chunk
-from docworkers.ingest.jobs.aliases import CollectionAliases
 from docworkers.ingest.jobs.collection_delete import (
     COLLECTION_DELETE_JOB_TYPE,
     CollectionDeletePayload,

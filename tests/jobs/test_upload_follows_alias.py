@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from jobs_support import MEMO, MEMO_QUERY, NOTE, JobsEnv
 
-from docworkers.ingest.jobs.aliases import resolve_collection
+from docworkers.ingest.aliases import resolve_collection
 from docworkers.ingest.jobs.vector_reindex import VectorReindex, VectorReindexPayload
 from docworkers.ingest.payload import UploadJobPayload
 from docworkers.ingest.pipeline import UploadPipeline

@@ -17,8 +17,8 @@ from jobs_support import (
 )
 
 from docworkers.errors import InvalidPayloadError
+from docworkers.ingest.aliases import CollectionAliases, resolve_collection
 from docworkers.ingest.document import Chunk
-from docworkers.ingest.jobs.aliases import CollectionAliases, resolve_collection
 from docworkers.ingest.jobs.document_delete import delete_document
 from docworkers.ingest.jobs.vector_reindex import (
     VECTOR_REINDEX_JOB_TYPE,

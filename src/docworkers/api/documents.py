@@ -19,9 +19,9 @@ from docworkers.api.security import require_token
 from docworkers.api.state import ApiState, api_state
 from docworkers.api.uploads import FILE_FIELD, ReceivedUpload, receive_upload
 from docworkers.errors import ConfigurationError
+from docworkers.ingest.aliases import CollectionAliases
 from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
 from docworkers.ingest.document_repository import DocumentStatus
-from docworkers.ingest.jobs.aliases import CollectionAliases
 from docworkers.ingest.jobs.collection_delete import (
     delete_collection as delete_collection_everywhere,
 )

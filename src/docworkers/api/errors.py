@@ -35,7 +35,7 @@ from docworkers.errors import (
     ServiceUnavailableError,
     VectorStoreError,
 )
-from docworkers.ingest.jobs.aliases import CollectionBusyError
+from docworkers.ingest.aliases import CollectionBusyError
 
 log = logging.getLogger("docworkers.api")
 

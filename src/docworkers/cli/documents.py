@@ -251,7 +251,7 @@ def collections_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     shared = bool(state.settings.redis_url)
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
-        from docworkers.ingest.jobs.aliases import CollectionAliases
+        from docworkers.ingest.aliases import CollectionAliases
 
         infos = {c.name: c.count for c in await asyncio.to_thread(
             runtime.vectors.list_collections)}

@@ -1,7 +1,7 @@
 """The document registry in Redis: one hash per document, one index per collection.
 
 A document's id comes from its content (and collection), so uploading the same file again
-updates the same record instead of adding one. Every write is one script (``ingest/jobs/lua``);
+updates the same record instead of adding one. Every write is one script (``ingest/lua``);
 a job attempt passes its fence (:mod:`docworkers.ingest.fencing`) and the write is refused with
 LeaseLostError once a newer attempt of its job has claimed the fence.
 """
@@ -108,9 +108,9 @@ class DocumentRecord:
 
 @cache
 def lua_script(name: str) -> str:
-    """The source of ``ingest/jobs/lua/<name>.lua``: the scripts of the ``{documents}`` keys
-    (registry, fences, collection locks and aliases), packaged with the job modules."""
-    return (resources.files("docworkers.ingest.jobs") / "lua" / f"{name}.lua").read_text()
+    """The source of ``ingest/lua/<name>.lua``: the scripts of the ``{documents}`` keys
+    (registry, fences, collection locks and aliases)."""
+    return (resources.files("docworkers.ingest") / "lua" / f"{name}.lua").read_text()
 
 
 def content_hash(path: Path) -> str:

@@ -5,7 +5,7 @@ document id comes from the content, chunk ids from (document id, index), chunks 
 and leftovers of an earlier version deleted, and the registry record is overwritten.
 
 The payload names a logical collection; the chunks go to the physical Chroma collection its
-alias names when they are stored (see :mod:`docworkers.ingest.jobs.aliases`). A
+alias names when they are stored (see :mod:`docworkers.ingest.aliases`). A
 ``vector_reindex`` may switch the alias while an upload runs, so after marking the document
 completed the pipeline resolves the alias again and, if it moved, stores the chunks in the new
 physical collection too: whichever side acts last, the document ends up in the collection that
@@ -43,6 +43,7 @@ from docworkers.ingest.chunking import chunk_document
 from docworkers.ingest.document import Chunk, ParsedDocument
 from docworkers.ingest.document_repository import (
     DocumentRecord,
+from docworkers.ingest.aliases import resolve_collection
     DocumentRepository,
     DocumentStatus,
     content_hash,
@@ -52,7 +53,6 @@ from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.embedding_batcher import BatchingEmbedder
 from docworkers.ingest.enrich import Enricher, LocalEnricher
 from docworkers.ingest.fencing import AttemptFence
-from docworkers.ingest.jobs.aliases import resolve_collection
 from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
 from docworkers.ingest.vector_repository import VectorRepository, vector_store_breaker

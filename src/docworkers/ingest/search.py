@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from docworkers.errors import ConfigurationError
+from docworkers.ingest.aliases import resolve_collection
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder
-from docworkers.ingest.jobs.aliases import resolve_collection
 from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import (
     SearchHit,

@@ -10,14 +10,14 @@ vector_reindex      :mod:`~.vector_reindex`                     VectorReindexWor
 bulk_import         :mod:`~.bulk_import`                        BulkImportWorker
 ==================  ==========================================  =============================
 
-Shared parts: :mod:`~.common` (payload base, DocumentJobConfig), :mod:`~.aliases` (logical to
-physical collections, ``resolve_collection``, the rebuild lock), :mod:`~.files` (safe storage
-of imported files, ``stored_file_path``).
+Shared parts: :mod:`~.common` (payload base, DocumentJobConfig). The infrastructure these
+jobs share with the upload pipeline lives in the ingest core: :mod:`docworkers.ingest.aliases`
+(logical to physical collections, ``resolve_collection``, the rebuild lock) and
+:mod:`docworkers.ingest.stored_files` (safe storage of imported files, ``stored_file_path``).
 
 A worker takes any job of its queue and fails the types it does not handle, so each of these
 workers consumes a queue of its own (or one shared only with workers of the same types).
 
-This ``__init__`` deliberately imports nothing: the upload pipeline imports
-:mod:`~.aliases` and :mod:`~.files`, and the workers here import the pipeline, so eager
-re-exports would make an import cycle. Import from the modules.
+This ``__init__`` deliberately imports nothing: the workers here import the pipeline, and
+the pipeline must not load them. Import from the modules.
 """

@@ -1,6 +1,6 @@
 """The ``bulk_import`` job: fan a folder, a zip archive or a list of files out into uploads.
 
-The parent job stores every document (see :mod:`docworkers.ingest.jobs.files`), enqueues one
+The parent job stores every document (see :mod:`docworkers.ingest.stored_files`), enqueues one
 ``document_upload`` child per document on the upload workers' queue, then follows the children
 until all of them are finished, reporting the share finished as its own progress. Child ids are
 ``<parent id>:<n>`` in a stable order and enqueueing an existing id is a no-op, so a rerun of
@@ -32,7 +32,9 @@ from docworkers.errors import (
     PermanentJobError,
 )
 from docworkers.ingest.jobs.common import JobPayload, LogicalCollection, Progress, no_progress
-from docworkers.ingest.jobs.files import (
+from docworkers.ingest.jobs.kinds import BULK_IMPORT_JOB_TYPE
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload, UploadOptions
+from docworkers.ingest.stored_files import (
     Collected,
     ImportLimits,
     collect_archive,
@@ -40,8 +42,6 @@ from docworkers.ingest.jobs.files import (
     collect_folder,
     local_path,
 )
-from docworkers.ingest.jobs.kinds import BULK_IMPORT_JOB_TYPE
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload, UploadOptions
 from docworkers.queue.job import Job, JobStatus
 from docworkers.queue.keys import validate_job_id
 from docworkers.queue.protocol import JobRepository

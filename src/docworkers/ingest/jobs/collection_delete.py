@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docworkers.ingest.aliases import CollectionAliases, physical_collections
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.fencing import AttemptFence
-from docworkers.ingest.jobs.aliases import CollectionAliases, physical_collections
 from docworkers.ingest.jobs.common import (
     DocumentJobWorker,
     JobPayload,

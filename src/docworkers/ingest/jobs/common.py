@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError, PermanentJobError
+from docworkers.ingest.aliases import check_logical_name
 from docworkers.ingest.document_repository import DocumentRecord, DocumentRepository
 from docworkers.ingest.fencing import AttemptFence, claim_fence
-from docworkers.ingest.jobs.aliases import check_logical_name
 from docworkers.ingest.payload import describe_validation_error
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.protocol import JobRepository

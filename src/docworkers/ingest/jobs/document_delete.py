@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from docworkers.ingest.aliases import CollectionAliases
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.fencing import AttemptFence
-from docworkers.ingest.jobs.aliases import CollectionAliases
 from docworkers.ingest.jobs.common import (
     DocumentId,
     DocumentJobWorker,

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from docworkers.errors import PermanentJobError, RetryableJobError
+from docworkers.ingest.aliases import CollectionAliases
 from docworkers.ingest.document import Page, ParsedDocument
 from docworkers.ingest.document_repository import (
     DocumentRecord,
@@ -25,7 +26,6 @@ from docworkers.ingest.document_repository import (
 )
 from docworkers.ingest.enrich import Enricher
 from docworkers.ingest.fencing import AttemptFence
-from docworkers.ingest.jobs.aliases import CollectionAliases
 from docworkers.ingest.jobs.common import (
     DocumentId,
     DocumentJobConfig,

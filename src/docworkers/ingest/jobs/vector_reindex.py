@@ -45,6 +45,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError, PermanentJobError
+from docworkers.ingest.aliases import (
+    CollectionAliases,
+    physical_collections,
+    physical_version,
+    versioned_name,
+)
 from docworkers.ingest.document import Chunk
 from docworkers.ingest.document_repository import (
     DocumentRecord,
@@ -52,12 +58,6 @@ from docworkers.ingest.document_repository import (
     DocumentStatus,
 )
 from docworkers.ingest.fencing import AttemptFence
-from docworkers.ingest.jobs.aliases import (
-    CollectionAliases,
-    physical_collections,
-    physical_version,
-    versioned_name,
-)
 from docworkers.ingest.jobs.common import (
     DocumentJobConfig,
     DocumentJobWorker,
