@@ -39,11 +39,11 @@ from docworkers.errors import (
     NoExtractableTextError,
     error_code,
 )
+from docworkers.ingest.aliases import resolve_collection
 from docworkers.ingest.chunking import chunk_document
 from docworkers.ingest.document import Chunk, ParsedDocument
 from docworkers.ingest.document_repository import (
     DocumentRecord,
-from docworkers.ingest.aliases import resolve_collection
     DocumentRepository,
     DocumentStatus,
     content_hash,
