@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import redis
-import redis.asyncio as aioredis
 
 from docworkers.embedded import EmbeddedRedis
 from docworkers.errors import RepositoryConnectionError, VectorStoreError
@@ -30,6 +29,7 @@ from docworkers.ingest.jobs.kinds import (
 )
 from docworkers.ingest.jobs.queues import RoutedQueues
 from docworkers.queue import RedisJobRepository, RepositoryConfig
+from docworkers.queue.redis.clients import sync_client
 from docworkers.settings import Settings
 from docworkers.workers import BaseWorker, WorkerConfig
 from docworkers.workers.service_guard import ServiceGuard
@@ -166,8 +166,8 @@ class Runtime:
         if self._documents is None:
             from docworkers.ingest.document_repository import DocumentRepository
 
-            client = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
-            self._documents = DocumentRepository(client, url=self.redis_url)
+            # The job repository's client: one connection pool per process.
+            self._documents = DocumentRepository(self.jobs.client, url=self.redis_url)
         return self._documents
 
     @property
@@ -217,7 +217,7 @@ class Runtime:
         client = None
         if rate_limit is not None or max_concurrency is not None:
             if self._sync_redis is None:
-                self._sync_redis = redis.Redis.from_url(self.redis_url)
+                self._sync_redis = sync_client(self.redis_url)
             client = self._sync_redis
         return ServiceGuard.build(service, client=client, rate_limit=rate_limit,
                                   max_concurrency=max_concurrency,
@@ -307,7 +307,7 @@ class Runtime:
         """Release everything that was created. Idempotent."""
         services, self._services = self._services, None
         jobs, self._jobs = self._jobs, None
-        documents, self._documents = self._documents, None
+        self._documents = None  # it shares the client of ``jobs``
         vectors, self._vectors = self._vectors, None
         self._queue_repos = {}  # they share the connections of ``jobs``
         self._routed = {}
@@ -315,8 +315,6 @@ class Runtime:
             await services.aclose()
         if jobs is not None:
             await jobs.close()
-        if documents is not None:
-            await documents.client.aclose()
         if vectors is not None:
             vectors.close()
         sync_redis, self._sync_redis = self._sync_redis, None

@@ -13,7 +13,7 @@ import redis
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError, RepositoryConnectionError
 from docworkers.queue import JobSpec, RedisJobRepository, RepositoryConfig
-from docworkers.queue.scheduler import MAX_CATCH_UP, Schedule, Scheduler, schedule_key
+from docworkers.queue.scheduler import MAX_CATCH_UP, Schedule, Scheduler
 
 
 def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
@@ -159,7 +159,7 @@ async def test_three_schedulers_enqueue_each_tick_exactly_once(
     assert sorted(j.id for j in jobs) == sorted(enqueued)
     assert all(j.type == "ping" and j.payload == {"n": 1} and j.tags == ["schedule:pulse"]
                for j in jobs)
-    last = await repo.client.get(schedule_key(repo.keys, "pulse"))
+    last = await repo.client.get(repo.keys.schedule("pulse"))
     assert last is not None and int(last) == max(ticks)
 
 
@@ -194,7 +194,7 @@ async def test_missed_ticks_and_first_run_with_a_fixed_clock(
     assert await third.run_once() == []
     now[0] = ts(2024, 3, 6, 3, 0) + 0.5
     assert await third.run_once() == [f"sched:late:{round(ts(2024, 3, 6, 3) * 1000)}"]
-    assert await repo.client.pttl(schedule_key(repo.keys, "late")) > 6 * 24 * 3600 * 1000
+    assert await repo.client.pttl(repo.keys.schedule("late")) > 6 * 24 * 3600 * 1000
 
 
 async def test_catch_up_is_capped(redis_url: str, repo: RedisJobRepository) -> None:

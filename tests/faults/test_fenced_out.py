@@ -492,7 +492,7 @@ async def test_an_older_attempt_cannot_use_the_lock_of_a_newer_one(world: World)
         return True
 
     aliases = CollectionAliases.for_documents(world.documents)
-    key = world.documents.fence_key(QUEUE, "job-1")
+    key = world.documents.keys.fence(QUEUE, "job-1")
     old = AttemptFence(key=key, token=1, job_id="job-1", owns=owns)
     new = AttemptFence(key=key, token=2, job_id="job-1", owns=owns)
     assert await world.documents.claim_fence(old)

@@ -23,7 +23,7 @@ from docworkers.queue import (
     RedisJobRepository,
     RepositoryConfig,
 )
-from docworkers.queue.keys import QueueKeys
+from docworkers.queue.redis.keys import QueueKeys
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 LIMIT = 30.0  # seconds an awaited event may take on a loaded machine

@@ -28,7 +28,7 @@ from docworkers.ingest.jobs.routing import (
 )
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.queue import JobFilter, JobStatus
-from docworkers.queue.keys import validate_queue_name
+from docworkers.queue.redis.keys import validate_queue_name
 from docworkers.runtime import Runtime
 from docworkers.settings import Settings
 

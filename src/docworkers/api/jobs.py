@@ -44,8 +44,8 @@ router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
 State = Annotated[ApiState, Depends(api_state)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-# Job ids are at most 128 characters (docworkers.queue.keys); a longer one is refused before it
-# is looked up or quoted back in an error.
+# Job ids are at most 128 characters (docworkers.queue.redis.keys); a longer one is refused
+# before it is looked up or quoted back in an error.
 JobId = Annotated[str, PathParam(min_length=1, max_length=MAX_JOB_ID)]
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG)]
 

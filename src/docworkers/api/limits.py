@@ -6,7 +6,7 @@ never quotes more than these back.
 
 from __future__ import annotations
 
-MAX_JOB_ID = 128  # the queue's own limit (docworkers.queue.keys.validate_job_id)
+MAX_JOB_ID = 128  # the queue's own limit (docworkers.queue.redis.keys.validate_job_id)
 MAX_TAG = 100  # characters of one job tag
 MAX_TAGS = 20  # tags of one job
 MAX_USER_ID = 256  # characters of a job's user id

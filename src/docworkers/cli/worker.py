@@ -255,7 +255,7 @@ def worker_command(
     embedding model, so e.g. `--type document_delete` starts fast and small.
     """
     from docworkers.ingest.jobs.schedules import load_schedules
-    from docworkers.queue.keys import validate_queue_name
+    from docworkers.queue.redis.keys import validate_queue_name
     from docworkers.workers.process_pool import ProcessScalingConfig
 
     state = state_of(ctx)

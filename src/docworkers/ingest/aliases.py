@@ -24,16 +24,18 @@ import asyncio
 import logging
 import re
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from docworkers.errors import ConfigurationError, RepositoryError, RetryableJobError
-from docworkers.ingest.document_repository import DocumentRepository, lua_script
-from docworkers.ingest.fencing import FENCE_TTL
+from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.fencing import fenced
 from docworkers.ingest.vector_repository import VectorRepository, validate_collection_name
-from docworkers.queue.redis_errors import translated_errors
+from docworkers.queue.redis.errors import RedisErrors
+from docworkers.queue.redis.keys import RegistryKeys
+from docworkers.queue.redis.scripts import register
 
 if TYPE_CHECKING:
     from docworkers.ingest.fencing import AttemptFence
@@ -51,6 +53,7 @@ __all__ = [
 
 log = logging.getLogger("docworkers.ingest.jobs")
 
+_LUA = "docworkers.ingest"  # the package of its scripts (ingest/lua)
 VERSION_MARK = "--v"
 LOCK_TTL = 120.0  # seconds; a holder renews every third of it while it works
 _VERSIONED = re.compile(r"^(?P<base>.+)--v(?P<version>[0-9]+)$")
@@ -89,15 +92,6 @@ def check_logical_name(name: str) -> str:
     return name
 
 
-def _fenced(keys: list[str], args: list[Any], fence: AttemptFence | None
-            ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of a lock or alias script: the fence, if any, is the last key, and the
-    first two arguments are its token and ttl ('' and 0 without a fence)."""
-    if fence is None:
-        return keys, ["", 0, *args]
-    return [*keys, fence.key], [fence.token, round(FENCE_TTL * 1000), *args]
-
-
 def physical_collections(vectors: VectorRepository, collection: str) -> list[str]:
     """Every physical collection of ``collection`` in the vector store (oldest first)."""
     found = [
@@ -111,30 +105,24 @@ def physical_collections(vectors: VectorRepository, collection: str) -> list[str
 class CollectionAliases:
     """The alias and lock keys of logical collections, next to the document registry."""
 
-    def __init__(self, client: Redis, *, prefix: str, url: str = "redis") -> None:
+    def __init__(self, client: Redis, *, keys: RegistryKeys, url: str = "redis") -> None:
         self.client = client
-        self.prefix = prefix  # "<ns>:{documents}:", the registry's
+        self.keys = keys  # the document registry's
         self.url = url
-        self._switch: AsyncScript = client.register_script(lua_script("switch_alias"))
-        self._reserve: AsyncScript = client.register_script(lua_script("reserve_version"))
+        self._switch: AsyncScript = register(client, "switch_alias", _LUA)
+        self._reserve: AsyncScript = register(client, "reserve_version", _LUA)
 
     @classmethod
     def for_documents(cls, documents: DocumentRepository) -> Self:
-        return cls(documents.client, prefix=documents.prefix, url=documents.url)
+        return cls(documents.client, keys=documents.keys, url=documents.url)
 
-    def alias_key(self, collection: str) -> str:
-        return f"{self.prefix}alias:{collection}"
-
-    def lock_key(self, collection: str) -> str:
-        return f"{self.prefix}lock:{collection}"
-
-    def version_key(self, collection: str) -> str:
-        return f"{self.prefix}version:{collection}"
+    def errors(self, what: str, collection: str) -> RedisErrors:
+        return RedisErrors(f"{what} of collection {collection!r}", url=self.url)
 
     async def target(self, collection: str) -> str | None:
         """The physical collection the alias names, or None when there is no alias."""
-        async with translated_errors(f"alias of collection {collection!r} at {self.url}"):
-            value = await self.client.get(self.alias_key(collection))
+        with self.errors("alias", collection):
+            value = await self.client.get(self.keys.alias(collection))
         return str(value) if value else None
 
     async def resolve(self, collection: str) -> str:
@@ -146,9 +134,9 @@ class CollectionAliases:
         """Point the alias at ``physical`` (None removes it) in one write, fenced by the lock
         ``owner`` must hold (CollectionBusyError if it does not hold it any more) and by
         ``fence`` (LeaseLostError if a newer attempt of the job claimed it)."""
-        keys, args = _fenced([self.alias_key(collection), self.lock_key(collection)],
-                             [owner, physical or ""], fence)
-        async with translated_errors(f"alias of collection {collection!r} at {self.url}"):
+        keys, args = fenced([self.keys.alias(collection), self.keys.lock(collection)],
+                            [owner, physical or ""], fence)
+        with self.errors("alias", collection):
             done = await self._switch(keys=keys, args=args)
         if done < 0:
             assert fence is not None
@@ -164,9 +152,9 @@ class CollectionAliases:
         """A physical version of ``collection`` for one rebuild attempt alone: above every
         version reserved before and above ``current`` (the one searches use). The caller must
         hold the collection's lock (CollectionBusyError) and its fence (LeaseLostError)."""
-        keys, args = _fenced([self.version_key(collection), self.lock_key(collection)],
-                             [owner, current], fence)
-        async with translated_errors(f"versions of collection {collection!r} at {self.url}"):
+        keys, args = fenced([self.keys.version(collection), self.keys.lock(collection)],
+                            [owner, current], fence)
+        with self.errors("versions", collection):
             version = int(await self._reserve(keys=keys, args=args))
         if version < 0:
             assert fence is not None
@@ -197,12 +185,12 @@ class CollectionLock:
         self.owner = owner
         self.ttl = ttl
         self.fence = fence
-        self.key = aliases.lock_key(collection)
+        self.key = aliases.keys.lock(collection)
         self.lost = False
-        self._url = aliases.url
+        self._errors = aliases.errors("lock", collection)
         self._client = aliases.client
-        self._lock: AsyncScript = aliases.client.register_script(lua_script("lock"))
-        self._unlock: AsyncScript = aliases.client.register_script(lua_script("unlock"))
+        self._lock: AsyncScript = register(aliases.client, "lock", _LUA)
+        self._unlock: AsyncScript = register(aliases.client, "unlock", _LUA)
         self._keeper: asyncio.Task[None] | None = None
 
     async def acquire(self) -> None:
@@ -213,7 +201,7 @@ class CollectionLock:
             assert self.fence is not None
             raise self.fence.lost(f"taking the lock of collection {self.collection!r}")
         if not held:
-            async with translated_errors(f"lock of collection {self.collection!r}"):
+            with self._errors:
                 holder = await self._client.get(self.key)
             raise CollectionBusyError(
                 f"collection {self.collection!r} is being rebuilt or dropped by job {holder!r}; "
@@ -223,15 +211,15 @@ class CollectionLock:
     async def release(self) -> bool:
         """Release the lock if it is still ours; False if it had run out (or our attempt's
         fence no longer holds: the lock belongs to the newer attempt of the job)."""
-        keys, args = _fenced([self.key], [self.owner], self.fence)
-        async with translated_errors(f"lock of collection {self.collection!r}"):
+        keys, args = fenced([self.key], [self.owner], self.fence)
+        with self._errors:
             return int(await self._unlock(keys=keys, args=args)) == 1
 
     async def _call(self, *, renew_only: bool) -> int:
         """1 held, 0 held by another owner, -1 refused by the fence."""
-        keys, args = _fenced([self.key], [self.owner, round(self.ttl * 1000),
-                                          "1" if renew_only else "0"], self.fence)
-        async with translated_errors(f"lock of collection {self.collection!r} at {self._url}"):
+        keys, args = fenced([self.key], [self.owner, round(self.ttl * 1000),
+                                         "1" if renew_only else "0"], self.fence)
+        with self._errors:
             return int(await self._lock(keys=keys, args=args))
 
     async def _keep(self) -> None:

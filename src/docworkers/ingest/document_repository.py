@@ -14,16 +14,15 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from docworkers.errors import RepositoryConnectionError
-from docworkers.ingest.fencing import FENCE_TTL
+from docworkers.ingest.fencing import FENCE_TTL, fenced
+from docworkers.queue.redis.errors import RedisErrors
+from docworkers.queue.redis.keys import RegistryKeys
+from docworkers.queue.redis.scripts import register as register_script
 
 if TYPE_CHECKING:
     from docworkers.ingest.fencing import AttemptFence
@@ -106,13 +105,6 @@ class DocumentRecord:
         )
 
 
-@cache
-def lua_script(name: str) -> str:
-    """The source of ``ingest/lua/<name>.lua``: the scripts of the ``{documents}`` keys
-    (registry, fences, collection locks and aliases)."""
-    return (resources.files("docworkers.ingest") / "lua" / f"{name}.lua").read_text()
-
-
 def content_hash(path: Path) -> str:
     """SHA-256 of a file, read in blocks so large files never sit in memory at once."""
     digest = hashlib.sha256()
@@ -135,57 +127,29 @@ class DocumentRepository:
     ) -> None:
         self.client = client
         self.url = url
-        self.prefix = f"{namespace}:{{documents}}:"
-        self._scripts = {name: client.register_script(lua_script(name)) for name in (
+        self.keys = RegistryKeys("documents", namespace)
+        self._errors = RedisErrors("document registry", url=url)
+        self._scripts = {name: register_script(client, name, "docworkers.ingest") for name in (
             "fence_claim", "document_register", "document_update", "document_delete",
             "collection_forget")}
 
-    def _key(self, document_id: str) -> str:
-        return f"{self.prefix}doc:{document_id}"
-
-    def fence_key(self, queue: str, job_id: str) -> str:
-        """The fence of a job of ``queue``: the token of its newest attempt."""
-        return f"{self.prefix}fence:{queue}:{job_id}"
-
-    @property
-    def _collections(self) -> str:
-        return f"{self.prefix}collections"
-
-    def _index(self, collection: str) -> str:
-        return f"{self.prefix}collection:{collection}"
-
     async def _run(self, pipe: Any) -> list[Any]:
-        try:
+        with self._errors:
             return list(await pipe.execute())
-        except RedisError as exc:
-            raise RepositoryConnectionError(
-                f"document registry at {self.url} failed: {exc}"
-            ) from exc
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any],
                       fence: AttemptFence | None) -> Any:
-        """Run a registry script; the fence, if any, is its last key and its first two
-        arguments are the fencing token and the fence's ttl ('' and 0 without a fence)."""
-        if fence is not None:
-            keys = [*keys, fence.key]
-        head = [fence.token, round(FENCE_TTL * 1000)] if fence is not None else ["", 0]
-        try:
-            return await self._scripts[name](keys=list(keys), args=[*head, *args])
-        except RedisError as exc:
-            raise RepositoryConnectionError(
-                f"document registry at {self.url} failed: {exc}"
-            ) from exc
+        """Run a registry script, fenced by ``fence`` if one is given (see ``fenced``)."""
+        keys, args = fenced(keys, args, fence)
+        with self._errors:
+            return await self._scripts[name](keys=keys, args=args)
 
     async def claim_fence(self, fence: AttemptFence) -> bool:
         """Make ``fence``'s attempt the only one whose fenced writes pass; False if a newer
         attempt of the job claimed it already."""
-        try:
+        with self._errors:
             claimed = await self._scripts["fence_claim"](
                 keys=[fence.key], args=[fence.token, round(FENCE_TTL * 1000)])
-        except RedisError as exc:
-            raise RepositoryConnectionError(
-                f"document registry at {self.url} failed: {exc}"
-            ) from exc
         return bool(claimed)
 
     async def register(self, record: DocumentRecord, *,
@@ -211,9 +175,10 @@ class DocumentRepository:
         }
         if record.file_path:
             fields["file_path"] = record.file_path
+        k = self.keys
         reply = await self._script(
             "document_register",
-            [self._key(record.document_id), self._index(record.collection), self._collections],
+            [k.record(record.document_id), k.collection(record.collection), k.collections],
             [repr(now), record.document_id, record.collection, *_pairs(fields)], fence)
         if not reply:
             assert fence is not None
@@ -235,7 +200,7 @@ class DocumentRepository:
                 encoded[name] = ""
             else:
                 encoded[name] = value
-        done = await self._script("document_update", [self._key(document_id)],
+        done = await self._script("document_update", [self.keys.record(document_id)],
                                   _pairs(encoded), fence)
         if done == 0:
             assert fence is not None
@@ -255,7 +220,7 @@ class DocumentRepository:
 
     async def get(self, document_id: str) -> DocumentRecord | None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self._key(document_id))
+        pipe.hgetall(self.keys.record(document_id))
         data = (await self._run(pipe))[0]
         return DocumentRecord.from_hash(data) if data else None
 
@@ -263,19 +228,21 @@ class DocumentRepository:
         self, collection: str | None = None, *, limit: int = 100, offset: int = 0
     ) -> list[DocumentRecord]:
         """Documents of a collection (or all collections), newest first."""
-        if collection is None:
-            ids: list[str] = []
-            for name in await self.collections():
-                ids += cast(list[str], await self.client.zrevrange(self._index(name), 0, -1))
-        else:
-            ids = cast(list[str], await self.client.zrevrange(self._index(collection), 0, -1))
+        names = await self.collections() if collection is None else [collection]
+        ids: list[str] = []
+        with self._errors:
+            for name in names:
+                ids += cast(list[str], await self.client.zrevrange(self.keys.collection(name),
+                                                                   0, -1))
         pipe = self.client.pipeline(transaction=False)
         for document_id in ids[offset : offset + limit]:
-            pipe.hgetall(self._key(document_id))
+            pipe.hgetall(self.keys.record(document_id))
         return [DocumentRecord.from_hash(d) for d in await self._run(pipe) if d]
 
     async def collections(self) -> list[str]:
-        return sorted(await cast("Awaitable[set[str]]", self.client.smembers(self._collections)))
+        with self._errors:
+            names = await cast("Awaitable[set[str]]", self.client.smembers(self.keys.collections))
+        return sorted(names)
 
     async def delete(self, document_id: str, *, fence: AttemptFence | None = None) -> bool:
         """Remove a document's entry; False if there was none. LeaseLostError if ``fence`` no
@@ -283,8 +250,9 @@ class DocumentRepository:
         record = await self.get(document_id)
         if record is None:
             return False
+        k = self.keys
         done = await self._script(
-            "document_delete", [self._key(document_id), self._index(record.collection)],
+            "document_delete", [k.record(document_id), k.collection(record.collection)],
             [document_id], fence)
         if done == 0:
             assert fence is not None
@@ -295,8 +263,9 @@ class DocumentRepository:
                                 fence: AttemptFence | None = None) -> int:
         """Remove every entry of ``collection``; how many. LeaseLostError if ``fence`` no
         longer holds (then nothing is removed)."""
+        k = self.keys
         count = int(await self._script(
-            "collection_forget", [self._key(""), self._index(collection), self._collections],
+            "collection_forget", [k.record_prefix, k.collection(collection), k.collections],
             [collection], fence))
         if count < 0:
             assert fence is not None

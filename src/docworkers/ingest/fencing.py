@@ -50,9 +50,9 @@ the process stopped. Such a late write is harmless by construction:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from docworkers.errors import LeaseLostError
 
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from docworkers.ingest.document_repository import DocumentRepository
     from docworkers.workers.context import JobContext
 
-__all__ = ["FENCE_TTL", "AttemptFence", "claim_fence"]
+__all__ = ["FENCE_TTL", "AttemptFence", "claim_fence", "fenced"]
 
 FENCE_TTL = 24 * 3600.0  # seconds after an attempt's last fenced write (one key per job)
 
@@ -88,11 +88,20 @@ class AttemptFence:
         )
 
 
+def fenced(keys: Sequence[str], args: Sequence[Any], fence: AttemptFence | None
+           ) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of a fenced script (``ingest/lua``): the fence, if any, is the last key,
+    and the first two arguments are its token and ttl ms ('' and 0 without a fence)."""
+    if fence is None:
+        return list(keys), ["", 0, *args]
+    return [*keys, fence.key], [fence.token, round(FENCE_TTL * 1000), *args]
+
+
 async def claim_fence(ctx: JobContext, documents: DocumentRepository) -> AttemptFence:
     """Claim the job's fence for the attempt of ``ctx``; LeaseLostError if it does not own
     the job or a newer attempt claimed the fence already. Call it before the attempt's first
     write and pass the fence to every writer."""
-    fence = AttemptFence(key=documents.fence_key(ctx.queue, ctx.job.id), token=ctx.job.token,
+    fence = AttemptFence(key=documents.keys.fence(ctx.queue, ctx.job.id), token=ctx.job.token,
                          job_id=ctx.job.id, owns=ctx.owns)
     await fence.check("claiming its fence")
     if not await documents.claim_fence(fence):

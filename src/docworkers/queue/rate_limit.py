@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from docworkers.errors import ConfigurationError, RateLimitedError, RepositoryError
-from docworkers.queue.keys import validate_queue_name
-from docworkers.queue.redis_errors import translated_errors
-from docworkers.queue.scripts import script_source
+from docworkers.queue.redis.errors import RedisErrors
+from docworkers.queue.redis.keys import concurrency_key, rate_limit_key, validate_queue_name
+from docworkers.queue.redis.scripts import register
 
 __all__ = [
     "Hold",
@@ -48,14 +48,6 @@ log = logging.getLogger("docworkers.rate_limit")
 
 _POLL_FIRST = 0.01  # a waiting holder polls from this ...
 _POLL_CAP = 0.5  # ... doubling up to this (releases do not notify waiters)
-
-
-def rate_limit_key(name: str, namespace: str = "dw") -> str:
-    return f"{namespace}:{{ratelimit:{name}}}:bucket"
-
-
-def concurrency_key(name: str, namespace: str = "dw") -> str:
-    return f"{namespace}:{{concurrency:{name}}}:holders"
 
 
 def _valid_name(field: str, value: str) -> str:
@@ -171,7 +163,8 @@ class RedisRateLimiter:
         self.burst = burst
         self.key = rate_limit_key(name, namespace)
         self._client = client
-        self._script = client.register_script(script_source("rate_limit"))
+        self._script = register(client, "rate_limit")
+        self._errors = RedisErrors(f"rate limit {name!r}")
 
     async def try_acquire(self, tokens: int = 1) -> float:
         """Take ``tokens`` if they are there now: 0.0 if granted, else seconds until they are."""
@@ -199,7 +192,7 @@ class RedisRateLimiter:
     async def _take(self, tokens: int, *, max_wait: float | None) -> tuple[bool, float]:
         check_tokens(tokens, self.burst, self.name)
         limit_us = -1 if max_wait is None else math.floor(max_wait * 1e6)
-        async with translated_errors(f"rate limit {self.name!r}"):
+        with self._errors:
             granted, wait_us = await self._script(
                 keys=[self.key], args=[repr(1e6 / self.rate), self.burst, tokens, limit_us]
             )
@@ -231,7 +224,8 @@ class RedisConcurrencyLimiter:
         self.lease = float(lease)
         self.key = concurrency_key(name, namespace)
         self._client = client
-        self._script = client.register_script(script_source("concurrency"))
+        self._script = register(client, "concurrency")
+        self._errors = RedisErrors(f"concurrency limit {name!r}")
 
     @contextlib.asynccontextmanager
     async def hold(self, *, timeout: float | None = None) -> AsyncIterator[Hold]:
@@ -270,18 +264,18 @@ class RedisConcurrencyLimiter:
         return held
 
     async def release(self, holder_id: str) -> None:
-        async with translated_errors(f"concurrency limit {self.name!r}"):
+        with self._errors:
             await self._client.zrem(self.key, holder_id)  # the last one deletes the key
 
     async def holders(self) -> int:
         """How many slots are held now (expired leases not counted), for metrics."""
-        async with translated_errors(f"concurrency limit {self.name!r}"):
+        with self._errors:
             seconds, micros = await self._client.time()
             now_ms = seconds * 1000 + micros // 1000
             return int(await self._client.zcount(self.key, f"({now_ms}", "+inf"))
 
     async def _run(self, holder_id: str, *, renew_only: bool) -> tuple[bool, int]:
-        async with translated_errors(f"concurrency limit {self.name!r}"):
+        with self._errors:
             held, wait_ms = await self._script(
                 keys=[self.key],
                 args=[holder_id, round(self.lease * 1000), self.limit,

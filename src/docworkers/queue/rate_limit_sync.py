@@ -31,8 +31,8 @@ from docworkers.queue.rate_limit import (
     new_holder_id,
     rate_limit_key,
 )
-from docworkers.queue.redis_errors import translated_errors_sync
-from docworkers.queue.scripts import script_source
+from docworkers.queue.redis.errors import RedisErrors
+from docworkers.queue.redis.scripts import register
 
 __all__ = ["SyncConcurrencyLimiter", "SyncRateLimiter"]
 
@@ -51,7 +51,8 @@ class SyncRateLimiter:
         self.burst = burst
         self.key = rate_limit_key(name, namespace)
         self._client = client
-        self._script = client.register_script(script_source("rate_limit"))
+        self._script = register(client, "rate_limit")
+        self._errors = RedisErrors(f"rate limit {name!r}")
 
     def try_acquire(self, tokens: int = 1) -> float:
         """Take ``tokens`` if they are there now: 0.0 if granted, else seconds until they are."""
@@ -76,7 +77,7 @@ class SyncRateLimiter:
     def _take(self, tokens: int, *, max_wait: float | None) -> tuple[bool, float]:
         check_tokens(tokens, self.burst, self.name)
         limit_us = -1 if max_wait is None else math.floor(max_wait * 1e6)
-        with translated_errors_sync(f"rate limit {self.name!r}"):
+        with self._errors:
             granted, wait_us = self._script(
                 keys=[self.key], args=[repr(1e6 / self.rate), self.burst, tokens, limit_us]
             )
@@ -94,7 +95,8 @@ class SyncConcurrencyLimiter:
         self.lease = float(lease)
         self.key = concurrency_key(name, namespace)
         self._client = client
-        self._script = client.register_script(script_source("concurrency"))
+        self._script = register(client, "concurrency")
+        self._errors = RedisErrors(f"concurrency limit {name!r}")
 
     @contextlib.contextmanager
     def hold(self, *, timeout: float | None = None) -> Iterator[Hold]:
@@ -135,11 +137,11 @@ class SyncConcurrencyLimiter:
         return held
 
     def release(self, holder_id: str) -> None:
-        with translated_errors_sync(f"concurrency limit {self.name!r}"):
+        with self._errors:
             self._client.zrem(self.key, holder_id)
 
     def _run(self, holder_id: str, *, renew_only: bool) -> tuple[bool, int]:
-        with translated_errors_sync(f"concurrency limit {self.name!r}"):
+        with self._errors:
             held, wait_ms = self._script(
                 keys=[self.key],
                 args=[holder_id, round(self.lease * 1000), self.limit,

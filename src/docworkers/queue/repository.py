@@ -10,34 +10,27 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from docworkers.errors import (
     ConfigurationError,
     InvalidStateError,
     JobNotFoundError,
     LeaseLostError,
-    RepositoryConnectionError,
-    RepositoryError,
 )
 from docworkers.queue.coalescer import Coalescer
 from docworkers.queue.filters import JobFilter
 from docworkers.queue.job import RESERVE_FIELDS, Job, JobError, JobStatus
-from docworkers.queue.keys import QueueKeys, validate_job_id, validate_queue_name
-from docworkers.queue.packing import use_hiredis_packing
-from docworkers.queue.scripts import Scripts
+from docworkers.queue.redis.clients import async_client
+from docworkers.queue.redis.errors import RedisErrors
+from docworkers.queue.redis.keys import QueueKeys, validate_job_id, validate_queue_name
+from docworkers.queue.redis.scripts import QueueScripts, ReserveReply, ScriptCall, run_pipelined
 from docworkers.queue.spec import JobSpec
 from docworkers.queue.stats import QueueStats
 from docworkers.queue.waiter import MAX_BLOCK, Waiter
@@ -45,7 +38,6 @@ from docworkers.queue.waiter import MAX_BLOCK, Waiter
 log = logging.getLogger("docworkers.queue")
 
 ENQUEUE_BATCH = 500
-_Call = tuple[AsyncScript, list[str], list[Any]]
 _STATUS_COLLECTION = {
     JobStatus.PENDING: "pending",
     JobStatus.PROCESSING: "active",
@@ -110,27 +102,16 @@ class RedisJobRepository:
         self.config = config or RepositoryConfig()
         self.keys = QueueKeys(self.config.queue, self.config.namespace)
         self.url = url
-        self._scripts = Scripts.register(client)
+        self._scripts = QueueScripts.register(client)
         self._loaded: set[str] = set()  # SHAs of scripts this repository loaded into Redis
+        self._errors = RedisErrors(url=url)  # ``with self._errors:`` around every command
         self._enqueue_coalescer = Coalescer(self._enqueue_encoded, limit=ENQUEUE_BATCH)
 
     @classmethod
     def from_url(cls, url: str, config: RepositoryConfig | None = None, **options: Any) -> Self:
-        """Connect lazily to ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
-        try:
-            options.setdefault("socket_timeout", 10.0)
-            options.setdefault("socket_connect_timeout", 5.0)
-            # After a server restart every pooled connection is dead: retry a command on a
-            # fresh connection instead of failing once per stale connection. Only connection
-            # errors, never timeouts (a timed-out script may have run; fencing covers replays).
-            options.setdefault("retry", Retry(ExponentialBackoff(cap=1.0, base=0.05), 3))
-            options.setdefault("retry_on_error", [RedisConnectionError])
-            client = use_hiredis_packing(aioredis.Redis.from_url(
-                url, decode_responses=True, health_check_interval=30, **options
-            ))
-        except ValueError as exc:
-            raise ConfigurationError("redis_url", f"{url!r} is not a Redis URL: {exc}") from exc
-        return cls(client, config, url=url)
+        """Connect lazily to ``url`` (``redis://``, ``rediss://`` or ``unix://``) with the
+        settings of :mod:`docworkers.queue.redis.clients`; ``options`` override redis-py's."""
+        return cls(async_client(url, **options), config, url=url)
 
     def for_queue(self, queue: str) -> RedisJobRepository:
         """The repository of ``queue`` with this one's settings and connection pool: one pool
@@ -143,21 +124,8 @@ class RedisJobRepository:
 
     # -- connection -------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _errors(self) -> AsyncIterator[None]:
-        """Turn redis-py errors into ours, naming the server and what to check."""
-        try:
-            yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise RepositoryConnectionError(
-                f"cannot reach Redis at {self.url}: {exc}. Is the server running and the URL "
-                "(DOCWORKERS_REDIS_URL) right?"
-            ) from exc
-        except RedisError as exc:
-            raise RepositoryError(f"Redis at {self.url} failed: {exc}") from exc
-
     async def ping(self) -> None:
-        async with self._errors():
+        with self._errors:
             await cast("Awaitable[bool]", self.client.ping())
 
     async def check_server(self) -> list[str]:
@@ -208,7 +176,7 @@ class RedisJobRepository:
         """Create a ``pending`` job that runs only once :meth:`requeue` queues it."""
         spec = JobSpec(job_type, payload or {}, **options)
         args = spec.script_args(pending=True)
-        async with self._errors():
+        with self._errors:
             await self._scripts.enqueue(
                 keys=self._enqueue_keys(), args=[1, self.config.notify_cap, *args]
             )
@@ -224,16 +192,16 @@ class RedisJobRepository:
         if not encoded:
             return
         keys = self._enqueue_keys()
-        calls: list[_Call] = []
+        calls: list[ScriptCall] = []
         for start in range(0, len(encoded), ENQUEUE_BATCH):
             batch = encoded[start : start + ENQUEUE_BATCH]
             args: list[Any] = [len(batch), self.config.notify_cap]
             for job_args in batch:
                 args.extend(job_args)
-            calls.append((self._scripts.enqueue, keys, args))
+            calls.append(ScriptCall(self._scripts.enqueue, keys, args))
         if len(calls) == 1:
-            async with self._errors():
-                await self._scripts.enqueue(keys=keys, args=calls[0][2])
+            with self._errors:
+                await self._scripts.enqueue(keys=keys, args=calls[0].args)
         else:
             await self._pipelined(calls)
 
@@ -241,7 +209,7 @@ class RedisJobRepository:
 
     async def find_job(self, job_id: str) -> Job | None:
         validate_job_id(job_id)
-        async with self._errors():
+        with self._errors:
             reply = self.client.hgetall(self.keys.job(job_id))
             data = await cast("Awaitable[dict[str, str]]", reply)
         return Job.from_hash(data, self.queue) if data else None
@@ -256,7 +224,7 @@ class RedisJobRepository:
         """The jobs that still exist among ``job_ids``, in that order (one round trip)."""
         if not job_ids:
             return []
-        async with self._errors():
+        with self._errors:
             pipe = self.client.pipeline(transaction=False)
             for job_id in job_ids:
                 pipe.hgetall(self.keys.job(job_id))
@@ -279,7 +247,7 @@ class RedisJobRepository:
         skipped = 0
         start, page = 0, 500
         while len(matched) < f.limit:
-            async with self._errors():
+            with self._errors:
                 if source == self.keys.all_jobs:
                     reply = await self.client.zrevrangebyscore(
                         source, high, low, start=start, num=page
@@ -302,20 +270,20 @@ class RedisJobRepository:
         return matched
 
     async def active_jobs(self) -> list[Job]:
-        async with self._errors():
+        with self._errors:
             ids = await self.client.zrange(self.keys.active, 0, -1)
         return await self.get_jobs(cast("list[str]", ids))
 
     async def dead_letters(self, limit: int = 100, offset: int = 0) -> list[Job]:
         """The dead-letter queue, most recent first."""
-        async with self._errors():
+        with self._errors:
             ids = await self.client.zrevrange(self.keys.dead, offset, offset + limit - 1)
         return await self.get_jobs(cast("list[str]", ids))
 
     async def stats(self) -> QueueStats:
         """Counts by status, totals, average processing time and live workers, one round trip."""
         k = self.keys
-        async with self._errors():
+        with self._errors:
             now_s, now_us = await self.client.time()
             now_ms = now_s * 1000 + now_us // 1000
             pipe = self.client.pipeline(transaction=False)
@@ -325,9 +293,7 @@ class RedisJobRepository:
             pipe.zrangebyscore(k.workers, now_ms, "+inf")
             pipe.zrangebyscore(k.scheduled, "-inf", "+inf")
             pipe.zrangebyscore(k.supervisors, now_ms, "+inf")
-            replies = await pipe.execute()
-            worker_names: list[str] = replies[9]
-            supervisor_names: list[str] = replies[11]
+            *counts, totals, worker_names, scheduled_ids, supervisor_names = await pipe.execute()
             workers: list[dict[str, Any]] = []
             supervisors: list[dict[str, Any]] = []
             if worker_names or supervisor_names:
@@ -335,11 +301,10 @@ class RedisJobRepository:
                                              + [k.supervisor(n) for n in supervisor_names])
                 workers = [json.loads(r) for r in raw[:len(worker_names)] if r]
                 supervisors = [json.loads(r) for r in raw[len(worker_names):] if r]
-        pending, queued, scheduled, active, completed, failed, dead, cancelled = replies[:8]
-        totals: dict[str, str] = replies[8]
+        pending, queued, scheduled, active, completed, failed, dead, cancelled = counts
         retrying = 0
         if scheduled:
-            statuses = await self._statuses(replies[10])
+            statuses = await self._statuses(scheduled_ids)
             retrying = sum(1 for s in statuses if s == JobStatus.RETRYING)
         count = int(totals.get("completed", 0))
         return QueueStats(
@@ -371,11 +336,11 @@ class RedisJobRepository:
 
     async def queue_depth(self) -> int:
         """Ready jobs waiting (not delayed, not running): one ZCARD, for autoscaling."""
-        async with self._errors():
+        with self._errors:
             return int(await self.client.zcard(self.keys.queued))
 
     async def _statuses(self, job_ids: Sequence[str]) -> list[str]:
-        async with self._errors():
+        with self._errors:
             pipe = self.client.pipeline(transaction=False)
             for job_id in job_ids:
                 pipe.hget(self.keys.job(job_id), "status")
@@ -393,30 +358,30 @@ class RedisJobRepository:
         (only jobs of at least ``min_priority`` when it is given)."""
         script, keys, args = self._reserve_call(worker_id, max_jobs, lease, default_max_retries,
                                                 min_priority)
-        async with self._errors():
+        with self._errors:
             reply = await script(keys=keys, args=args)
         return self._reservation(reply, worker_id)
 
     def _reserve_call(self, worker_id: str, max_jobs: int, lease: float,
                       default_max_retries: int | None, min_priority: int | None = None
-                      ) -> _Call:
+                      ) -> ScriptCall:
         k = self.keys
         retries = self.config.default_max_retries if default_max_retries is None \
             else default_max_retries
-        return (
+        return ScriptCall(
             self._scripts.reserve,
             [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
              k.stats, k.all_jobs, k.cancelled],
             [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
-             max_ready_score(min_priority), *RESERVE_FIELDS],
+             "" if min_priority is None else min_priority, *RESERVE_FIELDS],
         )
 
-    def _reservation(self, reply: list[Any], worker_id: str) -> Reservation:
-        due, now_ms, rows = int(reply[0]), int(reply[1]), reply[2:]
+    def _reservation(self, reply: Sequence[Any], worker_id: str) -> Reservation:
+        due_ms, now_ms, rows = ReserveReply.parse(reply)
         queue = self.queue
         jobs = [Job.reserved(row, now_ms=now_ms, worker_id=worker_id, queue=queue)
                 for row in rows]
-        return Reservation(jobs, due / 1000 if due >= 0 else None)
+        return Reservation(jobs, None if due_ms is None else due_ms / 1000)
 
     async def complete_and_reserve(
         self, done: Sequence[tuple[str, int, Any]], worker_id: str, max_jobs: int, lease: float,
@@ -432,44 +397,8 @@ class RedisJobRepository:
         ])
         return [bool(x) for x in oks], self._reservation(reply, worker_id)
 
-    async def _pipelined(self, calls: Sequence[_Call]) -> list[Any]:
-        """Run script calls in one pipelined round trip; their replies, in order.
-
-        A call refused with NOSCRIPT (the server lost its script cache, or never saw the
-        script) did nothing, so only those calls are sent again after loading their scripts;
-        the others already ran and their replies are kept (sending them again would, for
-        instance, reserve a second batch and strand the first until its lease expired).
-        """
-        unseen = {call[0].sha: call[0] for call in calls if call[0].sha not in self._loaded}
-        if unseen:  # load on first use, rather than learn of it by NOSCRIPT errors
-            async with self._errors():
-                for script in unseen.values():
-                    await self.client.script_load(script.script)
-            self._loaded.update(unseen)
-        replies: list[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for i in todo:
-                script, keys, args = calls[i]
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            async with self._errors():
-                results = await pipe.execute(raise_on_error=False)
-            missing = []
-            for i, result in zip(todo, results, strict=True):
-                if isinstance(result, NoScriptError) and attempt == 1:
-                    missing.append(i)
-                elif isinstance(result, Exception):
-                    raise RepositoryError(f"Redis at {self.url} failed: {result}") from result
-                else:
-                    replies[i] = result
-            if not missing:
-                break
-            async with self._errors():
-                for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
-                    await self.client.script_load(script.script)
-            todo = missing
-        return replies
+    async def _pipelined(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        return await run_pipelined(self.client, calls, loaded=self._loaded, errors=self._errors)
 
     async def wait_for_work(self, timeout: float) -> bool:
         """Block until a job may be ready or ``timeout`` seconds pass; True if woken."""
@@ -484,7 +413,7 @@ class RedisJobRepository:
         # stopping worker need not rely on cancelling a blocked read (redis-py can swallow a
         # cancellation that lands while the command is being sent).
         timeout = min(timeout, MAX_BLOCK)
-        async with self._errors():
+        with self._errors:
             got = await cast("Awaitable[list[str] | None]",
                              client.blpop([self.keys.notify], timeout=max(timeout, 0.001)))
         return got is not None
@@ -501,17 +430,17 @@ class RedisJobRepository:
         if not done:
             return []
         script, keys, args = self._complete_call(done)
-        async with self._errors():
+        with self._errors:
             reply = await script(keys=keys, args=args)
         return [bool(x) for x in reply]
 
-    def _complete_call(self, done: Sequence[tuple[str, int, Any]]) -> _Call:
+    def _complete_call(self, done: Sequence[tuple[str, int, Any]]) -> ScriptCall:
         k = self.keys
         args: list[Any] = [_ms(self.config.completed_retention), len(done)]
         for job_id, token, result in done:
             args.extend((job_id, token, "null" if result is None else _encode_result(result)))
-        return self._scripts.complete, [k.job_prefix, k.active, k.completed, k.all_jobs,
-                                        k.stats], args
+        return ScriptCall(self._scripts.complete,
+                          [k.job_prefix, k.active, k.completed, k.all_jobs, k.stats], args)
 
     async def fail(self, job_id: str, token: int, error: JobError, *, retry: bool,
                    retry_delay: float = 0.0, default_max_retries: int | None = None,
@@ -525,7 +454,7 @@ class RedisJobRepository:
         outcome = "cancel" if cancel else "defer" if defer else "retry" if retry else "fail"
         retries = self.config.default_max_retries if default_max_retries is None \
             else default_max_retries
-        async with self._errors():
+        with self._errors:
             status = await self._scripts.fail(
                 keys=[k.job_prefix, k.active, k.scheduled, k.failed, k.dead, k.cancelled,
                       k.stats, k.all_jobs],
@@ -542,7 +471,7 @@ class RedisJobRepository:
                               lease: float) -> bool:
         """Store progress (never backwards) and renew the lease; True if cancel was asked."""
         progress = max(0, min(100, int(progress)))
-        async with self._errors():
+        with self._errors:
             reply = await self._scripts.progress(
                 keys=[self.keys.job(job_id), self.keys.active],
                 args=[job_id, token, progress, message, _ms(lease)],
@@ -555,7 +484,7 @@ class RedisJobRepository:
         """Whether the attempt holding fencing token ``token`` still owns the job (it is
         processing under that token). One atomic read: writers outside this queue's keys (the
         document registry, the vector store) call it right before each write."""
-        async with self._errors():
+        with self._errors:
             current, status = await cast("Awaitable[list[str | None]]", self.client.hmget(
                 self.keys.job(job_id), ["token", "status"]))
         return current == str(token) and status == JobStatus.PROCESSING.value
@@ -568,7 +497,7 @@ class RedisJobRepository:
         args: list[Any] = [_ms(lease), worker_name, json.dumps(stats), _ms(ttl)]
         for job_id, token in jobs:
             args.extend((job_id, token))
-        async with self._errors():
+        with self._errors:
             lost, cancel = await self._scripts.heartbeat(
                 keys=[k.job_prefix, k.active, k.workers, k.worker(worker_name)], args=args
             )
@@ -578,7 +507,7 @@ class RedisJobRepository:
         """Publish a process supervisor's state (ttl 0 removes it): the heartbeat script with
         the supervisor registry's keys and no leases to renew."""
         k = self.keys
-        async with self._errors():
+        with self._errors:
             await self._scripts.heartbeat(
                 keys=[k.job_prefix, k.active, k.supervisors, k.supervisor(name)],
                 args=[0, name, json.dumps(status), _ms(ttl)],
@@ -592,7 +521,7 @@ class RedisJobRepository:
         args: list[Any] = [self.config.notify_cap]
         for job_id, token in jobs:
             args.extend((job_id, token))
-        async with self._errors():
+        with self._errors:
             return int(await self._scripts.release(
                 keys=[k.job_prefix, k.active, k.queued, k.notify], args=args
             ))
@@ -603,7 +532,7 @@ class RedisJobRepository:
         """Cancel a job: 'cancelled' if it was waiting, 'requested' if it is running."""
         validate_job_id(job_id)
         k = self.keys
-        async with self._errors():
+        with self._errors:
             reply = await self._scripts.cancel(
                 keys=[k.job(job_id), k.pending, k.queued, k.scheduled, k.cancelled, k.notify],
                 args=[job_id],
@@ -618,7 +547,7 @@ class RedisJobRepository:
         """Queue a failed, dead, cancelled or pending job again with a fresh retry budget."""
         validate_job_id(job_id)
         k = self.keys
-        async with self._errors():
+        with self._errors:
             previous = await self._scripts.requeue(
                 keys=[k.job(job_id), k.failed, k.dead, k.cancelled, k.pending, k.queued,
                       k.sequence, k.notify],
@@ -648,7 +577,7 @@ class RedisJobRepository:
         """Delete a job that is not running; False if it did not exist."""
         validate_job_id(job_id)
         k = self.keys
-        async with self._errors():
+        with self._errors:
             reply = await self._scripts.delete(
                 keys=[k.job(job_id), *k.collections(), k.all_jobs, k.notify], args=[job_id]
             )
@@ -665,7 +594,7 @@ class RedisJobRepository:
         return total
 
     async def _range(self, key: str, start: int, stop: int) -> list[str]:
-        async with self._errors():
+        with self._errors:
             return cast("list[str]", await self.client.zrange(key, start, stop))
 
     async def cleanup(self, older_than: float, *, include_dead: bool = False) -> int:
@@ -673,7 +602,7 @@ class RedisJobRepository:
         k = self.keys
         total = 0
         while True:
-            async with self._errors():
+            with self._errors:
                 n = int(await self._scripts.cleanup(
                     keys=[k.job_prefix, k.completed, k.failed, k.cancelled, k.dead, k.all_jobs],
                     args=[_ms(older_than), "1" if include_dead else "0"],
@@ -683,18 +612,10 @@ class RedisJobRepository:
                 return total
 
     async def redis_time(self) -> datetime:
-        async with self._errors():
+        with self._errors:
             seconds, micros = await self.client.time()
         return datetime.fromtimestamp(seconds + micros / 1e6).astimezone()
 
 
-def max_ready_score(min_priority: int | None) -> str:
-    """The highest ready-queue score of a job with at least ``min_priority`` (see _lib.lua)."""
-    if min_priority is None:
-        return "+inf"
-    return str((1000 - min_priority) * 2**42 + 2**42 - 1)
-
-
 def _by_type(totals: Mapping[str, str], prefix: str) -> dict[str, int]:
     return {k[len(prefix):]: int(v) for k, v in totals.items() if k.startswith(prefix)}
-

@@ -42,24 +42,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from docworkers.errors import ConfigurationError, DocworkersError
-from docworkers.queue.keys import QueueKeys, validate_queue_name
-from docworkers.queue.redis_errors import translated_errors
+from docworkers.queue.redis.errors import RedisErrors
+from docworkers.queue.redis.keys import validate_queue_name
+from docworkers.queue.redis.scripts import register
 from docworkers.queue.repository import RedisJobRepository
-from docworkers.queue.scripts import script_source
 from docworkers.queue.spec import JobSpec
 
-__all__ = ["MAX_CATCH_UP", "Schedule", "Scheduler", "schedule_key"]
+__all__ = ["MAX_CATCH_UP", "Schedule", "Scheduler"]
 
 log = logging.getLogger("docworkers.scheduler")
 
 MAX_CATCH_UP = 100  # the most missed ticks one check back-fills with catch_up=True
 _CLAIM_TTL_MS = 7 * 24 * 3600 * 1000  # a schedule's key outlives a week-long outage
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # no ':', it separates job id parts
-
-
-def schedule_key(keys: QueueKeys, name: str) -> str:
-    """The last claimed tick of schedule ``name``, under its queue's hash tag."""
-    return f"{keys.prefix}sched:{name}:last"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +187,7 @@ class Scheduler:
         self.check_interval = float(check_interval)
         self._repo = repo
         self._clock = clock
-        self._claim = repo.client.register_script(script_source("schedule_tick"))
+        self._claim = register(repo.client, "schedule_tick")
         self._repos: dict[str, RedisJobRepository] = {repo.queue: repo}
         for s in self._schedules:
             if s.queue is not None and s.queue not in self._repos:
@@ -288,7 +283,7 @@ class Scheduler:
         if self._clock is not None:
             now = math.floor(self._clock() * 1000)
         else:
-            async with translated_errors("scheduler"):
+            with RedisErrors("scheduler", url=self._repo.url):
                 seconds, micros = await self._repo.client.time()
             now = seconds * 1000 + micros // 1000
         self._last_now_ms = now
@@ -319,9 +314,9 @@ class Scheduler:
     async def _claim_tick(self, schedule: Schedule, tick_ms: int) -> tuple[bool, int]:
         repo = self._repos[schedule.queue or self._repo.queue]
         ttl = max(2 * (schedule._next_ms(tick_ms) - tick_ms), _CLAIM_TTL_MS)
-        async with translated_errors(f"schedule {schedule.name!r}"):
+        with RedisErrors(f"schedule {schedule.name!r}", url=repo.url):
             claimed, previous = await self._claim(
-                keys=[schedule_key(repo.keys, schedule.name)], args=[tick_ms, ttl]
+                keys=[repo.keys.schedule(schedule.name)], args=[tick_ms, ttl]
             )
         return bool(claimed), int(previous)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError
 from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
-from docworkers.queue.keys import validate_job_id
+from docworkers.queue.redis.keys import validate_job_id
 
 PENDING = -1  # delay marker understood by enqueue.lua: create without queueing
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode

@@ -37,7 +37,7 @@ class Waiter:
     async def connect(self) -> None:
         if self._conn is not None:
             return
-        async with self._repo._errors():
+        with self._repo._errors:
             pool = self._repo.client.connection_pool
             conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py
             self._conn = conn
@@ -73,7 +73,7 @@ class Waiter:
     async def interrupt(self) -> None:
         """End a wait in progress as if it timed out (no-op when there is none)."""
         if self._client_id is not None:
-            async with self._repo._errors():
+            with self._repo._errors:
                 await self._repo.client.client_unblock(self._client_id)
 
     async def close(self) -> None:
@@ -94,7 +94,7 @@ class Waiter:
             raise RepositoryError("the waiter is not connected; call connect() first")
         conn = self._conn
         replies: list[Any] = []
-        async with self._repo._errors():
+        with self._repo._errors:
             try:
                 await conn.send_packed_command(conn.pack_commands(commands))
                 for _ in commands:
@@ -107,5 +107,5 @@ class Waiter:
                 raise
         for reply in replies:
             if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
-                raise RepositoryError(f"Redis at {self._repo.url} failed: {reply}") from reply
+                raise self._repo._errors.translate(reply) from reply
         return replies

@@ -43,8 +43,8 @@ from docworkers.ingest.stored_files import (
     local_path,
 )
 from docworkers.queue.job import Job, JobStatus
-from docworkers.queue.keys import validate_job_id
 from docworkers.queue.protocol import JobRepository
+from docworkers.queue.redis.keys import validate_job_id
 from docworkers.queue.spec import JobSpec
 from docworkers.workers.base import BaseWorker
 from docworkers.workers.config import WorkerConfig

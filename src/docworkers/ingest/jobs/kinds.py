@@ -81,7 +81,7 @@ def job_kind(job_type: str) -> JobKind:
 
 def queue_for(job_type: str, base: str) -> str:
     """The queue ``job_type`` runs on for the base queue ``base``."""
-    from docworkers.queue.keys import validate_queue_name  # the queue package loads redis
+    from docworkers.queue.redis.keys import validate_queue_name  # the queue package loads redis
 
     validate_queue_name(base)
     job_kind(job_type)

@@ -16,7 +16,7 @@ from docworkers.errors import ConfigurationError, JobNotFoundError
 from docworkers.ingest.jobs.kinds import JOB_KINDS, JOB_TYPES, queue_for
 from docworkers.queue.filters import JobFilter
 from docworkers.queue.job import Job
-from docworkers.queue.keys import validate_queue_name
+from docworkers.queue.redis.keys import validate_queue_name
 from docworkers.queue.repository import RedisJobRepository
 from docworkers.queue.stats import QueueStats
 

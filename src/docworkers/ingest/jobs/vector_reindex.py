@@ -325,7 +325,7 @@ class _HeldBackRegistry(DocumentRepository):
 
     def __init__(self, real: DocumentRepository) -> None:
         super().__init__(real.client, url=real.url)
-        self.prefix = real.prefix
+        self.keys = real.keys
         self.fields: dict[str, Any] = {}
 
     async def register(self, record: DocumentRecord, *,

@@ -5,8 +5,8 @@
 -- KEYS[10] cancelled
 -- ARGV[1] max jobs  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] default max_retries
 -- ARGV[5] dead-letter cap
--- ARGV[6] highest ready score to take: '+inf' for any job, or the score bound of a minimum
---         priority (capacity a worker keeps for urgent jobs)
+-- ARGV[6] lowest priority to take: '' for any job (a worker's capacity kept for urgent jobs
+--         takes only jobs of at least that priority)
 -- ARGV[7..] the job hash fields to return for each reserved job, in this order; they must
 --          include id and token
 -- Returns: {due, now, job...}: due = ms time of the next scheduled job or -1; now = the time of
@@ -70,11 +70,13 @@ local n = tonumber(ARGV[1])
 if n > 0 then
   local lease_until = now + tonumber(ARGV[2])
   local popped
-  if ARGV[6] == '+inf' then
+  if ARGV[6] == '' then
     popped = redis.call('ZPOPMIN', KEYS[2], n)
   else
     popped = {}
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[6], 'LIMIT', 0, n)) do
+    -- Up to the score of the last possible arrival (2^42 - 1) of the lowest priority taken.
+    local bound = ready_score(tonumber(ARGV[6]), 4398046511103)
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', bound, 'LIMIT', 0, n)) do
       redis.call('ZREM', KEYS[2], id)
       popped[#popped + 1] = id
       popped[#popped + 1] = 0

@@ -1,9 +1,18 @@
-"""Redis key names for one queue, built in one place.
+"""Every Redis key name docworkers uses, built here and nowhere else (pure functions).
 
-Every key of a queue carries the ``{queue}`` hash tag, so all of them live in one Redis Cluster
-slot and a Lua script may touch any of them. Job hashes are ``<prefix>job:<id>``; scripts get
-that prefix through KEYS (a prefix, not a full key, because a script that pops ids from a sorted
-set cannot know them in advance; the hash tag keeps the derived keys in the same slot).
+Three kinds of namespace, each key with a hash tag so that what one script touches shares a
+Redis Cluster slot:
+
+* a queue, ``<ns>:{<queue>}:...`` (:class:`QueueKeys`): its jobs, state collections, workers,
+  and the scheduler's last claimed ticks. Job hashes are ``<prefix>job:<id>``; scripts get that
+  prefix through KEYS (a prefix, not a full key, because a script that pops ids from a sorted
+  set cannot know them in advance; the hash tag keeps the derived keys in the same slot);
+* a cluster-wide limit, ``<ns>:{ratelimit:<name>}:bucket`` and
+  ``<ns>:{concurrency:<name>}:holders``: a tag of its own, because a limit is shared by every
+  queue that uses it and its scripts touch no other key;
+* a registry, ``<ns>:{<tag>}:...`` (:class:`RegistryKeys`): records grouped in collections,
+  with the fences, aliases, locks and version counters of the jobs that write them (the
+  ingest layer's document registry is the registry tagged ``{documents}``).
 """
 
 from __future__ import annotations
@@ -124,6 +133,10 @@ class QueueKeys:
     def supervisor(self, name: str) -> str:
         return self.prefix + "supervisor:" + name
 
+    def schedule(self, name: str) -> str:
+        """The last tick of schedule ``name`` claimed by a scheduler (epoch ms)."""
+        return self.prefix + "sched:" + name + ":last"
+
     def collections(self) -> tuple[str, ...]:
         """The state collections; a job is in exactly one of them."""
         return (
@@ -136,3 +149,64 @@ class QueueKeys:
             self.dead,
             self.cancelled,
         )
+
+
+def rate_limit_key(name: str, namespace: str = "dw") -> str:
+    """The token bucket of the cluster-wide rate limit ``name``."""
+    return f"{namespace}:{{ratelimit:{name}}}:bucket"
+
+
+def concurrency_key(name: str, namespace: str = "dw") -> str:
+    """The leased slots of the cluster-wide concurrency limit ``name``."""
+    return f"{namespace}:{{concurrency:{name}}}:holders"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryKeys:
+    """All key names of one registry namespace, under the hash tag ``{<tag>}``.
+
+    A registry keeps records (hashes) grouped in named collections, and next to them the keys
+    that let job attempts write them safely: a fence per job, and per collection an alias, a
+    lock and a version counter. They share one tag so a script may check a fence and write a
+    record, or switch an alias under a lock, in one atomic step.
+    """
+
+    tag: str
+    namespace: str = "dw"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.namespace}:{{{self.tag}}}:"
+
+    @property
+    def record_prefix(self) -> str:
+        """Prefix of the record hashes; scripts that walk a collection append the ids."""
+        return self.prefix + "doc:"
+
+    def record(self, record_id: str) -> str:
+        return self.record_prefix + record_id
+
+    def collection(self, name: str) -> str:
+        """The index of collection ``name``: record ids scored by creation time."""
+        return self.prefix + "collection:" + name
+
+    @property
+    def collections(self) -> str:
+        """The names of all collections (a set)."""
+        return self.prefix + "collections"
+
+    def fence(self, queue: str, job_id: str) -> str:
+        """The fence of a job of ``queue``: the fencing token of its newest attempt."""
+        return self.prefix + "fence:" + queue + ":" + job_id
+
+    def alias(self, collection: str) -> str:
+        """The physical collection that holds ``collection`` now (none: the name itself)."""
+        return self.prefix + "alias:" + collection
+
+    def lock(self, collection: str) -> str:
+        """The owner of the rebuild (or drop) of ``collection``."""
+        return self.prefix + "lock:" + collection
+
+    def version(self, collection: str) -> str:
+        """The last physical version of ``collection`` reserved by a rebuild."""
+        return self.prefix + "version:" + collection

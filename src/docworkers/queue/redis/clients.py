@@ -1,0 +1,92 @@
+"""Every Redis client docworkers opens, built from a URL with one set of connection settings.
+
+The job repository (:meth:`RedisJobRepository.from_url`), the runtime (one asynchronous client
+shared by the job and document repositories) and the synchronous client that worker threads use
+for the cluster-wide limits of external services all come from here, so they time out, retry
+and check their connections alike. Replies are decoded to ``str``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from docworkers.errors import ConfigurationError
+from docworkers.queue.redis.packing import use_hiredis_packing
+
+__all__ = ["DEFAULT_CLIENT_SETTINGS", "ClientSettings", "async_client", "sync_client"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClientSettings:
+    """How a client talks to Redis. Durations are seconds.
+
+    ``socket_timeout`` bounds every command; it must stay above the longest blocking wait
+    (``waiter.MAX_BLOCK``, 1 s). After a server restart every pooled connection is dead, so a
+    command that meets a *connection* error is sent again on a fresh connection, up to
+    ``retries`` times with exponential backoff; a timeout is never retried (a timed-out script
+    may have run; fencing covers replays).
+    """
+
+    socket_timeout: float = 10.0
+    connect_timeout: float = 5.0
+    health_check_interval: int = 30  # an idle connection is PINGed before reuse past this
+    retries: int = 3
+    backoff_base: float = 0.05
+    backoff_cap: float = 1.0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value < 0:
+                raise ConfigurationError(field.name, f"must be a number >= 0, got {value!r}")
+        if self.socket_timeout <= 0 or self.connect_timeout <= 0:
+            raise ConfigurationError("socket_timeout", "timeouts must be positive")
+
+    def options(self, retry: type[Retry] | type[AsyncRetry]) -> dict[str, Any]:
+        """Keyword arguments of redis-py's ``from_url`` (``retry`` is its sync or async class)."""
+        return {
+            "decode_responses": True,
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.connect_timeout,
+            "health_check_interval": self.health_check_interval,
+            "retry": retry(ExponentialBackoff(cap=self.backoff_cap, base=self.backoff_base),
+                           self.retries),
+            "retry_on_error": [RedisConnectionError],
+        }
+
+
+DEFAULT_CLIENT_SETTINGS = ClientSettings()
+
+
+def async_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
+                 **options: Any) -> aioredis.Redis:
+    """An asyncio client of ``url`` (``redis://``, ``rediss://`` or ``unix://``), connecting
+    lazily; ``options`` override redis-py keyword arguments. Commands are packed by hiredis."""
+    try:
+        return use_hiredis_packing(
+            aioredis.Redis.from_url(url, **{**settings.options(AsyncRetry), **options}))
+    except ValueError as exc:
+        raise _bad_url(url, exc) from exc
+
+
+def sync_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
+                **options: Any) -> redis.Redis:
+    """A thread-safe synchronous client of ``url``, connecting lazily (see :func:`async_client`)."""
+    try:
+        return redis.Redis.from_url(url, **{**settings.options(Retry), **options})
+    except ValueError as exc:
+        raise _bad_url(url, exc) from exc
+
+
+def _bad_url(url: str, exc: ValueError) -> ConfigurationError:
+    return ConfigurationError("redis_url", f"{url!r} is not a Redis URL: {exc}")

@@ -1,0 +1,56 @@
+"""The one translator of redis-py errors into docworkers errors.
+
+Every component that talks to Redis (the job repository and its waiter, the scheduler, the
+limiters, the document registry, collection aliases and locks) runs its commands inside a
+:class:`RedisErrors`, so a caller sees one kind of error whatever the component:
+``RepositoryConnectionError`` when the server cannot be reached (retried by the worker and by
+``docworkers worker`` at start, 503 in the HTTP API), ``RepositoryError`` for anything else
+Redis refuses. Both name what needed Redis, the server's URL when known, and what to check.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from docworkers.errors import DocworkersError, RepositoryConnectionError, RepositoryError
+
+__all__ = ["RedisErrors"]
+
+
+class RedisErrors:
+    """``with RedisErrors("rate limit 'x'", url=...): ...`` raises redis-py's errors (and
+    socket errors) as RepositoryConnectionError / RepositoryError.
+
+    One object serves any number of blocks, nested or concurrent (it keeps no state), in sync
+    and async code alike: ``with`` also catches what an ``await`` inside it raises. Errors of
+    docworkers itself pass through untouched.
+    """
+
+    __slots__ = ("url", "what")
+
+    def __init__(self, what: str = "", *, url: str = "") -> None:
+        self.what = what  # e.g. "rate limit 'embed'"; "" for the job repository itself
+        self.url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, RedisError | OSError) and not isinstance(exc, DocworkersError):
+            raise self.translate(exc) from exc
+
+    def translate(self, exc: BaseException) -> RepositoryError:
+        """The docworkers error for ``exc`` (also for error replies read from a pipeline)."""
+        head = f"{self.what}: " if self.what else ""
+        where = f" at {self.url}" if self.url else ""
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+            return RepositoryConnectionError(
+                f"{head}cannot reach Redis{where}: {exc}. Is the server running and the URL "
+                "(DOCWORKERS_REDIS_URL) right?"
+            )
+        return RepositoryError(f"{head}Redis{where} failed: {exc}")

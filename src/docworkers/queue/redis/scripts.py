@@ -1,0 +1,134 @@
+"""The one loader of Lua scripts, for every package: ``<package>/lua/<name>.lua``.
+
+A package's ``lua/_lib.lua``, when it has one, is prepended to each of its scripts (shared
+helpers such as ``ready_score``; it defines no keys). :func:`register` gives a script bound to
+a client, sync or async: it is called by SHA, and redis-py loads it again when the server
+answers NOSCRIPT (its script cache was flushed, or it restarted). Script calls sent together in
+one pipeline go through :func:`run_pipelined`, which recovers from NOSCRIPT the same way.
+
+The job queue's own scripts are :class:`QueueScripts`; the shapes of their replies that the
+repository reads are parsed here too (:class:`ReserveReply`), next to the scripts that send them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from functools import cache
+from importlib import resources
+from typing import Any, NamedTuple, overload
+
+import redis
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript, Script
+from redis.exceptions import NoScriptError
+
+from docworkers.queue.redis.errors import RedisErrors
+
+__all__ = ["QueueScripts", "ReserveReply", "ScriptCall", "lua_source", "register",
+           "run_pipelined"]
+
+QUEUE = "docworkers.queue"
+
+
+@cache
+def lua_source(name: str, package: str = QUEUE) -> str:
+    """The source of ``<package>/lua/<name>.lua``, after the package's ``_lib.lua`` if any."""
+    folder = resources.files(package) / "lua"
+    lib = folder / "_lib.lua"
+    return (lib.read_text() if lib.is_file() else "") + (folder / f"{name}.lua").read_text()
+
+
+@overload
+def register(client: aioredis.Redis, name: str, package: str = QUEUE) -> AsyncScript: ...
+@overload
+def register(client: redis.Redis, name: str, package: str = QUEUE) -> Script: ...
+def register(client: aioredis.Redis | redis.Redis, name: str,
+             package: str = QUEUE) -> AsyncScript | Script:
+    """Script ``name`` of ``package`` bound to ``client`` (no round trip: it is loaded into the
+    server on its first call)."""
+    return client.register_script(lua_source(name, package))
+
+
+class ScriptCall(NamedTuple):
+    """One script call to send in a pipeline."""
+
+    script: AsyncScript
+    keys: list[str]
+    args: list[Any]
+
+
+async def run_pipelined(client: aioredis.Redis, calls: Sequence[ScriptCall], *,
+                        loaded: set[str], errors: RedisErrors) -> list[Any]:
+    """Run script calls in one pipelined round trip; their replies, in order.
+
+    ``loaded`` holds the SHAs already loaded through this client: the others are loaded first
+    (rather than learnt of by NOSCRIPT). A call refused with NOSCRIPT anyway (the server lost
+    its script cache) did nothing, so only those calls are sent again after loading their
+    scripts; the others already ran and their replies are kept (sending them again would, for
+    instance, reserve a second batch and strand the first until its lease expired).
+    """
+    unseen = {call.script.sha: call.script for call in calls if call.script.sha not in loaded}
+    if unseen:
+        with errors:
+            for script in unseen.values():
+                await client.script_load(script.script)
+        loaded.update(unseen)
+    replies: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for i in todo:
+            script, keys, args = calls[i]
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        with errors:
+            results = await pipe.execute(raise_on_error=False)
+        missing = []
+        for i, result in zip(todo, results, strict=True):
+            if isinstance(result, NoScriptError) and attempt == 1:
+                missing.append(i)
+            elif isinstance(result, Exception):
+                raise errors.translate(result) from result
+            else:
+                replies[i] = result
+        if not missing:
+            break
+        with errors:
+            for script in {calls[i].script.sha: calls[i].script for i in missing}.values():
+                await client.script_load(script.script)
+        todo = missing
+    return replies
+
+
+@dataclass(frozen=True, slots=True)
+class QueueScripts:
+    """The job queue's state changes, one script each (``queue/lua/<name>.lua``)."""
+
+    enqueue: AsyncScript
+    reserve: AsyncScript
+    complete: AsyncScript
+    fail: AsyncScript
+    heartbeat: AsyncScript
+    progress: AsyncScript
+    release: AsyncScript
+    cancel: AsyncScript
+    requeue: AsyncScript
+    delete: AsyncScript
+    cleanup: AsyncScript
+
+    @classmethod
+    def register(cls, client: aioredis.Redis) -> QueueScripts:
+        return cls(**{field.name: register(client, field.name) for field in fields(cls)})
+
+
+class ReserveReply(NamedTuple):
+    """reserve.lua's reply, ``{due, now, job...}``, by name."""
+
+    next_due_ms: int | None  # when the next delayed job falls due; None when there is none
+    now_ms: int  # the time of the reservation, on Redis's clock
+    rows: list[list[Any]]  # per reserved job, the values of the fields it was asked for
+
+    @classmethod
+    def parse(cls, reply: Sequence[Any]) -> ReserveReply:
+        due, now, *rows = reply
+        return cls(None if int(due) < 0 else int(due), int(now), rows)
