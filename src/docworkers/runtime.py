@@ -26,10 +26,11 @@ from docworkers.ingest.jobs.kinds import (
     UPLOAD_JOB_TYPE,
     VECTOR_REINDEX_JOB_TYPE,
     job_kind,
+    router,
 )
-from docworkers.ingest.jobs.queues import RoutedQueues
 from docworkers.queue import RedisJobRepository, RepositoryConfig
 from docworkers.queue.redis.clients import sync_client
+from docworkers.queue.routing import RoutedQueues
 from docworkers.settings import Settings
 from docworkers.workers import BaseWorker, WorkerConfig
 from docworkers.workers.service_guard import ServiceGuard
@@ -142,7 +143,7 @@ class Runtime:
         """The queues of ``base`` (default: the configured queue), one per job type."""
         base = base or self.settings.queue
         if base not in self._routed:
-            self._routed[base] = RoutedQueues(base, self.job_repository)
+            self._routed[base] = RoutedQueues(router(base), self.job_repository)
         return self._routed[base]
 
     @property
@@ -155,7 +156,7 @@ class Runtime:
 
         InvalidPayloadError names each bad field; ConfigurationError an unknown type.
         """
-        from docworkers.ingest.jobs.routing import validate_payload
+        from docworkers.ingest.jobs.payloads import validate_payload
 
         data = validate_payload(job_type, dict(payload))
         return await self.queues.for_type(job_type).enqueue(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
-from docworkers.ingest.jobs.routing import JOB_TYPES
+from docworkers.ingest.jobs.kinds import JOB_TYPES
 
 SHORT_TEXT = "text/fake-text.txt"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from docworkers.cli.worker import document_schedules
 from docworkers.errors import ConfigurationError
-from docworkers.ingest.jobs.schedules import load_schedules
 
 GOOD = """
 [[schedules]]
@@ -35,7 +35,7 @@ payload = { collection = "scratch" }
 def test_a_schedules_file_becomes_schedules_on_each_types_queue(tmp_path: Path) -> None:
     path = tmp_path / "schedules.toml"
     path.write_text(GOOD)
-    reindex, sweep = load_schedules(path, "risk-q")
+    reindex, sweep = document_schedules(path, "risk-q")
     assert (reindex.name, reindex.job_type, reindex.cron, reindex.queue) == (
         "nightly-reindex", "vector_reindex", "0 2 * * *", "risk-q.vector_reindex")
     assert reindex.payload["chunking_strategy"] == "sentence"
@@ -63,7 +63,7 @@ def test_mistakes_name_the_file_entry_and_field(tmp_path: Path, text: str, field
     path = tmp_path / "schedules.toml"
     path.write_text(text)
     with pytest.raises(ConfigurationError) as caught:
-        load_schedules(path, "q")
+        document_schedules(path, "q")
     assert caught.value.field == (f"{path}: {field}" if field else str(path))
     assert words in caught.value.problem
 

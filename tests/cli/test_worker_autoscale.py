@@ -21,7 +21,7 @@ from typer.testing import Result
 
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.chroma_server import ChromaServer
-from docworkers.ingest.jobs.routing import queue_for
+from docworkers.ingest.jobs.kinds import queue_for
 from docworkers.queue import JobSpec, RedisJobRepository, RepositoryConfig
 from docworkers.runtime import Runtime
 from docworkers.settings import Settings

@@ -20,12 +20,8 @@ from docworkers.errors import (
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.jobs.bulk_import import BulkImportWorker
 from docworkers.ingest.jobs.common import DocumentJobWorker
-from docworkers.ingest.jobs.routing import (
-    JOB_TYPES,
-    payload_problems,
-    queue_for,
-    validate_payload,
-)
+from docworkers.ingest.jobs.kinds import JOB_TYPES, queue_for
+from docworkers.ingest.jobs.payloads import payload_problems, validate_payload
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.queue import JobFilter, JobStatus
 from docworkers.queue.redis.keys import validate_queue_name

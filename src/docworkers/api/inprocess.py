@@ -10,7 +10,7 @@ import socket
 from typing import Any
 
 from docworkers.api.metrics import ApiMetrics
-from docworkers.ingest.jobs.routing import JOB_TYPES
+from docworkers.ingest.jobs.kinds import JOB_TYPES
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import Job

@@ -1,7 +1,7 @@
 """Job endpoints: submit, read, list, cancel, retry, live progress (SSE), stats, workers, DLQ.
 
 Each job type has its own queue derived from the configured one (see
-:mod:`docworkers.ingest.jobs.routing`); these endpoints read all of them, so a job is found by
+:mod:`docworkers.ingest.jobs.kinds`); these endpoints read all of them, so a job is found by
 its id whatever its type, and the statistics and workers cover every type.
 """
 
@@ -24,16 +24,12 @@ from docworkers.api.limits import MAX_JOB_ID, MAX_TAG, MAX_TAGS, MAX_USER_ID
 from docworkers.api.security import check_scope, require_token, submit_scope
 from docworkers.api.state import ApiState, api_state
 from docworkers.errors import DocworkersError
-from docworkers.ingest.jobs.routing import (
-    JOB_KINDS,
-    RoutedQueues,
-    combine_stats,
-    payload_problems,
-    queue_for,
-)
+from docworkers.ingest.jobs.kinds import JOB_KINDS
+from docworkers.ingest.jobs.payloads import payload_problems
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.queue import Job, JobFilter, JobStatus, RedisJobRepository
 from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
+from docworkers.queue.routing import RoutedQueues, combine_stats
 
 log = logging.getLogger("docworkers.api")
 
@@ -159,7 +155,7 @@ async def submit_job(request: SubmitRequest, http: Request, state: State) -> JSO
     job_id = await state.runtime.submit(request.type, request.payload,
                                         priority=request.priority, user_id=request.user_id,
                                         tags=request.tags)
-    repo = state.runtime.job_repository(queue_for(request.type, state.settings.queue))
+    repo = _queues(state).for_type(request.type)
     job = await repo.find_job(job_id)
     created = job.created_at if job and job.created_at else datetime.now(UTC)
     return JSONResponse({"job_id": job_id, "type": request.type, "queue": repo.queue,

@@ -1,7 +1,7 @@
 """``docworkers jobs …``, ``docworkers dlq …`` and ``docworkers stats``: the queue, by hand.
 
 Each job type has its own queue derived from DOCWORKERS_QUEUE (see
-:mod:`docworkers.ingest.jobs.routing`); these commands look at all of them together, so a job
+:mod:`docworkers.ingest.jobs.kinds`); these commands look at all of them together, so a job
 is found by its id whatever its type.
 """
 
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from rich.console import Group
     from rich.table import Table
 
-    from docworkers.ingest.jobs.queues import RoutedQueues
     from docworkers.queue import Job, QueueStats, RedisJobRepository
+    from docworkers.queue.routing import RoutedQueues
     from docworkers.runtime import Runtime
 
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 maybe follow it.
 
 The payload is validated with the job type's payload class before anything is enqueued, and
-the job goes to the type's queue (:mod:`docworkers.ingest.jobs.routing`). With a shared Redis
+the job goes to the type's queue (:mod:`docworkers.ingest.jobs.kinds`). With a shared Redis
 the command returns the job id, or with ``--wait`` follows the job that workers elsewhere run.
 Without one (the private embedded Redis, which no other process can reach) it runs the job
 here, as ``docworkers ingest --wait`` does; the types that read the document registry are
@@ -60,7 +60,7 @@ POLL_INTERVAL = 0.2  # seconds between two looks at the job
 def submit_job(state: CliState, job_type: str, payload: dict[str, Any], *, priority: int,
                wait: bool, as_json: bool) -> None:
     """Validate, enqueue and (with ``wait``, or on a private Redis) follow one job."""
-    from docworkers.ingest.jobs.routing import validate_payload
+    from docworkers.ingest.jobs.payloads import validate_payload
     from docworkers.queue import JobSpec, JobStatus
 
     kind = job_kind(job_type)

@@ -6,7 +6,7 @@ at once, and the jobs still leased return to the queue when their lease expires.
 
 The pool has one worker per job type (``--type``, default all) and base queue (``--queue``,
 default DOCWORKERS_QUEUE), each on the type's own queue (see
-:mod:`docworkers.ingest.jobs.routing`). Uploads run ``--concurrency`` jobs at once (default
+:mod:`docworkers.ingest.jobs.kinds`). Uploads run ``--concurrency`` jobs at once (default
 DOCWORKERS_CONCURRENCY); the other types are rare and one of them runs at a time per process
 unless ``--concurrency`` is given. Only the types that parse or embed load the model.
 
@@ -32,15 +32,25 @@ import typer
 from docworkers.cli.context import EXIT_FAILURE, CliState, UsageError, state_of, with_runtime
 from docworkers.cli.ingest import worker_name
 from docworkers.errors import ConfigurationError
-from docworkers.ingest.jobs.kinds import JOB_TYPES, UPLOAD_JOB_TYPE, job_kind, queue_for
-from docworkers.settings import Settings
+from docworkers.ingest.jobs.kinds import JOB_TYPES, UPLOAD_JOB_TYPE, job_kind, queue_for, router
 
 if TYPE_CHECKING:
+    from docworkers.queue.scheduler import Schedule
     from docworkers.runtime import Runtime
+    from docworkers.settings import Settings
     from docworkers.workers import BaseWorker
     from docworkers.workers.process_pool import ProcessScalingConfig
 
 log = logging.getLogger("docworkers.cli")
+
+
+def document_schedules(path: str | Path, base: str) -> list[Schedule]:
+    """The recurring jobs of the schedules file at ``path``, each on its job type's queue of
+    the base queue ``base``, its payload checked by the type's payload model."""
+    from docworkers.ingest.jobs.payloads import validate_payload
+    from docworkers.queue.schedule_file import load_schedules
+
+    return load_schedules(path, route=router(base).queue_for, check=validate_payload)
 
 
 # -- one process --------------------------------------------------------------------------
@@ -66,14 +76,13 @@ async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
                    types: list[str] | None = None, schedules: str | None = None) -> int:
     """Run one worker per base queue and job type (default: uploads only) until a signal,
     and the recurring jobs of the ``schedules`` file; 0 on a clean stop, else 1."""
-    from docworkers.ingest.jobs.schedules import load_schedules
     from docworkers.queue.scheduler import Scheduler
     from docworkers.workers import WorkerPool
 
     scheduler = None
     if schedules is not None:  # checked by the command already; every process may run it
         scheduler = Scheduler(runtime.job_repository(queues[0]),
-                              load_schedules(schedules, queues[0]))
+                              document_schedules(schedules, queues[0]))
     pool = WorkerPool()
     workers: list[BaseWorker] = []
 
@@ -254,7 +263,6 @@ def worker_command(
     unless --concurrency is given. Only uploads, reindexing and metadata extraction load the
     embedding model, so e.g. `--type document_delete` starts fast and small.
     """
-    from docworkers.ingest.jobs.schedules import load_schedules
     from docworkers.queue.redis.keys import validate_queue_name
     from docworkers.workers.process_pool import ProcessScalingConfig
 
@@ -290,7 +298,7 @@ def worker_command(
         job_kind(name)
     schedules_file = str(schedules) if schedules else settings.schedules_file
     if schedules_file is not None:
-        loaded = load_schedules(schedules_file, queues[0])  # errors now, not at the first tick
+        loaded = document_schedules(schedules_file, queues[0])  # errors now, not at the first tick
         log.info("schedules: %s", ", ".join(f"{s.name} ({s.cron or f'every {s.every}s'})"
                                              for s in loaded) or "none in the file")
     state.configure_logging(long_running=True)

@@ -1,20 +1,25 @@
-"""The document job types, what front doors need to know of each, and the queue each runs on.
+"""The document job types: their names, what front doors need to know of each, their queues.
 
 A worker reserves whatever job is next on its queue and fails a type it does not handle, so
-each job type has a queue of its own, derived from a *base* queue (``DOCWORKERS_QUEUE``):
-``document_upload`` keeps the base queue itself (so uploads enqueued before the other types
-existed still run), every other type goes to ``<base>.<type>``, e.g. ``default.bulk_import``.
-Everything that enqueues, works on or looks up these jobs goes through :func:`queue_for`.
+each job type runs on a queue of its own of a *base* queue (``DOCWORKERS_QUEUE``), as
+:class:`~docworkers.queue.routing.QueueRouter` derives it: ``document_upload`` keeps the base
+queue itself (so uploads enqueued before the other types existed still run), every other type
+goes to ``<base>.<type>``, e.g. ``default.bulk_import``. Everything that enqueues, works on or
+looks up these jobs goes through :func:`router` (or :func:`queue_for`).
 
 This module imports nothing heavy: the command line builds its options and ``--help`` from it.
-Payload validation is in :mod:`~.routing`, reading across the queues in :mod:`~.queues`.
+Each type's payload model is in :mod:`~.payloads`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from docworkers.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from docworkers.queue.routing import QueueRouter
 
 __all__ = [
     "BULK_IMPORT_JOB_TYPE",
@@ -23,11 +28,13 @@ __all__ = [
     "JOB_KINDS",
     "JOB_TYPES",
     "METADATA_EXTRACT_JOB_TYPE",
+    "ROUTED_TYPES",
     "UPLOAD_JOB_TYPE",
     "VECTOR_REINDEX_JOB_TYPE",
     "JobKind",
     "job_kind",
     "queue_for",
+    "router",
 ]
 
 UPLOAD_JOB_TYPE = "document_upload"
@@ -36,8 +43,6 @@ COLLECTION_DELETE_JOB_TYPE = "collection_delete"
 METADATA_EXTRACT_JOB_TYPE = "metadata_extract"
 VECTOR_REINDEX_JOB_TYPE = "vector_reindex"
 BULK_IMPORT_JOB_TYPE = "bulk_import"
-
-SEPARATOR = "."
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +84,18 @@ def job_kind(job_type: str) -> JobKind:
     return kind
 
 
-def queue_for(job_type: str, base: str) -> str:
-    """The queue ``job_type`` runs on for the base queue ``base``."""
-    from docworkers.queue.redis.keys import validate_queue_name  # the queue package loads redis
+#: The types that run on a queue of their own; uploads keep the base queue.
+ROUTED_TYPES: tuple[str, ...] = tuple(t for t in JOB_TYPES if t != UPLOAD_JOB_TYPE)
 
-    validate_queue_name(base)
-    job_kind(job_type)
-    if job_type == UPLOAD_JOB_TYPE:
-        return base
-    name = f"{base}{SEPARATOR}{job_type}"
-    try:
-        return validate_queue_name(name)
-    except ConfigurationError:
-        raise ConfigurationError(
-            "queue", f"{base!r} is too long to be a base queue: the {job_type} jobs would need "
-            f"the queue {name!r}, over 128 characters",
-        ) from None
+
+def router(base: str) -> QueueRouter:
+    """The queues of the document job types for the base queue ``base``."""
+    from docworkers.queue.routing import QueueRouter  # the queue package loads redis
+
+    return QueueRouter(base, ROUTED_TYPES, known=JOB_TYPES)
+
+
+def queue_for(job_type: str, base: str) -> str:
+    """The queue ``job_type`` runs on for the base queue ``base``; ConfigurationError naming
+    ``type`` for an unknown type, ``queue`` for a base too long to derive the name from."""
+    return router(base).queue_for(job_type)

@@ -1,7 +1,7 @@
-"""Payload validation of every document job type, and the routing names in one place.
+"""The payload model of each document job type, and payload validation by type.
 
-Which queue each type runs on is :mod:`~.kinds` (light, for the command line); reading jobs
-across those queues is :mod:`~.queues`. Both are re-exported here.
+The types themselves (names, traits, queues) are in :mod:`~.kinds`, which the command line
+reads without loading pydantic.
 """
 
 from __future__ import annotations
@@ -19,32 +19,16 @@ from docworkers.ingest.jobs.kinds import (
     BULK_IMPORT_JOB_TYPE,
     COLLECTION_DELETE_JOB_TYPE,
     DOCUMENT_DELETE_JOB_TYPE,
-    JOB_KINDS,
-    JOB_TYPES,
     METADATA_EXTRACT_JOB_TYPE,
     UPLOAD_JOB_TYPE,
     VECTOR_REINDEX_JOB_TYPE,
-    JobKind,
     job_kind,
-    queue_for,
 )
 from docworkers.ingest.jobs.metadata_extract import MetadataExtractPayload
-from docworkers.ingest.jobs.queues import RoutedQueues, combine_stats
 from docworkers.ingest.jobs.vector_reindex import VectorReindexPayload
 from docworkers.ingest.payload import UploadJobPayload
 
-__all__ = [
-    "JOB_KINDS",
-    "JOB_TYPES",
-    "PAYLOAD_MODELS",
-    "JobKind",
-    "RoutedQueues",
-    "combine_stats",
-    "job_kind",
-    "payload_problems",
-    "queue_for",
-    "validate_payload",
-]
+__all__ = ["PAYLOAD_MODELS", "payload_problems", "validate_payload"]
 
 #: The model that validates each type's payload; unknown fields are errors.
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {

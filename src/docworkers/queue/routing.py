@@ -1,7 +1,15 @@
-"""Reading jobs across the routed queues of one base queue (see :mod:`~.kinds`).
+"""Job types on queues of their own: which queue a type runs on, and reading across them.
 
-:class:`RoutedQueues` holds the repositories of one base queue and answers the questions a
-front door asks without knowing the type: where is job X, which jobs match this filter.
+A worker reserves whatever job is next on its queue and fails a type it does not handle. An
+application whose workers each handle some of its job types therefore gives each such type a
+queue of its own, derived from a *base* queue: a routed type runs on ``<base>.<type>`` (e.g.
+``default.bulk_import``), every other type on the base queue itself. :class:`QueueRouter` says
+which queue that is; :class:`RoutedQueues` answers the questions a front door asks without
+knowing a job's type (where is job X, which jobs match this filter, how many are queued) across
+all of them.
+
+This module knows no job type: the application names its routed types (docworkers' document
+jobs do so in :mod:`docworkers.ingest.jobs.kinds`).
 """
 
 from __future__ import annotations
@@ -10,50 +18,100 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from docworkers.errors import ConfigurationError, JobNotFoundError
-from docworkers.ingest.jobs.kinds import JOB_KINDS, JOB_TYPES, queue_for
 from docworkers.queue.filters import JobFilter
 from docworkers.queue.job import Job
 from docworkers.queue.redis.keys import validate_queue_name
-from docworkers.queue.repository import RedisJobRepository
 from docworkers.queue.stats import QueueStats
 
-__all__ = ["MAX_MERGED", "RoutedQueues", "combine_stats"]
+if TYPE_CHECKING:
+    from docworkers.queue.repository import RedisJobRepository
 
+__all__ = ["MAX_MERGED", "SEPARATOR", "QueueRouter", "RoutedQueues", "combine_stats"]
+
+SEPARATOR = "."  # between the base queue and the type: <base>.<type>
 MAX_MERGED = 10_000  # deepest a listing that merges several queues reaches (JobFilter's cap)
 
 
-class RoutedQueues:
-    """The repositories of one base queue's routed queues; ``repository(queue)`` makes (and
-    caches) the repository of a queue name."""
+class QueueRouter:
+    """Which queue each job type runs on, for the base queue ``base``.
 
-    def __init__(self, base: str, repository: Callable[[str], RedisJobRepository]) -> None:
+    Each type of ``routed`` runs on ``<base>.<type>``; any other type on ``base``. With
+    ``known`` (the application's job types; the routed ones count as known too),
+    :meth:`queue_for` refuses any other type, so a misspelt type is an error rather than a job
+    no worker takes.
+    """
+
+    def __init__(self, base: str, routed: Iterable[str], *,
+                 known: Iterable[str] | None = None) -> None:
         self.base = validate_queue_name(base)
-        self._repository = repository
-        self.queues: tuple[str, ...] = tuple(dict.fromkeys(queue_for(t, base)
-                                                           for t in JOB_TYPES))
+        self.routed: tuple[str, ...] = tuple(dict.fromkeys(routed))
+        self.known: tuple[str, ...] | None = (
+            None if known is None else tuple(dict.fromkeys([*known, *self.routed])))
 
-    def for_type(self, job_type: str) -> RedisJobRepository:
-        return self._repository(queue_for(job_type, self.base))
+    def __repr__(self) -> str:
+        return f"QueueRouter({self.base!r}, routed={self.routed!r})"
 
-    def holding(self, job_types: Iterable[str] = ()) -> list[RedisJobRepository]:
-        """The repositories that can hold jobs of ``job_types`` (all when empty). Types docworkers
-        does not route (library jobs) live on the base queue."""
+    def queue_for(self, job_type: str) -> str:
+        """The queue of ``job_type``; ConfigurationError naming ``type`` for a type outside
+        ``known``, or ``queue`` when the base is too long to make the type's queue name."""
+        if self.known is not None and job_type not in self.known:
+            raise ConfigurationError("type", f"unknown job type {job_type!r}; use one of "
+                                             f"{', '.join(self.known)}")
+        if job_type not in self.routed:
+            return self.base
+        name = f"{self.base}{SEPARATOR}{job_type}"
+        try:
+            return validate_queue_name(name)
+        except ConfigurationError:
+            raise ConfigurationError(
+                "queue", f"{self.base!r} is too long to be a base queue: the {job_type} jobs "
+                f"would need the queue {name!r}, over 128 characters",
+            ) from None
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every queue of the base: the base queue first, then each routed type's."""
+        return (self.base, *(self.queue_for(job_type) for job_type in self.routed))
+
+    def holding(self, job_types: Iterable[str] = ()) -> tuple[str, ...]:
+        """The queues that can hold jobs of ``job_types`` (all of them when empty), in the
+        order of :attr:`queues`. A type that is not routed, known or not, lives on the base
+        queue."""
         wanted = set(job_types)
         if not wanted:
-            return [self._repository(queue) for queue in self.queues]
-        queues = {queue_for(t, self.base) if t in JOB_KINDS else self.base for t in wanted}
-        return [self._repository(queue) for queue in self.queues if queue in queues]
+            return self.queues
+        held = {self.queue_for(t) if t in self.routed else self.base for t in wanted}
+        return tuple(queue for queue in self.queues if queue in held)
+
+
+class RoutedQueues:
+    """The repositories of a router's queues, read together; ``repository(queue)`` makes (and
+    should cache) the repository of a queue name."""
+
+    def __init__(self, router: QueueRouter,
+                 repository: Callable[[str], RedisJobRepository]) -> None:
+        self.router = router
+        self.base = router.base
+        self.queues = router.queues  # checks every routed queue name now
+        self._repository = repository
+
+    def for_type(self, job_type: str) -> RedisJobRepository:
+        return self._repository(self.router.queue_for(job_type))
+
+    def holding(self, job_types: Iterable[str] = ()) -> list[RedisJobRepository]:
+        """The repositories that can hold jobs of ``job_types`` (all when empty)."""
+        return [self._repository(queue) for queue in self.router.holding(job_types)]
 
     async def find_job(self, job_id: str) -> Job | None:
-        """The job ``job_id`` in whichever routed queue holds it (the base queue first)."""
+        """The job ``job_id`` in whichever queue holds it (the base queue first)."""
         found = await _together(*(repo.find_job(job_id) for repo in self.holding()))
         return next((job for job in found if job is not None), None)
 
     async def get_job(self, job_id: str) -> Job:
-        """The job ``job_id``; JobNotFoundError if no routed queue holds it."""
+        """The job ``job_id``; JobNotFoundError if no queue holds it."""
         job = await self.find_job(job_id)
         if job is None:
             raise JobNotFoundError(f"no job {job_id!r} in queue {self.base!r} or the queues "
@@ -65,7 +123,7 @@ class RoutedQueues:
         return self._repository((await self.get_job(job_id)).queue)
 
     async def list_jobs(self, job_filter: JobFilter) -> list[Job]:
-        """Jobs of every routed queue that matches, newest first."""
+        """Jobs of every queue that matches, newest first."""
         repos = self.holding(job_filter.types)
         if len(repos) == 1:
             return await repos[0].list_jobs(job_filter)
@@ -79,14 +137,14 @@ class RoutedQueues:
         return _newest_first(pages, job_filter.offset, job_filter.limit)
 
     async def dead_letters(self, limit: int = 100, offset: int = 0) -> list[Job]:
-        """Dead jobs of every routed queue, most recent first."""
+        """Dead jobs of every queue, most recent first."""
         depth = offset + limit
         pages = await _together(*(repo.dead_letters(limit=depth)
                                        for repo in self.holding()))
         return _newest_first(pages, offset, limit, finished=True)
 
     async def list_workers(self) -> list[dict[str, Any]]:
-        """Live workers of every routed queue."""
+        """Live workers of every queue."""
         found = await _together(*(repo.list_workers() for repo in self.holding()))
         return [worker for workers in found for worker in workers]
 
@@ -100,7 +158,7 @@ class RoutedQueues:
         return {repo.queue: stats for repo, stats in zip(repos, found, strict=True)}
 
     async def stats(self) -> QueueStats:
-        """The statistics of all routed queues added up, under the base queue's name."""
+        """The statistics of all queues added up, under the base queue's name."""
         return combine_stats(self.base, list((await self.stats_by_queue()).values()))
 
 
