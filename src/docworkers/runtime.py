@@ -66,6 +66,25 @@ def _document_worker_class(job_type: str) -> type[DocumentJobWorker]:
     return classes[job_type]
 
 
+def embedder_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The kind and options of the embedder ``settings`` configure (the arguments of
+    :func:`~docworkers.ingest.embedding.make_embedder`, but for a service guard)."""
+    if settings.embedder != "openai":
+        return settings.embedder, {}
+    return "openai", {"base_url": settings.embedding_url,
+                      "model": settings.embedding_model or "text-embedding",
+                      "api_key": settings.embedding_api_key}
+
+
+def embedder_window(settings: Settings) -> int:
+    """The token window of the embedder ``settings`` configure, as its class states it: the
+    largest and the default chunk_size. Loads no model and asks no server."""
+    from docworkers.ingest.embedding import embedder_window as window
+
+    kind, options = embedder_options(settings)
+    return window(kind, **options)
+
+
 class Runtime:
     """Everything built from one Settings object; use ``async with Runtime(settings)``."""
 
@@ -188,16 +207,20 @@ class Runtime:
             from docworkers.ingest.embedding import make_embedder
 
             s = self.settings
-            if s.embedder == "openai":
-                self._embedder = make_embedder("openai", base_url=s.embedding_url,
-                                               model=s.embedding_model or "text-embedding",
-                                               api_key=s.embedding_api_key,
-                                               guard=self.service_guard(
-                                                   "embedding", s.embedding_rate_limit,
-                                                   s.embedding_max_concurrency))
-            else:
-                self._embedder = make_embedder(s.embedder)
+            kind, options = embedder_options(s)
+            if kind == "openai":
+                options["guard"] = self.service_guard("embedding", s.embedding_rate_limit,
+                                                      s.embedding_max_concurrency)
+            self._embedder = make_embedder(kind, **options)
         return self._embedder
+
+    @property
+    def embedder_window(self) -> int:
+        """The embedder's ``max_tokens`` (the largest and the default chunk_size), without
+        loading the model or asking the embedding server when they are not in use yet."""
+        if self._embedder is not None:
+            return self._embedder.max_tokens
+        return embedder_window(self.settings)
 
     def enricher(self) -> Enricher:
         s = self.settings

@@ -2,7 +2,8 @@
 
 Only the front doors (CLI, API) read the environment; the library takes these values as
 arguments. An unknown DOCWORKERS_* variable is an error, so a misspelt setting never goes
-silently ignored.
+silently ignored. The settings that configure workers take their defaults from
+:class:`~docworkers.workers.config.WorkerConfig`, so each default is written once.
 """
 
 from __future__ import annotations
@@ -10,15 +11,23 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from docworkers.errors import ConfigurationError
+from docworkers.workers.config import WorkerConfig
 
 PREFIX = "DOCWORKERS_"
 # Variables with our prefix that are not settings (the test suite's server, for one).
 _NOT_SETTINGS = frozenset({"DOCWORKERS_TEST_REDIS_URL"})
+
+
+def _worker_default(name: str) -> Any:
+    """WorkerConfig's default for its field ``name``: the one place that default is written."""
+    default = next(f.default for f in fields(WorkerConfig) if f.name == name)
+    assert default is not MISSING, name
+    return default
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,12 +58,12 @@ class Settings:
     api_request_timeout: float = 30.0  # seconds to send a request's headers, and between body
     # bytes; then the API answers 408 and closes the connection
     max_upload_bytes: int = 100 * 1024 * 1024
-    concurrency: int = 3
-    max_retries: int = 3
-    retry_delay: float = 5.0
-    lease_timeout: float = 60.0
-    shutdown_timeout: float = 30.0
-    log_level: str = "INFO"
+    concurrency: int = _worker_default("concurrency")
+    max_retries: int = _worker_default("max_retries")
+    retry_delay: float = _worker_default("retry_delay")
+    lease_timeout: float = _worker_default("lease_timeout")
+    shutdown_timeout: float = _worker_default("shutdown_timeout")
+    log_level: str = _worker_default("log_level")
     # Cluster-wide limits, kept in Redis (None = unlimited). A call that would wait longer
     # than limit_max_wait for a permit defers its job instead (no attempt used).
     embedding_rate_limit: float | None = None  # calls/s to the `openai` embedding server
@@ -135,7 +144,7 @@ class Settings:
                                          "in the README for valid names")
             if raw == "":
                 continue
-            parsed[name] = _convert(key, raw, known[name].type)
+            parsed[name] = _convert(key, raw, _TEXT_TYPES[name])
         parsed.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(parsed) - set(known)
         if unknown:
@@ -197,16 +206,27 @@ def parse_allowed_hosts(raw: str | None) -> tuple[str, ...] | None:
     return hosts
 
 
-def _convert(key: str, raw: str, annotation: Any) -> Any:
-    text = str(annotation)
+def _text_type(name: str, annotation: Any) -> type[int | float | str]:
+    """What the setting ``name`` of type ``annotation`` is read from text as: int, float or
+    str (``X | None`` as X)."""
+    members = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    if len(members) != 1 or members[0] not in (int, float, str):
+        raise TypeError(f"setting {name}: {annotation!r} cannot be read from a variable")
+    kind: type[int | float | str] = members[0]
+    return kind
+
+
+#: The type each setting is read as from its variable's text.
+_TEXT_TYPES = {name: _text_type(name, hint) for name, hint in get_type_hints(Settings).items()}
+
+
+def _convert(key: str, raw: str, kind: type[int | float | str]) -> int | float | str:
+    if kind is str:
+        return raw
     try:
-        if text.startswith("int"):
-            return int(raw)
-        if text.startswith("float"):
-            return float(raw)
+        return kind(raw)
     except ValueError:
         raise ConfigurationError(key, f"{raw!r} is not a number") from None
-    return raw
 
 
 def read_env_file(path: Path) -> dict[str, str]:

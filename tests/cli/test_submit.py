@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 from typer.testing import Result
@@ -138,6 +139,23 @@ def test_collections_reindex_queues_a_vector_reindex_on_its_queue(
     assert job["payload"]["chunk_size"] == 64 and job["payload"]["extract_metadata"] is None
     listed = json.loads(cli("jobs", "list", "--type", "vector_reindex", "--json").stdout)
     assert [j["id"] for j in listed] == [reply["job_id"]]
+
+
+def test_the_default_chunk_size_is_the_configured_embedders_window(
+        cli_env: dict[str, str], cli: Callable[..., Result],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def queued_chunk_size() -> int:
+        queued = cli("collections", "reindex", "library", "--json")
+        assert queued.exit_code == 0, queued.output
+        job = json.loads(cli("jobs", "show", json.loads(queued.stdout)["job_id"],
+                             "--json").stdout)
+        return int(job["payload"]["chunk_size"])
+
+    assert queued_chunk_size() == 254  # onnx-minilm: 256 tokens minus [CLS] and [SEP]
+    # The openai embedder states its own window; no server is asked for it.
+    monkeypatch.setenv("DOCWORKERS_EMBEDDER", "openai")
+    monkeypatch.setenv("DOCWORKERS_EMBEDDING_URL", "http://127.0.0.1:9")
+    assert queued_chunk_size() == 512
 
 
 def test_without_a_shared_redis_the_job_runs_here(no_redis_env: Path, cli: Callable[..., Result],

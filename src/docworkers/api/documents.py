@@ -28,7 +28,6 @@ from docworkers.ingest.jobs.collection_delete import (
 from docworkers.ingest.jobs.document_delete import delete_document as delete_document_everywhere
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.search_filters import FIELDS, Operator, SearchFilter
-from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
 from docworkers.ingest.vector_repository import validate_collection_name
 from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
 
@@ -40,8 +39,6 @@ CollectionName = Annotated[str, PathParam(min_length=3, max_length=512)]
 
 # Payload fields the server derives from the uploaded file; a client may not send them.
 _SERVER_FIELDS = ("filename", "file_path", "file_size")
-# Form fields that are job options rather than payload fields.
-_JOB_FIELDS = {"priority": "integer", "user_id": "string", "tags": "string"}
 
 
 def _upload_form_schema() -> dict[str, Any]:
@@ -128,7 +125,9 @@ def _validate(received: ReceivedUpload, directory: Path, state: ApiState
         options["tags"] = tags
         if (tags_problem := tag_problem(tags)) is not None:
             errors["tags"] = tags_problem
-    data: dict[str, Any] = {name: value for name, value in fields.items() if value.strip()}
+    window = state.runtime.embedder_window  # the largest chunk_size, and the default
+    data: dict[str, Any] = {"chunk_size": window}
+    data.update((name, value) for name, value in fields.items() if value.strip())
     data.update(filename=received.filename, file_size=received.size,
                 file_path=str((directory / received.target_name).resolve()))
     payload: UploadJobPayload | None = None
@@ -141,10 +140,9 @@ def _validate(received: ReceivedUpload, directory: Path, state: ApiState
                 problem["loc"] = ("chunk_overlap",) if "chunk_overlap" in problem["msg"] \
                     else ("payload",)
         errors.update(field_errors(problems))
-    if (payload is not None and state.settings.embedder == "onnx-minilm"
-            and payload.chunk_size > MAX_TEXT_TOKENS):
-        errors["chunk_size"] = (f"at most {MAX_TEXT_TOKENS} tokens, the window of the local "
-                                "embedding model")
+    if payload is not None and payload.chunk_size > window:
+        errors["chunk_size"] = (f"at most {window} tokens, the window of the "
+                                f"{state.settings.embedder} embedding model")
     if errors or payload is None:
         raise ApiError(422, "invalid_payload", f"invalid upload: {describe_fields(errors)}",
                        fields=errors)
@@ -156,7 +154,7 @@ async def upload_config(state: State) -> dict[str, Any]:
     return {
         "chunking_strategies": list(CHUNKING_STRATEGIES),
         "default_chunking_strategy": DEFAULT_STRATEGY,
-        "max_chunk_size": MAX_TEXT_TOKENS if state.settings.embedder == "onnx-minilm" else None,
+        "max_chunk_size": state.runtime.embedder_window,
         "max_upload_bytes": state.settings.max_upload_bytes,
         "priority_range": [MIN_PRIORITY, MAX_PRIORITY],
         "queue": state.settings.queue,

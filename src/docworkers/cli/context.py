@@ -7,21 +7,20 @@ environment holds a broken DOCWORKERS_* value; the error then appears on the fir
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from docworkers.errors import ConfigurationError
-from docworkers.settings import Settings
 
 if TYPE_CHECKING:  # redis-py and rich load when a command runs, not for --help
     from rich.console import Console
 
     from docworkers.runtime import Runtime
+    from docworkers.settings import Settings  # it reads the worker defaults (redis-py)
 
 T = TypeVar("T")
 
@@ -74,14 +73,11 @@ class CliState:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from docworkers.settings import Settings
+
             self._settings = Settings.from_env()
             self.configure_logging()
         return self._settings
-
-    def with_overrides(self, **overrides: Any) -> Settings:
-        """The settings with some values replaced (validated again); None values are ignored."""
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        return dataclasses.replace(self.settings, **changes) if changes else self.settings
 
     @property
     def show_tracebacks(self) -> bool:
@@ -96,6 +92,8 @@ class CliState:
         (worker, serve) log at the configured level.
         """
         from rich.logging import RichHandler
+
+        from docworkers.settings import Settings
 
         level_name = "DEBUG" if self.debug else (self._settings or Settings()).log_level.upper()
         level = logging.getLevelName(level_name)

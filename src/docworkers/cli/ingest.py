@@ -9,6 +9,7 @@ The local worker takes jobs from the configured queue, so on a shared queue it m
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import time
@@ -43,13 +44,13 @@ from docworkers.cli.options import (
 )
 from docworkers.cli.render import duration, esc, plural, size, styled_status
 from docworkers.errors import DocworkersError, InvalidPayloadError
-from docworkers.ingest.defaults import DEFAULT_STRATEGY, MAX_TEXT_TOKENS
+from docworkers.ingest.defaults import DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE
-from docworkers.settings import Settings
 
 if TYPE_CHECKING:
     from docworkers.queue import Job, JobSpec
     from docworkers.runtime import Runtime
+    from docworkers.settings import Settings
 
 POLL_INTERVAL = 0.2  # seconds between two looks at the jobs' state
 
@@ -60,21 +61,28 @@ class IngestOptions:
 
     collection: str = "documents"
     strategy: str = DEFAULT_STRATEGY
-    chunk_size: int = MAX_TEXT_TOKENS
+    chunk_size: int | None = None  # None: the embedder's window (resolve with sized())
     chunk_overlap: int = 0
     extract_metadata: bool = False
     questions: int = 0
     max_pages: int = 0
     priority: int = 0
 
+    def sized(self, window: int) -> IngestOptions:
+        """These options with the chunk size ``window`` (the embedder's) if none was given."""
+        return self if self.chunk_size is not None else dataclasses.replace(self,
+                                                                           chunk_size=window)
+
     def payload(self, stored: StoredFile) -> dict[str, Any]:
-        return {
+        """The upload payload of ``stored`` (without a chunk size until :meth:`sized`)."""
+        payload = {
             "filename": stored.filename, "file_path": str(stored.path),
             "file_size": stored.size, "collection": self.collection,
             "chunking_strategy": self.strategy, "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap, "extract_metadata": self.extract_metadata,
             "num_questions": self.questions, "max_pages": self.max_pages,
         }
+        return {name: value for name, value in payload.items() if value is not None}
 
     def validate(self) -> None:
         """Check the options before anything is stored or enqueued (UsageError if wrong)."""
@@ -118,6 +126,7 @@ async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discove
     """Store, enqueue and (with ``wait``) process the discovered documents."""
     from docworkers.queue import JobSpec
 
+    options = options.sized(runtime.embedder_window)
     await runtime.jobs.ping()
     if wait:  # fail now, not after every document has used up its retries
         await asyncio.to_thread(runtime.vectors.ping)
@@ -255,7 +264,7 @@ def ingest_command(
         help="Files or folders (walked recursively) to ingest.", show_default=False)],
     collection: CollectionOption = "documents",
     strategy: StrategyOption = DEFAULT_STRATEGY,
-    chunk_size: ChunkSizeOption = MAX_TEXT_TOKENS,
+    chunk_size: ChunkSizeOption = None,
     chunk_overlap: ChunkOverlapOption = 0,
     extract_metadata: ExtractMetadataOption = False,
     questions: Annotated[int, typer.Option(min=0, max=10, help=(
@@ -274,8 +283,10 @@ def ingest_command(
     """
     state = state_of(ctx)
     settings = state.settings
+    from docworkers.runtime import embedder_window
+
     options = IngestOptions(collection, strategy, chunk_size, chunk_overlap, extract_metadata,
-                            questions, max_pages, priority)
+                            questions, max_pages, priority).sized(embedder_window(settings))
     options.validate()
     if not wait:
         require_shared_redis(settings, "ingest --no-wait")

@@ -16,7 +16,10 @@ WaitOption = Annotated[bool, typer.Option(
 CollectionOption = Annotated[str, typer.Option(help="Collection to store the chunks in.")]
 StrategyOption = Annotated[str, typer.Option(
     help=f"How to cut documents into chunks: {', '.join(CHUNKING_STRATEGIES)}.")]
-ChunkSizeOption = Annotated[int, typer.Option(min=1, help="Chunk size in model tokens.")]
+# None: the embedder's window (254 tokens for onnx-minilm), read when the command runs.
+ChunkSizeOption = Annotated[int | None, typer.Option(
+    min=1, show_default=False, help="Chunk size in model tokens (default: the embedding "
+    "model's window, its maximum).")]
 ChunkOverlapOption = Annotated[int, typer.Option(min=0, help="Tokens shared by neighbours.")]
 ExtractMetadataOption = Annotated[bool, typer.Option(
     "--extract-metadata", help="Store keywords and document metadata on chunks.")]

@@ -40,7 +40,7 @@ from docworkers.cli.options import (
 from docworkers.cli.render import echo_json, esc
 from docworkers.cli.worker import pool_workers
 from docworkers.errors import DocworkersError, InvalidPayloadError
-from docworkers.ingest.defaults import DEFAULT_STRATEGY, MAX_TEXT_TOKENS
+from docworkers.ingest.defaults import DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import (
     BULK_IMPORT_JOB_TYPE,
     JOB_TYPES,
@@ -154,6 +154,13 @@ async def _follow(state: CliState, repo: RedisJobRepository, job_id: str,
             await asyncio.sleep(POLL_INTERVAL)
 
 
+def _chunk_size(state: CliState, given: int | None) -> int:
+    """``given``, or the window of the configured embedder (its largest chunk size)."""
+    from docworkers.runtime import embedder_window
+
+    return given if given is not None else embedder_window(state.settings)
+
+
 def _payload(text: str) -> Any:
     """JSON text, or ``@file`` holding it."""
     if text.startswith("@"):
@@ -194,7 +201,7 @@ def reindex_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The collection.")],
     strategy: StrategyOption = DEFAULT_STRATEGY,
-    chunk_size: ChunkSizeOption = MAX_TEXT_TOKENS,
+    chunk_size: ChunkSizeOption = None,
     chunk_overlap: ChunkOverlapOption = 0,
     extract_metadata: Annotated[bool | None, typer.Option(
         "--extract-metadata/--no-extract-metadata",
@@ -208,13 +215,15 @@ def reindex_command(
 ) -> None:
     """Re-chunk and re-embed a collection (a vector_reindex job); searches keep working and
     switch to the new version at once when it is ready. Needs DOCWORKERS_REDIS_URL."""
+    state = state_of(ctx)
     payload: dict[str, Any] = {"collection": name, "chunking_strategy": strategy,
-                               "chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+                               "chunk_size": _chunk_size(state, chunk_size),
+                               "chunk_overlap": chunk_overlap}
     if extract_metadata is not None:
         payload["extract_metadata"] = extract_metadata
     if questions is not None:
         payload["num_questions"] = questions
-    submit_job(state_of(ctx), VECTOR_REINDEX_JOB_TYPE, payload, priority=priority, wait=wait,
+    submit_job(state, VECTOR_REINDEX_JOB_TYPE, payload, priority=priority, wait=wait,
                as_json=as_json)
 
 
@@ -224,7 +233,7 @@ def import_command(
         help="A folder, a .zip archive, or files.", show_default=False)],
     collection: CollectionOption = "documents",
     strategy: StrategyOption = DEFAULT_STRATEGY,
-    chunk_size: ChunkSizeOption = MAX_TEXT_TOKENS,
+    chunk_size: ChunkSizeOption = None,
     chunk_overlap: ChunkOverlapOption = 0,
     extract_metadata: ExtractMetadataOption = False,
     priority: PriorityOption = 0,
@@ -241,10 +250,11 @@ def import_command(
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
     sources = [str(path.resolve()) for path in paths]
+    state = state_of(ctx)
     payload: dict[str, Any] = {
         "source": sources[0] if len(sources) == 1 else sources, "collection": collection,
-        "chunking_strategy": strategy, "chunk_size": chunk_size,
+        "chunking_strategy": strategy, "chunk_size": _chunk_size(state, chunk_size),
         "chunk_overlap": chunk_overlap, "extract_metadata": extract_metadata,
     }
-    submit_job(state_of(ctx), BULK_IMPORT_JOB_TYPE, payload, priority=priority, wait=wait,
+    submit_job(state, BULK_IMPORT_JOB_TYPE, payload, priority=priority, wait=wait,
                as_json=as_json)

@@ -32,6 +32,7 @@ __all__ = [
     "EMBEDDER_KINDS",
     "Embedder",
     "OnnxMiniLMEmbedder",
+    "embedder_window",
     "l2_normalize",
     "make_embedder",
 ]
@@ -57,9 +58,10 @@ class Embedder(Protocol):
     Not ``runtime_checkable`` on purpose: on Python 3.11 ``isinstance`` would read every
     attribute, and ``OpenAIEmbedder.dimension`` may ask its server.
 
-    ``max_tokens`` is the longest text (in the model's tokens, [CLS]/[SEP] not counted) that is
-    embedded without truncation: the chunker refuses larger chunk sizes. Implementations must be
-    safe to call from several threads.
+    ``max_tokens`` is the embedder's window: the longest text (in the model's tokens, [CLS]/[SEP]
+    not counted) that is embedded without truncation. It is the largest ``chunk_size`` an upload
+    may ask for, and the default one; :func:`embedder_window` knows it before an embedder is
+    built. Implementations must be safe to call from several threads.
     """
 
     @property
@@ -96,7 +98,12 @@ class OnnxMiniLMEmbedder:
 
     model_name = MINILM_MODEL_NAME
     dimension = MINILM_DIMENSION
-    max_tokens = MAX_TEXT_TOKENS
+    max_tokens = MAX_TEXT_TOKENS  # the model's 256-token window minus [CLS] and [SEP]
+
+    @classmethod
+    def window(cls, **options: Any) -> int:
+        """The ``max_tokens`` of an instance built with ``options``: always the model's."""
+        return cls.max_tokens
 
     def __init__(
         self,
@@ -217,32 +224,49 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _make_openai(**options: Any) -> Embedder:
+class _EmbedderClass(Protocol):
+    """An embedder class: built from keyword options, and stating the window of an instance
+    built from them."""
+
+    def __call__(self, *args: Any, **options: Any) -> Embedder: ...
+
+    def window(self, *args: Any, **options: Any) -> int: ...
+
+
+def _openai_class() -> _EmbedderClass:
     from docworkers.ingest.embedding_http import OpenAIEmbedder  # httpx only when asked for
 
-    return OpenAIEmbedder(**options)
+    return OpenAIEmbedder
 
 
-_FACTORIES: dict[str, Callable[..., Embedder]] = {
-    "onnx-minilm": OnnxMiniLMEmbedder,
-    "openai": _make_openai,
+#: The class of each kind, imported when asked for.
+_CLASSES: dict[str, Callable[[], _EmbedderClass]] = {
+    "onnx-minilm": lambda: OnnxMiniLMEmbedder,
+    "openai": _openai_class,
 }
 #: The kinds :func:`make_embedder` knows.
-EMBEDDER_KINDS = tuple(_FACTORIES)
+EMBEDDER_KINDS = tuple(_CLASSES)
 
 
-def _accepted_options(kind: str) -> set[str]:
-    if kind == "openai":
-        from docworkers.ingest.embedding_http import OpenAIEmbedder
-
-        target: Callable[..., Any] = OpenAIEmbedder
-    else:
-        target = _FACTORIES[kind]
-    return {
+def _embedder_class(kind: str, options: dict[str, Any]) -> _EmbedderClass:
+    """The class of ``kind``, once ``options`` are known to be its keyword arguments."""
+    if kind not in _CLASSES:
+        raise ConfigurationError(
+            "embedder", f"unknown kind {kind!r}; expected one of {', '.join(EMBEDDER_KINDS)}"
+        )
+    target = _CLASSES[kind]()
+    accepted = {
         name
         for name, parameter in inspect.signature(target).parameters.items()
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY
     }
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigurationError(
+            unknown[0],
+            f"not an option of the {kind!r} embedder (options: {', '.join(sorted(accepted))})",
+        )
+    return target
 
 
 def make_embedder(kind: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
@@ -250,15 +274,10 @@ def make_embedder(kind: str = DEFAULT_EMBEDDER, **options: Any) -> Embedder:
 
     ``options`` are the keyword arguments of the class; a misspelt option is an error.
     """
-    if kind not in _FACTORIES:
-        raise ConfigurationError(
-            "embedder", f"unknown kind {kind!r}; expected one of {', '.join(EMBEDDER_KINDS)}"
-        )
-    unknown = sorted(set(options) - _accepted_options(kind))
-    if unknown:
-        raise ConfigurationError(
-            unknown[0],
-            f"not an option of the {kind!r} embedder "
-            f"(options: {', '.join(sorted(_accepted_options(kind)))})",
-        )
-    return _FACTORIES[kind](**options)
+    return _embedder_class(kind, options)(**options)
+
+
+def embedder_window(kind: str = DEFAULT_EMBEDDER, **options: Any) -> int:
+    """The ``max_tokens`` of the embedder ``make_embedder(kind, **options)`` would build, as
+    its class states it, without building one: no model is loaded, no server asked."""
+    return _embedder_class(kind, options).window(**options)

@@ -28,8 +28,9 @@ from docworkers.errors import ConfigurationError, EmbeddingError
 from docworkers.ingest.embedding import Vectors, l2_normalize
 from docworkers.workers.service_guard import ServiceGuard
 
-__all__ = ["OpenAIEmbedder"]
+__all__ = ["DEFAULT_MAX_TOKENS", "OpenAIEmbedder"]
 
+DEFAULT_MAX_TOKENS = 512  # the window assumed for a remote model unless configured
 _ERROR_TEXT_LIMIT = 500
 
 
@@ -76,7 +77,7 @@ class OpenAIEmbedder:
         model: str,
         api_key: str | None = None,
         dimension: int | None = None,
-        max_tokens: int = 512,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         timeout: float = 30.0,
         batch_size: int = 64,
         guard: ServiceGuard | None = None,
@@ -103,6 +104,11 @@ class OpenAIEmbedder:
 
     def __repr__(self) -> str:  # no api key in logs
         return f"OpenAIEmbedder(url={self.url!r}, model={self.model!r})"
+
+    @classmethod
+    def window(cls, *, max_tokens: int = DEFAULT_MAX_TOKENS, **options: Any) -> int:
+        """The ``max_tokens`` of an instance built with these options."""
+        return max_tokens
 
     @property
     def model_name(self) -> str:

@@ -33,6 +33,9 @@ REQUEUEABLE_STATUSES = frozenset(
 
 MIN_PRIORITY = -1000
 MAX_PRIORITY = 1000
+#: Retries after the first attempt of a job that does not set its own ``max_retries``: the
+#: default of both the worker's ``max_retries`` and the repository's ``default_max_retries``.
+DEFAULT_MAX_RETRIES = 3
 
 
 @dataclass(frozen=True, slots=True)

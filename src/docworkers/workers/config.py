@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from docworkers.errors import ConfigurationError
+from docworkers.queue.job import DEFAULT_MAX_RETRIES
 
 _DURATIONS = ("poll_interval", "shutdown_timeout", "retry_delay", "retry_delay_cap",
               "lease_timeout", "job_timeout", "scale_interval")
@@ -29,7 +30,7 @@ class WorkerConfig:
     concurrency: int = 3
     poll_interval: float = 2.0
     shutdown_timeout: float = 30.0
-    max_retries: int = 3
+    max_retries: int = DEFAULT_MAX_RETRIES
     retry_delay: float = 5.0
     enable_recovery: bool = True
     retry_delay_cap: float = 300.0
