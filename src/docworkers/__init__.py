@@ -1,8 +1,11 @@
 """docworkers: reliable Redis background jobs that turn documents into searchable knowledge.
 
-Every public name is importable from here, but each is loaded on first use: ``import
-docworkers`` costs nothing, the job queue and worker framework need only redis-py, and the
-upload pipeline's names (which need the ``ingest`` extra) load the ML stack only when asked for.
+The names a user starts from are importable from here (``__all__``): the queue, the worker
+framework, the root error, and the settings and runtime that wire the document pipeline. Every
+other public name lives in its module (``docworkers.queue``, ``docworkers.workers``,
+``docworkers.errors``, ``docworkers.ingest...``). Each name is loaded on first use: ``import
+docworkers`` costs nothing, the queue and workers need only redis-py, and the pipeline's
+names (which need the ``ingest`` extra) load the ML stack only when asked for.
 """
 
 from __future__ import annotations
@@ -11,67 +14,42 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from docworkers.embedded import EmbeddedRedis
-    from docworkers.errors import (
-        ConfigurationError,
-        DocumentError,
-        DocworkersError,
-        InvalidPayloadError,
-        JobCancelledError,
-        LeaseLostError,
-        MissingExtraError,
-        PermanentJobError,
-        RepositoryConnectionError,
-        RepositoryError,
-        RetryableJobError,
-    )
-    from docworkers.ingest.document_repository import DocumentRecord, DocumentRepository
-    from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload, UploadJobResult
-    from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
-    from docworkers.ingest.search import SearchService
-    from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
-    from docworkers.ingest.vector_repository import SearchHit, VectorRepository
-    from docworkers.queue import (
-        Job,
-        JobError,
-        JobFilter,
-        JobRepository,
-        JobSpec,
-        JobStatus,
-        QueueStats,
-        RedisJobRepository,
-        RepositoryConfig,
-    )
+    from docworkers.errors import DocworkersError
+    from docworkers.queue import Job, JobStatus, RedisJobRepository, RepositoryConfig
     from docworkers.runtime import Runtime
     from docworkers.settings import Settings
     from docworkers.workers import (
         BaseWorker,
         FunctionWorker,
         JobContext,
-        Worker,
         WorkerConfig,
         WorkerPool,
-        WorkerStats,
-        backoff_delay,
-        default_worker_config,
     )
 
 __version__ = "0.1.0"
 
-#: Where each public name lives.
+#: Where each exported name lives.
 _HOMES: dict[str, str] = {
-    **dict.fromkeys(("ConfigurationError", "DocumentError", "DocworkersError",
-                     "InvalidPayloadError", "JobCancelledError", "LeaseLostError",
-                     "MissingExtraError", "PermanentJobError", "RepositoryConnectionError",
-                     "RepositoryError", "RetryableJobError"), "docworkers.errors"),
-    "EmbeddedRedis": "docworkers.embedded",
-    **dict.fromkeys(("Job", "JobError", "JobFilter", "JobRepository", "JobSpec", "JobStatus",
-                     "QueueStats", "RedisJobRepository", "RepositoryConfig"), "docworkers.queue"),
-    **dict.fromkeys(("BaseWorker", "FunctionWorker", "JobContext", "Worker", "WorkerConfig",
-                     "WorkerPool", "WorkerStats", "backoff_delay", "default_worker_config"),
-                    "docworkers.workers"),
+    "DocworkersError": "docworkers.errors",
+    **dict.fromkeys(("Job", "JobStatus", "RedisJobRepository", "RepositoryConfig"),
+                    "docworkers.queue"),
+    **dict.fromkeys(("BaseWorker", "FunctionWorker", "JobContext", "WorkerConfig",
+                     "WorkerPool"), "docworkers.workers"),
     "Settings": "docworkers.settings",
     "Runtime": "docworkers.runtime",
+}
+
+#: Names this package exported before it kept to the ones above: they still work, loaded from
+#: their modules, so older code runs unchanged; new code imports them from there.
+_FORMER: dict[str, str] = {
+    **dict.fromkeys(("ConfigurationError", "DocumentError", "InvalidPayloadError",
+                     "JobCancelledError", "LeaseLostError", "MissingExtraError",
+                     "PermanentJobError", "RepositoryConnectionError", "RepositoryError",
+                     "RetryableJobError"), "docworkers.errors"),
+    "EmbeddedRedis": "docworkers.embedded",
+    **dict.fromkeys(("JobFilter", "JobRepository", "JobSpec", "QueueStats"), "docworkers.queue"),
+    **dict.fromkeys(("Worker", "WorkerStats", "backoff_delay", "default_worker_config"),
+                    "docworkers.workers"),
     **dict.fromkeys(("DocumentRecord", "DocumentRepository"),
                     "docworkers.ingest.document_repository"),
     **dict.fromkeys(("UPLOAD_JOB_TYPE", "UploadJobPayload", "UploadJobResult"),
@@ -84,7 +62,7 @@ _HOMES: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
+    home = _HOMES.get(name) or _FORMER.get(name)
     if home is None:
         raise AttributeError(f"module 'docworkers' has no attribute {name!r}")
     value = getattr(import_module(home), name)
@@ -93,52 +71,20 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+    return sorted({*globals(), *_HOMES})
 
 
 __all__ = [
-    "UPLOAD_JOB_TYPE",
     "BaseWorker",
-    "ConfigurationError",
-    "DocumentError",
-    "DocumentRecord",
-    "DocumentRepository",
-    "DocumentServices",
     "DocworkersError",
-    "EmbeddedRedis",
     "FunctionWorker",
-    "InvalidPayloadError",
     "Job",
-    "JobCancelledError",
     "JobContext",
-    "JobError",
-    "JobFilter",
-    "JobRepository",
-    "JobSpec",
     "JobStatus",
-    "LeaseLostError",
-    "MissingExtraError",
-    "PermanentJobError",
-    "QueueStats",
     "RedisJobRepository",
     "RepositoryConfig",
-    "RepositoryConnectionError",
-    "RepositoryError",
-    "RetryableJobError",
     "Runtime",
-    "SearchHit",
-    "SearchService",
     "Settings",
-    "UploadJobPayload",
-    "UploadJobResult",
-    "UploadPipeline",
-    "UploadWorker",
-    "UploadWorkerConfig",
-    "VectorRepository",
-    "Worker",
     "WorkerConfig",
     "WorkerPool",
-    "WorkerStats",
-    "backoff_delay",
-    "default_worker_config",
 ]
