@@ -7,7 +7,8 @@ script on Redis's clock (no client clock skew, no read-then-write race).
 Each limiter's key has a hash tag of its own (``dw:{ratelimit:<name>}:bucket``,
 ``dw:{concurrency:<name>}:holders``) rather than a queue's: a limit is a resource shared by
 every queue that uses it, and its scripts touch no other key, so Redis Cluster may put it in
-any slot. :mod:`docworkers.queue.rate_limit_sync` takes the same permits from threads.
+any slot. :mod:`docworkers.queue.rate_limit_sync` takes the same permits from threads; what
+both decide is in :mod:`docworkers.queue.limit_rules`.
 
 Every refusal (a ``RateLimitedError``) is counted per process, by ``rate:<name>`` or
 ``concurrency:<name>`` (:func:`refusals`); worker heartbeats publish the counts for metrics.
@@ -17,22 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import math
-import os
-import random
-import socket
-import threading
-import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
-from docworkers.errors import ConfigurationError, RateLimitedError, RepositoryError
-from docworkers.queue.redis.errors import RedisErrors
-from docworkers.queue.redis.keys import concurrency_key, rate_limit_key, validate_queue_name
+from docworkers.errors import RepositoryError
+from docworkers.queue.limit_rules import (
+    ConcurrencyRules,
+    Hold,
+    RateRules,
+    SlotPoller,
+    check_timeout,
+    new_holder_id,
+    refusals,
+)
+from docworkers.queue.redis.keys import concurrency_key, rate_limit_key
 from docworkers.queue.redis.scripts import register
 
 __all__ = [
@@ -44,111 +45,8 @@ __all__ = [
     "refusals",
 ]
 
-log = logging.getLogger("docworkers.rate_limit")
 
-_POLL_FIRST = 0.01  # a waiting holder polls from this ...
-_POLL_CAP = 0.5  # ... doubling up to this (releases do not notify waiters)
-
-
-def _valid_name(field: str, value: str) -> str:
-    try:
-        return validate_queue_name(value)
-    except ConfigurationError:
-        raise ConfigurationError(
-            field, f"{value!r} is not a valid limiter name (1-128 of letters, digits, _.:-)"
-        ) from None
-
-
-# -- argument checks shared with rate_limit_sync -----------------------------------------------
-
-
-def check_rate_args(name: str, namespace: str, rate: float, burst: int) -> str:
-    """Validate a rate limiter's arguments; returns ``name``."""
-    _valid_name("name", name)
-    _valid_name("namespace", namespace)
-    if isinstance(rate, bool) or not isinstance(rate, int | float) \
-            or not math.isfinite(rate) or rate <= 0:
-        raise ConfigurationError("rate", f"must be a positive number per second, got {rate!r}")
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-        raise ConfigurationError("burst", f"must be an integer >= 1, got {burst!r}")
-    return name
-
-
-def check_concurrency_args(name: str, namespace: str, limit: int, lease: float) -> str:
-    """Validate a concurrency limiter's arguments; returns ``name``."""
-    _valid_name("name", name)
-    _valid_name("namespace", namespace)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigurationError("limit", f"must be an integer >= 1, got {limit!r}")
-    if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease >= 0.1:
-        raise ConfigurationError("lease", f"must be at least 0.1 seconds, got {lease!r}")
-    return name
-
-
-def check_tokens(tokens: int, burst: int, name: str) -> None:
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
-        raise ConfigurationError("tokens", f"must be an integer >= 1, got {tokens!r}")
-    if tokens > burst:
-        raise ConfigurationError(
-            "tokens", f"{tokens} is more than burst={burst} of rate limit "
-            f"{name!r}: the bucket never holds that many"
-        )
-
-
-def check_timeout(timeout: float | None) -> None:
-    if timeout is not None and timeout < 0:
-        raise ConfigurationError("timeout", f"must be >= 0 or None, got {timeout!r}")
-
-
-class SlotPoller:
-    """How a holder waits for a full concurrency limit, for the async and the sync client.
-
-    Releases do not notify, so waiters poll with jittered doubling pauses, never sleeping past
-    the moment the first lease runs out (``wait``) nor past the deadline; past the deadline
-    :meth:`pause` raises RateLimitedError (and counts the refusal).
-    """
-
-    def __init__(self, name: str, limit: int, timeout: float | None,
-                 clock: Callable[[], float]) -> None:
-        self.name, self.limit, self.timeout, self.clock = name, limit, timeout, clock
-        self.deadline = None if timeout is None else clock() + timeout
-        self._pause = _POLL_FIRST
-
-    def pause(self, wait: float) -> float:
-        """Seconds to sleep before the next try, given the ``wait`` the script reported."""
-        sleep = min(wait, self._pause) * random.uniform(0.5, 1.0)
-        self._pause = min(self._pause * 2, _POLL_CAP)
-        if self.deadline is None:
-            return sleep
-        remaining = self.deadline - self.clock()
-        if remaining <= 0:
-            count_refusal(f"concurrency:{self.name}")
-            raise RateLimitedError(
-                self.name, wait, f"all {self.limit} slot(s) stayed busy for "
-                f"timeout={self.timeout}s",
-            )
-        return min(sleep, remaining)
-
-
-# -- refusals, counted per process for the workers' published stats -----------------------------
-
-_refusals: Counter[str] = Counter()
-_refusals_lock = threading.Lock()
-
-
-def count_refusal(key: str) -> None:
-    with _refusals_lock:
-        _refusals[key] += 1
-
-
-def refusals() -> dict[str, int]:
-    """Permits refused by this process's limiters since it started, by ``rate:<name>`` and
-    ``concurrency:<name>``."""
-    with _refusals_lock:
-        return dict(sorted(_refusals.items()))
-
-
-class RedisRateLimiter:
+class RedisRateLimiter(RateRules[AsyncScript]):
     """At most ``burst`` immediate grants, then ``rate`` tokens per second, cluster-wide.
 
     ``acquire`` reserves its slot in the same round trip that checks it and then sleeps until
@@ -158,13 +56,8 @@ class RedisRateLimiter:
 
     def __init__(self, client: Redis, name: str, *, rate: float, burst: int,
                  namespace: str = "dw") -> None:
-        self.name = check_rate_args(name, namespace, rate, burst)
-        self.rate = float(rate)
-        self.burst = burst
-        self.key = rate_limit_key(name, namespace)
-        self._client = client
-        self._script = register(client, "rate_limit")
-        self._errors = RedisErrors(f"rate limit {name!r}")
+        super().__init__(name, rate=rate, burst=burst, namespace=namespace,
+                         script=register(client, "rate_limit"))
 
     async def try_acquire(self, tokens: int = 1) -> float:
         """Take ``tokens`` if they are there now: 0.0 if granted, else seconds until they are."""
@@ -180,37 +73,17 @@ class RedisRateLimiter:
         check_timeout(timeout)
         granted, wait = await self._take(tokens, max_wait=timeout)
         if not granted:
-            count_refusal(f"rate:{self.name}")
-            raise RateLimitedError(
-                self.name, wait,
-                f"{tokens} token(s) at {self.rate:g}/s (burst {self.burst}) need {wait:.3f}s, "
-                f"more than timeout={timeout}s",
-            )
+            raise self._refused(tokens, wait, timeout)
         if wait > 0:
             await asyncio.sleep(wait)
 
     async def _take(self, tokens: int, *, max_wait: float | None) -> tuple[bool, float]:
-        check_tokens(tokens, self.burst, self.name)
-        limit_us = -1 if max_wait is None else math.floor(max_wait * 1e6)
+        keys, args = self._request(tokens, max_wait)
         with self._errors:
-            granted, wait_us = await self._script(
-                keys=[self.key], args=[repr(1e6 / self.rate), self.burst, tokens, limit_us]
-            )
-        return bool(granted), int(wait_us) / 1e6
+            return self._granted(await self._script(keys=keys, args=args))
 
 
-@dataclass(slots=True)
-class Hold:
-    """One held slot of a concurrency limit. ``lost`` turns True if the lease could not be
-    renewed in time (Redis was unreachable for a whole lease), so the slot may be someone
-    else's now."""
-
-    limiter: str
-    holder_id: str
-    lost: bool = False
-
-
-class RedisConcurrencyLimiter:
+class RedisConcurrencyLimiter(ConcurrencyRules[Redis, AsyncScript]):
     """At most ``limit`` holders at once across the cluster.
 
     A slot is a lease: ``hold()`` renews it every lease / 3 while the block runs, and a holder
@@ -219,13 +92,8 @@ class RedisConcurrencyLimiter:
 
     def __init__(self, client: Redis, name: str, limit: int, lease: float = 30.0, *,
                  namespace: str = "dw") -> None:
-        self.name = check_concurrency_args(name, namespace, limit, lease)
-        self.limit = limit
-        self.lease = float(lease)
-        self.key = concurrency_key(name, namespace)
-        self._client = client
-        self._script = register(client, "concurrency")
-        self._errors = RedisErrors(f"concurrency limit {name!r}")
+        super().__init__(client, name, limit, lease, namespace=namespace,
+                         script=register(client, "concurrency"))
 
     @contextlib.asynccontextmanager
     async def hold(self, *, timeout: float | None = None) -> AsyncIterator[Hold]:
@@ -241,9 +109,7 @@ class RedisConcurrencyLimiter:
             try:
                 await asyncio.shield(self.release(holding.holder_id))
             except RepositoryError as exc:
-                log.warning("concurrency limit %r: could not release %s (%s); the slot comes "
-                            "back when its lease ends in %.1fs", self.name, holding.holder_id,
-                            exc, self.lease)
+                self._release_failed(holding, exc)
 
     async def acquire(self, holder_id: str, *, timeout: float | None = None) -> None:
         """Take a slot for ``holder_id``, polling while the limit is full (see ``hold``)."""
@@ -255,13 +121,11 @@ class RedisConcurrencyLimiter:
     async def try_acquire(self, holder_id: str) -> float:
         """Take (or renew) a slot for ``holder_id``: 0.0 if held, else seconds until the
         first lease runs out (a slot may free sooner, by a release)."""
-        held, wait_ms = await self._run(holder_id, renew_only=False)
-        return 0.0 if held else max(wait_ms / 1000, 0.001)
+        return (await self._run(holder_id, renew_only=False))[1]
 
     async def renew(self, holder_id: str) -> bool:
         """Extend ``holder_id``'s lease; False if it had already run out (slot lost)."""
-        held, _ = await self._run(holder_id, renew_only=True)
-        return held
+        return (await self._run(holder_id, renew_only=True))[0]
 
     async def release(self, holder_id: str) -> None:
         with self._errors:
@@ -274,14 +138,10 @@ class RedisConcurrencyLimiter:
             now_ms = seconds * 1000 + micros // 1000
             return int(await self._client.zcount(self.key, f"({now_ms}", "+inf"))
 
-    async def _run(self, holder_id: str, *, renew_only: bool) -> tuple[bool, int]:
+    async def _run(self, holder_id: str, *, renew_only: bool) -> tuple[bool, float]:
+        keys, args = self._request(holder_id, renew_only=renew_only)
         with self._errors:
-            held, wait_ms = await self._script(
-                keys=[self.key],
-                args=[holder_id, round(self.lease * 1000), self.limit,
-                      "1" if renew_only else "0"],
-            )
-        return bool(held), int(wait_ms)
+            return self._held(await self._script(keys=keys, args=args))
 
     async def _keep(self, holding: Hold) -> None:
         """Renew the lease every lease / 3 until cancelled; log and go on if Redis fails."""
@@ -289,16 +149,7 @@ class RedisConcurrencyLimiter:
             await asyncio.sleep(self.lease / 3)
             try:
                 if not await self.renew(holding.holder_id):
-                    holding.lost = True
-                    log.warning("concurrency limit %r: the lease of %s ran out before it was "
-                                "renewed; another holder may have its slot", self.name,
-                                holding.holder_id)
+                    self._lost(holding)
                     return
             except Exception as exc:  # a renewal loop must not die silently
-                log.warning("concurrency limit %r: renewing %s failed (%s); retrying",
-                            self.name, holding.holder_id, exc)
-
-
-def new_holder_id() -> str:
-    """Host and pid first, so an operator looking at the zset sees who holds the slots."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+                self._renewal_failed(holding, exc)

@@ -10,49 +10,37 @@ never from an event loop.
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
 import threading
 import time
 from collections.abc import Iterator
 
 import redis
+from redis.commands.core import Script
 
-from docworkers.errors import RateLimitedError, RepositoryError
-from docworkers.queue.rate_limit import (
+from docworkers.errors import RepositoryError
+from docworkers.queue.limit_rules import (
+    ConcurrencyRules,
     Hold,
+    RateRules,
     SlotPoller,
-    check_concurrency_args,
-    check_rate_args,
     check_timeout,
-    check_tokens,
-    concurrency_key,
-    count_refusal,
     new_holder_id,
-    rate_limit_key,
 )
-from docworkers.queue.redis.errors import RedisErrors
 from docworkers.queue.redis.scripts import register
 
 __all__ = ["SyncConcurrencyLimiter", "SyncRateLimiter"]
 
-log = logging.getLogger("docworkers.rate_limit")
 
-
-
-class SyncRateLimiter:
+class SyncRateLimiter(RateRules[Script]):
     """:class:`~docworkers.queue.rate_limit.RedisRateLimiter` for threads: at most ``burst``
     immediate grants, then ``rate`` per second, cluster-wide."""
 
+    unit = "call"
+
     def __init__(self, client: redis.Redis, name: str, *, rate: float, burst: int,
                  namespace: str = "dw") -> None:
-        self.name = check_rate_args(name, namespace, rate, burst)
-        self.rate = float(rate)
-        self.burst = burst
-        self.key = rate_limit_key(name, namespace)
-        self._client = client
-        self._script = register(client, "rate_limit")
-        self._errors = RedisErrors(f"rate limit {name!r}")
+        super().__init__(name, rate=rate, burst=burst, namespace=namespace,
+                         script=register(client, "rate_limit"))
 
     def try_acquire(self, tokens: int = 1) -> float:
         """Take ``tokens`` if they are there now: 0.0 if granted, else seconds until they are."""
@@ -65,38 +53,24 @@ class SyncRateLimiter:
         check_timeout(timeout)
         granted, wait = self._take(tokens, max_wait=timeout)
         if not granted:
-            count_refusal(f"rate:{self.name}")
-            raise RateLimitedError(
-                self.name, wait,
-                f"{tokens} call(s) at {self.rate:g}/s (burst {self.burst}) need {wait:.3f}s, "
-                f"more than timeout={timeout}s",
-            )
+            raise self._refused(tokens, wait, timeout)
         if wait > 0:
             time.sleep(wait)
 
     def _take(self, tokens: int, *, max_wait: float | None) -> tuple[bool, float]:
-        check_tokens(tokens, self.burst, self.name)
-        limit_us = -1 if max_wait is None else math.floor(max_wait * 1e6)
+        keys, args = self._request(tokens, max_wait)
         with self._errors:
-            granted, wait_us = self._script(
-                keys=[self.key], args=[repr(1e6 / self.rate), self.burst, tokens, limit_us]
-            )
-        return bool(granted), int(wait_us) / 1e6
+            return self._granted(self._script(keys=keys, args=args))
 
 
-class SyncConcurrencyLimiter:
+class SyncConcurrencyLimiter(ConcurrencyRules[redis.Redis, Script]):
     """:class:`~docworkers.queue.rate_limit.RedisConcurrencyLimiter` for threads: at most
     ``limit`` holders at once across the cluster, each slot a lease renewed while held."""
 
     def __init__(self, client: redis.Redis, name: str, limit: int, lease: float = 30.0, *,
                  namespace: str = "dw") -> None:
-        self.name = check_concurrency_args(name, namespace, limit, lease)
-        self.limit = limit
-        self.lease = float(lease)
-        self.key = concurrency_key(name, namespace)
-        self._client = client
-        self._script = register(client, "concurrency")
-        self._errors = RedisErrors(f"concurrency limit {name!r}")
+        super().__init__(client, name, limit, lease, namespace=namespace,
+                         script=register(client, "concurrency"))
 
     @contextlib.contextmanager
     def hold(self, *, timeout: float | None = None) -> Iterator[Hold]:
@@ -116,9 +90,7 @@ class SyncConcurrencyLimiter:
             try:
                 self.release(holding.holder_id)
             except RepositoryError as exc:
-                log.warning("concurrency limit %r: could not release %s (%s); the slot comes "
-                            "back when its lease ends in %.1fs", self.name, holding.holder_id,
-                            exc, self.lease)
+                self._release_failed(holding, exc)
 
     def acquire(self, holder_id: str, *, timeout: float | None = None) -> None:
         """Take a slot for ``holder_id``, polling while the limit is full."""
@@ -129,36 +101,26 @@ class SyncConcurrencyLimiter:
 
     def try_acquire(self, holder_id: str) -> float:
         """Take (or renew) a slot: 0.0 if held, else seconds until the first lease runs out."""
-        held, wait_ms = self._run(holder_id, renew_only=False)
-        return 0.0 if held else max(wait_ms / 1000, 0.001)
+        return self._run(holder_id, renew_only=False)[1]
 
     def renew(self, holder_id: str) -> bool:
-        held, _ = self._run(holder_id, renew_only=True)
-        return held
+        return self._run(holder_id, renew_only=True)[0]
 
     def release(self, holder_id: str) -> None:
         with self._errors:
             self._client.zrem(self.key, holder_id)
 
-    def _run(self, holder_id: str, *, renew_only: bool) -> tuple[bool, int]:
+    def _run(self, holder_id: str, *, renew_only: bool) -> tuple[bool, float]:
+        keys, args = self._request(holder_id, renew_only=renew_only)
         with self._errors:
-            held, wait_ms = self._script(
-                keys=[self.key],
-                args=[holder_id, round(self.lease * 1000), self.limit,
-                      "1" if renew_only else "0"],
-            )
-        return bool(held), int(wait_ms)
+            return self._held(self._script(keys=keys, args=args))
 
     def _keep(self, holding: Hold, done: threading.Event) -> None:
         """Renew the lease every lease / 3 until ``done``; log and go on if Redis fails."""
         while not done.wait(self.lease / 3):
             try:
                 if not self.renew(holding.holder_id):
-                    holding.lost = True
-                    log.warning("concurrency limit %r: the lease of %s ran out before it was "
-                                "renewed; another holder may have its slot", self.name,
-                                holding.holder_id)
+                    self._lost(holding)
                     return
             except Exception as exc:  # a renewal loop must not die silently
-                log.warning("concurrency limit %r: renewing %s failed (%s); retrying",
-                            self.name, holding.holder_id, exc)
+                self._renewal_failed(holding, exc)
