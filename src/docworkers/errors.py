@@ -11,9 +11,12 @@ from __future__ import annotations
 
 class DocworkersError(Exception):
     """Root of every error raised by docworkers. ``code`` is stable: it is what jobs and
-    documents store (see :func:`error_code`), never a class name."""
+    documents store (see :func:`error_code`), never a class name. ``stage`` is the step of a
+    job the error escaped from, when one says so (the upload pipeline names its stages:
+    ``parsing``, ``chunking``, ...); it is stored beside the code."""
 
     code: str = "error"
+    stage: str | None = None
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -217,6 +220,12 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, DocworkersError):
         return exc.code
     return "unexpected"
+
+
+def error_stage(exc: BaseException) -> str | None:
+    """The stage stored on jobs and documents for ``exc``: the one our errors carry, None for
+    anything else."""
+    return exc.stage if isinstance(exc, DocworkersError) else None
 
 
 class EnrichmentError(RetryableJobError):

@@ -1,4 +1,4 @@
-"""The ``document_upload`` job: its payload (as the risk-analyzer backend sends it) and result."""
+"""The ``document_upload`` job: its payload and result."""
 
 from __future__ import annotations
 

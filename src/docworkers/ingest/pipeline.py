@@ -38,6 +38,7 @@ from docworkers.errors import (
     LeaseLostError,
     NoExtractableTextError,
     error_code,
+    error_stage,
 )
 from docworkers.ingest.aliases import resolve_collection
 from docworkers.ingest.chunking import chunk_document
@@ -137,10 +138,12 @@ class UploadPipeline:
             ),
             fence=fence,
         )
+        stage = _Stage(timings)
         try:
-            return await self._stages(payload, document_id, report, timings, started, fence)
+            return await self._stages(payload, document_id, report, stage, started, fence)
         except Exception as exc:
-            await record_failure(self.documents, document_id, exc, fence=fence)
+            await record_failure(self.documents, document_id, exc, fence=fence,
+                                 stage=stage.failed)
             raise
 
     async def _stages(
@@ -148,12 +151,12 @@ class UploadPipeline:
         payload: UploadJobPayload,
         document_id: str,
         report: Progress,
-        timings: dict[str, int],
+        stage: _Stage,
         started: float,
         fence: AttemptFence | None = None,
     ) -> UploadJobResult:
         path = payload.path
-        stage = _Stage(timings)
+        timings = stage.timings
         with stage("parsing"):
             await report(10, "parsing document")
             doc = await self.services.parser.aparse(
@@ -328,10 +331,13 @@ class _Stored:
 
 
 class _Stage:
-    """Times each stage and tags an escaping exception with the stage it came from."""
+    """Times each stage and remembers the one an exception escaped from (``failed``): our
+    errors carry it (``DocworkersError.stage``, stored on the job's and the document's error),
+    any other exception gets a note naming it, shown in the traceback stored on the job."""
 
     def __init__(self, timings: dict[str, int]) -> None:
         self.timings = timings
+        self.failed: str | None = None
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -339,8 +345,11 @@ class _Stage:
         try:
             yield
         except Exception as exc:
-            if not hasattr(exc, "stage"):
-                exc.stage = name  # type: ignore[attr-defined]  # stored on the job's error
+            self.failed = self.failed or name
+            if not isinstance(exc, DocworkersError):
+                exc.add_note(f"(in the {name} stage of the upload)")
+            elif exc.stage is None:
+                exc.stage = name
             raise
         finally:
             self.timings[name] = round((time.perf_counter() - started) * 1000)
@@ -356,10 +365,12 @@ async def record_failure(
     exc: BaseException,
     *,
     fence: AttemptFence | None = None,
+    stage: str | None = None,
 ) -> None:
-    """Mark the document failed with the error's stable code, message and stage, or cancelled
-    (best effort, fenced). Nothing for LeaseLostError: the attempt lost its job, and the one
-    that owns it now says how the document ends."""
+    """Mark the document failed with the error's stable code, message and stage (the error's
+    own, else ``stage``: where the caller saw it escape), or cancelled (best effort, fenced).
+    Nothing for LeaseLostError: the attempt lost its job, and the one that owns it now says
+    how the document ends."""
     if not document_id or isinstance(exc, LeaseLostError):
         return
     try:
@@ -371,7 +382,7 @@ async def record_failure(
             document_id,
             code=error_code(exc),
             message=str(exc),
-            stage=getattr(exc, "stage", "unknown"),
+            stage=error_stage(exc) or stage or "unknown",
             fence=fence,
         )
     except LeaseLostError as lost:  # a newer attempt owns the document now

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -133,10 +132,6 @@ class TokenCounter:
             else:
                 unknown.append(piece)
         return total + self._learn(unknown) if unknown else total
-
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        """:meth:`count` of each text."""
-        return [self.count(text) for text in texts]
 
     def _learn(self, pieces: list[str]) -> int:
         """Tokens in ``pieces``, caching the count of each short one. Long pieces rarely repeat

@@ -1,4 +1,4 @@
-"""The job record, as the risk-analyzer backend uses it, and its Redis hash encoding."""
+"""The job record and its Redis hash encoding."""
 
 from __future__ import annotations
 
@@ -194,12 +194,6 @@ class Job:
              user_id, tags, token, cancel_requested),
             queue,
         )
-
-    @classmethod
-    def from_flat(cls, flat: list[str], queue: str = "default") -> Job:
-        """Build a job from an HGETALL reply returned as a flat list by a script."""
-        it = iter(flat)
-        return cls.from_hash(dict(zip(it, it, strict=True)), queue)
 
     def to_dict(self) -> dict[str, JSONValue]:
         """A JSON-ready view, used by the API and the command line."""

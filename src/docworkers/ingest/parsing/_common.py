@@ -7,7 +7,6 @@ import time
 from datetime import datetime
 
 from docworkers.errors import ParseTimeoutError
-from docworkers.ingest.document import Page
 
 # C0 controls other than tab and newline (and DEL) carry no text; pdfium also emits U+FFFE
 # where it joined a word hyphenated across lines ("ef\ufffeficient"), so dropping it rejoins it.
@@ -48,20 +47,6 @@ def clean_text(text: str) -> str:
     text = normalize_newlines(text).translate(_DROP)
     text = _TRAILING_SPACE.sub("\n", text)
     return _BLANK_LINES.sub("\n\n", text).strip()
-
-
-def cap_chars(pages: list[Page], max_chars: int) -> tuple[list[Page], bool]:
-    """Cut ``pages`` so their joined text holds at most ``max_chars`` characters."""
-    kept: list[Page] = []
-    remaining = max_chars
-    for page in pages:
-        if len(page.text) > remaining:
-            if remaining > 0:
-                kept.append(Page(page.text[:remaining], page.number))
-            return kept, True
-        kept.append(page)
-        remaining -= len(page.text) + 2  # the blank line ParsedDocument.text puts between pages
-    return kept, False
 
 
 def iso(value: datetime | None) -> str | None:
