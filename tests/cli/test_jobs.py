@@ -11,7 +11,7 @@ import pytest
 from typer.testing import Result
 
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
-from docworkers.queue import JobError, JobStatus, RedisJobRepository
+from docworkers.queue import Failure, JobError, JobStatus, RedisJobRepository
 
 OnQueue = Callable[[Callable[[RedisJobRepository], Any]], Any]
 _RISING = itertools.count(500)  # each dead job outranks every job queued before it
@@ -30,8 +30,8 @@ def make_dead(on_queue: OnQueue, filename: str) -> str:
                                     max_retries=0, priority=next(_RISING))
         (job,) = (await repo.reserve("test-worker", 1, 30.0)).jobs
         assert job.id == job_id
-        status = await repo.fail(job.id, job.token, JobError("timeout", "it took too long [x]"),
-                                 retry=True)
+        status = await repo.fail(job.id, job.token,
+                                 Failure.retry(JobError("timeout", "it took too long [x]")))
         assert status == JobStatus.DEAD
         return job_id
 

@@ -16,6 +16,7 @@ import redis
 
 from docworkers.errors import RetryableJobError
 from docworkers.queue import (
+    Failure,
     Job,
     JobError,
     JobSpec,
@@ -119,7 +120,7 @@ async def test_a_delayed_or_retried_job_keeps_its_priority_when_it_becomes_ready
     assert order == [urgent]  # promoted with its priority, ahead of the older low job
     # The same for a retry: the urgent job fails, is scheduled, comes due again.
     job = await repo.get_job(urgent)
-    await repo.fail(urgent, job.token, ERR, retry=True, retry_delay=0.05)
+    await repo.fail(urgent, job.token, Failure.retry(ERR, delay=0.05))
     await until_due(repo, urgent)
     assert [j.id for j in (await repo.reserve("w", 1, 30)).jobs] == [urgent]
     assert [j.id for j in (await repo.reserve("w", 1, 30)).jobs] == [low]
@@ -260,7 +261,7 @@ async def test_failed_and_cancelled_jobs_are_forgotten_after_their_retention(
     try:
         await repo.enqueue("t", {}, job_id="failed-old")
         job = (await repo.reserve("w", 1, 30)).jobs[0]
-        await repo.fail(job.id, job.token, ERR, retry=False)
+        await repo.fail(job.id, job.token, Failure.final(ERR))
         await repo.enqueue("t", {}, job_id="cancelled-old")
         await repo.cancel("cancelled-old")
         expired = await redis_ms(repo) + 50
@@ -268,7 +269,7 @@ async def test_failed_and_cancelled_jobs_are_forgotten_after_their_retention(
             await asyncio.sleep(0.02)
         await repo.enqueue("t", {}, job_id="new")
         job = (await repo.reserve("w", 1, 30)).jobs[0]
-        await repo.fail(job.id, job.token, ERR, retry=False)  # trimming happens here
+        await repo.fail(job.id, job.token, Failure.final(ERR))  # trimming happens here
         assert await repo.find_job("failed-old") is None
         assert await repo.find_job("cancelled-old") is None
         assert await repo.find_job("new") is not None
@@ -326,8 +327,8 @@ async def test_every_key_written_through_a_jobs_life_carries_the_hash_tag(
         await repo.enqueue("t", {}, max_retries=0)
     done, failed, dead = (await repo.reserve("w", 3, 30)).jobs
     await repo.complete(done.id, done.token)
-    await repo.fail(failed.id, failed.token, ERR, retry=False)
-    await repo.fail(dead.id, dead.token, ERR, retry=True)  # dead-lettered
+    await repo.fail(failed.id, failed.token, Failure.final(ERR))
+    await repo.fail(dead.id, dead.token, Failure.retry(ERR))  # dead-lettered
     await repo.enqueue("t", {})
     running = (await repo.reserve("w", 1, 30)).jobs[0]  # active
     await repo.heartbeat("w", {"worker_name": "w"}, 30, 30, [(running.id, running.token)])

@@ -8,9 +8,16 @@ from typing import Any
 
 import redis
 
-from docworkers.queue import Job, JobError, JobSpec, JobStatus, RedisJobRepository
+from docworkers.queue import (
+    Failure,
+    Job,
+    JobError,
+    JobSpec,
+    JobStatus,
+    RedisJobRepository,
+    Reservation,
+)
 from docworkers.queue.coalescer import Coalescer
-from docworkers.queue.repository import Reservation
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 
@@ -22,7 +29,7 @@ async def test_reserved_job_equals_the_stored_job(repo: RedisJobRepository) -> N
     assert first == await repo.get_job("j-1")
     assert first.status == JobStatus.PROCESSING and first.token == 1
     assert first.payload == {"name": "a.pdf", "n": [1, 2]} and first.tags == ["x", "y"]
-    await repo.fail("j-1", first.token, JobError("boom", "it broke"), retry=True)
+    await repo.fail("j-1", first.token, Failure.retry(JobError("boom", "it broke")))
     second = (await repo.reserve("w2", 1, 30)).jobs[0]  # a retry: error and run_at are set
     assert second == await repo.get_job("j-1")
     assert second.retry_count == 1 and second.error is not None and second.worker_id == "w2"

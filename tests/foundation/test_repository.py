@@ -18,6 +18,7 @@ from docworkers.errors import (
     RepositoryConnectionError,
 )
 from docworkers.queue import (
+    Failure,
     JobError,
     JobFilter,
     JobSpec,
@@ -114,7 +115,7 @@ async def test_fencing_rejects_a_stale_worker(repo: RedisJobRepository, invarian
     with pytest.raises(LeaseLostError):
         await repo.update_progress(stale.id, stale.token, 50, "late", 30)
     with pytest.raises(LeaseLostError):
-        await repo.fail(stale.id, stale.token, ERR, retry=True)
+        await repo.fail(stale.id, stale.token, Failure.retry(ERR))
     await repo.complete(fresh.id, fresh.token, "fresh")
     assert (await repo.get_job(job_id)).result == "fresh"
     invariants()
@@ -138,7 +139,7 @@ async def test_retry_then_dead_letter_then_requeue(repo: RedisJobRepository, inv
     statuses = []
     for _ in range(3):
         job = (await repo.reserve("w", 1, 30)).jobs[0]
-        statuses.append(await repo.fail(job.id, job.token, ERR, retry=True, retry_delay=0))
+        statuses.append(await repo.fail(job.id, job.token, Failure.retry(ERR, delay=0)))
         invariants()
     assert statuses == [JobStatus.RETRYING, JobStatus.RETRYING, JobStatus.DEAD]
     dead = await repo.get_job(job_id)
@@ -152,7 +153,7 @@ async def test_retry_then_dead_letter_then_requeue(repo: RedisJobRepository, inv
 async def test_permanent_failure_skips_retries(repo: RedisJobRepository, invariants) -> None:
     job_id = await repo.enqueue("t", {}, max_retries=5)
     job = (await repo.reserve("w", 1, 30)).jobs[0]
-    assert await repo.fail(job.id, job.token, ERR, retry=False) == JobStatus.FAILED
+    assert await repo.fail(job.id, job.token, Failure.final(ERR)) == JobStatus.FAILED
     assert (await repo.get_job(job_id)).retry_count == 0
     assert (await repo.stats()).total_failed == 1
     invariants()
@@ -161,7 +162,7 @@ async def test_permanent_failure_skips_retries(repo: RedisJobRepository, invaria
 async def test_retry_waits_its_backoff(repo: RedisJobRepository) -> None:
     await repo.enqueue("t", {})
     job = (await repo.reserve("w", 1, 30)).jobs[0]
-    await repo.fail(job.id, job.token, ERR, retry=True, retry_delay=1.0)
+    await repo.fail(job.id, job.token, Failure.retry(ERR, delay=1.0))
     reservation = await repo.reserve("w", 1, 30)
     assert reservation.jobs == [] and reservation.next_due is not None
     assert await redis_time(repo) < reservation.next_due  # that reserve came before the time
@@ -176,7 +177,7 @@ async def test_dead_letter_queue_is_capped(redis_url: str, clean_redis: redis.Re
     for i in range(5):
         await repo.enqueue("t", {}, job_id=f"j{i}", max_retries=0)
         job = (await repo.reserve("w", 1, 30)).jobs[0]
-        await repo.fail(job.id, job.token, ERR, retry=True)
+        await repo.fail(job.id, job.token, Failure.retry(ERR))
     assert sorted(j.id for j in await repo.dead_letters()) == ["j2", "j3", "j4"]
     assert await repo.find_job("j0") is None
     assert await repo.purge_dead_letters() == 3
@@ -217,7 +218,7 @@ async def test_cancel_running_job_is_seen_at_next_progress(repo: RedisJobReposit
     assert await repo.cancel(job_id) == "requested"
     assert await repo.update_progress(job.id, job.token, 10, "working", 30) is True
     err = JobError("cancelled", "cancelled")
-    assert await repo.fail(job.id, job.token, err, retry=False, cancel=True) \
+    assert await repo.fail(job.id, job.token, Failure.cancelled(err)) \
         == JobStatus.CANCELLED
     invariants()
 

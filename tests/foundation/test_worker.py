@@ -94,7 +94,7 @@ async def test_concurrency_limit_and_stats(repo: RedisJobRepository, invariants,
     await worker.start()
     for job_id in ids:
         await wait_status(repo, job_id, JobStatus.COMPLETED)
-    await worker._beat()  # publish stats now rather than at the next heartbeat
+    await worker.heartbeat.beat()  # publish stats now rather than at the next heartbeat
     cluster = await repo.stats()
     stats = worker.stats()
     await worker.stop()

@@ -2,13 +2,23 @@
 
 from docworkers.queue.filters import JobFilter
 from docworkers.queue.job import TERMINAL_STATUSES, Job, JobError, JobStatus
-from docworkers.queue.protocol import JobRepository
-from docworkers.queue.repository import RedisJobRepository, RepositoryConfig, Reservation
+from docworkers.queue.protocol import (
+    AdminRepository,
+    Failure,
+    FailureKind,
+    JobRepository,
+    Reservation,
+    WorkerRepository,
+)
+from docworkers.queue.repository import RedisJobRepository, RepositoryConfig
 from docworkers.queue.spec import JobSpec
 from docworkers.queue.stats import QueueStats
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "AdminRepository",
+    "Failure",
+    "FailureKind",
     "Job",
     "JobError",
     "JobFilter",
@@ -19,4 +29,5 @@ __all__ = [
     "RedisJobRepository",
     "RepositoryConfig",
     "Reservation",
+    "WorkerRepository",
 ]

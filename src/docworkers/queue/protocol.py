@@ -1,15 +1,76 @@
-"""The job repository contract that workers depend on (RedisJobRepository implements it)."""
+"""The job repository contract (RedisJobRepository implements it) and the values it exchanges.
+
+Two sides use a queue. A worker (:class:`WorkerRepository`) reserves jobs, renews their leases
+and reports how each attempt ended; a front door or an operator (:class:`AdminRepository`)
+enqueues, reads and manages jobs. :class:`JobRepository` is both. An attempt that did not
+complete ends in one typed :class:`Failure`, whose kind says what the queue does with the job.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from docworkers.queue.filters import JobFilter
 from docworkers.queue.job import Job, JobError, JobStatus
-from docworkers.queue.repository import Reservation
 from docworkers.queue.spec import JobSpec
 from docworkers.queue.stats import QueueStats
+
+__all__ = [
+    "AdminRepository",
+    "Failure",
+    "FailureKind",
+    "JobRepository",
+    "Reservation",
+    "Waiter",
+    "WorkerRepository",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Jobs handed to one worker, and when the next delayed job falls due (epoch s or None)."""
+
+    jobs: list[Job]
+    next_due: float | None
+
+
+class FailureKind(StrEnum):
+    """What the queue does with a job whose attempt did not complete (fail.lua's outcome)."""
+
+    RETRY = "retry"  # counts an attempt: retried after ``delay`` while retries are left, else dead
+    FINAL = "fail"  # a permanent error: failed at once, never retried
+    DEFER = "defer"  # never really tried (a service refused the call): again after ``delay``,
+    #                  without using an attempt
+    CANCEL = "cancel"  # stopped because someone asked to cancel it
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How one attempt failed: what to do with the job (``kind``), when to run it again
+    (``delay`` seconds, for RETRY and DEFER) and the error stored on the job."""
+
+    kind: FailureKind
+    error: JobError
+    delay: float = 0.0
+
+    @classmethod
+    def retry(cls, error: JobError, delay: float = 0.0) -> Failure:
+        return cls(FailureKind.RETRY, error, delay)
+
+    @classmethod
+    def final(cls, error: JobError) -> Failure:
+        return cls(FailureKind.FINAL, error)
+
+    @classmethod
+    def defer(cls, error: JobError, delay: float) -> Failure:
+        return cls(FailureKind.DEFER, error, delay)
+
+    @classmethod
+    def cancelled(cls, error: JobError | None = None) -> Failure:
+        return cls(FailureKind.CANCEL, error or JobError("cancelled", "cancelled on request"))
 
 
 class Waiter(Protocol):
@@ -23,7 +84,42 @@ class Waiter(Protocol):
     async def close(self) -> None: ...
 
 
-class JobRepository(Protocol):
+class WorkerRepository(Protocol):
+    """What a worker and its components (fetcher, acker, heartbeat, autoscaling) call."""
+
+    @property
+    def queue(self) -> str: ...
+
+    async def check_server(self) -> list[str]:
+        """Ping (raising RepositoryConnectionError naming the server) and return warnings
+        about the server's configuration (e.g. an eviction policy that could drop jobs)."""
+        ...
+
+    async def reserve(self, worker_id: str, max_jobs: int, lease: float,
+                      default_max_retries: int | None = None, *,
+                      min_priority: int | None = None) -> Reservation: ...
+    async def complete_and_reserve(
+        self, done: Sequence[tuple[str, int, Any]], worker_id: str, max_jobs: int, lease: float,
+        default_max_retries: int | None = None, *, min_priority: int | None = None,
+    ) -> tuple[list[bool], Reservation]: ...
+    def waiter(self) -> Waiter: ...
+    async def complete(self, job_id: str, token: int, result: Any = None) -> None: ...
+    async def complete_many(self, done: Sequence[tuple[str, int, Any]]) -> list[bool]: ...
+    async def fail(self, job_id: str, token: int, failure: Failure, *,
+                   default_max_retries: int | None = None) -> JobStatus: ...
+    async def update_progress(self, job_id: str, token: int, progress: int, message: str,
+                              lease: float) -> bool: ...
+    async def owns(self, job_id: str, token: int) -> bool: ...
+    async def heartbeat(self, worker_name: str, stats: Mapping[str, Any], ttl: float,
+                        lease: float, jobs: Sequence[tuple[str, int]]
+                        ) -> tuple[list[str], list[str]]: ...
+    async def release(self, jobs: Sequence[tuple[str, int]]) -> int: ...
+    async def queue_depth(self) -> int: ...
+
+
+class AdminRepository(Protocol):
+    """What front doors and operators call: enqueue, read, list, cancel, requeue, clean up."""
+
     @property
     def queue(self) -> str: ...
 
@@ -39,28 +135,8 @@ class JobRepository(Protocol):
     async def delete_job(self, job_id: str) -> bool: ...
     async def list_jobs(self, job_filter: JobFilter | None = None) -> list[Job]: ...
     async def active_jobs(self) -> list[Job]: ...
-    async def reserve(self, worker_id: str, max_jobs: int, lease: float,
-                      default_max_retries: int | None = None, *,
-                      min_priority: int | None = None) -> Reservation: ...
-    async def complete_and_reserve(
-        self, done: Sequence[tuple[str, int, Any]], worker_id: str, max_jobs: int, lease: float,
-        default_max_retries: int | None = None, *, min_priority: int | None = None,
-    ) -> tuple[list[bool], Reservation]: ...
     async def wait_for_work(self, timeout: float) -> bool: ...
-    def waiter(self) -> Waiter: ...
-    async def complete(self, job_id: str, token: int, result: Any = None) -> None: ...
-    async def complete_many(self, done: Sequence[tuple[str, int, Any]]) -> list[bool]: ...
-    async def fail(self, job_id: str, token: int, error: JobError, *, retry: bool,
-                   retry_delay: float = 0.0, default_max_retries: int | None = None,
-                   cancel: bool = False, defer: bool = False) -> JobStatus: ...
-    async def update_progress(self, job_id: str, token: int, progress: int, message: str,
-                              lease: float) -> bool: ...
-    async def owns(self, job_id: str, token: int) -> bool: ...
     async def update_status(self, job_id: str, status: JobStatus) -> None: ...
-    async def heartbeat(self, worker_name: str, stats: Mapping[str, Any], ttl: float,
-                        lease: float, jobs: Sequence[tuple[str, int]]
-                        ) -> tuple[list[str], list[str]]: ...
-    async def release(self, jobs: Sequence[tuple[str, int]]) -> int: ...
     async def cancel(self, job_id: str) -> str: ...
     async def requeue(self, job_id: str) -> None: ...
     async def dead_letters(self, limit: int = 100, offset: int = 0) -> list[Job]: ...
@@ -68,3 +144,7 @@ class JobRepository(Protocol):
     async def cleanup(self, older_than: float, *, include_dead: bool = False) -> int: ...
     async def stats(self) -> QueueStats: ...
     async def queue_depth(self) -> int: ...
+
+
+class JobRepository(WorkerRepository, AdminRepository, Protocol):
+    """Both sides of one queue: what :class:`~docworkers.queue.RedisJobRepository` offers."""

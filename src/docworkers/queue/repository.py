@@ -26,7 +26,8 @@ from docworkers.errors import (
 )
 from docworkers.queue.coalescer import Coalescer
 from docworkers.queue.filters import JobFilter
-from docworkers.queue.job import RESERVE_FIELDS, Job, JobError, JobStatus
+from docworkers.queue.job import RESERVE_FIELDS, Job, JobStatus
+from docworkers.queue.protocol import Failure, Reservation
 from docworkers.queue.redis.clients import async_client
 from docworkers.queue.redis.errors import RedisErrors
 from docworkers.queue.redis.keys import QueueKeys, validate_job_id, validate_queue_name
@@ -78,14 +79,6 @@ class RepositoryConfig:
                 raise ConfigurationError(name, "must be at least 1")
         if self.default_max_retries < 0:
             raise ConfigurationError("default_max_retries", "must not be negative")
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """Jobs handed to one worker, and when the next delayed job falls due (epoch s or None)."""
-
-    jobs: list[Job]
-    next_due: float | None
 
 
 class RedisJobRepository:
@@ -442,23 +435,19 @@ class RedisJobRepository:
         return ScriptCall(self._scripts.complete,
                           [k.job_prefix, k.active, k.completed, k.all_jobs, k.stats], args)
 
-    async def fail(self, job_id: str, token: int, error: JobError, *, retry: bool,
-                   retry_delay: float = 0.0, default_max_retries: int | None = None,
-                   cancel: bool = False, defer: bool = False) -> JobStatus:
-        """Record a failed attempt; returns the new status (retrying, dead, failed, cancelled).
-
-        ``defer`` runs the job again after ``retry_delay`` without using an attempt: for a
-        service known to be down (an open circuit breaker), where the job never really tried.
-        """
+    async def fail(self, job_id: str, token: int, failure: Failure, *,
+                   default_max_retries: int | None = None) -> JobStatus:
+        """Record a failed attempt as ``failure`` says (see FailureKind); returns the new status
+        (retrying, dead, failed, cancelled)."""
         k = self.keys
-        outcome = "cancel" if cancel else "defer" if defer else "retry" if retry else "fail"
         retries = self.config.default_max_retries if default_max_retries is None \
             else default_max_retries
         with self._errors:
             status = await self._scripts.fail(
                 keys=[k.job_prefix, k.active, k.scheduled, k.failed, k.dead, k.cancelled,
                       k.stats, k.all_jobs],
-                args=[job_id, token, error.to_json(), outcome, _ms(retry_delay), retries,
+                args=[job_id, token, failure.error.to_json(), failure.kind.value,
+                      _ms(failure.delay), retries,
                       self.config.dead_letter_cap, _ms(self.config.failed_retention)],
             )
         if not status:

@@ -21,7 +21,8 @@ from redis.exceptions import NoScriptError, ResponseError
 from docworkers.errors import RepositoryError
 
 if TYPE_CHECKING:
-    from docworkers.queue.repository import RedisJobRepository, Reservation
+    from docworkers.queue.protocol import Reservation
+    from docworkers.queue.repository import RedisJobRepository
 
 MAX_BLOCK = 1.0  # seconds one BLPOP may block
 

@@ -10,7 +10,7 @@ from docworkers.queue.job import Job
 from docworkers.workers.logs import worker_logger
 
 if TYPE_CHECKING:
-    from docworkers.queue.protocol import JobRepository
+    from docworkers.queue.protocol import WorkerRepository
 
 
 class JobContext:
@@ -23,7 +23,7 @@ class JobContext:
     :meth:`ensure_owner` right before each such write.
     """
 
-    def __init__(self, job: Job, repo: JobRepository, *, worker_name: str, lease: float,
+    def __init__(self, job: Job, repo: WorkerRepository, *, worker_name: str, lease: float,
                  logger: logging.LoggerAdapter[logging.Logger] | None = None,
                  base_logger: logging.Logger | None = None) -> None:
         self.job = job

@@ -6,12 +6,12 @@ over every worker of the cluster with the same setting, wherever it runs: the pe
 Redis (:mod:`docworkers.queue.rate_limit`), one rate bucket and one set of leased slots per
 queue and job type.
 
-:class:`BaseWorker` asks for a permit after reserving a job and before ``process()``. A refused
-job is deferred (back to the queue for when a permit is expected, without using an attempt),
-so a worker slot never sits waiting on a limit for long. The running slot is a lease that is
-renewed while the job runs and given back when it ends, however it ends; a worker that dies
-gives it back when the lease runs out. Without limits a worker has no :class:`JobLimits` at
-all and pays nothing per job.
+:class:`JobLimitsHook` asks for a permit after the worker reserved a job and before
+``process()``. A refused job is deferred (back to the queue for when a permit is expected,
+without using an attempt), so a worker slot never sits waiting on a limit for long. The running
+slot is a lease that is renewed while the job runs and given back when it ends, however it
+ends; a worker that dies gives it back when the lease runs out. Without limits a worker has no
+such hook at all and pays nothing per job.
 """
 
 from __future__ import annotations
@@ -20,14 +20,20 @@ import contextlib
 import math
 import random
 import re
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
 from docworkers.errors import ConfigurationError, RateLimitedError
+from docworkers.queue.job import Job
 from docworkers.queue.rate_limit import RedisConcurrencyLimiter, RedisRateLimiter
 from docworkers.workers.config import WorkerConfig
+from docworkers.workers.hooks import JobRefused, WorkerHook
 
-__all__ = ["JobLimits", "job_limit_name"]
+if TYPE_CHECKING:
+    from docworkers.workers.context import JobContext
+
+__all__ = ["JobLimits", "JobLimitsHook", "job_limit_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 
@@ -110,3 +116,24 @@ class JobLimits:
                                               namespace=self.namespace)
             self._slots[job_type] = limiter
         return limiter
+
+
+class JobLimitsHook(WorkerHook):
+    """:class:`JobLimits` around each job: a permit before ``process()``, given back after it
+    however it ended; a refused start is a :class:`~docworkers.workers.hooks.JobRefused`."""
+
+    def __init__(self, limits: JobLimits) -> None:
+        self.limits = limits
+        self._permits: dict[tuple[str, int], contextlib.AsyncExitStack] = {}
+
+    async def before_job(self, job: Job, ctx: JobContext) -> None:
+        try:
+            self._permits[job.id, job.token] = await self.limits.admit(job.type)
+        except RateLimitedError as exc:
+            raise JobRefused(exc, exc.retry_after) from exc
+
+    async def after_job(self, job: Job, ctx: JobContext, result: Any,
+                        error: BaseException | None) -> None:
+        permit = self._permits.pop((job.id, job.token), None)
+        if permit is not None:
+            await permit.aclose()

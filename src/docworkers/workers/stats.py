@@ -55,7 +55,6 @@ class StatsRecorder:
         self.busy_time = 0.0
         self.last_job_time: float | None = None
         self.started: float | None = None
-        self.concurrency_changes = 0
 
     def record(self, *, ok: bool, duration: float) -> None:
         self.processed += 1
