@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from api_support import ApiClient, parse_sse
 
-from docworkers.queue import Failure, JobError, RedisJobRepository
+from docworkers.queue import Failure, JobErrorInfo, RedisJobRepository
 
 
 async def tick() -> None:
@@ -21,7 +21,7 @@ async def make_dead(jobs: RedisJobRepository, job_type: str = "flaky") -> str:
     job_id = await jobs.enqueue(job_type, {"n": 1}, max_retries=0)
     reservation = await jobs.reserve("test-worker", 1, lease=30)
     [job] = reservation.jobs
-    await jobs.fail(job.id, job.token, Failure.retry(JobError("boom", "the service said no")))
+    await jobs.fail(job.id, job.token, Failure.retry(JobErrorInfo("boom", "the service said no")))
     return job_id
 
 

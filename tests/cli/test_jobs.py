@@ -11,7 +11,7 @@ import pytest
 from typer.testing import Result
 
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
-from docworkers.queue import Failure, JobError, JobStatus, RedisJobRepository
+from docworkers.queue import Failure, JobErrorInfo, JobStatus, RedisJobRepository
 
 OnQueue = Callable[[Callable[[RedisJobRepository], Any]], Any]
 _RISING = itertools.count(500)  # each dead job outranks every job queued before it
@@ -31,7 +31,7 @@ def make_dead(on_queue: OnQueue, filename: str) -> str:
         (job,) = (await repo.reserve("test-worker", 1, 30.0)).jobs
         assert job.id == job_id
         status = await repo.fail(job.id, job.token,
-                                 Failure.retry(JobError("timeout", "it took too long [x]")))
+                                 Failure.retry(JobErrorInfo("timeout", "it took too long [x]")))
         assert status == JobStatus.DEAD
         return job_id
 

@@ -18,7 +18,7 @@ from docworkers.errors import RetryableJobError
 from docworkers.queue import (
     Failure,
     Job,
-    JobError,
+    JobErrorInfo,
     JobSpec,
     JobStatus,
     RedisJobRepository,
@@ -28,7 +28,7 @@ from docworkers.queue.redis.keys import QueueKeys
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 LIMIT = 30.0  # seconds an awaited event may take on a loaded machine
-ERR = JobError("boom", "it broke")
+ERR = JobErrorInfo("boom", "it broke")
 
 
 async def redis_ms(repo: RedisJobRepository) -> int:

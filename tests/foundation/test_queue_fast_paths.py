@@ -11,7 +11,7 @@ import redis
 from docworkers.queue import (
     Failure,
     Job,
-    JobError,
+    JobErrorInfo,
     JobSpec,
     JobStatus,
     RedisJobRepository,
@@ -29,7 +29,7 @@ async def test_reserved_job_equals_the_stored_job(repo: RedisJobRepository) -> N
     assert first == await repo.get_job("j-1")
     assert first.status == JobStatus.PROCESSING and first.token == 1
     assert first.payload == {"name": "a.pdf", "n": [1, 2]} and first.tags == ["x", "y"]
-    await repo.fail("j-1", first.token, Failure.retry(JobError("boom", "it broke")))
+    await repo.fail("j-1", first.token, Failure.retry(JobErrorInfo("boom", "it broke")))
     second = (await repo.reserve("w2", 1, 30)).jobs[0]  # a retry: error and run_at are set
     assert second == await repo.get_job("j-1")
     assert second.retry_count == 1 and second.error is not None and second.worker_id == "w2"

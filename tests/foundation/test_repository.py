@@ -19,7 +19,7 @@ from docworkers.errors import (
 )
 from docworkers.queue import (
     Failure,
-    JobError,
+    JobErrorInfo,
     JobFilter,
     JobSpec,
     JobStatus,
@@ -27,7 +27,7 @@ from docworkers.queue import (
     RepositoryConfig,
 )
 
-ERR = JobError("boom", "it broke")
+ERR = JobErrorInfo("boom", "it broke")
 
 
 async def test_higher_priority_first_then_fifo(repo: RedisJobRepository, invariants) -> None:
@@ -143,7 +143,7 @@ async def test_retry_then_dead_letter_then_requeue(repo: RedisJobRepository, inv
         invariants()
     assert statuses == [JobStatus.RETRYING, JobStatus.RETRYING, JobStatus.DEAD]
     dead = await repo.get_job(job_id)
-    assert dead.retry_count == 2 and dead.error == JobError("boom", "it broke")
+    assert dead.retry_count == 2 and dead.error == JobErrorInfo("boom", "it broke")
     await repo.requeue(job_id)
     again = (await repo.reserve("w", 1, 30)).jobs[0]
     assert again.id == job_id and again.retry_count == 0
@@ -217,7 +217,7 @@ async def test_cancel_running_job_is_seen_at_next_progress(repo: RedisJobReposit
     job = (await repo.reserve("w", 1, 30)).jobs[0]
     assert await repo.cancel(job_id) == "requested"
     assert await repo.update_progress(job.id, job.token, 10, "working", 30) is True
-    err = JobError("cancelled", "cancelled")
+    err = JobErrorInfo("cancelled", "cancelled")
     assert await repo.fail(job.id, job.token, Failure.cancelled(err)) \
         == JobStatus.CANCELLED
     invariants()

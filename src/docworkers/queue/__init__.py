@@ -1,7 +1,7 @@
 """The Redis job repository: job model, key names, Lua scripts, leases."""
 
 from docworkers.queue.filters import JobFilter
-from docworkers.queue.job import TERMINAL_STATUSES, Job, JobError, JobStatus
+from docworkers.queue.job import TERMINAL_STATUSES, Job, JobErrorInfo, JobStatus
 from docworkers.queue.protocol import (
     AdminRepository,
     Failure,
@@ -20,7 +20,7 @@ __all__ = [
     "Failure",
     "FailureKind",
     "Job",
-    "JobError",
+    "JobErrorInfo",
     "JobFilter",
     "JobRepository",
     "JobSpec",

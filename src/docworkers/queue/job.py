@@ -39,8 +39,10 @@ DEFAULT_MAX_RETRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
-class JobError:
-    """Why an attempt failed: a stable code, a human message, and the traceback if any."""
+class JobErrorInfo:
+    """Why an attempt failed, as the job stores it: a stable code, a human message, the
+    traceback if any and the stage it failed in. A record, not an exception: the exceptions
+    are :mod:`docworkers.errors` (``JobError`` and the rest)."""
 
     code: str
     message: str
@@ -54,7 +56,7 @@ class JobError:
         )
 
     @classmethod
-    def from_json(cls, raw: str) -> JobError:
+    def from_json(cls, raw: str) -> JobErrorInfo:
         data = json.loads(raw)
         return cls(data["code"], data["message"], data.get("traceback"), data.get("stage"))
 
@@ -110,7 +112,7 @@ class Job:
     progress: int = 0
     message: str = ""
     result: JSONValue = None
-    error: JobError | None = None
+    error: JobErrorInfo | None = None
     retry_count: int = 0
     max_retries: int | None = None
     created_at: datetime | None = None
@@ -164,7 +166,7 @@ class Job:
             progress=int(progress or 0),
             message=message or "",
             result=_json(result) if result else None,
-            error=JobError.from_json(error) if error else None,
+            error=JobErrorInfo.from_json(error) if error else None,
             retry_count=int(retry_count or 0),
             max_retries=int(max_retries) if max_retries not in ("", None) else None,
             created_at=_time(created_at),

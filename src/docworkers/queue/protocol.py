@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from docworkers.queue.filters import JobFilter
-from docworkers.queue.job import Job, JobError, JobStatus
+from docworkers.queue.job import Job, JobErrorInfo, JobStatus
 from docworkers.queue.spec import JobSpec
 from docworkers.queue.stats import QueueStats
 
@@ -53,24 +53,24 @@ class Failure:
     (``delay`` seconds, for RETRY and DEFER) and the error stored on the job."""
 
     kind: FailureKind
-    error: JobError
+    error: JobErrorInfo
     delay: float = 0.0
 
     @classmethod
-    def retry(cls, error: JobError, delay: float = 0.0) -> Failure:
+    def retry(cls, error: JobErrorInfo, delay: float = 0.0) -> Failure:
         return cls(FailureKind.RETRY, error, delay)
 
     @classmethod
-    def final(cls, error: JobError) -> Failure:
+    def final(cls, error: JobErrorInfo) -> Failure:
         return cls(FailureKind.FINAL, error)
 
     @classmethod
-    def defer(cls, error: JobError, delay: float) -> Failure:
+    def defer(cls, error: JobErrorInfo, delay: float) -> Failure:
         return cls(FailureKind.DEFER, error, delay)
 
     @classmethod
-    def cancelled(cls, error: JobError | None = None) -> Failure:
-        return cls(FailureKind.CANCEL, error or JobError("cancelled", "cancelled on request"))
+    def cancelled(cls, error: JobErrorInfo | None = None) -> Failure:
+        return cls(FailureKind.CANCEL, error or JobErrorInfo("cancelled", "cancelled on request"))
 
 
 class Waiter(Protocol):

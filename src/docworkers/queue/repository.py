@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
@@ -26,7 +25,7 @@ from docworkers.errors import (
 )
 from docworkers.queue.coalescer import Coalescer
 from docworkers.queue.filters import JobFilter
-from docworkers.queue.job import RESERVE_FIELDS, Job, JobStatus
+from docworkers.queue.job import DEFAULT_MAX_RETRIES, RESERVE_FIELDS, Job, JobStatus
 from docworkers.queue.protocol import Failure, Reservation
 from docworkers.queue.redis.clients import async_client
 from docworkers.queue.redis.errors import RedisErrors
@@ -65,7 +64,7 @@ class RepositoryConfig:
     completed_retention: float = 24 * 3600.0
     failed_retention: float = 7 * 24 * 3600.0
     dead_letter_cap: int = 10_000
-    default_max_retries: int = 3
+    default_max_retries: int = DEFAULT_MAX_RETRIES
     notify_cap: int = 1_000
 
     def __post_init__(self) -> None:
@@ -600,11 +599,7 @@ class RedisJobRepository:
             if n == 0:
                 return total
 
-    async def redis_time(self) -> datetime:
-        with self._errors:
-            seconds, micros = await self.client.time()
-        return datetime.fromtimestamp(seconds + micros / 1e6).astimezone()
-
 
 def _by_type(totals: Mapping[str, str], prefix: str) -> dict[str, int]:
     return {k[len(prefix):]: int(v) for k, v in totals.items() if k.startswith(prefix)}
+

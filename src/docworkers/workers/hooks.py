@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from docworkers.errors import DocworkersError, error_code
-from docworkers.queue.job import Job, JobError
+from docworkers.queue.job import Job, JobErrorInfo
 from docworkers.queue.protocol import Failure
 from docworkers.workers.stats import WorkerStats
 
@@ -49,7 +49,7 @@ class JobRefused(Exception):
     @property
     def failure(self) -> Failure:
         """How the queue records the refusal: deferred, no attempt used."""
-        return Failure.defer(JobError(error_code(self.error), str(self.error)),
+        return Failure.defer(JobErrorInfo(error_code(self.error), str(self.error)),
                              max(self.retry_after, MIN_DEFER))
 
 

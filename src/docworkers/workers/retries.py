@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 import traceback
 
-from docworkers.errors import JobError, error_code
-from docworkers.queue.job import JobError as StoredError
+from docworkers.errors import JobError, error_code, error_stage
+from docworkers.queue.job import JobErrorInfo
 from docworkers.queue.protocol import Failure
 from docworkers.workers.backoff import backoff_delay
 from docworkers.workers.config import WorkerConfig
@@ -23,10 +23,10 @@ __all__ = ["failure_of"]
 
 def failure_of(exc: BaseException, *, attempt: int, config: WorkerConfig) -> Failure:
     """How attempt number ``attempt`` (1 for the first run) failing with ``exc`` is recorded."""
-    error = StoredError(
+    error = JobErrorInfo(
         error_code(exc), str(exc) or type(exc).__name__,
         "".join(traceback.format_exception(exc)),
-        getattr(exc, "stage", None),  # the pipeline stage that failed, when one says so
+        error_stage(exc),  # the stage of the job that failed, when the error says so
     )
     if isinstance(exc, JobError) and not exc.retryable:
         return Failure.final(error)
