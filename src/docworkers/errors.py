@@ -183,10 +183,6 @@ class ParseTimeoutError(DocumentError):
     code = "parse_timeout"
 
 
-class ChunkingError(PermanentJobError):
-    code = "chunking"
-
-
 class EmbeddingError(RetryableJobError):
     """The embedding model or service failed."""
 
