@@ -28,6 +28,7 @@ from docworkers.ingest.embedding_batcher import BatcherStats
 from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.pipeline import DocumentServices
+from docworkers.ingest.stage_limits import DEFAULT_STAGE_LIMITS, StageLimits
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.ingest.vector_store import ChromaVectorRepository
 from docworkers.queue import Job, JobSpec, JobStatus, RedisJobRepository, RepositoryConfig
@@ -87,8 +88,10 @@ class IngestHarness:
     """One in-process UploadWorker on private Redis and temporary Chroma (``async with``)."""
 
     def __init__(self, embedder: Embedder, *, concurrency: int = 4, parser_size: int = 1,
-                 workdir: Path | None = None) -> None:
+                 workdir: Path | None = None,
+                 limits: StageLimits = DEFAULT_STAGE_LIMITS) -> None:
         self.embedder = embedder
+        self.limits = limits
         self.concurrency = concurrency
         self.parser_size = parser_size
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -111,7 +114,7 @@ class IngestHarness:
         self.documents = DocumentRepository(aioredis.Redis.from_url(url, decode_responses=True))
         self.vectors = ChromaVectorRepository.from_path(self.workdir / "chroma")
         self.services = DocumentServices.local(
-            self.embedder, parser=IsolatedParser(size=self.parser_size))
+            self.embedder, parser=IsolatedParser(size=self.parser_size), limits=self.limits)
         self.worker = UploadWorker(UploadWorkerConfig(
             worker=WorkerConfig(worker_name="bench-upload", concurrency=self.concurrency,
                                 retry_delay=0.0, max_retries=0, log_level="WARNING"),

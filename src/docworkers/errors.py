@@ -183,6 +183,26 @@ class ParseTimeoutError(DocumentError):
     code = "parse_timeout"
 
 
+class StageTimeoutError(DocumentError):
+    """A stage of the upload after parsing ran past its time limit
+    (:class:`~docworkers.ingest.stage_limits.StageLimits`). Permanent: the same document takes
+    as long again."""
+
+    code = "stage_timeout"
+
+
+class ChunkTimeoutError(StageTimeoutError):
+    """Chunking ran past ``chunk_timeout`` (and was stopped there, not abandoned)."""
+
+    code = "chunk_timeout"
+
+
+class EmbedTimeoutError(StageTimeoutError):
+    """Embedding the document's chunks ran past ``embed_timeout``."""
+
+    code = "embed_timeout"
+
+
 class EmbeddingError(RetryableJobError):
     """The embedding model or service failed."""
 
@@ -193,6 +213,14 @@ class VectorStoreError(RetryableJobError):
     """The vector database failed or is unreachable."""
 
     code = "vector_store"
+
+
+class StoreTimeoutError(VectorStoreError):
+    """Writing a document's chunks ran past ``store_timeout``. Retryable, unlike the other stage
+    limits: writes go in bounded requests and take seconds even for a document whose embedding
+    took an hour, so a write this slow means a store in trouble, and the write is idempotent."""
+
+    code = "store_timeout"
 
 
 class ServiceUnavailableError(RetryableJobError):
@@ -208,6 +236,14 @@ class InputRejectedError(PermanentJobError, ValueError):
     message says what was refused without naming the service's address."""
 
     code = "input_rejected"
+
+
+class PayloadTooLargeError(InputRejectedError):
+    """An external service refused a request as too large (HTTP 413): sending it again fails
+    again. Writes are split into requests far below such limits, so this names a limit of the
+    service that is lower than expected."""
+
+    code = "payload_too_large"
 
 
 def error_code(exc: BaseException) -> str:
@@ -231,6 +267,12 @@ class EnrichmentError(RetryableJobError):
     """
 
     code = "enrichment"
+
+
+class EnrichTimeoutError(EnrichmentError):
+    """Enrichment ran past ``enrich_timeout``: the upload goes on without the rest of it."""
+
+    code = "enrich_timeout"
 
 
 # --- protecting external services (circuit breakers, rate and concurrency limits) ----------

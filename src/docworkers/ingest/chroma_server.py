@@ -23,11 +23,17 @@ def _free_port() -> int:
 
 
 class ChromaServer:
-    """``start()`` returns the URL; ``stop()`` ends it; the data folder survives a restart."""
+    """``start()`` returns the URL; ``stop()`` ends it; the data folder survives a restart.
 
-    def __init__(self, path: Path, *, port: int | None = None) -> None:
+    ``max_payload_bytes``: the largest request body the server accepts (larger ones get 413
+    "Payload too large"; Chroma's default is 40 MB), given in a config file.
+    """
+
+    def __init__(self, path: Path, *, port: int | None = None,
+                 max_payload_bytes: int | None = None) -> None:
         self.path = Path(path)
         self.port = port or _free_port()
+        self.max_payload_bytes = max_payload_bytes
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,17 +48,16 @@ class ChromaServer:
             )
         self.path.mkdir(parents=True, exist_ok=True)
         log = (self.path / "server.log").open("ab")
+        arguments = ["--path", str(self.path / "db"), "--host", "127.0.0.1",
+                     "--port", str(self.port)]
+        if self.max_payload_bytes is not None:
+            config = self.path / "config.yaml"
+            config.write_text(
+                f'persist_path: "{self.path / "db"}"\nlisten_address: "127.0.0.1"\n'
+                f"port: {self.port}\nmax_payload_size_bytes: {self.max_payload_bytes}\n")
+            arguments = [str(config)]
         self.process = subprocess.Popen(
-            [
-                str(cli),
-                "run",
-                "--path",
-                str(self.path / "db"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            [str(cli), "run", *arguments],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},

@@ -31,12 +31,16 @@ from typing import Any
 import numpy as np
 
 from docworkers.errors import (
+    ChunkTimeoutError,
     ConfigurationError,
     DocworkersError,
+    EmbedTimeoutError,
+    EnrichTimeoutError,
     InvalidPayloadError,
     JobCancelledError,
     LeaseLostError,
     NoExtractableTextError,
+    StoreTimeoutError,
     error_code,
     error_stage,
 )
@@ -56,6 +60,7 @@ from docworkers.ingest.enrich import Enricher, LocalEnricher
 from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
+from docworkers.ingest.stage_limits import DEFAULT_STAGE_LIMITS, Deadline, StageLimits
 from docworkers.ingest.vector_repository import VectorRepository, vector_store_breaker
 
 Progress = Callable[[int, str], Awaitable[None]]
@@ -72,6 +77,7 @@ class DocumentServices:
     embedder: Embedder  # the raw model: semantic chunking and queries
     batcher: BatchingEmbedder  # the same model, batched across concurrent jobs
     enricher: Enricher = field(default_factory=LocalEnricher)
+    limits: StageLimits = DEFAULT_STAGE_LIMITS  # time limits of the stages after parsing
 
     @classmethod
     def local(
@@ -80,12 +86,14 @@ class DocumentServices:
         *,
         parser: IsolatedParser | None = None,
         enricher: Enricher | None = None,
+        limits: StageLimits = DEFAULT_STAGE_LIMITS,
     ) -> DocumentServices:
         return cls(
             parser=parser or IsolatedParser(),
             embedder=embedder,
             batcher=BatchingEmbedder(embedder),
             enricher=enricher or LocalEnricher(),
+            limits=limits,
         )
 
     async def aclose(self) -> None:
@@ -171,9 +179,21 @@ class UploadPipeline:
                 )
         with stage("embedding"):
             await report(50, f"generating embeddings for {len(chunks)} chunks")
-            enrichment = asyncio.create_task(asyncio.to_thread(self._enrich, doc, chunks, payload))
+            limits = self.services.limits
+            enrich_deadline = Deadline(limits.enrich_timeout, lambda: EnrichTimeoutError(
+                f"enrich_timeout: enrichment did not finish within {limits.enrich_timeout:g} s; "
+                "the document is stored without the rest of it"))
+            enrichment = asyncio.create_task(
+                asyncio.to_thread(self._enrich, doc, chunks, payload, enrich_deadline))
             try:
-                embeddings = await self._embed(chunks, report)
+                async with asyncio.timeout(limits.embed_timeout) as embed_limit:
+                    embeddings = await self._embed(chunks, report)
+            except BaseException as exc:
+                enrich_deadline.expire()  # not wanted any more: it stops at its next chunk
+                if isinstance(exc, TimeoutError) and embed_limit.expired():
+                    raise EmbedTimeoutError(payload.filename, _too_slow(
+                        f"embedding {len(chunks)} chunks", limits.embed_timeout)) from None
+                raise
             finally:
                 extra, doc_meta, problems = await enrichment
         with stage("storing"):
@@ -221,7 +241,15 @@ class UploadPipeline:
     async def _store(self, physical: str, stored: _Stored) -> None:
         if stored.fence is not None:  # see fencing.py: why a late write is harmless
             await stored.fence.check(f"storing the chunks of {stored.document_id} in {physical}")
-        await asyncio.to_thread(
+        seconds = self.services.limits.store_timeout
+
+        def too_slow() -> StoreTimeoutError:
+            return StoreTimeoutError(
+                f"store_timeout: storing {len(stored.chunks)} chunks of {stored.document_id} "
+                f"did not finish within {seconds:g} s; the vector store is unusually slow")
+
+        deadline = Deadline(seconds, too_slow)
+        write = asyncio.to_thread(
             self.vector_breaker.call_sync,
             self.vectors.replace_document,
             physical,
@@ -229,7 +257,15 @@ class UploadPipeline:
             stored.chunks,
             stored.embeddings,
             stored.metadatas,
+            checkpoint=deadline.check,
         )
+        try:
+            # The write checks the deadline before each request; a request that hangs is
+            # left to the store client's own timeout, and the job ends on time regardless.
+            await asyncio.wait_for(write, seconds + 1.0)
+        except TimeoutError:
+            deadline.expire()  # the write stops before its next request
+            raise too_slow() from None
 
     async def _follow_switch(self, collection: str, physical: str, stored: _Stored) -> None:
         """Store the chunks again if the collection's alias moved since they were stored.
@@ -255,6 +291,9 @@ class UploadPipeline:
                         physical, exc)
 
     def _chunk(self, doc: ParsedDocument, payload: UploadJobPayload) -> list[Chunk]:
+        seconds = self.services.limits.chunk_timeout
+        deadline = Deadline(seconds, lambda: ChunkTimeoutError(payload.filename, _too_slow(
+            f"chunking {len(doc.text):,} characters", seconds)))
         try:
             return chunk_document(
                 doc,
@@ -262,6 +301,7 @@ class UploadPipeline:
                 chunk_size=payload.chunk_size,
                 chunk_overlap=payload.chunk_overlap,
                 embedder=self.services.embedder,
+                checkpoint=deadline.check,  # stops the thread itself: nothing is left running
             )
         except ConfigurationError as exc:
             raise InvalidPayloadError(str(exc)) from exc
@@ -275,19 +315,30 @@ class UploadPipeline:
             return index
 
         last = 50
-        tasks = [one(i) for i in range(len(groups))]
-        for done, finished in enumerate(asyncio.as_completed(tasks), start=1):
-            await finished
-            percent = 50 + (20 * done) // len(groups)
-            if last < percent < 70:
-                last = percent
-                await report(percent, f"generating embeddings ({done}/{len(groups)} batches)")
+        tasks = [asyncio.ensure_future(one(i)) for i in range(len(groups))]
+        try:
+            for done, finished in enumerate(asyncio.as_completed(tasks), start=1):
+                await finished
+                percent = 50 + (20 * done) // len(groups)
+                if last < percent < 70:
+                    last = percent
+                    await report(percent, f"generating embeddings ({done}/{len(groups)} batches)")
+        finally:
+            # Stopped early (a time limit, a cancelled job, a failed group): the other groups'
+            # texts are not wanted, and a cancelled request's texts leave the batcher's queue.
+            for task in tasks:
+                task.cancel()
         return np.vstack([r for r in results if r is not None])
 
     def _enrich(
-        self, doc: ParsedDocument, chunks: Sequence[Chunk], payload: UploadJobPayload
+        self,
+        doc: ParsedDocument,
+        chunks: Sequence[Chunk],
+        payload: UploadJobPayload,
+        deadline: Deadline | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
-        """Per-chunk keywords/questions and document metadata. Never fails the upload."""
+        """Per-chunk keywords/questions and document metadata. Never fails the upload; past
+        ``deadline`` the chunks not reached yet go without."""
         extra: list[dict[str, Any]] = [{} for _ in chunks]
         if not payload.extract_metadata and not payload.num_questions:
             return extra, {}, []
@@ -303,6 +354,8 @@ class UploadPipeline:
             )
             language = str(found.get("language") or "en")
             for item, chunk in zip(extra, chunks, strict=True):
+                if deadline is not None:
+                    deadline.check()
                 keywords = enricher.keywords(chunk.text, language, 5)
                 if payload.extract_metadata:
                     item["keywords"] = keywords
@@ -357,6 +410,14 @@ class _Stage:
 
 async def _no_progress(percent: int, message: str) -> None:
     return None
+
+
+def _too_slow(what: str, seconds: float) -> str:
+    return (
+        f"{what} did not finish within the {seconds:g} s limit; the document is unusually "
+        "large or pathological. Split it into smaller files, or ask an administrator to raise "
+        "the limit."
+    )
 
 
 async def record_failure(

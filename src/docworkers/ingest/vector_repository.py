@@ -23,7 +23,7 @@ import ipaddress
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,7 +94,12 @@ class VectorRepository(Protocol):
         chunks: Sequence[Chunk],
         embeddings: np.ndarray,
         metadatas: Sequence[Mapping[str, Any]],
-    ) -> None: ...
+        *,
+        checkpoint: Callable[[], None] | None = None,
+    ) -> None:
+        """Store ``chunks`` as the whole of ``document_id`` in bounded requests, calling
+        ``checkpoint`` (a deadline: it raises to stop) before each."""
+        ...
 
     def delete_document(self, collection: str, document_id: str) -> int: ...
 

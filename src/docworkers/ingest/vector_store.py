@@ -12,8 +12,11 @@ The only module that imports ``chromadb``. On top of the protocol's conventions:
   path), so it is allowed; repositories on one path also share a write mutex.
 * Any Chroma or connection failure becomes a retryable VectorStoreError that names the path or
   URL and what to check. An embedding dimension that does not match the collection is a
-  ConfigurationError instead, and a request Chroma refuses as invalid an InputRejectedError:
-  retrying cannot fix them, and neither counts toward the circuit breaker.
+  ConfigurationError instead, and a request Chroma refuses as invalid an InputRejectedError
+  (refused as too large, HTTP 413: PayloadTooLargeError): retrying cannot fix them, and none
+  counts toward the circuit breaker.
+* Writes go in requests bounded in records and in bytes (:data:`MAX_REQUEST_BYTES`), with a
+  checkpoint (a deadline) before each; the HTTP client waits at most 300 s for an answer.
 * Search filters arrive as :class:`~docworkers.ingest.search_filters.SearchFilter`, already
   checked; Chroma's ``where`` syntax never leaves this module.
 * Writes are serialised by a mutex; reads run concurrently with them.
@@ -25,8 +28,9 @@ import ...`` offers the whole vector-store surface.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, cast
 from urllib.parse import urlsplit
@@ -37,12 +41,19 @@ import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
-from chromadb.errors import InvalidArgumentError, NotFoundError
+from chromadb.errors import (
+    BatchSizeExceededError,
+    DuplicateIDError,
+    InvalidArgumentError,
+    NotFoundError,
+    QuotaError,
+)
 
 from docworkers.errors import (
     ConfigurationError,
     DocworkersError,
     InputRejectedError,
+    PayloadTooLargeError,
     VectorStoreError,
 )
 from docworkers.ingest.document import Chunk
@@ -192,6 +203,7 @@ class ChromaVectorRepository:
                 f"cannot connect to the Chroma server at {location}: {exc}. Check that it is "
                 f"running (`chroma run --path <dir> --port {port}`) and reachable from here"
             ) from exc
+        _set_http_timeout(client)
         return cls(
             client,
             location=location,
@@ -207,8 +219,16 @@ class ChromaVectorRepository:
         chunks: Sequence[Chunk],
         embeddings: np.ndarray,
         metadatas: Sequence[Mapping[str, Any]],
+        *,
+        checkpoint: Callable[[], None] | None = None,
     ) -> None:
-        """Make ``chunks`` the complete content of ``document_id`` in ``collection``."""
+        """Make ``chunks`` the complete content of ``document_id`` in ``collection``.
+
+        Written in requests of at most ``get_max_batch_size()`` records and about
+        :data:`MAX_REQUEST_BYTES` (a Chroma server refuses bodies above its
+        ``max_payload_size_bytes``, 40 MB by default, as "Payload too large", and a bounded
+        request is a bounded wait); ``checkpoint`` is called before each.
+        """
         validate_collection_name(collection)
         _check_document_id(document_id)
         vectors = np.asarray(embeddings, dtype=np.float32)
@@ -236,9 +256,11 @@ class ChromaVectorRepository:
                 return
             target = self._collection(collection, create=True)
             assert target is not None
-            batch = self._max_batch_size()
-            for start in range(0, len(ids), batch):
-                end = start + batch
+            dimension = vectors.shape[1]
+            sizes = [_record_bytes(t, m, dimension) for t, m in zip(texts, metas, strict=True)]
+            for start, end in _requests(sizes, self._max_batch_size(), MAX_REQUEST_BYTES):
+                if checkpoint is not None:
+                    checkpoint()
                 target.upsert(
                     ids=ids[start:end],
                     embeddings=vectors[start:end],
@@ -246,6 +268,8 @@ class ChromaVectorRepository:
                     metadatas=metas[start:end],  # type: ignore[arg-type]
                 )
             # Only after every new chunk is stored: drop what a longer earlier version left.
+            if checkpoint is not None:
+                checkpoint()
             self._delete_where(target, _document_filter(document_id, len(chunks)))
 
     def delete_document(self, collection: str, document_id: str) -> int:
@@ -475,6 +499,17 @@ class ChromaVectorRepository:
         except Exception as exc:
             if collection is not None:
                 self._forget(collection)  # a stale handle (collection deleted elsewhere)
+            status = _refusal_status(exc)
+            if status is not None:
+                # A 4xx about the request (413 "Payload too large", a quota): sending it again
+                # fails again, and Chroma is up, so it fails the job at once and never counts
+                # toward the circuit breaker.
+                what = f"collection {collection!r}" if collection else "the database"
+                refused = PayloadTooLargeError if status == 413 else InputRejectedError
+                raise refused(
+                    f"the vector store refused to {action} {what} (HTTP {status}): "
+                    f"{str(exc)[:300]}"
+                ) from exc
             raise self._error(action, collection, document_id, exc) from exc
 
     def _error(
@@ -527,6 +562,50 @@ class ChromaVectorRepository:
         return len(ids)
 
 
+#: About the largest write request sent to Chroma, JSON-encoded (see replace_document).
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+# What a Chroma server may wait for on one request before the client gives up (its own default
+# is to wait forever, which would hold the write mutex forever behind a hung server).
+_HTTP_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+
+
+def _record_bytes(text: str, metadata: Mapping[str, Any], dimension: int) -> int:
+    """An upper bound of the JSON size of one record in an upsert request."""
+    return len(json.dumps(text)) + len(json.dumps(metadata, default=str)) + 16 * dimension + 64
+
+
+def _requests(sizes: Sequence[int], max_records: int, max_bytes: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` ranges of records, each at most ``max_records`` long and ``max_bytes``
+    big (a single bigger record goes alone)."""
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and (index - start >= max_records or total + size > max_bytes):
+            yield start, index
+            start, total = index, 0
+        total += size
+    if start < len(sizes):
+        yield start, len(sizes)
+
+
+def _refusal_status(exc: BaseException) -> int | None:
+    """The HTTP status if Chroma refused a request for what it held (400, 413, 422 or a Chroma
+    error of that kind), else None: outages, 404s of collections deleted meanwhile, 409s and
+    429s stay retryable."""
+    if isinstance(exc, BatchSizeExceededError):
+        return 413
+    if isinstance(exc, QuotaError | DuplicateIDError):
+        return 400
+    seen: BaseException | None = exc
+    for _ in range(5):  # the HTTP client raises a bare Exception from the httpx error
+        if seen is None:
+            break
+        if isinstance(seen, httpx.HTTPStatusError):
+            status = seen.response.status_code
+            return status if status in (400, 413, 422) else None
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _settings() -> Settings:
     # The same Settings for every client: Chroma shares one System per path and refuses a
     # second client on that path with different settings.
@@ -542,6 +621,14 @@ def _close_http_session(client: ClientAPI) -> None:
         if isinstance(session, httpx.Client):
             with contextlib.suppress(Exception):
                 session.close()
+
+
+def _set_http_timeout(client: ClientAPI) -> None:
+    """Chroma's HTTP client waits forever for an answer: bound it (best effort, like
+    :func:`_close_http_session`)."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = _HTTP_TIMEOUT
 
 
 def _check_document_id(document_id: str) -> None:

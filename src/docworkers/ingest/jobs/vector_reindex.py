@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -350,9 +350,10 @@ class _Redirected:
         return self.target if collection in self.sources else collection
 
     def replace_document(self, collection: str, document_id: str, chunks: Sequence[Chunk],
-                         embeddings: np.ndarray, metadatas: Sequence[Mapping[str, Any]]) -> None:
+                         embeddings: np.ndarray, metadatas: Sequence[Mapping[str, Any]], *,
+                         checkpoint: Callable[[], None] | None = None) -> None:
         self.inner.replace_document(self._to(collection), document_id, chunks, embeddings,
-                                    metadatas)
+                                    metadatas, checkpoint=checkpoint)
 
     def delete_document(self, collection: str, document_id: str) -> int:
         return self.inner.delete_document(self._to(collection), document_id)
