@@ -7,12 +7,13 @@ is started when no Redis URL is configured.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import os
+import socket
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 import redis
 
@@ -33,8 +34,9 @@ from docworkers.queue.redis.clients import sync_client
 from docworkers.queue.routing import RoutedQueues
 from docworkers.settings import Settings
 from docworkers.workers import BaseWorker, WorkerConfig
+from docworkers.workers.hooks import WorkerHook
 from docworkers.workers.service_guard import ServiceGuard
-from docworkers.workers.startup import start_when_ready
+from docworkers.workers.standard_hooks import default_hooks
 
 if TYPE_CHECKING:  # the upload pipeline loads numpy, the model and Chroma: imported on use
     from docworkers.ingest.document_repository import DocumentRepository
@@ -47,8 +49,6 @@ if TYPE_CHECKING:  # the upload pipeline loads numpy, the model and Chroma: impo
     from docworkers.ingest.vector_repository import VectorRepository
 
 log = logging.getLogger("docworkers.runtime")
-
-T = TypeVar("T")
 
 
 def _document_worker_class(job_type: str) -> type[DocumentJobWorker]:
@@ -83,6 +83,12 @@ def embedder_window(settings: Settings) -> int:
 
     kind, options = embedder_options(settings)
     return window(kind, **options)
+
+
+def worker_name(role: str) -> str:
+    """Unique in the cluster (worker stats are keyed by name): role, host and pid."""
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
+    return f"{role}-{host or 'host'}-{os.getpid()}"
 
 
 class Runtime:
@@ -125,14 +131,6 @@ class Runtime:
         if self.settings.chroma_url:
             return (RepositoryConnectionError, VectorStoreError)
         return (RepositoryConnectionError,)
-
-    async def start_when_ready(self, attempt: Callable[[], Awaitable[T]],
-                               stop: asyncio.Event) -> T | None:
-        """Run ``attempt`` (e.g. start the workers), retried with capped backoff while Redis or
-        the Chroma server is down, for up to ``settings.startup_timeout`` seconds (None: keep
-        trying, 0: once). Returns its value, or None when ``stop`` was set first."""
-        return await start_when_ready(attempt, retry_on=self.unavailable_errors(), stop=stop,
-                                      timeout=self.settings.startup_timeout, logger=log)
 
     async def check_services(self, *, vectors: bool = True) -> bool:
         """Raise unless Redis and, with ``vectors``, Chroma answer; True otherwise."""
@@ -287,14 +285,33 @@ class Runtime:
                                    max_running=self.settings.upload_max_running)
 
     def upload_worker(self, name: str, concurrency: int | None = None, *,
-                      queue: str | None = None) -> UploadWorker:
+                      queue: str | None = None, hooks: Sequence[WorkerHook] = ()
+                      ) -> UploadWorker:
+        """An upload worker on ``queue`` (default: the configured one); ``hooks`` are given
+        to it besides the default ones (e.g. the API's metrics)."""
         from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 
+        config = self.upload_worker_config(name, concurrency)
+        repo = self.job_repository(queue)
         return UploadWorker(UploadWorkerConfig(
-            worker=self.upload_worker_config(name, concurrency),
-            job_repo=self.job_repository(queue),
+            worker=config, job_repo=repo,
             document_repo=self.documents, vector_repo=self.vectors, services=self.services,
+            hooks=[*default_hooks(config, repo), *hooks] if hooks else None,
         ))
+
+    def pool_workers(self, queues: Sequence[str], types: Sequence[str],
+                     concurrency: int | None = None, label: str = "worker") -> list[BaseWorker]:
+        """One worker per (base queue, job type), each on the type's queue, with names unique
+        in the cluster: ``<label>-<host>-<pid>[-<base queue>][-<type>]`` (the upload worker
+        has no type suffix)."""
+        workers: list[BaseWorker] = []
+        for base in queues:
+            for job_type in types:
+                name = worker_name(label)
+                name += f"-{base}" if len(queues) > 1 else ""
+                name += "" if job_type == UPLOAD_JOB_TYPE else f"-{job_type}"
+                workers.append(self.job_worker(job_type, name, concurrency, base_queue=base))
+        return workers
 
     def job_worker(self, job_type: str, name: str, concurrency: int | None = None, *,
                    base_queue: str | None = None) -> BaseWorker:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import redis
+from test_worker import wait_status
 
 from docworkers.errors import (
     CircuitOpenError,
@@ -25,17 +25,6 @@ def config(**kw: Any) -> WorkerConfig:
     kw.setdefault("poll_interval", 60.0)  # long: an idle worker must be woken, not poll
     kw.setdefault("retry_delay", 0.0)
     return WorkerConfig(worker_name="hooked", **kw)
-
-
-async def wait_status(repo: RedisJobRepository, job_id: str, *statuses: JobStatus) -> Job:
-    async def poll() -> Job:
-        while True:
-            job = await repo.get_job(job_id)
-            if job.status in statuses:
-                return job
-            await asyncio.sleep(0.01)
-
-    return await asyncio.wait_for(poll(), 20)
 
 
 class Recorder(WorkerHook):

@@ -12,23 +12,22 @@ from typing import Any
 from docworkers.api.metrics import ApiMetrics
 from docworkers.ingest.jobs.kinds import JOB_TYPES
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
-from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import Job
 from docworkers.runtime import Runtime
 from docworkers.workers import JobContext, WorkerPool
+from docworkers.workers.hooks import WorkerHook
 
 
-class MeteredUploadWorker(UploadWorker):
-    """An UploadWorker that records each result's timings in the API's metrics."""
+class UploadMetrics(WorkerHook):
+    """Records each upload result's timings in the API's metrics."""
 
-    def __init__(self, config: UploadWorkerConfig, metrics: ApiMetrics) -> None:
-        super().__init__(config)
+    def __init__(self, metrics: ApiMetrics) -> None:
         self._metrics = metrics
 
-    async def process(self, job: Job, ctx: JobContext) -> Any:
-        result = await super().process(job, ctx)
-        self._metrics.observe_upload_result(job.type, result)
-        return result
+    async def after_job(self, job: Job, ctx: JobContext, result: Any,
+                        error: BaseException | None) -> None:
+        if error is None:
+            self._metrics.observe_upload_result(job.type, result)
 
 
 def worker_name(index: int) -> str:
@@ -43,12 +42,8 @@ def build_pool(runtime: Runtime, metrics: ApiMetrics, count: int, *,
     ``count`` > 0, one worker per other job type on its queue; not started yet."""
     pool = WorkerPool()
     for index in range(count):
-        name = worker_name(index)
-        pool.add_worker(MeteredUploadWorker(UploadWorkerConfig(
-            worker=runtime.upload_worker_config(name), job_repo=runtime.jobs,
-            document_repo=runtime.documents, vector_repo=runtime.vectors,
-            services=runtime.services,
-        ), metrics))
+        pool.add_worker(runtime.upload_worker(worker_name(index),
+                                              hooks=[UploadMetrics(metrics)]))
     if other_types and count > 0:
         host = f"{socket.gethostname()}-{os.getpid()}"
         for job_type in JOB_TYPES:

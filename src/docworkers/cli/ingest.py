@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,12 +113,6 @@ class Outcome:
         return self.status in ("ok", "queued")
 
 
-def worker_name(role: str) -> str:
-    """Unique in the cluster (worker stats are keyed by name): role, host and pid."""
-    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
-    return f"{role}-{host or 'host'}-{os.getpid()}"
-
-
 async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discovery,
                            options: IngestOptions, *, wait: bool) -> list[Outcome]:
     """Store, enqueue and (with ``wait``) process the discovered documents."""
@@ -172,6 +164,7 @@ async def _process_here(runtime: Runtime, state: CliState, pairs: list[tuple[str
                         ) -> dict[str, Job | None]:
     """Run a local worker until every job in ``pairs`` is finished; return their last state."""
     from docworkers.cli.progress import IngestBoard
+    from docworkers.runtime import worker_name
     from docworkers.workers import WorkerPool
 
     worker = runtime.upload_worker(worker_name("cli"))

@@ -38,7 +38,6 @@ from docworkers.cli.options import (
     WaitOption,
 )
 from docworkers.cli.render import echo_json, esc
-from docworkers.cli.worker import pool_workers
 from docworkers.errors import DocworkersError, InvalidPayloadError
 from docworkers.ingest.defaults import DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import (
@@ -108,7 +107,7 @@ async def _run_here(runtime: Runtime, state: CliState, job_type: str, data: dict
     from docworkers.workers import WorkerPool
 
     types = [job_type] + ([UPLOAD_JOB_TYPE] if job_type == BULK_IMPORT_JOB_TYPE else [])
-    workers = pool_workers(runtime, [runtime.settings.queue], types, None, label="cli")
+    workers = runtime.pool_workers([runtime.settings.queue], types, None, label="cli")
     pool = WorkerPool()
     for worker in workers:
         pool.add_worker(worker)

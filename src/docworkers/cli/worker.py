@@ -12,33 +12,34 @@ unless ``--concurrency`` is given. Only the types that parse or embed load the m
 
 ``--processes N`` starts N spawned processes, each with its own pool and model. Embedded Chroma
 allows one writing process per directory, so that mode needs a Chroma server.
+
+This module parses options and prints; the Runtime builds the workers and
+:mod:`docworkers.workers.supervisor` runs them (signals, waiting for servers at start, the
+process supervisor).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import logging
-import os
 import signal
-import socket
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from docworkers.cli.context import EXIT_FAILURE, CliState, UsageError, state_of, with_runtime
-from docworkers.cli.ingest import worker_name
+from docworkers.cli.context import CliState, UsageError, state_of, with_runtime
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.jobs.kinds import JOB_TYPES, UPLOAD_JOB_TYPE, job_kind, queue_for, router
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from docworkers.queue.scheduler import Schedule
     from docworkers.runtime import Runtime
     from docworkers.settings import Settings
-    from docworkers.workers import BaseWorker
     from docworkers.workers.process_pool import ProcessScalingConfig
 
 log = logging.getLogger("docworkers.cli")
@@ -56,94 +57,25 @@ def document_schedules(path: str | Path, base: str) -> list[Schedule]:
 # -- one process --------------------------------------------------------------------------
 
 
-def pool_workers(runtime: Runtime, queues: list[str], types: list[str],
-                 concurrency: int | None, label: str = "worker") -> list[BaseWorker]:
-    """One worker per (base queue, job type), each on the type's queue, with unique names:
-    ``<label>-<host>-<pid>[-<base queue>][-<type>]`` (the upload worker has no type suffix)."""
-    workers: list[BaseWorker] = []
-    for base in queues:
-        for job_type in types:
-            name = worker_name(label)
-            name += f"-{base}" if len(queues) > 1 else ""
-            name += "" if job_type == UPLOAD_JOB_TYPE else f"-{job_type}"
-            workers.append(runtime.job_worker(job_type, name, concurrency, base_queue=base))
-    return workers
-
-
 async def run_pool(runtime: Runtime, queues: list[str], concurrency: int | None,
                    label: str = "worker",
                    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
                    types: list[str] | None = None, schedules: str | None = None) -> int:
-    """Run one worker per base queue and job type (default: uploads only) until a signal,
-    and the recurring jobs of the ``schedules`` file; 0 on a clean stop, else 1."""
+    """Run one worker per base queue and job type (default: uploads only) until a signal
+    (:func:`docworkers.workers.supervisor.run_pool`), and the recurring jobs of the
+    ``schedules`` file; 0 on a clean stop, else 1."""
     from docworkers.queue.scheduler import Scheduler
-    from docworkers.workers import WorkerPool
+    from docworkers.workers.supervisor import run_pool as run_workers
 
-    scheduler = None
+    companions: list[Scheduler] = []
     if schedules is not None:  # checked by the command already; every process may run it
-        scheduler = Scheduler(runtime.job_repository(queues[0]),
-                              document_schedules(schedules, queues[0]))
-    pool = WorkerPool()
-    workers: list[BaseWorker] = []
-
-    async def start() -> list[BaseWorker]:
-        # Built anew on each attempt: building connects to a Chroma server.
-        nonlocal pool, workers
-        pool, workers = WorkerPool(), pool_workers(runtime, queues, types or [UPLOAD_JOB_TYPE],
-                                                   concurrency, label)
-        for worker in workers:
-            pool.add_worker(worker)
-        try:
-            await pool.start_all()  # stops the started ones if one fails
-        except asyncio.CancelledError:  # a signal while starting
-            await pool.stop_all()
-            raise
-        return workers
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received = 0
-
-    def on_signal(signum: int) -> None:
-        nonlocal received
-        received += 1
-        if received == 1:
-            log.info("%s received: stopping (up to %.0fs for running jobs)%s",
-                     signal.Signals(signum).name, runtime.settings.shutdown_timeout,
-                     "; press Ctrl-C again to exit at once" if signal.SIGINT in signals else "")
-            stop.set()
-        else:
-            log.warning("second signal: exiting now; leased jobs return to the queue when "
-                        "their lease expires")
-            os._exit(EXIT_FAILURE)
-
-    for signum in signals:
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        # Redis or Chroma down: wait for them (DOCWORKERS_STARTUP_TIMEOUT, --fail-fast).
-        if await runtime.start_when_ready(start, stop) is None:
-            log.info("stopped before the workers could start")
-            return 0
-        log.info("workers: %s", ", ".join(f"{w.name} on queue {w.repo.queue}"
-                                          for w in workers))
-        if scheduler is not None:
-            await scheduler.start()
-        waits = [asyncio.create_task(w.wait()) for w in workers]
-        stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopping, *waits], return_when=asyncio.FIRST_COMPLETED)
-        crashed = stopping not in done
-        if scheduler is not None:
-            await scheduler.stop()
-        await pool.stop_all()
-        results = await asyncio.gather(*waits, return_exceptions=True)
-        stopping.cancel()
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for failure in failures:
-            log.error("a worker stopped on an error: %r", failure)
-        return EXIT_FAILURE if crashed or failures else 0
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+        companions.append(Scheduler(runtime.job_repository(queues[0]),
+                                    document_schedules(schedules, queues[0])))
+    s = runtime.settings
+    return await run_workers(
+        lambda: runtime.pool_workers(queues, types or [UPLOAD_JOB_TYPE], concurrency, label),
+        retry_on=runtime.unavailable_errors(), startup_timeout=s.startup_timeout,
+        shutdown_timeout=s.shutdown_timeout, signals=signals, companions=companions)
 
 
 def _child_main(settings: Settings, queues: list[str], types: list[str],
@@ -165,60 +97,29 @@ def _child_main(settings: Settings, queues: list[str], types: list[str],
 def _run_processes(state: CliState, settings: Settings, queues: list[str], types: list[str],
                    concurrency: int | None, scaling: ProcessScalingConfig,
                    schedules: str | None) -> int:
-    """Run spawned worker processes (a fixed number, or autoscaled between the bounds of
-    ``scaling`` from the backlog of every queue they serve) until SIGINT/SIGTERM."""
-    from docworkers.workers.process_pool import ProcessPool
+    """Spawned worker processes, each running :func:`run_pool`, supervised by
+    :func:`docworkers.workers.supervisor.run_processes` until SIGINT/SIGTERM."""
+    from docworkers.workers.supervisor import run_processes
 
-    pool = ProcessPool(functools.partial(_child_main, settings, queues, types, concurrency,
-                                         schedules, debug=state.debug), scaling)
-    served = [queue_for(t, base) for base in queues for t in types]
     assert settings.redis_url is not None  # checked by the command
+    return run_processes(
+        functools.partial(_child_main, settings, queues, types, concurrency, schedules,
+                          debug=state.debug), scaling,
+        redis_url=settings.redis_url, home_queue=queues[0],  # where `docworkers stats` looks
+        queues=[queue_for(t, base) for base in queues for t in types])
 
-    async def supervise() -> int:
-        # Published on the (first) base queue, where `docworkers stats` looks.
-        from docworkers.queue import RedisJobRepository, RepositoryConfig
 
-        home = RedisJobRepository.from_url(settings.redis_url or "",
-                                           RepositoryConfig(queue=queues[0]))
-        repos = [home.for_queue(q) for q in served]
-        name = f"{socket.gethostname()}:{os.getpid()}"
-        ttl = max(10.0, scaling.interval * 5)
-
-        async def depth() -> int:
-            if scaling.fixed:
-                return 0  # nothing to decide: do not poll Redis
-            return sum(await asyncio.gather(*(r.queue_depth() for r in repos)))
-
-        async def publish(status: dict[str, object] | None) -> None:
-            if status is not None:
-                status = {**status, "name": name, "queues": served}
-            await home.publish_supervisor(name, status or {}, 0 if status is None else ttl)
-
-        signals = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal signals
-            signals += 1
-            if signals == 1:
-                log.info("%s received: stopping %d worker process(es)",
-                         signal.Signals(signum).name, len(pool.running))
-            pool.stop(signal.SIGTERM if signals == 1 else signal.SIGKILL)
-
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
-        try:
-            return await pool.run(depth, publish)
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-            await home.close()  # the others share its connections
-
-    if not scaling.fixed:
-        log.info("autoscaling between %d and %d worker processes (one per %d waiting jobs; "
-                 "one retires after %.0fs of a smaller backlog)", scaling.min_processes,
-                 scaling.max_processes, scaling.jobs_per_process, scaling.scale_down_delay)
-    return EXIT_FAILURE if asyncio.run(supervise()) else 0
+# The process options (docworkers.workers.supervisor runs the processes).
+ProcessesOption = Annotated[int, typer.Option(
+    min=1, help="Worker processes (the minimum with --max-processes); more than 1 needs "
+    "DOCWORKERS_CHROMA_URL.")]
+MaxProcessesOption = Annotated[int | None, typer.Option(
+    min=1, help="Autoscale: add processes up to this many while jobs wait (one per "
+    "--jobs-per-process waiting jobs), retire them when the backlog is gone.")]
+JobsPerProcessOption = Annotated[int, typer.Option(
+    min=1, help="Waiting jobs that justify one more process (with --max-processes).")]
+ScaleDownDelayOption = Annotated[float, typer.Option(
+    min=0, help="Seconds a smaller backlog must last before a process retires.")]
 
 
 def worker_command(
@@ -230,17 +131,10 @@ def worker_command(
         min=1, help="Autoscale each worker between this and its concurrency, from the "
         "backlog, its job latency and memory (default DOCWORKERS_MIN_CONCURRENCY; unset: "
         "fixed).")] = None,
-    processes: Annotated[int, typer.Option(
-        min=1, help="Worker processes (the minimum with --max-processes); more than 1 needs "
-        "DOCWORKERS_CHROMA_URL.")] = 1,
-    max_processes: Annotated[int | None, typer.Option(
-        min=1, help="Autoscale: add processes up to this many while jobs wait (one per "
-        "--jobs-per-process waiting jobs), retire them when the backlog is gone.")] = None,
-    jobs_per_process: Annotated[int, typer.Option(
-        min=1, help="Waiting jobs that justify one more process (with --max-processes).")
-    ] = 20,
-    scale_down_delay: Annotated[float, typer.Option(
-        min=0, help="Seconds a smaller backlog must last before a process retires.")] = 30.0,
+    processes: ProcessesOption = 1,
+    max_processes: MaxProcessesOption = None,
+    jobs_per_process: JobsPerProcessOption = 20,
+    scale_down_delay: ScaleDownDelayOption = 30.0,
     queue: Annotated[list[str] | None, typer.Option(
         "--queue", "-q", help="Base queue to work on (repeatable; default DOCWORKERS_QUEUE). "
         "Uploads use it as is, every other type <queue>.<type>.")] = None,
@@ -263,39 +157,15 @@ def worker_command(
     unless --concurrency is given. Only uploads, reindexing and metadata extraction load the
     embedding model, so e.g. `--type document_delete` starts fast and small.
     """
-    from docworkers.queue.redis.keys import validate_queue_name
-    from docworkers.workers.process_pool import ProcessScalingConfig
-
     state = state_of(ctx)
     settings = state.settings
     if min_concurrency is not None:
         settings = dataclasses.replace(settings, min_concurrency=min_concurrency)
     if fail_fast:
         settings = dataclasses.replace(settings, startup_timeout=0.0)
-    if not settings.redis_url:
-        raise UsageError(
-            "the worker needs a shared Redis: DOCWORKERS_REDIS_URL is not set, and a private "
-            "Redis started here would be empty and invisible to everyone else. Start Redis and "
-            "set e.g. DOCWORKERS_REDIS_URL=redis://localhost:6379/0 (to try docworkers "
-            "without a server, use `docworkers ingest --wait` or `docworkers demo`)")
-    try:
-        scaling = ProcessScalingConfig(
-            min_processes=processes, max_processes=max_processes or processes,
-            jobs_per_process=jobs_per_process, scale_down_delay=scale_down_delay)
-    except ConfigurationError as exc:
-        raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.problem}") from exc
-    if scaling.max_processes > 1 and not settings.chroma_url:
-        raise UsageError(
-            f"{scaling.max_processes} worker processes need a Chroma server: embedded Chroma "
-            f"({settings.chroma_path}) allows only one writing process per directory. Start "
-            f"one (`chroma run --path {settings.chroma_path} --port 8000`) and set "
-            "DOCWORKERS_CHROMA_URL=http://localhost:8000, or use --concurrency instead")
-    queues = list(dict.fromkeys(queue or [settings.queue]))
-    for name in queues:
-        validate_queue_name(name)
-    types = list(dict.fromkeys(job_type or JOB_TYPES))
-    for name in types:
-        job_kind(name)
+    scaling = _process_scaling(settings, processes, max_processes, jobs_per_process,
+                               scale_down_delay)
+    queues, types = _served(settings, queue, job_type)
     schedules_file = str(schedules) if schedules else settings.schedules_file
     if schedules_file is not None:
         loaded = document_schedules(schedules_file, queues[0])  # errors now, not at the first tick
@@ -314,6 +184,46 @@ def worker_command(
         code = with_runtime(settings, action)
     if code:
         raise typer.Exit(code)
+
+
+def _process_scaling(settings: Settings, processes: int, max_processes: int | None,
+                     jobs_per_process: int, scale_down_delay: float) -> ProcessScalingConfig:
+    """The worker processes the options ask for, refused where they cannot work."""
+    from docworkers.workers.process_pool import ProcessScalingConfig
+
+    if not settings.redis_url:
+        raise UsageError(
+            "the worker needs a shared Redis: DOCWORKERS_REDIS_URL is not set, and a private "
+            "Redis started here would be empty and invisible to everyone else. Start Redis and "
+            "set e.g. DOCWORKERS_REDIS_URL=redis://localhost:6379/0 (to try docworkers "
+            "without a server, use `docworkers ingest --wait` or `docworkers demo`)")
+    try:
+        scaling = ProcessScalingConfig(
+            min_processes=processes, max_processes=max_processes or processes,
+            jobs_per_process=jobs_per_process, scale_down_delay=scale_down_delay)
+    except ConfigurationError as exc:
+        raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.problem}") from exc
+    if scaling.max_processes > 1 and not settings.chroma_url:
+        raise UsageError(
+            f"{scaling.max_processes} worker processes need a Chroma server: embedded Chroma "
+            f"({settings.chroma_path}) allows only one writing process per directory. Start "
+            f"one (`chroma run --path {settings.chroma_path} --port 8000`) and set "
+            "DOCWORKERS_CHROMA_URL=http://localhost:8000, or use --concurrency instead")
+    return scaling
+
+
+def _served(settings: Settings, queue: list[str] | None,
+            job_type: list[str] | None) -> tuple[list[str], list[str]]:
+    """The base queues and job types to work on, each checked (--queue, --type)."""
+    from docworkers.queue.redis.keys import validate_queue_name
+
+    queues = list(dict.fromkeys(queue or [settings.queue]))
+    for name in queues:
+        validate_queue_name(name)
+    types = list(dict.fromkeys(job_type or JOB_TYPES))
+    for name in types:
+        job_kind(name)
+    return queues, types
 
 
 # -- HTTP API -----------------------------------------------------------------------------
@@ -350,21 +260,11 @@ def serve_command(
     except ImportError as exc:
         raise UsageError(f"the HTTP API is not available in this installation ({exc})"
                          ) from exc
-    import uvicorn
-
-    from docworkers.api.security import bind_refusal, default_allowed_hosts
     from docworkers.api.server import ServerLimits, server_config
-    from docworkers.settings import parse_allowed_hosts
 
     tokens = settings.token_scopes()
-    refusal = bind_refusal(host, has_token=bool(tokens), insecure_no_auth=insecure_no_auth)
-    if refusal is not None:
-        raise UsageError(refusal)
-    try:
-        hosts = parse_allowed_hosts(",".join(allowed_host)) if allowed_host else None
-    except ConfigurationError as exc:
-        raise UsageError(f"--allowed-host: {exc.problem}") from exc
-    hosts = hosts or parse_allowed_hosts(settings.allowed_hosts) or default_allowed_hosts(host)
+    hosts = _allowed_hosts(settings, host, allowed_host, has_token=bool(tokens),
+                           insecure_no_auth=insecure_no_auth)
     workers = with_workers if with_workers is not None else (0 if settings.redis_url else 1)
     if workers == 0 and not settings.redis_url:
         log.warning("no DOCWORKERS_REDIS_URL and --with-workers 0: uploads will queue up in a "
@@ -381,32 +281,49 @@ def serve_command(
             log.warning("--insecure-no-auth: the API has no token; whoever can reach %s:%d "
                         "may do anything", host, port)
         log.info("answering to the host names %s", ", ".join(hosts))
-        # uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises the signal again for
-        # the handler it found. Finding this no-op one, we go on to close the runtime and
-        # exit 0 instead of dying by the signal before the cleanup.
-        previous = {s: signal.signal(s, _already_handled) for s in (signal.SIGINT,
-                                                                    signal.SIGTERM)}
-        try:
-            await uvicorn.Server(config).serve()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        await _serve_until_signal(config)
 
     with_runtime(settings, action)
+
+
+def _allowed_hosts(settings: Settings, host: str, allowed_host: list[str] | None, *,
+                   has_token: bool, insecure_no_auth: bool) -> tuple[str, ...]:
+    """The host names the server answers to (--allowed-host, DOCWORKERS_ALLOWED_HOSTS, else
+    the names of --host); refuses to listen beyond loopback without a token."""
+    from docworkers.api.security import bind_refusal, default_allowed_hosts
+    from docworkers.settings import parse_allowed_hosts
+
+    refusal = bind_refusal(host, has_token=has_token, insecure_no_auth=insecure_no_auth)
+    if refusal is not None:
+        raise UsageError(refusal)
+    try:
+        hosts = parse_allowed_hosts(",".join(allowed_host)) if allowed_host else None
+    except ConfigurationError as exc:
+        raise UsageError(f"--allowed-host: {exc.problem}") from exc
+    return hosts or parse_allowed_hosts(settings.allowed_hosts) or default_allowed_hosts(host)
+
+
+async def _serve_until_signal(config: uvicorn.Config) -> None:
+    """uvicorn shuts down gracefully on SIGINT/SIGTERM and then raises the signal again for
+    the handler it found. Finding this no-op one, we go on to close the runtime and exit 0
+    instead of dying by the signal before the cleanup."""
+    import uvicorn
+
+    previous = {s: signal.signal(s, _already_handled) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 async def _wait_for_services(runtime: Runtime) -> bool:
     """Before the in-process workers start: wait while Redis or the Chroma server is down
     (as `docworkers worker` does); False if SIGINT/SIGTERM came first."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        return await runtime.start_when_ready(runtime.check_services, stop) is not None
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+    from docworkers.workers.supervisor import wait_until_ready
+
+    return await wait_until_ready(runtime.check_services, retry_on=runtime.unavailable_errors(),
+                                  timeout=runtime.settings.startup_timeout)
 
 
 def _already_handled(signum: int, frame: FrameType | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from docworkers.queue.protocol import JobRepository
 from docworkers.workers.base import BaseWorker
 from docworkers.workers.config import WorkerConfig
 from docworkers.workers.context import JobContext
+from docworkers.workers.hooks import WorkerHook
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -28,6 +30,7 @@ class UploadWorkerConfig:
     vector_repo: VectorRepository
     services: DocumentServices
     logger: logging.Logger | None = None
+    hooks: Sequence[WorkerHook] | None = None  # None: the default hooks (see BaseWorker)
 
 
 class UploadWorker(BaseWorker):
@@ -36,7 +39,8 @@ class UploadWorker(BaseWorker):
     job_types: ClassVar[frozenset[str] | None] = frozenset({UPLOAD_JOB_TYPE})
 
     def __init__(self, config: UploadWorkerConfig) -> None:
-        super().__init__(config.worker, job_repo=config.job_repo, logger=config.logger)
+        super().__init__(config.worker, job_repo=config.job_repo, logger=config.logger,
+                         hooks=config.hooks)
         self.upload_config = config
         self.pipeline = UploadPipeline(config.services, config.document_repo, config.vector_repo)
 

@@ -6,7 +6,7 @@ converted), so a setting read from the environment and one written in code look 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import timedelta
 
 from docworkers.errors import ConfigurationError
@@ -122,10 +122,6 @@ class WorkerConfig:
     @property
     def batch_size(self) -> int:
         return self.prefetch or self.concurrency
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
 
 
 def _at_least(name: str, value: object, minimum: int) -> None:
