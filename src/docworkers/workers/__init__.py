@@ -1,10 +1,12 @@
-"""The worker framework: protocol, base worker, pool, configuration, backoff, statistics."""
+"""The worker framework: protocol, base worker and its hooks, pool, configuration, backoff,
+statistics."""
 
 from docworkers.workers.backoff import backoff_delay
 from docworkers.workers.base import BaseWorker
 from docworkers.workers.config import WorkerConfig, default_worker_config
 from docworkers.workers.context import JobContext
 from docworkers.workers.function_worker import FunctionWorker, Handler
+from docworkers.workers.hooks import WorkerHook
 from docworkers.workers.pool import WorkerPool
 from docworkers.workers.protocol import Worker
 from docworkers.workers.stats import WorkerStats
@@ -16,6 +18,7 @@ __all__ = [
     "JobContext",
     "Worker",
     "WorkerConfig",
+    "WorkerHook",
     "WorkerPool",
     "WorkerStats",
     "backoff_delay",

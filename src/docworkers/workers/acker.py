@@ -27,10 +27,10 @@ class Ack:
     result: Any
     duration: float  # seconds the attempt took
 
-    @property
-    def done(self) -> tuple[str, int, Any]:
-        """What the repository's complete calls take."""
-        return self.job.id, self.job.token, self.result
+
+def completions(acks: Sequence[Ack]) -> list[tuple[str, int, Any]]:
+    """What the repository's complete calls take."""
+    return [(a.job.id, a.job.token, a.result) for a in acks]
 
 
 class Acker:
@@ -94,7 +94,7 @@ class Acker:
         while self._pending:
             acks = self.take()
             try:
-                oks = await self.repo.complete_many([a.done for a in acks])
+                oks = await self.repo.complete_many(completions(acks))
             except RepositoryError as exc:
                 self.put_back(acks)
                 outages += 1

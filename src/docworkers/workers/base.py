@@ -211,7 +211,7 @@ class BaseWorker(ABC):
                          lease=self.config.lease_timeout, base_logger=self._base_logger)
         entry = Running(job, ctx, time.monotonic())
         entry.task = asyncio.create_task(self._run(entry), name=f"job-{job.id}")
-        self._slots.add(entry)
+        self._slots.running[job.id] = entry
 
     async def _run(self, entry: Running) -> None:
         """One attempt, from start to its recorded outcome (see the module docstring)."""
@@ -329,4 +329,4 @@ class BaseWorker(ABC):
     def _completed(self, ack: Ack) -> None:
         """A completion was stored (called by the acker)."""
         self._stats.record(ok=True, duration=ack.duration)
-        self.scaling.record(ack.duration)
+        self.scaling.latency.record(ack.duration)  # only completions: see Scaling.latency

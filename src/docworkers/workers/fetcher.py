@@ -25,7 +25,7 @@ from docworkers.errors import RepositoryError
 from docworkers.queue.job import Job
 from docworkers.queue.protocol import Reservation, Waiter, WorkerRepository
 from docworkers.queue.waiter import MAX_BLOCK
-from docworkers.workers.acker import Acker
+from docworkers.workers.acker import Acker, completions
 from docworkers.workers.config import WorkerConfig
 from docworkers.workers.loops import Log, outage_pause
 from docworkers.workers.slots import Slots
@@ -84,7 +84,7 @@ class Fetcher:
             try:
                 if block is None:
                     oks, reservation = await self.repo.complete_and_reserve(
-                        [a.done for a in acks], self.worker_id, want, self.config.lease_timeout,
+                        completions(acks), self.worker_id, want, self.config.lease_timeout,
                         self.config.max_retries, min_priority=min_priority,
                     )
                 else:

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from docworkers.errors import ConfigurationError, RateLimitedError
 from docworkers.queue.job import Job
 from docworkers.queue.rate_limit import RedisConcurrencyLimiter, RedisRateLimiter
+from docworkers.queue.repository import RedisJobRepository
 from docworkers.workers.config import WorkerConfig
 from docworkers.workers.hooks import JobRefused, WorkerHook
 
@@ -65,16 +66,14 @@ class JobLimits:
         """The limits of ``config`` on ``repo``'s Redis; None when none is configured."""
         if config.rate_limit is None and config.max_running is None:
             return None
-        client = getattr(repo, "client", None)
-        if not isinstance(client, Redis):
+        if not isinstance(repo, RedisJobRepository):
             raise ConfigurationError(
                 "rate_limit" if config.rate_limit is not None else "max_running",
                 "job limits are kept in Redis: the worker needs a RedisJobRepository")
-        repo_config = getattr(repo, "config", None)
-        return cls(client, queue=str(getattr(repo, "queue", "default")),
+        return cls(repo.client, queue=repo.queue,
                    rate_limit=config.rate_limit, max_running=config.max_running,
                    lease=config.lease_timeout, max_wait=config.poll_interval,
-                   namespace=str(getattr(repo_config, "namespace", "dw")))
+                   namespace=repo.config.namespace)
 
     async def admit(self, job_type: str) -> contextlib.AsyncExitStack:
         """A permit to start one job of ``job_type`` now; ``await permit.aclose()`` when the

@@ -31,6 +31,8 @@ class Scaling:
         self.config = config
         self.repo = repo
         self.log = log
+        # Recent job durations; the worker records completions only (failures are often fast,
+        # a refused call: they would set a false best).
         self.latency = LatencyTracker()
         self.reason = "autoscaling" if config.autoscaling else "fixed"  # or the last decision
         self.rss_mb = 0.0
@@ -44,11 +46,6 @@ class Scaling:
             f"{name}-autoscale", config.scale_interval, self._step,
             lambda exc: log.debug("autoscaling skipped, no queue depth: %s", exc),
         ) if config.autoscaling else None
-
-    def record(self, duration: float) -> None:
-        """A job completed in ``duration`` seconds (failures are often fast, a refused call:
-        they would set a false best, so only completions count)."""
-        self.latency.record(duration)
 
     async def _step(self) -> None:
         self.rescale(await self.repo.queue_depth())

@@ -25,7 +25,8 @@ class Running:
 
 
 class Slots:
-    """Running jobs by id, the limit on how many, and an event set whenever one frees."""
+    """Running jobs by id (``running``: the job loop adds to it directly, on the hot path),
+    the limit on how many, and an event set whenever one frees."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -35,9 +36,6 @@ class Slots:
     @property
     def free(self) -> int:
         return self.limit - len(self.running)
-
-    def add(self, entry: Running) -> None:
-        self.running[entry.job.id] = entry
 
     def release(self, job_id: str) -> None:
         self.running.pop(job_id, None)
