@@ -192,6 +192,30 @@ async def test_an_embedding_time_limit_ends_the_job_with_embed_timeout(
 
 
 @pytest.mark.timeout(400)
+async def test_an_enrichment_time_limit_stores_the_document_without_the_rest(
+        world_factory: Any, tmp_path: Path) -> None:
+    """Keywords take milliseconds per chunk; under a limit of 50 ms most chunks go without, the
+    upload completes, and the document says why (enrichment never fails an upload)."""
+    sentences = [" ".join(random.Random(i).choices(WORDS, k=12)).capitalize() + "."
+                 for i in range(3000)]
+    path = tmp_path / "prose.txt"
+    path.write_text("\n\n".join(" ".join(sentences[i:i + 5]) for i in range(0, 3000, 5)))
+    world = world_factory(StageLimits(enrich_timeout=0.05))
+    async with world.worker:
+        job_id = await world.jobs.enqueue(UPLOAD_JOB_TYPE, {
+            "filename": path.name, "file_path": str(path), "collection": "hostile",
+            "extract_metadata": True})
+        job = await until_terminal(world.jobs, job_id)
+    assert job.status == JobStatus.COMPLETED, job.error
+    problems = job.result["enrichment_errors"]
+    assert len(problems) == 1 and "enrich_timeout" in problems[0], problems
+    chunks = world.vectors.document_chunks("hostile", job.result["document_id"])
+    assert len(chunks) == job.result["chunk_count"] > 50
+    with_keywords = sum(1 for _id, _text, meta in chunks if meta.get("keywords"))
+    assert with_keywords < len(chunks) / 2
+
+
+@pytest.mark.timeout(400)
 async def test_a_store_refusing_a_payload_as_too_large_is_permanent_and_not_counted(
         world_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real `chroma run` answers 413 "Payload too large" to a request body above its limit
