@@ -10,12 +10,13 @@ CONSTRAINTS := requirements/constraints.txt
 .PHONY: demo test install lint lock check-lock clean
 
 # uv reads the lock; it is itself pinned (with its hashes) in the lock and installed from PyPI
-# with the venv's own pip, so a machine needs only Python, pip and make.
+# with the venv's own pip, so a machine needs only Python, pip and make. Bytecode is compiled at
+# install so that no command pays for it (an environment may forbid writing it at run time).
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	awk '/^uv==/{p=1} p{print} p&&!/\\$$/{exit}' $(LOCK) > $(VENV)/uv.lock.txt
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(VENV)/uv.lock.txt
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode $(LOCK)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -5,7 +5,9 @@ Run from the repository root (starts a private embedded Redis unless --redis-url
     .venv/bin/python benchmarks/cli_startup.py [--runs 10] [--redis-url redis://127.0.0.1:6379/13]
 
 Each command runs --runs times as a fresh process (after one unmeasured warm-up run, so the
-page cache is warm as it is for a user's second call); the table shows the median, the fastest
+page cache and Python's bytecode cache are warm as they are for a user's second call; the
+children run without PYTHONDONTWRITEBYTECODE, which some sandboxes set and which would make
+every run compile every module from source, ~0.4 s); the table shows the median, the fastest
 and the slowest run against the targets. The queue the commands read is empty or small; what is
 measured is start-up: interpreter, imports, settings, one Redis connection and the output.
 The load average is printed because other processes on a 2-core box slow every row alike.
@@ -57,6 +59,7 @@ def main() -> None:
         server = EmbeddedRedis()
         url = server.start()
     env = {**os.environ, "DOCWORKERS_REDIS_URL": url, "DOCWORKERS_QUEUE": "startup-bench"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
         rows = []
         for label, argv, target in COMMANDS:
