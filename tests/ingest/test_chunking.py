@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -309,16 +308,15 @@ def test_unbroken_runs_and_scripts_without_spaces(corpus: Path, strategy: str) -
     assert_chunk_promises(doc, chunks, 64, 0)
 
 
-def test_war_and_peace_in_a_few_seconds(corpus: Path) -> None:
+def test_a_book_sized_text_keeps_every_promise(corpus: Path) -> None:
+    # Speed is the benchmarks' business (parse_speed, hostile_inputs); linear time is proven by
+    # counting work in test_chunk_bounds.py.
     # Book-sized: the committed tenth of the book ten times over (3.3 MB of real prose, about
     # as long as the whole book and chunked at the same density).
     book = "\n\n".join([war_and_peace(corpus).strip()] * 10)
     assert len(book) > 3_000_000
     doc = document(book)
-    started = time.process_time()  # this process's CPU time: other load on the machine is not ours
     chunks = chunk_document(doc)
-    elapsed = time.process_time() - started
-    assert elapsed < 15, f"{elapsed:.1f} s of CPU"  # about 3 s
     assert 3000 < len(chunks) < 4500
     assert max(chunk.token_count for chunk in chunks) <= 254
     sample = chunks[:: len(chunks) // 50]

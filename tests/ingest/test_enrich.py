@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -239,15 +238,14 @@ def test_keywords_edge_cases(corpus: Path) -> None:
         extract_keywords("text", "en", top_n=-1)
 
 
-def test_keyword_extraction_takes_milliseconds_per_chunk(corpus: Path) -> None:
+def test_keywords_come_from_each_chunk_of_a_real_book(corpus: Path) -> None:
+    # Milliseconds per chunk is a benchmark figure, not a test: here, each chunk's keywords.
     chunks = war_and_peace_chunks(corpus, 30)
-    extract_keywords(chunks[0], "en")  # warm the extractor cache
-    started = time.process_time()  # this process's CPU time: other load on the machine is not ours
     for chunk in chunks:
-        extract_keywords(chunk, "en")
-    per_chunk_ms = (time.process_time() - started) * 1000 / len(chunks)
-    # Measured ~13 ms per 256-token chunk; the bound leaves room for slow CI machines.
-    assert per_chunk_ms < 100, f"{per_chunk_ms:.1f} ms per chunk"
+        keywords = extract_keywords(chunk, "en")
+        assert keywords, chunk[:80]
+        lowered = chunk.lower()
+        assert all(any(word.lower() in lowered for word in keyword.split()) for keyword in keywords)
 
 
 # --- questions -------------------------------------------------------------------------------
