@@ -9,43 +9,30 @@ reservation also share one (waiter.py). Reads (get, list, stats) are pipelined.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from docworkers.errors import (
-    ConfigurationError,
     InvalidStateError,
     JobNotFoundError,
     LeaseLostError,
 )
 from docworkers.queue.coalescer import Coalescer
-from docworkers.queue.filters import JobFilter
-from docworkers.queue.job import DEFAULT_MAX_RETRIES, RESERVE_FIELDS, Job, JobStatus
+from docworkers.queue.job import RESERVE_FIELDS, Job, JobStatus
 from docworkers.queue.protocol import Failure, Reservation
+from docworkers.queue.reads import JobReads
 from docworkers.queue.redis.clients import async_client
 from docworkers.queue.redis.errors import RedisErrors
-from docworkers.queue.redis.keys import QueueKeys, validate_job_id, validate_queue_name
+from docworkers.queue.redis.keys import QueueKeys, validate_job_id
 from docworkers.queue.redis.scripts import QueueScripts, ReserveReply, ScriptCall, run_pipelined
+from docworkers.queue.repository_config import RepositoryConfig as RepositoryConfig  # re-export
 from docworkers.queue.spec import JobSpec
-from docworkers.queue.stats import QueueStats
 from docworkers.queue.waiter import MAX_BLOCK, Waiter
 
-log = logging.getLogger("docworkers.queue")
-
 ENQUEUE_BATCH = 500
-_STATUS_COLLECTION = {
-    JobStatus.PENDING: "pending",
-    JobStatus.PROCESSING: "active",
-    JobStatus.COMPLETED: "completed",
-    JobStatus.FAILED: "failed",
-    JobStatus.DEAD: "dead",
-    JobStatus.CANCELLED: "cancelled",
-}
 
 
 _encode_result = json.JSONEncoder(separators=(",", ":")).encode
@@ -55,33 +42,11 @@ def _ms(seconds: float) -> str:
     return str(round(seconds * 1000))
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RepositoryConfig:
-    """How one queue keeps its jobs. Durations are seconds."""
+class RedisJobRepository(JobReads):
+    """Jobs of one queue in Redis. Safe to share between tasks of one event loop.
 
-    queue: str = "default"
-    namespace: str = "dw"
-    completed_retention: float = 24 * 3600.0
-    failed_retention: float = 7 * 24 * 3600.0
-    dead_letter_cap: int = 10_000
-    default_max_retries: int = DEFAULT_MAX_RETRIES
-    notify_cap: int = 1_000
-
-    def __post_init__(self) -> None:
-        validate_queue_name(self.queue)
-        validate_queue_name(self.namespace)
-        for name in ("completed_retention", "failed_retention"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(name, "must be a positive number of seconds")
-        for name in ("dead_letter_cap", "notify_cap"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(name, "must be at least 1")
-        if self.default_max_retries < 0:
-            raise ConfigurationError("default_max_retries", "must not be negative")
-
-
-class RedisJobRepository:
-    """Jobs of one queue in Redis. Safe to share between tasks of one event loop."""
+    The reads (find, list, stats, dead letters, workers) are in :class:`JobReads`.
+    """
 
     def __init__(
         self,
@@ -110,33 +75,7 @@ class RedisJobRepository:
         serves every queue of a process. Close only the repository that made the pool."""
         return RedisJobRepository(self.client, replace(self.config, queue=queue), url=self.url)
 
-    @property
-    def queue(self) -> str:
-        return self.config.queue
-
     # -- connection -------------------------------------------------------------------------
-
-    async def ping(self) -> None:
-        with self._errors:
-            await cast("Awaitable[bool]", self.client.ping())
-
-    async def check_server(self) -> list[str]:
-        """Ping, then return warnings about settings that can lose jobs (also logged)."""
-        await self.ping()
-        warnings: list[str] = []
-        try:
-            conf = await self.client.config_get("maxmemory-policy")
-        except RedisError:
-            return warnings  # CONFIG is disabled on some managed servers
-        policy = conf.get("maxmemory-policy", "noeviction")
-        if policy != "noeviction":
-            warnings.append(
-                f"Redis at {self.url} has maxmemory-policy={policy}: it may EVICT job keys and "
-                "lose jobs. Set maxmemory-policy to noeviction."
-            )
-        for warning in warnings:
-            log.warning(warning)
-        return warnings
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -196,150 +135,6 @@ class RedisJobRepository:
                 await self._scripts.enqueue(keys=keys, args=calls[0].args)
         else:
             await self._pipelined(calls)
-
-    # -- reading ----------------------------------------------------------------------------
-
-    async def find_job(self, job_id: str) -> Job | None:
-        validate_job_id(job_id)
-        with self._errors:
-            reply = self.client.hgetall(self.keys.job(job_id))
-            data = await cast("Awaitable[dict[str, str]]", reply)
-        return Job.from_hash(data, self.queue) if data else None
-
-    async def get_job(self, job_id: str) -> Job:
-        job = await self.find_job(job_id)
-        if job is None:
-            raise JobNotFoundError(f"no job {job_id!r} in queue {self.queue!r}")
-        return job
-
-    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
-        """The jobs that still exist among ``job_ids``, in that order (one round trip)."""
-        if not job_ids:
-            return []
-        with self._errors:
-            pipe = self.client.pipeline(transaction=False)
-            for job_id in job_ids:
-                pipe.hgetall(self.keys.job(job_id))
-            rows = await pipe.execute()
-        return [Job.from_hash(row, self.queue) for row in rows if row]
-
-    def _collection_for(self, status: JobStatus) -> str | None:
-        name = _STATUS_COLLECTION.get(status)
-        return getattr(self.keys, name) if name else None
-
-    async def list_jobs(self, job_filter: JobFilter | None = None) -> list[Job]:
-        """Jobs newest first, filtered by type, status, tags, user and creation time."""
-        f = job_filter or JobFilter()
-        source = self.keys.all_jobs
-        if len(f.statuses) == 1 and (only := self._collection_for(next(iter(f.statuses)))):
-            source = only
-        low = f.created_after.timestamp() * 1000 if f.created_after else "-inf"
-        high = f.created_before.timestamp() * 1000 if f.created_before else "+inf"
-        matched: list[Job] = []
-        skipped = 0
-        start, page = 0, 500
-        while len(matched) < f.limit:
-            with self._errors:
-                if source == self.keys.all_jobs:
-                    reply = await self.client.zrevrangebyscore(
-                        source, high, low, start=start, num=page
-                    )
-                else:
-                    reply = await self.client.zrevrange(source, start, start + page - 1)
-            ids = cast("list[str]", reply)
-            if not ids:
-                break
-            start += page
-            for job in await self.get_jobs(ids):
-                if not f.matches(job):
-                    continue
-                if skipped < f.offset:
-                    skipped += 1
-                    continue
-                matched.append(job)
-                if len(matched) >= f.limit:
-                    break
-        return matched
-
-    async def active_jobs(self) -> list[Job]:
-        with self._errors:
-            ids = await self.client.zrange(self.keys.active, 0, -1)
-        return await self.get_jobs(cast("list[str]", ids))
-
-    async def dead_letters(self, limit: int = 100, offset: int = 0) -> list[Job]:
-        """The dead-letter queue, most recent first."""
-        with self._errors:
-            ids = await self.client.zrevrange(self.keys.dead, offset, offset + limit - 1)
-        return await self.get_jobs(cast("list[str]", ids))
-
-    async def stats(self) -> QueueStats:
-        """Counts by status, totals, average processing time and live workers, one round trip."""
-        k = self.keys
-        with self._errors:
-            now_s, now_us = await self.client.time()
-            now_ms = now_s * 1000 + now_us // 1000
-            pipe = self.client.pipeline(transaction=False)
-            for key in k.collections():
-                pipe.zcard(key)
-            pipe.hgetall(k.stats)
-            pipe.zrangebyscore(k.workers, now_ms, "+inf")
-            pipe.zrangebyscore(k.scheduled, "-inf", "+inf")
-            pipe.zrangebyscore(k.supervisors, now_ms, "+inf")
-            *counts, totals, worker_names, scheduled_ids, supervisor_names = await pipe.execute()
-            workers: list[dict[str, Any]] = []
-            supervisors: list[dict[str, Any]] = []
-            if worker_names or supervisor_names:
-                raw = await self.client.mget([k.worker(n) for n in worker_names]
-                                             + [k.supervisor(n) for n in supervisor_names])
-                workers = [json.loads(r) for r in raw[:len(worker_names)] if r]
-                supervisors = [json.loads(r) for r in raw[len(worker_names):] if r]
-        pending, queued, scheduled, active, completed, failed, dead, cancelled = counts
-        retrying = 0
-        if scheduled:
-            statuses = await self._statuses(scheduled_ids)
-            retrying = sum(1 for s in statuses if s == JobStatus.RETRYING)
-        count = int(totals.get("completed", 0))
-        return QueueStats(
-            queue=self.queue,
-            by_status={
-                "pending": pending,
-                "queued": queued + scheduled - retrying,
-                "retrying": retrying,
-                "processing": active,
-                "completed": completed,
-                "failed": failed,
-                "dead": dead,
-                "cancelled": cancelled,
-            },
-            completed_by_type=_by_type(totals, "completed:"),
-            failed_by_type=_by_type(totals, "failed:"),
-            total_completed=count,
-            total_failed=int(totals.get("failed", 0)),
-            total_dead=int(totals.get("dead", 0)),
-            total_retried=int(totals.get("retried", 0)),
-            total_lease_expired=int(totals.get("lease_expired", 0)),
-            average_processing_time=int(totals.get("processing_ms", 0)) / 1000 / count
-            if count
-            else 0.0,
-            active_workers=len(workers),
-            workers=workers,
-            supervisors=supervisors,
-        )
-
-    async def queue_depth(self) -> int:
-        """Ready jobs waiting (not delayed, not running): one ZCARD, for autoscaling."""
-        with self._errors:
-            return int(await self.client.zcard(self.keys.queued))
-
-    async def _statuses(self, job_ids: Sequence[str]) -> list[str]:
-        with self._errors:
-            pipe = self.client.pipeline(transaction=False)
-            for job_id in job_ids:
-                pipe.hget(self.keys.job(job_id), "status")
-            return [s for s in await pipe.execute() if s]
-
-    async def list_workers(self) -> list[dict[str, Any]]:
-        return (await self.stats()).workers
 
     # -- the worker's side ------------------------------------------------------------------
 
@@ -468,15 +263,6 @@ class RedisJobRepository:
             raise LeaseLostError(f"job {job_id!r}: progress rejected, another worker owns it")
         return bool(reply == 1)
 
-    async def owns(self, job_id: str, token: int) -> bool:
-        """Whether the attempt holding fencing token ``token`` still owns the job (it is
-        processing under that token). One atomic read: writers outside this queue's keys (the
-        document registry, the vector store) call it right before each write."""
-        with self._errors:
-            current, status = await cast("Awaitable[list[str | None]]", self.client.hmget(
-                self.keys.job(job_id), ["token", "status"]))
-        return current == str(token) and status == JobStatus.PROCESSING.value
-
     async def heartbeat(self, worker_name: str, stats: Mapping[str, Any], ttl: float,
                         lease: float, jobs: Sequence[tuple[str, int]]
                         ) -> tuple[list[str], list[str]]:
@@ -581,10 +367,6 @@ class RedisJobRepository:
                 total += int(await self.delete_job(job_id))
         return total
 
-    async def _range(self, key: str, start: int, stop: int) -> list[str]:
-        with self._errors:
-            return cast("list[str]", await self.client.zrange(key, start, stop))
-
     async def cleanup(self, older_than: float, *, include_dead: bool = False) -> int:
         """Delete completed, failed and cancelled jobs that finished over ``older_than`` s ago."""
         k = self.keys
@@ -598,8 +380,4 @@ class RedisJobRepository:
             total += n
             if n == 0:
                 return total
-
-
-def _by_type(totals: Mapping[str, str], prefix: str) -> dict[str, int]:
-    return {k[len(prefix):]: int(v) for k, v in totals.items() if k.startswith(prefix)}
 
