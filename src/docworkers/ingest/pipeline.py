@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,10 +60,19 @@ from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
 from docworkers.ingest.stage_limits import DEFAULT_STAGE_LIMITS, Deadline, StageLimits
+from docworkers.ingest.stages import (
+    Progress,
+    StageTimer,
+    StoredChunks,
+    chunk_metadatas,
+    embed_chunks,
+    enrich_chunks,
+    no_progress,
+    too_slow,
+)
 from docworkers.ingest.vector_repository import VectorRepository, vector_store_breaker
 
-Progress = Callable[[int, str], Awaitable[None]]
-EMBED_GROUP = 64  # chunks per embedding request: progress granularity, batched across jobs
+Enrichment = tuple[list[dict[str, Any]], dict[str, Any], list[str]]  # see enrich_chunks
 
 log = logging.getLogger("docworkers.ingest")
 
@@ -118,7 +126,7 @@ class UploadPipeline:
         self, payload: UploadJobPayload, *, job_id: str = "", progress: Progress | None = None,
         fence: AttemptFence | None = None,
     ) -> UploadJobResult:
-        report = progress or _no_progress
+        report = progress or no_progress
         started = time.perf_counter()
         timings: dict[str, int] = {}
         max_tokens = self.services.embedder.max_tokens
@@ -146,7 +154,7 @@ class UploadPipeline:
             ),
             fence=fence,
         )
-        stage = _Stage(timings)
+        stage = StageTimer(timings)
         try:
             return await self._stages(payload, document_id, report, stage, started, fence)
         except Exception as exc:
@@ -159,10 +167,11 @@ class UploadPipeline:
         payload: UploadJobPayload,
         document_id: str,
         report: Progress,
-        stage: _Stage,
+        stage: StageTimer,
         started: float,
         fence: AttemptFence | None = None,
     ) -> UploadJobResult:
+        """parse -> chunk -> embed and enrich -> store -> finalize, each timed by ``stage``."""
         path = payload.path
         timings = stage.timings
         with stage("parsing"):
@@ -173,42 +182,14 @@ class UploadPipeline:
         with stage("chunking"):
             await report(30, "chunking text")
             chunks = await asyncio.to_thread(self._chunk, doc, payload)
-            if not chunks:
-                raise NoExtractableTextError(
-                    payload.filename, "the document contains no text to index"
-                )
         with stage("embedding"):
             await report(50, f"generating embeddings for {len(chunks)} chunks")
-            limits = self.services.limits
-            enrich_deadline = Deadline(limits.enrich_timeout, lambda: EnrichTimeoutError(
-                f"enrich_timeout: enrichment did not finish within {limits.enrich_timeout:g} s; "
-                "the document is stored without the rest of it"))
-            enrichment = asyncio.create_task(
-                asyncio.to_thread(self._enrich, doc, chunks, payload, enrich_deadline))
-            try:
-                async with asyncio.timeout(limits.embed_timeout) as embed_limit:
-                    embeddings = await self._embed(chunks, report)
-            except BaseException as exc:
-                enrich_deadline.expire()  # not wanted any more: it stops at its next chunk
-                if isinstance(exc, TimeoutError) and embed_limit.expired():
-                    raise EmbedTimeoutError(payload.filename, _too_slow(
-                        f"embedding {len(chunks)} chunks", limits.embed_timeout)) from None
-                raise
-            finally:
-                extra, doc_meta, problems = await enrichment
+            embeddings, (extra, doc_meta, problems) = await self._embed_and_enrich(
+                doc, chunks, payload, report)
         with stage("storing"):
             await report(70, f"storing {len(chunks)} chunks in the vector database")
-            metadatas = [
-                {
-                    "filename": payload.filename,
-                    "collection": payload.collection,
-                    "strategy": payload.chunking_strategy,
-                    **doc_meta,
-                    **chunk_extra,
-                }
-                for chunk_extra in extra
-            ]
-            stored = _Stored(document_id, chunks, embeddings, metadatas, fence)
+            metadatas = chunk_metadatas(payload, doc_meta, extra)
+            stored = StoredChunks(document_id, chunks, embeddings, metadatas, fence)
             physical = await resolve_collection(self.documents, payload.collection)
             await self._store(physical, stored)
         with stage("finalizing"):
@@ -238,7 +219,35 @@ class UploadPipeline:
             enrichment_errors=problems,
         )
 
-    async def _store(self, physical: str, stored: _Stored) -> None:
+    async def _embed_and_enrich(
+        self,
+        doc: ParsedDocument,
+        chunks: Sequence[Chunk],
+        payload: UploadJobPayload,
+        report: Progress,
+    ) -> tuple[np.ndarray, Enrichment]:
+        """The chunks' embeddings within the embed time limit, and their enrichment, run in a
+        thread alongside within its own limit (told to stop early if embedding fails)."""
+        limits = self.services.limits
+        enrich_deadline = Deadline(limits.enrich_timeout, lambda: EnrichTimeoutError(
+            f"enrich_timeout: enrichment did not finish within {limits.enrich_timeout:g} s; "
+            "the document is stored without the rest of it"))
+        enrichment = asyncio.create_task(asyncio.to_thread(
+            enrich_chunks, self.services.enricher, doc, chunks, payload, enrich_deadline))
+        try:
+            async with asyncio.timeout(limits.embed_timeout) as embed_limit:
+                embeddings = await embed_chunks(self.services.batcher, chunks, report)
+        except BaseException as exc:
+            enrich_deadline.expire()  # not wanted any more: it stops at its next chunk
+            if isinstance(exc, TimeoutError) and embed_limit.expired():
+                raise EmbedTimeoutError(payload.filename, too_slow(
+                    f"embedding {len(chunks)} chunks", limits.embed_timeout)) from None
+            raise
+        finally:
+            enriched = await enrichment
+        return embeddings, enriched
+
+    async def _store(self, physical: str, stored: StoredChunks) -> None:
         if stored.fence is not None:  # see fencing.py: why a late write is harmless
             await stored.fence.check(f"storing the chunks of {stored.document_id} in {physical}")
         seconds = self.services.limits.store_timeout
@@ -267,7 +276,7 @@ class UploadPipeline:
             deadline.expire()  # the write stops before its next request
             raise too_slow() from None
 
-    async def _follow_switch(self, collection: str, physical: str, stored: _Stored) -> None:
+    async def _follow_switch(self, collection: str, physical: str, stored: StoredChunks) -> None:
         """Store the chunks again if the collection's alias moved since they were stored.
 
         Called after the registry says "completed". If the alias still names ``physical``,
@@ -291,11 +300,13 @@ class UploadPipeline:
                         physical, exc)
 
     def _chunk(self, doc: ParsedDocument, payload: UploadJobPayload) -> list[Chunk]:
+        """The document's chunks within the chunk time limit; a document without any is an
+        error (:class:`NoExtractableTextError`)."""
         seconds = self.services.limits.chunk_timeout
-        deadline = Deadline(seconds, lambda: ChunkTimeoutError(payload.filename, _too_slow(
+        deadline = Deadline(seconds, lambda: ChunkTimeoutError(payload.filename, too_slow(
             f"chunking {len(doc.text):,} characters", seconds)))
         try:
-            return chunk_document(
+            chunks = chunk_document(
                 doc,
                 strategy=payload.chunking_strategy,
                 chunk_size=payload.chunk_size,
@@ -305,119 +316,9 @@ class UploadPipeline:
             )
         except ConfigurationError as exc:
             raise InvalidPayloadError(str(exc)) from exc
-
-    async def _embed(self, chunks: Sequence[Chunk], report: Progress) -> np.ndarray:
-        groups = [chunks[i : i + EMBED_GROUP] for i in range(0, len(chunks), EMBED_GROUP)]
-        results: list[np.ndarray | None] = [None] * len(groups)
-
-        async def one(index: int) -> int:
-            results[index] = await self.services.batcher.embed([c.text for c in groups[index]])
-            return index
-
-        last = 50
-        tasks = [asyncio.ensure_future(one(i)) for i in range(len(groups))]
-        try:
-            for done, finished in enumerate(asyncio.as_completed(tasks), start=1):
-                await finished
-                percent = 50 + (20 * done) // len(groups)
-                if last < percent < 70:
-                    last = percent
-                    await report(percent, f"generating embeddings ({done}/{len(groups)} batches)")
-        finally:
-            # Stopped early (a time limit, a cancelled job, a failed group): the other groups'
-            # texts are not wanted, and a cancelled request's texts leave the batcher's queue.
-            for task in tasks:
-                task.cancel()
-        return np.vstack([r for r in results if r is not None])
-
-    def _enrich(
-        self,
-        doc: ParsedDocument,
-        chunks: Sequence[Chunk],
-        payload: UploadJobPayload,
-        deadline: Deadline | None = None,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
-        """Per-chunk keywords/questions and document metadata. Never fails the upload; past
-        ``deadline`` the chunks not reached yet go without."""
-        extra: list[dict[str, Any]] = [{} for _ in chunks]
-        if not payload.extract_metadata and not payload.num_questions:
-            return extra, {}, []
-        problems: list[str] = []
-        enricher = self.services.enricher
-        doc_meta: dict[str, Any] = {}
-        try:
-            found = enricher.document_metadata(doc)
-            doc_meta = (
-                {k: v for k, v in found.items() if v is not None}
-                if payload.extract_metadata
-                else {}
-            )
-            language = str(found.get("language") or "en")
-            for item, chunk in zip(extra, chunks, strict=True):
-                if deadline is not None:
-                    deadline.check()
-                keywords = enricher.keywords(chunk.text, language, 5)
-                if payload.extract_metadata:
-                    item["keywords"] = keywords
-                if payload.num_questions:
-                    item["questions"] = enricher.questions(
-                        chunk.text, payload.num_questions, keywords, language
-                    )
-        except Exception as exc:
-            log.warning("enrichment of %s failed: %s", payload.filename, exc)
-            problems.append(f"{type(exc).__name__}: {exc}")
-        doc_meta = {
-            f"doc_{k}" if k in ("filename", "collection") else k: v for k, v in doc_meta.items()
-        }
-        return extra, doc_meta, problems
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """What the store stage writes, kept to write it again after an alias switch."""
-
-    document_id: str
-    chunks: Sequence[Chunk]
-    embeddings: np.ndarray
-    metadatas: Sequence[dict[str, Any]]
-    fence: AttemptFence | None = None  # the job attempt that writes them, if any
-
-
-class _Stage:
-    """Times each stage and remembers the one an exception escaped from (``failed``): our
-    errors carry it (``DocworkersError.stage``, stored on the job's and the document's error),
-    any other exception gets a note naming it, shown in the traceback stored on the job."""
-
-    def __init__(self, timings: dict[str, int]) -> None:
-        self.timings = timings
-        self.failed: str | None = None
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        except Exception as exc:
-            self.failed = self.failed or name
-            if not isinstance(exc, DocworkersError):
-                exc.add_note(f"(in the {name} stage of the upload)")
-            elif exc.stage is None:
-                exc.stage = name
-            raise
-        finally:
-            self.timings[name] = round((time.perf_counter() - started) * 1000)
-
-
-async def _no_progress(percent: int, message: str) -> None:
-    return None
-
-
-def _too_slow(what: str, seconds: float) -> str:
-    return (
-        f"{what} did not finish within the {seconds:g} s limit; the document is unusually "
-        "large or pathological. Split it into smaller files, or ask an administrator to raise "
-        "the limit."
-    )
+        if not chunks:
+            raise NoExtractableTextError(payload.filename, "the document contains no text to index")
+        return chunks
 
 
 async def record_failure(
