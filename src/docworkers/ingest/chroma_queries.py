@@ -1,0 +1,74 @@
+"""Chroma's query language, both ways: docworkers' search filters as Chroma ``where`` clauses,
+and query results as :class:`~docworkers.ingest.vector_repository.SearchHit`s in chunk order.
+Chroma's ``where`` syntax never leaves the Chroma modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chromadb.api.types import QueryResult
+
+from docworkers.ingest.search_filters import Operator, SearchFilter
+from docworkers.ingest.vector_repository import SearchHit
+
+# docworkers' filter operators in Chroma's language (the same spelling today, by choice).
+CHROMA_OPERATORS = {
+    Operator.EQ: "$eq", Operator.NE: "$ne", Operator.GT: "$gt", Operator.GTE: "$gte",
+    Operator.LT: "$lt", Operator.LTE: "$lte", Operator.IN: "$in", Operator.NIN: "$nin",
+}
+
+
+def chroma_where(search_filter: SearchFilter | None) -> dict[str, Any] | None:
+    """Chroma's ``where`` for a parsed filter: one condition per dict, several under
+    ``$and`` (Chroma wants exactly one key per filter dict)."""
+    if not search_filter:
+        return None
+    clauses: list[dict[str, Any]] = [
+        {c.field: {CHROMA_OPERATORS[c.operator]:
+                   list(c.value) if isinstance(c.value, tuple) else c.value}}
+        for c in search_filter
+    ]
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def document_filter(document_id: str, min_index: int = 0) -> dict[str, Any]:
+    if min_index <= 0:
+        return {"document_id": document_id}
+    return {"$and": [{"document_id": document_id}, {"chunk_index": {"$gte": min_index}}]}
+
+
+def id_order(id_: str) -> tuple[int, str]:
+    """Sort ``doc:2`` before ``doc:10``; ids not made by :func:`chunk_id` go last."""
+    suffix = id_.rsplit(":", 1)[-1]
+    return (int(suffix), "") if suffix.isdigit() else (2**63, id_)
+
+
+def as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def search_hits(result: QueryResult) -> list[SearchHit]:
+    """The hits of a one-query Chroma ``query`` result, in Chroma's order (most similar first);
+    the score is ``1 - cosine distance``."""
+    ids = result["ids"][0]
+    documents = (result["documents"] or [[]])[0]
+    metadatas = (result["metadatas"] or [[]])[0]
+    distances = (result["distances"] or [[]])[0]
+    hits: list[SearchHit] = []
+    for id_, text, meta, distance in zip(ids, documents, metadatas, distances, strict=True):
+        metadata = dict(meta or {})
+        filename = metadata.get("filename")
+        hits.append(
+            SearchHit(
+                chunk_id=id_,
+                document_id=str(metadata.get("document_id", id_.rsplit(":", 1)[0])),
+                text=text or "",
+                score=1.0 - float(distance),
+                filename=filename if isinstance(filename, str) else None,
+                page_start=as_int(metadata.get("page_start")),
+                page_end=as_int(metadata.get("page_end")),
+                chunk_index=as_int(metadata.get("chunk_index")) or 0,
+                metadata=metadata,
+            )
+        )
+    return hits

@@ -1,0 +1,156 @@
+"""The read side of :class:`~docworkers.ingest.vector_store.ChromaVectorRepository` (chunks of a
+document, search, collections, ping), with what reads and writes share: the cache of collection
+handles and the translation of Chroma's failures. Reads take no mutex: they run concurrently with
+writes."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import numpy as np
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.errors import NotFoundError
+
+from docworkers.ingest.chroma_client import check_cosine
+from docworkers.ingest.chroma_errors import translate_errors
+from docworkers.ingest.chroma_queries import chroma_where, document_filter, id_order, search_hits
+from docworkers.ingest.chroma_writes import check_document_id
+from docworkers.ingest.search_filters import SearchFilter
+from docworkers.ingest.vector_repository import (
+    CollectionInfo,
+    SearchHit,
+    validate_collection_name,
+)
+
+
+class ChromaReads:
+    """Reads of a Chroma client, mixed into ChromaVectorRepository (whose constructor sets the
+    attributes declared here)."""
+
+    _client: ClientAPI
+    _location: str  # "path /x/y" or "http://host:port", for error messages
+    _hint: str  # what to check when Chroma fails
+    _collections: dict[str, Collection]
+    _collections_mutex: threading.Lock
+    _closed: bool
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def count_document_chunks(self, collection: str, document_id: str) -> int:
+        return len(self.document_chunk_ids(collection, document_id))
+
+    def document_chunk_ids(self, collection: str, document_id: str) -> list[str]:
+        """Ids of the stored chunks of ``document_id``, in chunk order."""
+        validate_collection_name(collection)
+        check_document_id(document_id)
+        with self._translate("read", collection, document_id):
+            target = self._collection(collection, create=False)
+            if target is None:
+                return []
+            ids = target.get(where=document_filter(document_id), include=[])["ids"]
+        return sorted(ids, key=id_order)
+
+    def document_chunks(
+        self, collection: str, document_id: str
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(id, text, metadata)`` of every stored chunk of ``document_id``, in chunk order
+        (an empty list if the collection or the document does not exist)."""
+        validate_collection_name(collection)
+        check_document_id(document_id)
+        with self._translate("read", collection, document_id):
+            target = self._collection(collection, create=False)
+            if target is None:
+                return []
+            found = target.get(
+                where=document_filter(document_id), include=["documents", "metadatas"]
+            )
+        texts = found["documents"] or [""] * len(found["ids"])
+        metadatas = found["metadatas"] or [{}] * len(found["ids"])
+        chunks = [
+            (id_, text or "", dict(meta or {}))
+            for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)
+        ]
+        return sorted(chunks, key=lambda chunk: id_order(chunk[0]))
+
+    def search(
+        self,
+        collection: str,
+        query_embedding: np.ndarray,
+        k: int = 5,
+        where: SearchFilter | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` chunks most similar to ``query_embedding`` (an empty list if the
+        collection does not exist yet), among those ``where`` matches."""
+        validate_collection_name(collection)
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        vector = np.asarray(query_embedding, dtype=np.float32)
+        if vector.ndim == 2 and vector.shape[0] == 1:
+            vector = vector[0]
+        if vector.ndim != 1 or not np.isfinite(vector).all():
+            raise ValueError(f"query_embedding must be one finite vector, got shape {vector.shape}")
+        with self._translate("search", collection):
+            target = self._collection(collection, create=False)
+            if target is None:
+                return []
+            result = target.query(
+                query_embeddings=vector[np.newaxis, :],
+                n_results=k,
+                where=chroma_where(where),
+                include=["documents", "metadatas", "distances"],
+            )
+        return search_hits(result)
+
+    def list_collections(self) -> list[CollectionInfo]:
+        with self._translate("list collections in"):
+            collections = self._client.list_collections()
+            infos = [
+                CollectionInfo(name=c.name, count=c.count(), metadata=dict(c.metadata or {}))
+                for c in collections
+            ]
+        return sorted(infos, key=lambda info: info.name)
+
+    def ping(self) -> None:
+        """Raise VectorStoreError unless Chroma answers."""
+        with self._translate("reach"):
+            self._client.heartbeat()
+
+    # -- shared internals ---------------------------------------------------------------------
+
+    def _translate(
+        self, action: str, collection: str | None = None, document_id: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Chroma's failures as docworkers errors (see :func:`translate_errors`)."""
+        return translate_errors(
+            action, collection, document_id, location=self._location, hint=self._hint,
+            closed=self._closed, forget=self._forget,
+        )
+
+    def _collection(self, name: str, *, create: bool) -> Collection | None:
+        with self._collections_mutex:
+            cached = self._collections.get(name)
+        if cached is not None:
+            return cached
+        if create:
+            collection = self._client.get_or_create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            )
+        else:
+            try:
+                collection = self._client.get_collection(name, embedding_function=None)
+            except NotFoundError:
+                return None
+        check_cosine(collection, self._location)
+        with self._collections_mutex:
+            self._collections[name] = collection
+        return collection
+
+    def _collection_exists(self, name: str) -> bool:
+        return self._collection(name, create=False) is not None
+
+    def _forget(self, name: str) -> None:
+        with self._collections_mutex:
+            self._collections.pop(name, None)
