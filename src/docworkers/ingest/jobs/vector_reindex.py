@@ -36,12 +36,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError, PermanentJobError
@@ -51,7 +50,6 @@ from docworkers.ingest.aliases import (
     physical_version,
     versioned_name,
 )
-from docworkers.ingest.document import Chunk
 from docworkers.ingest.document_repository import (
     DocumentRecord,
     DocumentRepository,
@@ -68,10 +66,10 @@ from docworkers.ingest.jobs.common import (
     no_progress,
 )
 from docworkers.ingest.jobs.kinds import VECTOR_REINDEX_JOB_TYPE
+from docworkers.ingest.jobs.rebuild_views import HeldBackRegistry, RedirectedVectors
 from docworkers.ingest.payload import ChunkingOptions, UploadJobPayload
 from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
-from docworkers.ingest.search_filters import SearchFilter
-from docworkers.ingest.vector_repository import CollectionInfo, SearchHit, VectorRepository
+from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.job import Job
 from docworkers.workers.context import JobContext
 
@@ -278,10 +276,10 @@ class _Build:
         first = await asyncio.to_thread(vectors.document_chunks, self.current,
                                         record.document_id)
         upload = self.payload.upload_payload(record, first[0][2] if first else {})
-        registry = _HeldBackRegistry(self.reindex.documents)
+        registry = HeldBackRegistry(self.reindex.documents)
         pipeline = UploadPipeline(self.reindex.services, registry,
-                                  _Redirected(vectors, {record.collection, self.current},
-                                              self.target))
+                                  RedirectedVectors(vectors, {record.collection, self.current},
+                                                    self.target))
         result = await pipeline.run(upload, job_id=self.job_id, progress=progress,
                                     fence=self.fence)
         if result.document_id != record.document_id:
@@ -317,76 +315,6 @@ def _check_sources(records: Sequence[DocumentRecord]) -> None:
             f"{len(missing)} document(s) cannot be re-read: {listed}{more}. Re-upload them "
             "(or delete them) and run the reindex again; nothing was changed"
         )
-
-
-class _HeldBackRegistry(DocumentRepository):
-    """The registry as the pipeline sees it during a rebuild: reads are real, writes are kept
-    here, so the registry goes on describing the collection that searches use."""
-
-    def __init__(self, real: DocumentRepository) -> None:
-        super().__init__(real.client, url=real.url)
-        self.keys = real.keys
-        self.fields: dict[str, Any] = {}
-
-    async def register(self, record: DocumentRecord, *,
-                       fence: AttemptFence | None = None) -> DocumentRecord:
-        return record
-
-    async def update(self, document_id: str, *, fence: AttemptFence | None = None,
-                     **fields: Any) -> bool:
-        self.fields.update(fields)
-        return True
-
-
-class _Redirected:
-    """A VectorRepository whose reads and writes of ``sources`` go to ``target`` instead."""
-
-    def __init__(self, inner: VectorRepository, sources: set[str], target: str) -> None:
-        self.inner = inner
-        self.sources = frozenset(sources)
-        self.target = target
-
-    def _to(self, collection: str) -> str:
-        return self.target if collection in self.sources else collection
-
-    def replace_document(self, collection: str, document_id: str, chunks: Sequence[Chunk],
-                         embeddings: np.ndarray, metadatas: Sequence[Mapping[str, Any]], *,
-                         checkpoint: Callable[[], None] | None = None) -> None:
-        self.inner.replace_document(self._to(collection), document_id, chunks, embeddings,
-                                    metadatas, checkpoint=checkpoint)
-
-    def delete_document(self, collection: str, document_id: str) -> int:
-        return self.inner.delete_document(self._to(collection), document_id)
-
-    def count_document_chunks(self, collection: str, document_id: str) -> int:
-        return self.inner.count_document_chunks(self._to(collection), document_id)
-
-    def document_chunk_ids(self, collection: str, document_id: str) -> list[str]:
-        return self.inner.document_chunk_ids(self._to(collection), document_id)
-
-    def document_chunks(self, collection: str, document_id: str
-                        ) -> list[tuple[str, str, dict[str, Any]]]:
-        return self.inner.document_chunks(self._to(collection), document_id)
-
-    def update_chunk_metadata(self, collection: str, ids: Sequence[str],
-                              metadatas: Sequence[Mapping[str, Any]]) -> int:
-        return self.inner.update_chunk_metadata(self._to(collection), ids, metadatas)
-
-    def search(self, collection: str, query_embedding: np.ndarray, k: int = 5,
-               where: SearchFilter | None = None) -> list[SearchHit]:
-        return self.inner.search(self._to(collection), query_embedding, k, where)
-
-    def list_collections(self) -> list[CollectionInfo]:
-        return self.inner.list_collections()
-
-    def delete_collection(self, name: str) -> bool:
-        return self.inner.delete_collection(self._to(name))
-
-    def ping(self) -> None:
-        self.inner.ping()
-
-    def close(self) -> None:
-        """The wrapped repository belongs to the worker: nothing to close here."""
 
 
 class VectorReindexWorker(DocumentJobWorker):
