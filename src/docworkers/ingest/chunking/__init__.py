@@ -165,6 +165,33 @@ def chunk_text(
             )
     counter = _counter_for(tokenizer)
     check = checkpoint or _no_checkpoint
+    chunk_segment = _segment_chunker(
+        strategy, size, chunk_overlap, counter, embedder, breakpoint_percentile, check
+    )
+    counted: list[CountedSpan] = []
+    for offset, end in text_segments(text):
+        check()
+        piece = text[offset:end]
+        if piece.isspace():
+            continue
+        spans = finalize_spans(piece, chunk_segment(piece), size, counter)
+        if strategy in ("recursive", "markdown"):
+            spans = merge_small_chunks(piece, spans, size, counter)
+        counted.extend((offset + start, offset + stop, count) for start, stop, count in spans)
+    return counted
+
+
+def _segment_chunker(
+    strategy: str,
+    size: int,
+    chunk_overlap: int,
+    counter: TokenCounter,
+    embedder: Embedder | None,
+    breakpoint_percentile: float,
+    check: Callable[[], None],
+) -> Callable[[str], list[Span]]:
+    """The function that cuts one segment of text into spans with ``strategy`` (settings
+    already validated by :func:`chunk_text`)."""
     chunk_segment: Callable[[str], list[Span]]
     if strategy in ("recursive", "markdown"):
         # Imported here: the Rust extension is only needed by these two strategies.
@@ -200,17 +227,7 @@ def chunk_text(
                 piece, size, chunk_overlap, counter, snap_to_words=strategy == "token"
             )
 
-    counted: list[CountedSpan] = []
-    for offset, end in text_segments(text):
-        check()
-        piece = text[offset:end]
-        if piece.isspace():
-            continue
-        spans = finalize_spans(piece, chunk_segment(piece), size, counter)
-        if strategy in ("recursive", "markdown"):
-            spans = merge_small_chunks(piece, spans, size, counter)
-        counted.extend((offset + start, offset + stop, count) for start, stop, count in spans)
-    return counted
+    return chunk_segment
 
 
 def _no_checkpoint() -> None:
