@@ -121,16 +121,27 @@ JobsPerProcessOption = Annotated[int, typer.Option(
 ScaleDownDelayOption = Annotated[float, typer.Option(
     min=0, help="Seconds a smaller backlog must last before a process retires.")]
 
+# More of the worker command's options, here to keep worker_command short.
+MinConcurrencyOption = Annotated[int | None, typer.Option(
+    min=1, help="Autoscale each worker between this and its concurrency, from the "
+    "backlog, its job latency and memory (default DOCWORKERS_MIN_CONCURRENCY; unset: "
+    "fixed).")]
+SchedulesOption = Annotated[Path | None, typer.Option(
+    help="TOML file of recurring jobs ([[schedules]] name, type, cron or every, payload) "
+    "to enqueue; safe in every process, each tick is enqueued once "
+    "(default DOCWORKERS_SCHEDULES_FILE).")]
+FailFastOption = Annotated[bool, typer.Option(
+    "--fail-fast", help="Exit 1 at once if Redis or the Chroma server is down at start, "
+    "instead of retrying (default: retry with backoff for DOCWORKERS_STARTUP_TIMEOUT "
+    "seconds, unset: until they are back).")]
+
 
 def worker_command(
     ctx: typer.Context,
     concurrency: Annotated[int | None, typer.Option(
         min=1, help="Jobs of one type run at once per process (default: "
         "DOCWORKERS_CONCURRENCY for uploads, 1 for the other, rare, types).")] = None,
-    min_concurrency: Annotated[int | None, typer.Option(
-        min=1, help="Autoscale each worker between this and its concurrency, from the "
-        "backlog, its job latency and memory (default DOCWORKERS_MIN_CONCURRENCY; unset: "
-        "fixed).")] = None,
+    min_concurrency: MinConcurrencyOption = None,
     processes: ProcessesOption = 1,
     max_processes: MaxProcessesOption = None,
     jobs_per_process: JobsPerProcessOption = 20,
@@ -141,14 +152,8 @@ def worker_command(
     job_type: Annotated[list[str] | None, typer.Option(
         "--type", "-t", help=f"Job type to work on (repeatable; default all: "
         f"{', '.join(JOB_TYPES)}).")] = None,
-    schedules: Annotated[Path | None, typer.Option(
-        help="TOML file of recurring jobs ([[schedules]] name, type, cron or every, payload) "
-        "to enqueue; safe in every process, each tick is enqueued once "
-        "(default DOCWORKERS_SCHEDULES_FILE).")] = None,
-    fail_fast: Annotated[bool, typer.Option(
-        "--fail-fast", help="Exit 1 at once if Redis or the Chroma server is down at start, "
-        "instead of retrying (default: retry with backoff for DOCWORKERS_STARTUP_TIMEOUT "
-        "seconds, unset: until they are back).")] = False,
+    schedules: SchedulesOption = None,
+    fail_fast: FailFastOption = False,
 ) -> None:
     """Run a worker pool until SIGINT or SIGTERM: one worker per job type, each on its queue.
 
