@@ -11,7 +11,7 @@ import pytest
 
 import docworkers
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_the_root_exports_the_names_a_user_starts_from() -> None:

@@ -16,7 +16,7 @@ from docworkers.queue import RepositoryConfig
 from docworkers.settings import Settings
 from docworkers.workers import WorkerConfig
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 WORKER_SETTINGS = ("concurrency", "max_retries", "retry_delay", "lease_timeout",
                    "shutdown_timeout", "log_level")
 
