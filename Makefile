@@ -1,11 +1,11 @@
 # The two commands: `make demo` (try it) and `make test` (everything CI runs).
-# Both install exactly the versions of requirements/all.lock (hash-checked); `make lock` renews it.
+# Both install exactly the versions of requirements.lock (hash-checked); `make lock` renews it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LOCK := requirements/all.lock
-CONSTRAINTS := requirements/constraints.txt
+LOCK := requirements.lock
+CONSTRAINTS := requirements-constraints.txt
 
 .PHONY: demo test install lint lock check-lock clean
 

@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from peak_memory import status_mb  # benchmarks/ is on sys.path when a script runs
+
 MIB = 1024 * 1024
 _WORDS = (
     "the of and to in is was for on that with as by at from his it an were are which this be "
@@ -86,16 +88,6 @@ def _prose(rng: random.Random, words: int) -> str:
         text = " ".join(lines).split(" ")
         paragraphs.append("\n".join(" ".join(text[i:i + 12]) for i in range(0, len(text), 12)))
     return "\n\n".join(paragraphs) + "\n\n"
-
-
-def status_mb(pid: int | str, field: str) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 async def child_run(path: Path, limits: dict[str, float]) -> dict[str, Any]:

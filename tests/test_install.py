@@ -19,7 +19,7 @@ from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
-LOCK = REPO / "requirements" / "all.lock"
+LOCK = REPO / "requirements.lock"
 UV = Path(sys.executable).with_name("uv")
 
 #: What a job-queue user must never have to import (issue: a light core).

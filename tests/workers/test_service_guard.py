@@ -198,8 +198,8 @@ def test_rate_limited_embedder_defers_instead_of_blocking(service: Service,
 
 async def test_sync_and_async_limiters_share_one_bucket(sync_client: redis.Redis,
                                                         async_client: Redis) -> None:
-    threads = SyncRateLimiter(sync_client, "shared", rate=1, burst=3)
-    loop = RedisRateLimiter(async_client, "shared", rate=1, burst=3)
+    threads = SyncRateLimiter(sync_client, "common", rate=1, burst=3)
+    loop = RedisRateLimiter(async_client, "common", rate=1, burst=3)
     assert threads.try_acquire() == 0.0 and await loop.try_acquire() == 0.0
     assert threads.try_acquire() == 0.0
     assert await loop.try_acquire() > 0 and threads.try_acquire() > 0  # 3 of 3 taken
