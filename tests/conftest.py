@@ -125,6 +125,16 @@ def embedder():  # type: ignore[no-untyped-def]
     return OnnxMiniLMEmbedder()
 
 
+@pytest.fixture(scope="session")
+def parser():  # type: ignore[no-untyped-def]
+    """One isolated parser process for the session: starting one takes seconds."""
+    from docworkers.ingest.parsing import IsolatedParser
+
+    shared = IsolatedParser()
+    yield shared
+    shared.close()
+
+
 @pytest.fixture
 async def ingest_env(redis_url: str, clean_redis: redis.Redis, tmp_path: Path,
                      embedder):  # type: ignore[no-untyped-def]

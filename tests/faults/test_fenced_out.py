@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,13 +245,6 @@ class World:
                        [list(map(float, e)) for e in got["embeddings"]], strict=True)
             chunks[info.name] = sorted(rows, key=lambda row: row[0])
         return {"redis": keys, "chroma": chunks}
-
-
-@pytest.fixture(scope="module")
-def parser() -> Iterator[IsolatedParser]:
-    shared = IsolatedParser()
-    yield shared
-    shared.close()
 
 
 @pytest.fixture

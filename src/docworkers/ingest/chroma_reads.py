@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
+from chromadb.api.types import GetResult, Include
 from chromadb.errors import NotFoundError
 
 from docworkers.ingest.chroma_client import check_cosine
@@ -42,31 +43,31 @@ class ChromaReads:
     def count_document_chunks(self, collection: str, document_id: str) -> int:
         return len(self.document_chunk_ids(collection, document_id))
 
-    def document_chunk_ids(self, collection: str, document_id: str) -> list[str]:
-        """Ids of the stored chunks of ``document_id``, in chunk order."""
+    def _stored(self, collection: str, document_id: str,
+                include: Include) -> GetResult | None:
+        """Chroma's ``get`` of ``document_id``'s chunks (ids and ``include``), None when the
+        collection does not exist."""
         validate_collection_name(collection)
         check_document_id(document_id)
         with self._translate("read", collection, document_id):
             target = self._collection(collection, create=False)
             if target is None:
-                return []
-            ids = target.get(where=document_filter(document_id), include=[])["ids"]
-        return sorted(ids, key=id_order)
+                return None
+            return target.get(where=document_filter(document_id), include=include)
+
+    def document_chunk_ids(self, collection: str, document_id: str) -> list[str]:
+        """Ids of the stored chunks of ``document_id``, in chunk order."""
+        found = self._stored(collection, document_id, [])
+        return [] if found is None else sorted(found["ids"], key=id_order)
 
     def document_chunks(
         self, collection: str, document_id: str
     ) -> list[tuple[str, str, dict[str, Any]]]:
         """``(id, text, metadata)`` of every stored chunk of ``document_id``, in chunk order
         (an empty list if the collection or the document does not exist)."""
-        validate_collection_name(collection)
-        check_document_id(document_id)
-        with self._translate("read", collection, document_id):
-            target = self._collection(collection, create=False)
-            if target is None:
-                return []
-            found = target.get(
-                where=document_filter(document_id), include=["documents", "metadatas"]
-            )
+        found = self._stored(collection, document_id, ["documents", "metadatas"])
+        if found is None:
+            return []
         texts = found["documents"] or [""] * len(found["ids"])
         metadatas = found["metadatas"] or [{}] * len(found["ids"])
         chunks = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +18,6 @@ from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.pipeline import DocumentServices
 from docworkers.ingest.vector_store import ChromaVectorRepository
 from docworkers.queue import RedisJobRepository, RepositoryConfig
-
-
-@pytest.fixture(scope="session")
-def parser() -> Iterator[IsolatedParser]:
-    """Starting a parser process takes seconds: the job tests share one."""
-    shared = IsolatedParser()
-    yield shared
-    shared.close()
 
 
 @pytest.fixture
