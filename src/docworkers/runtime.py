@@ -1,12 +1,14 @@
 """Wiring: build the repositories, model and workers a front door needs from :class:`Settings`.
 
 Heavy parts (the model, Chroma) are created on first use, so commands that only read the
-queue start fast. ``close()`` releases everything, including the embedded Redis server that
-is started when no Redis URL is configured.
+queue start fast. Without a Redis or Chroma URL the servers are the local stack's
+(:class:`~docworkers.stack.LocalStack` of ``settings.home``), found or started on first use and
+shared with every other process of that data folder; ``close()`` leaves them running.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -17,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 import redis
 
-from docworkers.embedded import EmbeddedRedis
 from docworkers.errors import RepositoryConnectionError, VectorStoreError
 from docworkers.ingest.jobs.kinds import (
     BULK_IMPORT_JOB_TYPE,
@@ -33,6 +34,7 @@ from docworkers.queue import RedisJobRepository, RepositoryConfig
 from docworkers.queue.redis.clients import sync_client
 from docworkers.queue.routing import RoutedQueues
 from docworkers.settings import Settings
+from docworkers.stack import LocalStack, with_local_servers
 from docworkers.workers import BaseWorker, WorkerConfig
 from docworkers.workers.hooks import WorkerHook
 from docworkers.workers.service_guard import ServiceGuard
@@ -96,7 +98,6 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.embedded: EmbeddedRedis | None = None
         self.redis_url = settings.redis_url or ""
         self._jobs: RedisJobRepository | None = None
         self._documents: DocumentRepository | None = None
@@ -109,26 +110,25 @@ class Runtime:
         self._opened = False
 
     async def open(self) -> Self:
-        """Start the embedded Redis if no URL is configured. Idempotent."""
+        """Find (or start) the local stack's Redis if no URL is configured. Idempotent."""
         if self._opened:
             return self
         self._opened = True
-        if not self.settings.redis_url:
-            self.embedded = EmbeddedRedis()
-            self.redis_url = self.embedded.start()
-            log.info("no DOCWORKERS_REDIS_URL set: started a private Redis at %s",
-                     self.redis_url)
+        if self.settings.local_redis:
+            self.settings = await asyncio.to_thread(with_local_servers, self.settings)
+            self.redis_url = self.settings.redis_url or ""
         return self
 
     @property
-    def uses_embedded_redis(self) -> bool:
-        return self.embedded is not None
+    def stack(self) -> LocalStack:
+        """The local stack of ``settings.home`` (the servers used when no URL is set)."""
+        return LocalStack(self.settings.home)
 
     def unavailable_errors(self) -> tuple[type[Exception], ...]:
         """The errors that mean a configured server is down, worth waiting for at start:
         Redis unreachable, and a Chroma *server* failing (an embedded folder's errors, a
         full disk or corrupt files, do not go away by waiting)."""
-        if self.settings.chroma_url:
+        if not self.settings.chroma_path:
             return (RepositoryConnectionError, VectorStoreError)
         return (RepositoryConnectionError,)
 
@@ -193,9 +193,12 @@ class Runtime:
         if self._vectors is None:
             from docworkers.ingest.vector_store import ChromaVectorRepository
 
+            # The local stack's server (started on first use) unless one is configured.
+            self.settings = with_local_servers(self.settings, redis=False, chroma=True)
             if self.settings.chroma_url:
                 self._vectors = ChromaVectorRepository.from_url(self.settings.chroma_url)
             else:
+                assert self.settings.chroma_path is not None
                 self._vectors = ChromaVectorRepository.from_path(self.settings.chroma_path)
         return self._vectors
 
@@ -259,11 +262,9 @@ class Runtime:
         return UploadPipeline(self.services, self.documents, self.vectors)
 
     def search_service(self) -> SearchService:
-        # Aliases (vector_reindex) live in the shared Redis; a private one has none to resolve.
         from docworkers.ingest.search import SearchService
 
-        documents = self.documents if self.settings.redis_url else None
-        return SearchService(self.embedder, self.vectors, documents)
+        return SearchService(self.embedder, self.vectors, self.documents)
 
     def worker_config(self, name: str, concurrency: int | None = None) -> WorkerConfig:
         s = self.settings
@@ -340,7 +341,7 @@ class Runtime:
         ))
 
     def storage_dir(self) -> Path:
-        path = Path(self.settings.storage_dir)
+        path = self.settings.uploads
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -361,9 +362,6 @@ class Runtime:
         sync_redis, self._sync_redis = self._sync_redis, None
         if sync_redis is not None:
             sync_redis.close()
-        if self.embedded is not None:
-            self.embedded.stop()
-            self.embedded = None
         self._opened = False
 
     async def __aenter__(self) -> Self:

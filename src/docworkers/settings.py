@@ -34,11 +34,14 @@ def _worker_default(name: str) -> Any:
 class Settings:
     """Every setting with its default; the README's configuration table lists the same."""
 
-    redis_url: str | None = None  # None: start a private embedded server
+    # The data folder of this machine's local stack: the private valkey and `chroma run` that
+    # every process using this folder shares when no URL is set, and the uploads.
+    home: str = ".docworkers"
+    redis_url: str | None = None  # None: the local stack's valkey (started on first use)
     queue: str = "default"
-    chroma_url: str | None = None  # None: embedded Chroma at chroma_path
-    chroma_path: str = ".docworkers/chroma"
-    storage_dir: str = ".docworkers/uploads"  # where uploads are stored for workers to read
+    chroma_url: str | None = None  # None: chroma_path if set, else the local stack's Chroma
+    chroma_path: str | None = None  # embedded Chroma in this folder (one writing process)
+    storage_dir: str | None = None  # where uploads are stored for workers; None: <home>/uploads
     embedder: str = "onnx-minilm"  # or "openai" (any /v1/embeddings server)
     embedding_url: str | None = None
     embedding_model: str | None = None
@@ -160,6 +163,21 @@ class Settings:
                                          "DOCWORKERS_API_TOKEN, which has the admin scope")
             scopes[self.api_token] = "admin"
         return scopes
+
+    @property
+    def uploads(self) -> Path:
+        """Where uploads are stored: ``storage_dir``, else ``<home>/uploads``."""
+        return Path(self.storage_dir) if self.storage_dir else Path(self.home) / "uploads"
+
+    @property
+    def local_redis(self) -> bool:
+        """True when Redis is the local stack's (no ``redis_url``)."""
+        return not self.redis_url
+
+    @property
+    def local_chroma(self) -> bool:
+        """True when Chroma is the local stack's server (no ``chroma_url`` nor ``chroma_path``)."""
+        return not (self.chroma_url or self.chroma_path)
 
     @classmethod
     def table(cls) -> list[tuple[str, str]]:

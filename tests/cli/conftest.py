@@ -80,14 +80,18 @@ def process_env_without_settings() -> dict[str, str]:
 
 
 @pytest.fixture
-def no_redis_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No DOCWORKERS_* at all (so the private embedded Redis is used), cwd in tmp_path."""
+def no_redis_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No DOCWORKERS_* at all (so commands use the local stack of tmp_path/.docworkers), cwd
+    in tmp_path; the stack's servers are stopped at the end."""
+    from docworkers.stack import LocalStack
+
     for key in list(os.environ):
         if key.startswith("DOCWORKERS_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(tmp_path)
-    return tmp_path
+    yield tmp_path
+    LocalStack(tmp_path / ".docworkers").down()
 
 
 @pytest.fixture

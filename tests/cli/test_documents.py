@@ -126,8 +126,3 @@ def test_collections_list_and_delete(seeded: dict[str, str], cli_env: dict[str, 
     assert json.loads(cli("documents", "list", "--json").stdout) == []
     again = cli("collections", "delete", "library", "--yes")
     assert again.exit_code == 1 and "no collection 'library'" in again.stderr
-
-
-def test_documents_need_a_shared_redis(no_redis_env: Path, cli: Callable[..., Result]) -> None:
-    result = cli("documents", "list")
-    assert result.exit_code == 2 and "DOCWORKERS_REDIS_URL" in result.stderr

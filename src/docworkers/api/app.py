@@ -51,7 +51,7 @@ def create_app(runtime: Runtime, *, with_workers: int = 0,
     """The API on an opened ``runtime`` (the caller opens and closes it).
 
     ``with_workers`` upload workers run inside the server process, started and stopped with
-    the app's lifespan; on the private embedded Redis also one worker per other job type.
+    the app's lifespan, plus one worker per other job type.
     ``allowed_hosts``: the ``Host`` names to answer to (default: DOCWORKERS_ALLOWED_HOSTS, else
     the loopback names; ``docworkers serve`` passes the names of the address it binds).
     """
@@ -83,8 +83,7 @@ def _build(runtime: Runtime, *, with_workers: int, owns_runtime: bool,
             await runtime.open()
         try:
             if with_workers:
-                state.pool = build_pool(runtime, state.metrics, with_workers,
-                                        other_types=runtime.uses_embedded_redis)
+                state.pool = build_pool(runtime, state.metrics, with_workers)
                 services = runtime.services
                 state.metrics.watch_batchers(lambda: [services.batcher.stats])
                 await state.pool.start_all()

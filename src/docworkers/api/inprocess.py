@@ -1,7 +1,6 @@
 """Workers running inside the API process (``create_app(..., with_workers=N)``): N upload
-workers and, on the private embedded Redis, one worker for each other job type on its queue.
-No ``docworkers worker`` can reach a private Redis, so without them the jobs ``POST /api/jobs``
-queues would never run; with a shared Redis, ``docworkers worker`` runs those types."""
+workers and one worker for each other job type on its queue, so that a server started alone
+(``docworkers serve --with-workers 1``) also runs the jobs ``POST /api/jobs`` queues."""
 
 from __future__ import annotations
 
@@ -37,7 +36,7 @@ def worker_name(index: int) -> str:
 
 
 def build_pool(runtime: Runtime, metrics: ApiMetrics, count: int, *,
-               other_types: bool = False) -> WorkerPool:
+               other_types: bool = True) -> WorkerPool:
     """``count`` metered upload workers on the runtime's queue and, with ``other_types`` and
     ``count`` > 0, one worker per other job type on its queue; not started yet."""
     pool = WorkerPool()

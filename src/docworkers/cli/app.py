@@ -24,6 +24,7 @@ from docworkers.cli.demo import demo_command
 from docworkers.cli.documents import collections_app, documents_app, search_command
 from docworkers.cli.ingest import ingest_command
 from docworkers.cli.jobs import dlq_app, jobs_app, stats_command
+from docworkers.cli.stack import down_command, status_command, up_command
 from docworkers.cli.submit import import_command, reindex_command, submit_command
 from docworkers.cli.worker import serve_command, worker_command
 from docworkers.errors import ConfigurationError, DocworkersError, InvalidJobIdError
@@ -59,8 +60,9 @@ app = typer.Typer(
     name="docworkers",
     help="Reliable Redis background jobs that turn documents into searchable knowledge.\n\n"
          "Settings come from DOCWORKERS_* environment variables (or a .env file). Without "
-         "DOCWORKERS_REDIS_URL each command runs on a private Redis that ends with it: fine "
-         "for `demo`, `ingest` and `search`; the queue commands need a shared server.",
+         "DOCWORKERS_REDIS_URL and DOCWORKERS_CHROMA_URL every command uses the local stack "
+         "of the data folder (.docworkers, or DOCWORKERS_HOME): a private valkey and Chroma "
+         "server that the first command starts and all share (see `docworkers status`).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals can hold API keys
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -91,6 +93,9 @@ app.add_typer(documents_app, name="documents")
 collections_app.command("reindex", no_args_is_help=True)(reindex_command)
 app.add_typer(collections_app, name="collections")
 app.command("demo")(demo_command)
+app.command("up")(up_command)
+app.command("down")(down_command)
+app.command("status")(status_command)
 
 
 def main() -> None:

@@ -130,21 +130,16 @@ def state_of(ctx: typer.Context) -> CliState:
     return root.obj
 
 
-def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], *,
-                 redis: bool = True) -> T:
-    """Open a Runtime for ``settings``, run ``action`` on it, close it whatever happens.
-
-    ``redis=False`` is for commands that only use Chroma and the model: no embedded Redis is
-    started for them.
-    """
+def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Open a Runtime for ``settings`` (finding or starting the local stack's Redis when no
+    URL is set), run ``action`` on it, close it whatever happens."""
 
     from docworkers.runtime import Runtime
 
     async def main() -> T:
         runtime = Runtime(settings)
         try:
-            if redis:
-                await runtime.open()
+            await runtime.open()
             return await action(runtime)
         finally:
             await runtime.close()
@@ -153,11 +148,5 @@ def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], 
 
 
 def require_shared_redis(settings: Settings, what: str) -> None:
-    """Refuse commands that are meaningless on a private Redis that dies with the command."""
-    if not settings.redis_url:
-        raise UsageError(
-            f"{what} needs a shared Redis server, and DOCWORKERS_REDIS_URL is not set. Without "
-            "it every command starts a private Redis that disappears when the command ends "
-            "(queued jobs and the document registry with it). Start Redis and set e.g. "
-            "DOCWORKERS_REDIS_URL=redis://localhost:6379/0"
-        )
+    """Nothing to refuse any more: without DOCWORKERS_REDIS_URL every command shares the
+    local stack's Redis. Kept until the last callers are gone."""

@@ -1,8 +1,8 @@
 """``docworkers demo``: ingest the sample documents with live progress, then search them.
 
-Runs on whatever the settings say; with none set that is a private Redis for the run and an
-embedded Chroma in ``.docworkers/chroma``, so the searchable chunks stay for ``docworkers
-search --collection demo`` afterwards.
+Runs on whatever the settings say; with none set that is the local stack of ``.docworkers``
+(its valkey and Chroma server, started if needed), so the searchable chunks and the jobs stay
+for ``docworkers search --collection demo`` and ``docworkers jobs list`` afterwards.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ DEFAULT_DOCS = Path(__file__).resolve().parents[3] / "examples" / "docs"
 
 def _where(state: CliState) -> str:
     s = state.settings
-    redis = s.redis_url or "a private Redis for this run"
-    chroma = s.chroma_url or f"embedded Chroma in {Path(s.chroma_path).resolve()}"
+    local = f"the local stack in {Path(s.home).resolve()} (see `docworkers status`)"
+    redis = s.redis_url or local
+    chroma = s.chroma_url or (f"embedded Chroma in {Path(s.chroma_path).resolve()}"
+                              if s.chroma_path else local)
     return esc(f"Redis: {redis}\nChroma: {chroma}")
 
 
@@ -92,7 +94,7 @@ def demo_command(
         _print_hits(state, query, hits)
     state.out.print(
         f"\nNext: [bold]docworkers search \"your question\" --collection {collection}[/], "
-        "[bold]docworkers ingest PATH[/] for your own files, and set DOCWORKERS_REDIS_URL to "
-        "run [bold]docworkers worker[/] and [bold]docworkers serve[/].")
+        "[bold]docworkers ingest PATH[/] for your own files, [bold]docworkers worker[/] and "
+        "[bold]docworkers serve[/] for the queue and the dashboard.")
     if any(not o.ok for o in outcomes):
         raise typer.Exit(EXIT_FAILURE)

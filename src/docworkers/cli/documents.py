@@ -96,7 +96,7 @@ def search_command(
     async def action(runtime: Runtime) -> list[SearchHit]:
         return await runtime.search_service().search(collection, query, k)
 
-    hits = with_runtime(state.settings, action, redis=False)
+    hits = with_runtime(state.settings, action)
     if as_json:
         echo_json([hit_dict(hit) for hit in hits])
     elif not hits:
@@ -244,11 +244,10 @@ def documents_delete(
 
 @collections_app.command("list")
 def collections_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """List collections with their chunk (and, with a shared Redis, document) counts."""
+    """List collections with their chunk and document counts."""
     from rich.table import Table
 
     state = state_of(ctx)
-    shared = bool(state.settings.redis_url)
 
     async def action(runtime: Runtime) -> list[dict[str, Any]]:
         from docworkers.ingest.aliases import CollectionAliases
@@ -256,18 +255,16 @@ def collections_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
         infos = {c.name: c.count for c in await asyncio.to_thread(
             runtime.vectors.list_collections)}
         documents: dict[str, int] = {}
-        if shared:
-            aliases = CollectionAliases.for_documents(runtime.documents)
-            for name in await runtime.documents.collections():
-                documents[name] = len(await runtime.documents.list_documents(
-                    name, limit=1_000_000))
-                physical = await aliases.resolve(name)
-                if physical != name:  # reindexed: show the version searches use
-                    infos[name] = infos.pop(physical, 0)
+        aliases = CollectionAliases.for_documents(runtime.documents)
+        for name in await runtime.documents.collections():
+            documents[name] = len(await runtime.documents.list_documents(name, limit=1_000_000))
+            physical = await aliases.resolve(name)
+            if physical != name:  # reindexed: show the version searches use
+                infos[name] = infos.pop(physical, 0)
         return [{"name": name, "chunks": infos.get(name, 0), "documents": documents.get(name)}
                 for name in sorted(set(infos) | set(documents))]
 
-    rows = with_runtime(state.settings, action, redis=shared)
+    rows = with_runtime(state.settings, action)
     if as_json:
         echo_json(rows)
         return
@@ -292,23 +289,19 @@ def collections_delete(
 ) -> None:
     """Delete a collection: all its chunks and its documents' registry entries."""
     state = state_of(ctx)
-    shared = bool(state.settings.redis_url)
     if not yes:
         typer.confirm(f"Delete collection {name!r} with all its chunks?", abort=True)
 
     async def action(runtime: Runtime) -> tuple[bool, int]:
         from docworkers.ingest.jobs.collection_delete import delete_collection
 
-        if shared:  # every physical version, the registry entries and the alias, locked
-            result = await delete_collection(runtime.documents, runtime.vectors, name,
-                                             owner=f"cli-{uuid.uuid4().hex}")
-            return bool(result.dropped), result.documents_deleted
-        existed = await asyncio.to_thread(runtime.vectors.delete_collection, name)
-        return existed, 0
+        # Every physical version, the registry entries and the alias, under the lock.
+        result = await delete_collection(runtime.documents, runtime.vectors, name,
+                                         owner=f"cli-{uuid.uuid4().hex}")
+        return bool(result.dropped), result.documents_deleted
 
-    existed, documents = with_runtime(state.settings, action, redis=shared)
+    existed, documents = with_runtime(state.settings, action)
     if not existed and not documents:
         state.err.print(f"[red]error:[/] no collection {esc(repr(name))}", highlight=False)
         raise typer.Exit(EXIT_FAILURE)
-    state.out.print(f"Deleted collection {name!r}"
-                    + (f" and {documents} document record(s)." if shared else "."))
+    state.out.print(f"Deleted collection {name!r} and {documents} document record(s).")

@@ -10,8 +10,9 @@ default DOCWORKERS_QUEUE), each on the type's own queue (see
 DOCWORKERS_CONCURRENCY); the other types are rare and one of them runs at a time per process
 unless ``--concurrency`` is given. Only the types that parse or embed load the model.
 
-``--processes N`` starts N spawned processes, each with its own pool and model. Embedded Chroma
-allows one writing process per directory, so that mode needs a Chroma server.
+``--processes N`` starts N spawned processes, each with its own pool and model (an embedded
+``DOCWORKERS_CHROMA_PATH`` allows one writing process, so that mode needs a Chroma server: the
+local stack's, by default).
 
 This module parses options and prints; the Runtime builds the workers and
 :mod:`docworkers.workers.supervisor` runs them (signals, waiting for servers at start, the
@@ -111,8 +112,7 @@ def _run_processes(state: CliState, settings: Settings, queues: list[str], types
 
 # The process options (docworkers.workers.supervisor runs the processes).
 ProcessesOption = Annotated[int, typer.Option(
-    min=1, help="Worker processes (the minimum with --max-processes); more than 1 needs "
-    "DOCWORKERS_CHROMA_URL.")]
+    min=1, help="Worker processes (the minimum with --max-processes).")]
 MaxProcessesOption = Annotated[int | None, typer.Option(
     min=1, help="Autoscale: add processes up to this many while jobs wait (one per "
     "--jobs-per-process waiting jobs), retire them when the backlog is gone.")]
@@ -171,6 +171,10 @@ def worker_command(
     scaling = _process_scaling(settings, processes, max_processes, jobs_per_process,
                                scale_down_delay)
     queues, types = _served(settings, queue, job_type)
+    if scaling.max_processes > 1:  # every process gets the same servers
+        from docworkers.stack import with_local_servers
+
+        settings = with_local_servers(settings, chroma=True)
     schedules_file = str(schedules) if schedules else settings.schedules_file
     if schedules_file is not None:
         loaded = document_schedules(schedules_file, queues[0])  # errors now, not at the first tick
@@ -196,24 +200,18 @@ def _process_scaling(settings: Settings, processes: int, max_processes: int | No
     """The worker processes the options ask for, refused where they cannot work."""
     from docworkers.workers.process_pool import ProcessScalingConfig
 
-    if not settings.redis_url:
-        raise UsageError(
-            "the worker needs a shared Redis: DOCWORKERS_REDIS_URL is not set, and a private "
-            "Redis started here would be empty and invisible to everyone else. Start Redis and "
-            "set e.g. DOCWORKERS_REDIS_URL=redis://localhost:6379/0 (to try docworkers "
-            "without a server, use `docworkers ingest --wait` or `docworkers demo`)")
     try:
         scaling = ProcessScalingConfig(
             min_processes=processes, max_processes=max_processes or processes,
             jobs_per_process=jobs_per_process, scale_down_delay=scale_down_delay)
     except ConfigurationError as exc:
         raise UsageError(f"--{exc.field.replace('_', '-')}: {exc.problem}") from exc
-    if scaling.max_processes > 1 and not settings.chroma_url:
+    if scaling.max_processes > 1 and settings.chroma_path and not settings.chroma_url:
         raise UsageError(
             f"{scaling.max_processes} worker processes need a Chroma server: embedded Chroma "
-            f"({settings.chroma_path}) allows only one writing process per directory. Start "
-            f"one (`chroma run --path {settings.chroma_path} --port 8000`) and set "
-            "DOCWORKERS_CHROMA_URL=http://localhost:8000, or use --concurrency instead")
+            f"(DOCWORKERS_CHROMA_PATH={settings.chroma_path}) allows only one writing process "
+            "per directory. Unset DOCWORKERS_CHROMA_PATH to use the local stack's Chroma "
+            "server, or set DOCWORKERS_CHROMA_URL, or use --concurrency instead")
     return scaling
 
 
@@ -238,11 +236,9 @@ def serve_command(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    with_workers: Annotated[int | None, typer.Option(
-        min=0, help="Upload workers to run inside the server (default: 1 with the private "
-        "Redis, where no other worker can reach the queue, plus one worker of each other job "
-        "type; 0 with DOCWORKERS_REDIS_URL, where `docworkers worker` runs them).")
-    ] = None,
+    with_workers: Annotated[int, typer.Option(
+        min=0, help="Upload workers to run inside the server (default 0: `docworkers "
+        "worker` runs the jobs).")] = 0,
     fail_fast: Annotated[bool, typer.Option(
         "--fail-fast", help="With workers: exit 1 at once if Redis or the Chroma server is "
         "down at start, instead of waiting for them (DOCWORKERS_STARTUP_TIMEOUT).")] = False,
@@ -270,10 +266,7 @@ def serve_command(
     tokens = settings.token_scopes()
     hosts = _allowed_hosts(settings, host, allowed_host, has_token=bool(tokens),
                            insecure_no_auth=insecure_no_auth)
-    workers = with_workers if with_workers is not None else (0 if settings.redis_url else 1)
-    if workers == 0 and not settings.redis_url:
-        log.warning("no DOCWORKERS_REDIS_URL and --with-workers 0: uploads will queue up in a "
-                    "private Redis that no worker can reach")
+    workers = with_workers
     state.configure_logging(long_running=True)
 
     async def action(runtime: Runtime) -> None:
