@@ -89,7 +89,7 @@ def main() -> None:
         run(folder, env, ["ingest", "docs/"])  # something to list and search
         for label, argv in WARM:
             run(folder, env, argv)
-            timing = median_of(args.runs, lambda a=argv: run(folder, env, a))  # type: ignore[misc]
+            timing = median_of(args.runs, lambda a=argv: run(folder, env, a))
             rows.append((f"warm: {label}", timing))
         time.sleep(2)
         memory = {s.name: s.memory_mb for s in stack.status()}
