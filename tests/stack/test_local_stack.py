@@ -120,10 +120,24 @@ def test_down_then_up_keeps_the_data(stacks: Stacks) -> None:
     assert redis.Redis.from_url(stack.url("redis")).get("kept") == b"yes"
 
 
+def test_a_restarted_server_keeps_its_address_so_clients_reconnect(stacks: Stacks) -> None:
+    stack = stacks("home")
+    url, chroma = stack.url("redis"), stack.url("chroma")
+    client = redis.Redis.from_url(url)  # a long-running process's connection
+    client.set("kept", "yes")
+    stack.down()
+    with pytest.raises(redis.ConnectionError):
+        client.get("kept")
+    stack.up()
+    assert (stack.url("redis"), stack.url("chroma")) == (url, chroma)
+    assert client.get("kept") == b"yes"  # the same client, reconnected
+
+
 def test_a_port_taken_by_someone_else_is_not_ours(stacks: Stacks) -> None:
     stack = stacks("home")
     port = free_port()
     StackState({"chroma": ServerRecord("chroma", os.getpid(), port, 0.0, 1)}).write(stack.home)
     assert stack.status()[1].running is False  # this test process is no Chroma server
-    assert f":{port}" not in stack.url("chroma")
-    assert alive(os.getpid())
+    url = stack.url("chroma")  # started anew (on the recorded port, free), this pid spared
+    assert httpx.get(f"{url}/api/v2/heartbeat").status_code == 200
+    assert record(stack, "chroma").pid != os.getpid() and alive(os.getpid())

@@ -4,8 +4,9 @@ docworkers process that uses that folder without DOCWORKERS_REDIS_URL / DOCWORKE
 The first process that needs a server starts it (under the stack lock) and writes it in the
 state file; the others read the state file and health-check the server. A server that does not
 answer (killed, stopped, its machine rebooted) is stale: the next process stops whatever is left
-of it and starts a new one on the same data. Servers outlive the process that started them;
-``docworkers down`` stops them.
+of it and starts a new one on the same data, the same port and the same password when the port
+is free, so that long-running processes (workers, the API) reconnect on their own. Servers
+outlive the process that started them; ``docworkers down`` stops them.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class LocalStack:
             if record is not None:  # another process started it while we waited
                 return record
             self._stop_leftovers(state, kind)
-            record = self._start(kind)
+            record = self._start(kind, state.servers.get(kind.name))
             state = StackState.read(self.home)  # unchanged under the lock, but be exact
             state.servers[kind.name] = record
             state.write(self.home)
@@ -88,8 +89,7 @@ class LocalStack:
             stopped = [r for r in state.servers.values() if self._ours(r.pid, KINDS[r.name])]
             for kind in KINDS.values():
                 self._stop_leftovers(state, kind)
-            state.servers.clear()
-            state.write(self.home)
+        # The records stay: the next start takes the same ports and password again.
         return stopped
 
     def status(self) -> list[ServerStatus]:
@@ -131,11 +131,13 @@ class LocalStack:
         for pid in pids:
             stop_process(pid)
 
-    def _start(self, kind: ServerKind) -> ServerRecord:
+    def _start(self, kind: ServerKind, previous: ServerRecord | None) -> ServerRecord:
         problem = ""
-        for _ in range(START_ATTEMPTS):
-            port = free_port()
-            pid, password = kind.launch(self.home, port)
+        for attempt in range(START_ATTEMPTS):
+            again = previous is not None and attempt == 0
+            port = free_port(previous.port if previous and again else 0)
+            pid, password = kind.launch(self.home, port,
+                                        previous.password if previous and again else "")
             record = ServerRecord(kind.name, pid, port, time.time(), os.getpid(), password)
             deadline = time.monotonic() + kind.start_timeout
             while time.monotonic() < deadline and alive(pid):

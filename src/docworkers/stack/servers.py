@@ -26,10 +26,16 @@ HEALTH_TIMEOUT = 1.0  # seconds for one health check
 STOP_TIMEOUT = 20.0  # seconds a server gets to stop after SIGTERM (valkey writes its AOF)
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on now (the server may still lose a race for it)."""
+def free_port(wanted: int = 0) -> int:
+    """A loopback port nobody listens on now (the server may still lose a race for it):
+    ``wanted`` if it is free, else any."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        # As the servers do: a port whose last connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", wanted))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
@@ -125,11 +131,13 @@ class ServerKind:
     def healthy(self, record: ServerRecord) -> bool:
         return _redis_answers(record) if self.name == "redis" else _chroma_answers(record)
 
-    def launch(self, home: Path, port: int) -> tuple[int, str]:
-        """Start the server detached (it outlives this process); its pid and password."""
+    def launch(self, home: Path, port: int, password: str = "") -> tuple[int, str]:
+        """Start the server detached (it outlives this process); its pid and password (the
+        one given, else a new one for valkey)."""
         self.folder(home).mkdir(parents=True, exist_ok=True)
         self.log(home).parent.mkdir(parents=True, exist_ok=True)
-        password = secrets.token_hex(24) if self.name == "redis" else ""
+        if self.name == "redis":
+            password = password or secrets.token_hex(24)
         if self.name == "redis":
             command = [_valkey_binary(), _valkey_config(home, port, password, self.log(home))]
         else:
