@@ -106,11 +106,12 @@ def test_documents_list_show_and_delete(seeded: dict[str, str], cli_env: dict[st
     deleted = cli("documents", "delete", report, "--yes")
     assert deleted.exit_code == 0 and "2 chunks removed" in deleted.stdout
     assert chunk_count(cli_env, "library", report) == 0
-    assert cli("documents", "show", report).exit_code == 2  # no such document
+    gone = cli("documents", "show", report)
+    assert gone.exit_code == 1 and gone.stderr == f"error: document {report!r} not found\n"
     remaining = json.loads(cli("documents", "list", "--json").stdout)
     assert [d["filename"] for d in remaining] == ["recipes [v2].md"]
     missing = cli("documents", "delete", report, "--yes")
-    assert missing.exit_code == 1 and "no document" in missing.stderr
+    assert missing.exit_code == 1 and f"error: document {report!r} not found" in missing.stderr
 
 
 def test_collections_list_and_delete(seeded: dict[str, str], cli_env: dict[str, str],
@@ -124,4 +125,4 @@ def test_collections_list_and_delete(seeded: dict[str, str], cli_env: dict[str, 
     assert json.loads(cli("collections", "list", "--json").stdout) == []
     assert json.loads(cli("documents", "list", "--json").stdout) == []
     again = cli("collections", "delete", "library", "--yes")
-    assert again.exit_code == 1 and "no collection 'library'" in again.stderr
+    assert again.exit_code == 1 and again.stderr == "error: collection 'library' not found\n"

@@ -78,8 +78,8 @@ def test_jobs_cancel_and_retry(cli_env: dict[str, str], cli: Callable[..., Resul
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
-    (["jobs", "show", "0123456789abcdef"], 1, "no job '0123456789abcdef'"),
-    (["jobs", "cancel", "0123456789abcdef"], 1, "no job '0123456789abcdef'"),
+    (["jobs", "show", "0123456789abcdef"], 1, "job '0123456789abcdef' not found"),
+    (["jobs", "cancel", "0123456789abcdef"], 1, "job '0123456789abcdef' not found"),
     (["jobs", "show", "bad id!"], 2, "invalid job id"),
     (["jobs", "list", "--status", "sleeping"], 2, "valid statuses"),
 ])

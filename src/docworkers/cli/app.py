@@ -1,9 +1,11 @@
 """The ``docworkers`` command: the root Typer app, global options and error handling.
 
-Exit codes: 0 success; 1 something failed (a document, a server, a job that was not found);
-2 the command could not run as asked (bad arguments or configuration); 130 interrupted.
-Every docworkers error is printed as one red ``error: …`` line; ``--debug`` (or
-DOCWORKERS_LOG_LEVEL=DEBUG) shows the traceback instead.
+Exit codes: 0 success; 1 the command ran and something failed (a document, a server down, a
+job, document or collection that does not exist); 2 the command could not run as asked (bad
+arguments or configuration); 130 interrupted. Every error is printed as one red ``error: …``
+line on stderr (:func:`~docworkers.cli.render.print_error`, passwords of URLs hidden); a missing
+thing always reads ``error: <kind> '<id>' not found`` (:func:`~docworkers.cli.render.not_found`)
+and exits 1. ``--debug`` (or DOCWORKERS_LOG_LEVEL=DEBUG) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -24,28 +26,38 @@ from docworkers.cli.demo import demo_command
 from docworkers.cli.documents import collections_app, documents_app, search_command
 from docworkers.cli.ingest import ingest_command
 from docworkers.cli.jobs import dlq_app, jobs_app, stats_command
+from docworkers.cli.render import print_error
 from docworkers.cli.stack import down_command, status_command, up_command
 from docworkers.cli.submit import import_command, reindex_command, submit_command
 from docworkers.cli.worker import serve_command, worker_command
 from docworkers.errors import ConfigurationError, DocworkersError, InvalidJobIdError
 
 
-class DocworkersGroup(TyperGroup):
+class SummaryGroup(TyperGroup):
+    """Lists its commands with their whole first sentence, wrapped: click cuts it to what fits
+    on one line ("enqueue upload jobs and (by..."), which reads as broken help at 80 columns."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, command.get_short_help_str(limit=1_000))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class DocworkersGroup(SummaryGroup):
     """Turns docworkers errors into a red one-line message and a meaningful exit code."""
 
     # ``ctx`` is typer's vendored click Context, which typer does not export under a public name.
     def invoke(self, ctx: Any) -> Any:
-        from rich.markup import escape
-
         try:
             return super().invoke(ctx)
         except DocworkersError as exc:
             state = ctx.obj if isinstance(ctx.obj, CliState) else CliState()
             if state.show_tracebacks:
                 raise
-            # soft_wrap: one line even in a log file (a terminal still wraps it for display)
-            state.err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
-                            soft_wrap=True)
+            print_error(state.err, exc)
             usage = isinstance(exc, ConfigurationError | InvalidJobIdError)
             ctx.exit(EXIT_USAGE if usage else EXIT_FAILURE)
         except KeyboardInterrupt:
@@ -85,13 +97,13 @@ app.command("import", no_args_is_help=True)(import_command)
 app.command("worker")(worker_command)
 app.command("serve")(serve_command)
 jobs_app.command("submit", no_args_is_help=True)(submit_command)
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(dlq_app, name="dlq")
+app.add_typer(jobs_app, name="jobs", cls=SummaryGroup)
+app.add_typer(dlq_app, name="dlq", cls=SummaryGroup)
 app.command("stats")(stats_command)
 app.command("search", no_args_is_help=True)(search_command)
-app.add_typer(documents_app, name="documents")
+app.add_typer(documents_app, name="documents", cls=SummaryGroup)
 collections_app.command("reindex", no_args_is_help=True)(reindex_command)
-app.add_typer(collections_app, name="collections")
+app.add_typer(collections_app, name="collections", cls=SummaryGroup)
 app.command("demo")(demo_command)
 app.command("up")(up_command)
 app.command("down")(down_command)

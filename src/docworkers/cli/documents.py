@@ -28,6 +28,8 @@ from docworkers.cli.render import (
     echo_json,
     esc,
     key_value_table,
+    not_found,
+    print_error,
     short_when,
     size,
     snippet,
@@ -157,14 +159,6 @@ def documents_list(
     state.out.print(table)
 
 
-async def _get(runtime: Runtime, document_id: str) -> DocumentRecord:
-    record = await runtime.documents.get(document_id)
-    if record is None:
-        raise typer.BadParameter(f"no document {document_id!r} (see `docworkers documents "
-                                 "list`)", param_hint="DOCUMENT_ID")
-    return record
-
-
 @documents_app.command("show")
 def documents_show(
     ctx: typer.Context,
@@ -178,10 +172,13 @@ def documents_show(
 
     state = _registry(ctx, "documents show")
 
-    async def action(runtime: Runtime) -> DocumentRecord:
-        return await _get(runtime, document_id)
+    async def action(runtime: Runtime) -> DocumentRecord | None:
+        return await runtime.documents.get(document_id)
 
     r = with_runtime(state.settings, action)
+    if r is None:
+        print_error(state.err, not_found("document", document_id))
+        raise typer.Exit(EXIT_FAILURE)
     if as_json:
         echo_json(r.to_dict())
         return
@@ -227,8 +224,7 @@ def documents_delete(
             record = await runtime.documents.get(document_id)
             if record is None:
                 missing += 1
-                state.err.print(f"[red]error:[/] no document {esc(repr(document_id))}",
-                                highlight=False)
+                print_error(state.err, not_found("document", document_id))
                 continue
             result = await delete_document(runtime.documents, runtime.vectors, document_id)
             state.out.print(f"Deleted {esc(record.filename)} ({document_id}) from "
@@ -302,6 +298,6 @@ def collections_delete(
 
     existed, documents = with_runtime(state.settings, action)
     if not existed and not documents:
-        state.err.print(f"[red]error:[/] no collection {esc(repr(name))}", highlight=False)
+        print_error(state.err, not_found("collection", name))
         raise typer.Exit(EXIT_FAILURE)
     state.out.print(f"Deleted collection {name!r} and {documents} document record(s).")

@@ -27,6 +27,9 @@ from docworkers.cli.render import (
     echo_json,
     esc,
     key_value_table,
+    not_found,
+    print_error,
+    process_label,
     short_when,
     snippet,
     status_text,
@@ -65,6 +68,11 @@ def on_queue(ctx: typer.Context, what: str, action: Callable[[RoutedQueues], Awa
         return await action(runtime.queues)
 
     return with_runtime(settings, main)
+
+
+def job_not_found(state: CliState, job_id: str) -> str:
+    """The not-found message of every job command (they look in the job types' queues too)."""
+    return not_found("job", job_id, f"the queues of {state.settings.queue!r}")
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -147,9 +155,12 @@ def _per_job(ctx: typer.Context, what: str, job_ids: list[str],
             try:
                 repo = await queues.owner(job_id)
                 state.out.print(f"{job_id}: {await action(repo, job_id)}")
-            except (JobNotFoundError, InvalidStateError) as exc:
+            except JobNotFoundError:
                 failures += 1
-                state.err.print(f"[red]error:[/] {esc(exc)}", highlight=False)
+                print_error(state.err, job_not_found(state, job_id))
+            except InvalidStateError as exc:
+                failures += 1
+                print_error(state.err, exc)
         return failures
 
     if on_queue(ctx, what, main):
@@ -189,8 +200,13 @@ def jobs_list(
 def jobs_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job id.")],
               as_json: JsonOption = False) -> None:
     """Show one job: state, payload, result and error."""
-    job = on_queue(ctx, "jobs show", lambda queues: queues.get_job(job_id))
-    print_job(state_of(ctx), job, as_json=as_json)
+    state = state_of(ctx)
+    try:
+        job = on_queue(ctx, "jobs show", lambda queues: queues.get_job(job_id))
+    except JobNotFoundError:
+        print_error(state.err, job_not_found(state, job_id))
+        raise typer.Exit(EXIT_FAILURE) from None
+    print_job(state, job, as_json=as_json)
 
 
 @jobs_app.command("cancel")
@@ -299,6 +315,8 @@ def stats_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 def stats_view(stats: QueueStats) -> Group:
+    """The queue, the totals and the live workers, readable in 80 columns: numbers never wrap
+    and are never cut; names and hosts fold, and low-value details share a cell."""
     from rich.console import Group
     from rich.table import Table
 
@@ -317,29 +335,37 @@ def stats_view(stats: QueueStats) -> Group:
          if stats.total_completed else "-"),
         ("live workers", stats.active_workers),
     ])
-    workers = Table(title="Workers", title_justify="left")
-    workers.add_column("Worker", overflow="fold", min_width=12)
-    workers.add_column("Host:PID", overflow="fold")
-    for name in ("State", "Busy", "Scaling", "Done", "Failed", "Success", "Avg", "Up"):
-        workers.add_column(name, justify="left" if name in ("State", "Scaling") else "right",
-                           no_wrap=True)
-    for w in stats.workers:
-        processed = int(w.get("jobs_processed", 0))
-        workers.add_row(
-            esc(w.get("worker_name", "?")), esc(f"{w.get('host', '')}:{w.get('pid', '')}"),
-            "running" if w.get("is_running") else "stopped",
-            f"{w.get('in_flight', 0)}/{w.get('concurrency', 0)}", scaling_label(w),
-            str(processed),
-            str(w.get("jobs_failed", 0)),
-            f"{float(w.get('success_rate', 0.0)):.0%}" if processed else "-",
-            duration(float(w.get("average_process_time", 0.0))) if processed else "-",
-            duration(float(w.get("uptime", 0.0))))
     if not stats.workers:
         return Group(depth, totals, "[dim]No live workers (start one with "
                      "`docworkers worker`).[/]")
     services = services_table(stats.workers)  # circuit breakers and limits, cluster-wide
     extra = [t for t in (services, supervisors_table(stats.supervisors)) if t is not None]
-    return Group(depth, totals, workers, *extra)
+    return Group(depth, totals, workers_table(stats.workers), *extra)
+
+
+def workers_table(workers: list[dict[str, Any]]) -> Table:
+    """One row per live worker. The first cell holds, under the name, its process and (when it
+    autoscales) its scaling, so the numeric columns keep their full width at 80 columns."""
+    from rich.table import Table
+
+    table = Table(title="Workers", title_justify="left")
+    table.add_column("Worker / process", overflow="fold", min_width=12)
+    for name in ("Busy", "Done", "Failed", "Success", "Avg", "Up"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for w in workers:
+        processed = int(w.get("jobs_processed", 0))
+        details = [process_label(w.get("host", ""), w.get("pid", ""))]
+        if (scaling := scaling_label(w)) != "fixed":
+            details.append(f"scaling {scaling}")
+        stopped = "" if w.get("is_running") else " [yellow](stopped)[/]"
+        table.add_row(
+            f"{esc(w.get('worker_name', '?'))}{stopped}\n[dim]{esc(', '.join(details))}[/]",
+            f"{w.get('in_flight', 0)}/{w.get('concurrency', 0)}", str(processed),
+            str(w.get("jobs_failed", 0)),
+            f"{float(w.get('success_rate', 0.0)):.0%}" if processed else "-",
+            duration(float(w.get("average_process_time", 0.0))) if processed else "-",
+            duration(float(w.get("uptime", 0.0))))
+    return table
 
 
 def scaling_label(worker: dict[str, Any]) -> str:
@@ -357,15 +383,19 @@ def supervisors_table(supervisors: list[dict[str, Any]]) -> Table | None:
     if not supervisors:
         return None
     table = Table(title="Worker processes", title_justify="left")
-    for name in ("Supervisor", "Processes", "Bounds", "Waiting", "Decision", "Started",
-                 "Retired"):
-        table.add_column(name, justify="left" if name in ("Supervisor", "Decision")
-                         else "right", no_wrap=name != "Supervisor")
+    # Text folds (the two first and the decision); numbers keep their width.
+    table.add_column("Supervisor", overflow="fold")
+    table.add_column("Processes", overflow="fold", justify="right")
+    for name in ("Bounds", "Waiting"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("Decision", overflow="fold")
+    for name in ("Started", "Retired"):
+        table.add_column(name, justify="right", no_wrap=True)
     for s in supervisors:
         retiring = int(s.get("retiring", 0))
         table.add_row(
             esc(str(s.get("name", "?"))),
-            f"{s.get('processes', 0)}" + (f" (+{retiring} retiring)" if retiring else ""),
+            f"{s.get('processes', 0)}" + (f"\n+{retiring} retiring" if retiring else ""),
             f"{s.get('min_processes', '?')}-{s.get('max_processes', '?')}",
             str(s.get("queue_depth", 0)), esc(str(s.get("reason", ""))),
             str(s.get("started", 0)), str(s.get("retired", 0)))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -32,6 +34,35 @@ def esc(value: object) -> str:
     from rich.markup import escape
 
     return escape(str(value))
+
+
+# The password of a URL's user information: ``redis://:secret@host``, ``http://u:secret@host``.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s/@:]*):[^\s/@]+@", re.IGNORECASE)
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it shown as ``***``: error messages name the
+    server they could not reach, and a terminal or CI log is no place for its password."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+def print_error(console: Console, message: object) -> None:
+    """The one form of every error a command reports: a red ``error:`` and one line (one even
+    in a log file, where the terminal's wrapping does not happen)."""
+    console.print(f"[bold red]error:[/] {esc(without_passwords(str(message)))}",
+                  highlight=False, soft_wrap=True)
+
+
+def not_found(kind: str, identifier: str, where: str = "") -> str:
+    """The one wording of "no such thing" in every command: ``job 'x' not found in queue 'q'``.
+    Commands exit with EXIT_FAILURE (1) after it, like any other failure."""
+    return f"{kind} {identifier!r} not found" + (f" in {where}" if where else "")
+
+
+def process_label(host: object, pid: object) -> str:
+    """A process as ``host (pid 123)``: a narrow column wraps it between host and pid, never
+    inside the pid (``host:123`` would be folded anywhere)."""
+    return f"{host} (pid {pid})"
 
 
 def styled_status(status: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from docworkers.cli.render import esc
+from docworkers.cli.render import esc, process_label
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -24,7 +24,7 @@ def services_table(workers: Iterable[Mapping[str, Any]]) -> Table | None:
 
     rows: dict[tuple[str, str], tuple[str, int]] = {}
     for worker in workers:
-        process = f"{worker.get('host', '')}:{worker.get('pid', '')}"
+        process = process_label(worker.get("host", ""), worker.get("pid", ""))
         breakers = worker.get("breakers")
         limited = worker.get("limited")
         states = breakers if isinstance(breakers, Mapping) else {}
@@ -38,10 +38,10 @@ def services_table(workers: Iterable[Mapping[str, Any]]) -> Table | None:
     if not rows:
         return None
     table = Table(title="External services", title_justify="left")
-    table.add_column("Host:PID", overflow="fold")
+    table.add_column("Process", overflow="fold")
     table.add_column("Breaker / limit", overflow="fold")
     table.add_column("State", no_wrap=True)
-    table.add_column("Refused", justify="right")
+    table.add_column("Refused", justify="right", no_wrap=True)
     for (process, name), (state, count) in sorted(rows.items()):
         style = _STATE_STYLES.get(state)
         table.add_row(esc(process), esc(name),
