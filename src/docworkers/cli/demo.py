@@ -75,7 +75,7 @@ def demo_command(
                          "checkout, in examples/docs); pass --docs FOLDER")
     discovery = discover([folder], exclude=("LICENSE",))
     options = IngestOptions(collection=collection)
-    options.validate()
+    options.validate(state.settings)
     state.out.print(Panel(f"Ingesting the documents in {esc(folder)} into collection "
                           f"{collection!r}.\n{_where(state)}", title="docworkers demo",
                           title_align="left", border_style="cyan"))

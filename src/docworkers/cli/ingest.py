@@ -1,9 +1,11 @@
-"""``docworkers ingest``: store documents, enqueue upload jobs, and (by default) process them here.
+"""``docworkers ingest``: store documents, enqueue upload jobs, and (by default) wait for them.
 
-With ``--wait`` a local worker pool runs the jobs in this process while a live board shows each
-document's stage; the command ends with a summary and exits non-zero if any document failed.
-The local worker takes jobs from the configured queue, so on a shared queue it may also run
-(and, when it stops, hand back) jobs that others enqueued: those finish wherever they end up.
+Every option is checked first, as the API checks an upload; nothing is stored or queued when
+one is wrong. With ``--wait`` a live board shows each document's stage until its job is over,
+then a summary; the command exits non-zero if any document failed. The jobs are left to a
+worker that serves the upload queue if one is running; otherwise a local worker runs them here,
+taking only this command's jobs: other clients' jobs on a shared queue are never touched (see
+:mod:`~docworkers.cli.own_jobs`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from docworkers.cli.options import (
     StrategyOption,
 )
 from docworkers.cli.render import duration, esc, plural, size, styled_status
-from docworkers.errors import DocworkersError, InvalidPayloadError
+from docworkers.errors import DocworkersError
 from docworkers.ingest.defaults import DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE
 
@@ -82,17 +84,13 @@ class IngestOptions:
         }
         return {name: value for name, value in payload.items() if value is not None}
 
-    def validate(self) -> None:
-        """Check the options before anything is stored or enqueued (UsageError if wrong)."""
-        from docworkers.ingest.payload import UploadJobPayload
-        from docworkers.queue import JobSpec
+    def validate(self, settings: Settings) -> None:
+        """Check the options before anything is stored or enqueued, as the API checks an
+        upload (the chunk size against the embedder's window too); UsageError if wrong."""
+        from docworkers.cli.checks import check_job
 
         probe = StoredFile(Path("probe.txt"), "probe.txt", Path("/probe.txt"), 0, "")
-        try:
-            UploadJobPayload.parse(self.payload(probe))
-            JobSpec(UPLOAD_JOB_TYPE, {}, priority=self.priority)
-        except InvalidPayloadError as exc:
-            raise UsageError(f"invalid option: {exc}") from None
+        check_job(settings, UPLOAD_JOB_TYPE, self.payload(probe), priority=self.priority)
 
 
 @dataclass(slots=True)
@@ -116,11 +114,15 @@ class Outcome:
 async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discovery,
                            options: IngestOptions, *, wait: bool) -> list[Outcome]:
     """Store, enqueue and (with ``wait``) process the discovered documents."""
+    from docworkers.cli.own_jobs import live_worker
     from docworkers.queue import JobSpec
 
     options = options.sized(runtime.embedder_window)
-    await runtime.jobs.ping()
-    if wait:  # fail now, not after every document has used up its retries
+    uploads = runtime.queues.for_type(UPLOAD_JOB_TYPE)
+    await uploads.ping()
+    if wait and await live_worker(uploads) is None:
+        # Processing here: fail now, not after every document has used up its retries. (With
+        # a live worker, the vector store is its business; an embedded one is locked by it.)
         await asyncio.to_thread(runtime.vectors.ping)
     try:
         storage = runtime.storage_dir()
@@ -150,7 +152,7 @@ async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discove
         stored_files.append(stored)
         specs.append(JobSpec(UPLOAD_JOB_TYPE, options.payload(stored),
                              priority=options.priority, tags=("cli",)))
-    job_ids = await runtime.jobs.enqueue_many(specs)
+    job_ids = await uploads.enqueue_many(specs)
     pairs = [(job_id, s.filename) for job_id, s in zip(job_ids, stored_files, strict=True)]
     if not wait:
         return outcomes + [Outcome(name, "queued", job_id=job_id) for job_id, name in pairs]
@@ -162,39 +164,35 @@ async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discove
 
 async def _process_here(runtime: Runtime, state: CliState, pairs: list[tuple[str, str]]
                         ) -> dict[str, Job | None]:
-    """Run a local worker until every job in ``pairs`` is finished; return their last state."""
+    """Get the jobs in ``pairs`` done, by a live worker or a local one that takes only them
+    (see :mod:`~docworkers.cli.own_jobs`), showing their progress; return their last state."""
+    from docworkers.cli.own_jobs import OwnJobs, local_worker, over
     from docworkers.cli.progress import IngestBoard
     from docworkers.runtime import worker_name
-    from docworkers.workers import WorkerPool
 
-    worker = runtime.upload_worker(worker_name("cli"))
-    pool = WorkerPool()
-    pool.add_worker(worker)
+    uploads = runtime.queues.for_type(UPLOAD_JOB_TYPE)
     ids = [job_id for job_id, _ in pairs]
-    await pool.start_all()
-    stopped = asyncio.create_task(worker.wait())
-    try:
-        with IngestBoard(state.err, pairs) as board:
-            while True:
-                found = {job.id: job for job in await runtime.jobs.get_jobs(ids)}
-                jobs: dict[str, Job | None] = {job_id: found.get(job_id) for job_id in ids}
-                board.update(jobs)
-                if all(job is None or job.is_terminal for job in jobs.values()):
-                    return jobs
-                if stopped.done():
-                    raise DocworkersError(f"the local worker stopped unexpectedly: "
-                                          f"{stopped.exception() or 'no error given'}")
-                await asyncio.sleep(POLL_INTERVAL)
-    except asyncio.CancelledError:  # Ctrl-C
-        state.err.print(f"[yellow]stopping: documents being processed may take up to "
-                        f"{runtime.settings.shutdown_timeout:.0f}s to finish; press Ctrl-C "
-                        "again to quit at once[/]")
-        raise
-    finally:
-        await pool.stop_all()
-        if not stopped.done():
-            stopped.cancel()
-        await asyncio.gather(stopped, return_exceptions=True)
+    async with OwnJobs(state.err) as own:
+        own.add(uploads, ids, local_worker(runtime, UPLOAD_JOB_TYPE, worker_name("cli")))
+        try:
+            await own.tend()
+            with IngestBoard(state.err, pairs) as board:
+                while True:
+                    found = {job.id: job for job in await uploads.get_jobs(ids)}
+                    jobs: dict[str, Job | None] = {job_id: found.get(job_id) for job_id in ids}
+                    board.update(jobs)
+                    finished = over(jobs)
+                    if len(finished) == len(ids):
+                        return jobs
+                    own.finished(finished)
+                    await own.tend()
+                    await asyncio.sleep(POLL_INTERVAL)
+        except asyncio.CancelledError:  # Ctrl-C
+            if own.processing_here:
+                state.err.print(f"[yellow]stopping: documents being processed may take up to "
+                                f"{runtime.settings.shutdown_timeout:.0f}s to finish; press "
+                                "Ctrl-C again to quit at once[/]")
+            raise
 
 
 def _outcome(filename: str, job: Job | None) -> Outcome:
@@ -265,10 +263,12 @@ def ingest_command(
     max_pages: Annotated[int, typer.Option(min=0, help="Read at most N pages (0: all).")] = 0,
     priority: Annotated[int, typer.Option(help="Job priority (higher runs first).")] = 0,
     wait: Annotated[bool, typer.Option(help=(
-        "Process the documents here with live progress (--no-wait: only enqueue them for "
-        "`docworkers worker`; needs DOCWORKERS_REDIS_URL)."))] = True,
+        "Wait for the documents with live progress: a running worker processes them, or "
+        "this command does (--no-wait: only enqueue them for `docworkers worker`; needs "
+        "DOCWORKERS_REDIS_URL)."))] = True,
 ) -> None:
-    """Ingest documents: store them, enqueue upload jobs and (by default) process them here.
+    """Ingest documents: store them, enqueue upload jobs and (by default) wait for them,
+    processing them here unless a worker is running.
 
     Documents are recognised by their extension (pdf, docx, html, htm, md, markdown, txt,
     text, rst, csv, log); other files are skipped and counted. Files are copied into
@@ -280,7 +280,7 @@ def ingest_command(
 
     options = IngestOptions(collection, strategy, chunk_size, chunk_overlap, extract_metadata,
                             questions, max_pages, priority).sized(embedder_window(settings))
-    options.validate()
+    options.validate(settings)
     if not wait:
         require_shared_redis(settings, "ingest --no-wait")
     discovery = discover(paths)

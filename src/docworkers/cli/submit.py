@@ -1,11 +1,14 @@
 """``docworkers jobs submit``, ``import`` and ``collections reindex``: queue a document job, and
 maybe follow it.
 
-The payload is validated with the job type's payload class before anything is enqueued, and
-the job goes to the type's queue (:mod:`docworkers.ingest.jobs.kinds`). With a shared Redis
-the command returns the job id, or with ``--wait`` follows the job that workers elsewhere run.
-Without one (the private embedded Redis, which no other process can reach) it runs the job
-here, as ``docworkers ingest --wait`` does; the types that read the document registry are
+Every option and payload field is checked before anything is enqueued, as the API checks them
+(a chunk size against the embedder's window too): a wrong one is a usage error naming it. The
+job goes to the type's queue (:mod:`docworkers.ingest.jobs.kinds`). With a shared Redis the
+command returns the job id, or with ``--wait`` follows the job that workers elsewhere run.
+Without one (the private embedded Redis, which no other process can reach) it gets the job
+done as ``docworkers ingest`` does: a live worker of the job's queue runs it if there is one,
+else a local worker that takes only this job (and a bulk import's own uploads), never another
+client's (:mod:`~docworkers.cli.own_jobs`); the types that read the document registry are
 refused then, because a private Redis starts empty and its registry is gone afterwards.
 """
 
@@ -13,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from docworkers.cli.checks import OPTION_NAMES, check_job
 from docworkers.cli.context import (
     EXIT_FAILURE,
     CliState,
@@ -38,7 +44,7 @@ from docworkers.cli.options import (
     WaitOption,
 )
 from docworkers.cli.render import echo_json, esc
-from docworkers.errors import DocworkersError, InvalidPayloadError
+from docworkers.errors import DocworkersError
 from docworkers.ingest.defaults import DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import (
     BULK_IMPORT_JOB_TYPE,
@@ -50,25 +56,27 @@ from docworkers.ingest.jobs.kinds import (
 )
 
 if TYPE_CHECKING:
+    from docworkers.cli.own_jobs import OwnJobs
     from docworkers.queue import Job, RedisJobRepository
+    from docworkers.queue.repository import RestrictedJobRepository
     from docworkers.runtime import Runtime
 
 POLL_INTERVAL = 0.2  # seconds between two looks at the job
+CHILDREN_INTERVAL = 1.0  # seconds between two looks for a bulk import's upload jobs
 
 
 def submit_job(state: CliState, job_type: str, payload: dict[str, Any], *, priority: int,
-               wait: bool, as_json: bool) -> None:
-    """Validate, enqueue and (with ``wait``, or on a private Redis) follow one job."""
+               wait: bool, as_json: bool, options: Mapping[str, str] | None = None) -> None:
+    """Check, enqueue and (with ``wait``, or on a private Redis) follow one job. ``options``
+    name the command's option of each payload field it built (None: the payload was given
+    whole), for the messages."""
     from docworkers.ingest.jobs.payloads import validate_payload
-    from docworkers.queue import JobSpec, JobStatus
+    from docworkers.queue import JobStatus
 
     kind = job_kind(job_type)
-    try:
-        data = validate_payload(job_type, payload)
-        JobSpec(job_type, data, priority=priority)
-    except InvalidPayloadError as exc:
-        raise UsageError(f"invalid payload: {exc}") from None
     settings = state.settings
+    check_job(settings, job_type, payload, priority=priority, options=options)
+    data = validate_payload(job_type, payload)
     here = not settings.redis_url
     if here and kind.needs_registry:
         require_shared_redis(settings, f"a {job_type} job (it reads the document registry)")
@@ -103,29 +111,62 @@ def submit_job(state: CliState, job_type: str, payload: dict[str, Any], *, prior
 
 async def _run_here(runtime: Runtime, state: CliState, job_type: str, data: dict[str, Any],
                     priority: int) -> Job:
-    """Run a local pool for ``job_type`` (plus uploads for a bulk import) until the job ends."""
-    from docworkers.workers import WorkerPool
+    """Queue the job and follow it while it gets done: by a live worker of its queue, or here
+    by a local worker that takes only it (and, for a bulk import, only its uploads)."""
+    from docworkers.cli.own_jobs import OwnJobs, local_worker
+    from docworkers.runtime import worker_name
 
-    types = [job_type] + ([UPLOAD_JOB_TYPE] if job_type == BULK_IMPORT_JOB_TYPE else [])
-    workers = runtime.pool_workers([runtime.settings.queue], types, None, label="cli")
-    pool = WorkerPool()
-    for worker in workers:
-        pool.add_worker(worker)
-    await pool.start_all()
-    stopped = [asyncio.create_task(worker.wait()) for worker in workers]
-    try:
+    name = worker_name("cli")
+    async with OwnJobs(state.err) as own:
         job_id = await runtime.submit(job_type, data, priority=priority, tags=["cli"])
-        return await _follow(state, runtime.queues.for_type(job_type), job_id, stopped)
-    finally:
-        await pool.stop_all()
-        for task in stopped:
-            task.cancel()
-        await asyncio.gather(*stopped, return_exceptions=True)
+        repo = runtime.queues.for_type(job_type)
+        own.add(repo, [job_id], local_worker(runtime, job_type, f"{name}-{job_type}"),
+                label=job_type)
+        children = None
+        if job_type == BULK_IMPORT_JOB_TYPE:
+            uploads = runtime.queues.for_type(UPLOAD_JOB_TYPE)
+            children = _Children(job_id, uploads, own.add(
+                uploads, [], local_worker(runtime, UPLOAD_JOB_TYPE, name),
+                label=f"its {UPLOAD_JOB_TYPE} jobs"))
+        return await _follow(state, repo, job_id, own, children)
+
+
+class _Children:
+    """The upload jobs of a bulk import, ``<import id>:<n>`` numbered from 0 (see
+    :mod:`~docworkers.ingest.jobs.bulk_import`), allowed on the uploads' view as they appear
+    and disallowed once over, looked up at most every CHILDREN_INTERVAL."""
+
+    def __init__(self, parent_id: str, uploads: RedisJobRepository,
+                 view: RestrictedJobRepository) -> None:
+        self.parent_id = parent_id
+        self.uploads = uploads
+        self.view = view
+        self.found = 0  # children 0..found-1 exist
+        self._looked = float("-inf")
+
+    async def update(self) -> None:
+        if time.monotonic() - self._looked < CHILDREN_INTERVAL:
+            return
+        self._looked = time.monotonic()
+        while True:  # the next ids, a window at a time, until one is missing
+            ids = [f"{self.parent_id}:{n}" for n in range(self.found, self.found + 200)]
+            present = {job.id for job in await self.uploads.get_jobs(ids)}
+            new = [job_id for job_id in ids if job_id in present]
+            self.view.allow(new)
+            self.found += len(new)
+            if len(new) < len(ids):
+                break
+        waiting = self.view.job_ids
+        if waiting:
+            jobs = {job.id: job for job in await self.uploads.get_jobs(waiting)}
+            self.view.disallow(job_id for job_id in waiting
+                               if job_id not in jobs or jobs[job_id].is_terminal)
 
 
 async def _follow(state: CliState, repo: RedisJobRepository, job_id: str,
-                  workers: list[asyncio.Task[None]] | None = None) -> Job:
-    """Show the job's progress until it is finished; its last state."""
+                  own: OwnJobs | None = None, children: _Children | None = None) -> Job:
+    """Show the job's progress until it is finished (tending ``own`` jobs, if given); its last
+    state."""
     from rich.progress import (
         BarColumn,
         Progress,
@@ -136,6 +177,8 @@ async def _follow(state: CliState, repo: RedisJobRepository, job_id: str,
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TaskProgressColumn(), TimeElapsedColumn())
+    if own is not None:
+        await own.tend()  # says now who runs the job, before the progress bar
     with Progress(*columns, console=state.err, transient=True) as progress:
         task = progress.add_task(job_id, total=100)
         while True:
@@ -146,10 +189,10 @@ async def _follow(state: CliState, repo: RedisJobRepository, job_id: str,
                             description=esc(f"{job.type}: {job.message or job.status.value}"))
             if job.is_terminal:
                 return job
-            stopped = next((t for t in workers or () if t.done()), None)
-            if stopped is not None:
-                raise DocworkersError(f"the local worker stopped unexpectedly: "
-                                      f"{stopped.exception() or 'no error given'}")
+            if children is not None:
+                await children.update()
+            if own is not None:
+                await own.tend()
             await asyncio.sleep(POLL_INTERVAL)
 
 
@@ -187,7 +230,7 @@ def submit_command(
     wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Submit a job to the queue of its type, e.g.
+    """Submit a job to the queue of its type, for example
     `docworkers jobs submit document_delete -p '{"document_id": "…"}' --wait`.
 
     The payload is checked first; a wrong field is an error naming it and nothing is queued.
@@ -223,7 +266,7 @@ def reindex_command(
     if questions is not None:
         payload["num_questions"] = questions
     submit_job(state, VECTOR_REINDEX_JOB_TYPE, payload, priority=priority, wait=wait,
-               as_json=as_json)
+               as_json=as_json, options={**OPTION_NAMES, "collection": "NAME"})
 
 
 def import_command(
@@ -256,4 +299,4 @@ def import_command(
         "chunk_overlap": chunk_overlap, "extract_metadata": extract_metadata,
     }
     submit_job(state, BULK_IMPORT_JOB_TYPE, payload, priority=priority, wait=wait,
-               as_json=as_json)
+               as_json=as_json, options=OPTION_NAMES)

@@ -4,6 +4,9 @@ Round trips: one to enqueue (a bulk enqueue sends 500 jobs per script call, all 
 concurrent single enqueues share calls, see coalescer.py), one per reserved batch, with the
 completions of finished jobs in the same pipeline; an idle worker's wait and its next
 reservation also share one (waiter.py). Reads (get, list, stats) are pipelined.
+
+:meth:`RedisJobRepository.restricted_to` gives a view of a queue that reserves only given job
+ids: a client on a shared queue runs its own jobs on it and never takes anyone else's.
 """
 
 from __future__ import annotations
@@ -155,13 +158,28 @@ class RedisJobRepository(JobReads):
         k = self.keys
         retries = self.config.default_max_retries if default_max_retries is None \
             else default_max_retries
+        only = self._reservable()
+        if only is not None and not only:
+            # Reserve nothing ('' would mean any job), but still run the script: it promotes
+            # due jobs and recovers expired leases for the whole queue.
+            max_jobs = 0
         return ScriptCall(
             self._scripts.reserve,
             [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
              k.stats, k.all_jobs, k.cancelled],
             [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
-             "" if min_priority is None else min_priority, *RESERVE_FIELDS],
+             "" if min_priority is None else min_priority,
+             "" if only is None else " ".join(only), *RESERVE_FIELDS],
         )
+
+    def _reservable(self) -> Sequence[str] | None:
+        """The only job ids reservations may take; None: any job."""
+        return None
+
+    def restricted_to(self, job_ids: Iterable[str]) -> RestrictedJobRepository:
+        """A view of this queue, on the same connection pool, whose reservations take only
+        ``job_ids`` (see :class:`RestrictedJobRepository`)."""
+        return RestrictedJobRepository(self.client, self.config, url=self.url, job_ids=job_ids)
 
     def _reservation(self, reply: Sequence[Any], worker_id: str) -> Reservation:
         due_ms, now_ms, rows = ReserveReply.parse(reply)
@@ -381,3 +399,49 @@ class RedisJobRepository(JobReads):
             if n == 0:
                 return total
 
+
+class RestrictedJobRepository(RedisJobRepository):
+    """A queue's repository that reserves only the jobs it is allowed, so a worker on it runs
+    one client's jobs and leaves every other job on a shared queue to the other workers.
+
+    Everything but reservations is the queue's own: leases of other jobs that ran out are still
+    recovered when it reserves, and its worker's heartbeat is published with the others, marked
+    ``restricted`` so that clients looking for a worker that serves the queue pass it over.
+    It shares the pool of the repository that made it: close that one, not this.
+    """
+
+    def __init__(self, client: aioredis.Redis, config: RepositoryConfig | None = None, *,
+                 url: str = "redis", job_ids: Iterable[str] = ()) -> None:
+        super().__init__(client, config, url=url)
+        self._allowed: dict[str, None] = {}  # ordered, for a stable script argument
+        self.allow(job_ids)
+
+    @property
+    def job_ids(self) -> tuple[str, ...]:
+        return tuple(self._allowed)
+
+    def allow(self, job_ids: Iterable[str]) -> None:
+        """Let reservations take ``job_ids`` too (e.g. the children of an own job)."""
+        for job_id in job_ids:
+            self._allowed[validate_job_id(job_id)] = None
+
+    def disallow(self, job_ids: Iterable[str]) -> None:
+        """Stop taking ``job_ids`` (e.g. once finished: every reservation looks each allowed
+        id up, so a long run keeps the list to the jobs that may still run)."""
+        for job_id in job_ids:
+            self._allowed.pop(job_id, None)
+
+    def _reservable(self) -> Sequence[str]:
+        return tuple(self._allowed)
+
+    async def heartbeat(self, worker_name: str, stats: Mapping[str, Any], ttl: float,
+                        lease: float, jobs: Sequence[tuple[str, int]]
+                        ) -> tuple[list[str], list[str]]:
+        return await super().heartbeat(worker_name, {**stats, "restricted": True}, ttl, lease,
+                                       jobs)
+
+
+def serving_workers(workers: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The workers, as listed by :meth:`JobReads.list_workers`, that take any job of their
+    queue: running and not restricted to some client's jobs."""
+    return [w for w in workers if not w.get("restricted") and w.get("is_running", True)]

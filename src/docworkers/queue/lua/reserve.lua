@@ -7,7 +7,10 @@
 -- ARGV[5] dead-letter cap
 -- ARGV[6] lowest priority to take: '' for any job (a worker's capacity kept for urgent jobs
 --         takes only jobs of at least that priority)
--- ARGV[7..] the job hash fields to return for each reserved job, in this order; they must
+-- ARGV[7] the job ids to take, separated by spaces: '' for any job; otherwise only those of
+--         them that are queued, in queue order (a client that processes only its own jobs).
+--         Due delayed jobs are promoted and expired leases recovered for the whole queue.
+-- ARGV[8..] the job hash fields to return for each reserved job, in this order; they must
 --          include id and token
 -- Returns: {due, now, job...}: due = ms time of the next scheduled job or -1; now = the time of
 --          the reservation (ms); each job is the values of those fields (false when absent),
@@ -18,7 +21,7 @@ local now = now_ms()
 local prefix = KEYS[1]
 
 local fields, at = {}, {}
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   fields[#fields + 1] = ARGV[i]
   at[ARGV[i]] = #fields
 end
@@ -70,7 +73,24 @@ local n = tonumber(ARGV[1])
 if n > 0 then
   local lease_until = now + tonumber(ARGV[2])
   local popped
-  if ARGV[6] == '' then
+  if ARGV[7] ~= '' then
+    -- Look each given id up rather than scan the queue: other clients' jobs may be many.
+    local bound = math.huge
+    if ARGV[6] ~= '' then bound = ready_score(tonumber(ARGV[6]), 4398046511103) end
+    local ready, seen = {}, {}
+    for id in string.gmatch(ARGV[7], '%S+') do
+      local score = not seen[id] and tonumber(redis.call('ZSCORE', KEYS[2], id))
+      seen[id] = true
+      if score and score <= bound then ready[#ready + 1] = {score, id} end
+    end
+    table.sort(ready, function(a, b) return a[1] < b[1] end)
+    popped = {}
+    for i = 1, math.min(n, #ready) do
+      redis.call('ZREM', KEYS[2], ready[i][2])
+      popped[#popped + 1] = ready[i][2]
+      popped[#popped + 1] = 0
+    end
+  elseif ARGV[6] == '' then
     popped = redis.call('ZPOPMIN', KEYS[2], n)
   else
     popped = {}
