@@ -148,9 +148,12 @@ async def test_unexpected_exception_is_recovered_with_traceback(repo: RedisJobRe
     def deep() -> None:
         raise KeyError("missing")
 
+    retried: list[Job] = []
+
     async def handler(job: Job, ctx: JobContext) -> str:
         if ctx.attempt == 1:
             deep()
+        retried.append(await repo.get_job(job.id))  # the first attempt's error, stored
         return "second time lucky"
 
     job_id = await repo.enqueue("t", {})
@@ -158,7 +161,9 @@ async def test_unexpected_exception_is_recovered_with_traceback(repo: RedisJobRe
         done = await wait_status(repo, job_id, JobStatus.COMPLETED)
         assert worker.is_running()
     assert done.result == "second time lucky" and done.retry_count == 1
-    assert done.error and "deep" in (done.error.traceback or "")
+    assert done.error is None  # a completed job shows no error (issue 13)
+    error = retried[0].error
+    assert error and "deep" in (error.traceback or "")
 
 
 async def test_unknown_job_type_fails_permanently(repo: RedisJobRepository) -> None:

@@ -1,5 +1,7 @@
 -- Mark a batch of reserved jobs completed, each only if its fencing token still holds;
--- then forget completed jobs older than the retention.
+-- then forget completed jobs older than the retention. A completed job keeps no `error`: an
+-- earlier attempt's failure or deferral is history (retry_count counts it, the worker's log has
+-- it), and a job that succeeded must not show it as its own error.
 -- KEYS[1] job key prefix  KEYS[2] active  KEYS[3] completed  KEYS[4] all-jobs  KEYS[5] stats
 -- ARGV[1] retention ms  ARGV[2] number of jobs
 -- ARGV[3..] 3 values per job: id, token, result (JSON)
@@ -19,6 +21,7 @@ for i = 0, tonumber(ARGV[2]) - 1 do
   if h[1] == ARGV[b + 1] and h[2] == 'processing' then
     redis.call('HSET', key, 'status', 'completed', 'result', ARGV[b + 2], 'progress', 100,
       'completed_at', now, 'updated_at', now)
+    redis.call('HDEL', key, 'error')
     ids[#ids + 1] = id
     finished[#finished + 1] = now
     finished[#finished + 1] = id
