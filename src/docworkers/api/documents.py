@@ -29,7 +29,7 @@ from docworkers.ingest.jobs.document_delete import delete_document as delete_doc
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.search_filters import FIELDS, Operator, SearchFilter
 from docworkers.ingest.vector_repository import validate_collection_name
-from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
+from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY, iso_time
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
 UPLOAD_PATH = "/api/documents/upload"  # its body streams to disk (RequestGuard leaves it be)
@@ -91,7 +91,7 @@ async def upload_document(request: Request, state: State) -> JSONResponse:
     job = await jobs.find_job(job_id)
     created = job.created_at if job and job.created_at else datetime.now(UTC)
     return JSONResponse(
-        {"job_id": job_id, "status": "queued", "created_at": created.isoformat(),
+        {"job_id": job_id, "status": "queued", "created_at": iso_time(created),
          "filename": payload.filename, "file_size": payload.file_size, "kind": received.kind,
          "collection": payload.collection},
         status_code=202, headers={"Location": f"/api/jobs/{job_id}"},

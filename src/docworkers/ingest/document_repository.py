@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis.asyncio as aioredis
 
 from docworkers.ingest.fencing import FENCE_TTL, fenced
+from docworkers.queue.job import iso_time
 from docworkers.queue.redis.errors import RedisErrors
 from docworkers.queue.redis.keys import RegistryKeys
 from docworkers.queue.redis.scripts import register as register_script
@@ -50,7 +51,7 @@ class DocumentRecord:
     error_code: str | None = None
     error_message: str | None = None
     failed_stage: str | None = None
-    created_at: float = 0.0
+    created_at: float = 0.0  # epoch seconds (as stored); to_dict writes ISO 8601
     updated_at: float = 0.0
     metadata: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, int] = field(default_factory=dict)
@@ -58,6 +59,7 @@ class DocumentRecord:
     file_path: str = ""  # the stored file, which vector_reindex re-reads; "" when unknown
 
     def to_dict(self) -> dict[str, Any]:
+        """The API's and the CLI's JSON view: times in ISO 8601 UTC, like jobs'."""
         return {
             "document_id": self.document_id,
             "collection": self.collection,
@@ -71,8 +73,8 @@ class DocumentRecord:
             "error_code": self.error_code,
             "error_message": self.error_message,
             "failed_stage": self.failed_stage,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
+            "created_at": iso_time(self.created_at),
+            "updated_at": iso_time(self.updated_at),
             "metadata": self.metadata,
             "timings_ms": self.timings_ms,
             "enrichment_errors": self.enrichment_errors,

@@ -79,6 +79,15 @@ def _json(raw: str) -> Any:
     return value if end == len(raw) else json.loads(raw)
 
 
+def iso_time(value: datetime | float | None) -> str | None:
+    """The one way docworkers writes a time in JSON: ISO 8601 in UTC (``...+00:00``), from a
+    datetime or from epoch seconds; None (and the 0 of "never") stay None."""
+    if not value:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromtimestamp(value, tz=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
 def _time(raw: str | int | None) -> datetime | None:
     if not raw:
         return None
@@ -199,10 +208,6 @@ class Job:
 
     def to_dict(self) -> dict[str, JSONValue]:
         """A JSON-ready view, used by the API and the command line."""
-
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
-
         return {
             "id": self.id,
             "type": self.type,
@@ -218,11 +223,11 @@ class Job:
                   "stage": self.error.stage},
             "retry_count": self.retry_count,
             "max_retries": self.max_retries,
-            "created_at": iso(self.created_at),
-            "started_at": iso(self.started_at),
-            "completed_at": iso(self.completed_at),
-            "updated_at": iso(self.updated_at),
-            "run_at": iso(self.run_at),
+            "created_at": iso_time(self.created_at),
+            "started_at": iso_time(self.started_at),
+            "completed_at": iso_time(self.completed_at),
+            "updated_at": iso_time(self.updated_at),
+            "run_at": iso_time(self.run_at),
             "worker_id": self.worker_id,
             "user_id": self.user_id,
             "tags": self.tags,
