@@ -124,6 +124,8 @@ class BaseWorker(ABC):
             concurrency_changes=scaling.changes,
             latency=scaling.latency.latency or 0.0,
             rss_mb=round(scaling.rss_mb, 1),
+            started_at=s.started_at if self._running else None,
+            updated_at=time.time(),
         ))
 
     @abstractmethod
@@ -141,7 +143,7 @@ class BaseWorker(ABC):
         self._stopping = False
         self._fatal = None
         self._closed.clear()
-        self._stats.started = time.monotonic()
+        self._stats.start()
         self._running = True
         # Register before returning: once start() returns, every process sees this worker.
         try:
@@ -310,6 +312,7 @@ class BaseWorker(ABC):
         log_fn("attempt %d failed after %.3fs -> %s: %s", ctx.attempt, duration, status,
                failure.error.message)
         self._stats.record(ok=False, duration=duration)
+        self.heartbeat.stats_changed()
 
     async def _fail_until_stored(self, job: Job, failure: Failure) -> str | None:
         """The job's new status; None if fencing refused (another worker owns the job)."""
@@ -330,3 +333,4 @@ class BaseWorker(ABC):
         """A completion was stored (called by the acker)."""
         self._stats.record(ok=True, duration=ack.duration)
         self.scaling.latency.record(ack.duration)  # only completions: see Scaling.latency
+        self.heartbeat.stats_changed()

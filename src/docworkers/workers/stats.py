@@ -1,10 +1,13 @@
-"""Per-worker statistics: a typed record, also published to Redis by the heartbeat."""
+"""Per-worker statistics: a typed record, also published to Redis by the heartbeat (every
+second, and soon after a job finishes: see :mod:`~docworkers.workers.heartbeat`)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from docworkers.queue.job import iso_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class WorkerStats:
     # (keys "breaker:<name>", "rate:<name>", "concurrency:<name>"; see workers/service_guard).
     breakers: dict[str, str] = field(default_factory=dict)
     limited: dict[str, int] = field(default_factory=dict)
+    started_at: float | None = None  # epoch seconds when the worker started; None if stopped
+    updated_at: float = 0.0  # epoch seconds when these numbers were taken (0: unknown)
 
     @property
     def success_rate(self) -> float:
@@ -40,8 +45,11 @@ class WorkerStats:
         return self.jobs_succeeded / self.jobs_processed if self.jobs_processed else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The published (and API) view: times in ISO 8601 UTC, like jobs' and documents'."""
         data = asdict(self)
         data["success_rate"] = self.success_rate
+        for name in ("last_job_time", "started_at", "updated_at"):
+            data[name] = iso_time(data[name])
         return data
 
 
@@ -54,7 +62,12 @@ class StatsRecorder:
         self.failed = 0
         self.busy_time = 0.0
         self.last_job_time: float | None = None
-        self.started: float | None = None
+        self.started: float | None = None  # time.monotonic() at start: uptime never jumps
+        self.started_at: float | None = None  # time.time() at start, for people
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.started_at = time.time()
 
     def record(self, *, ok: bool, duration: float) -> None:
         self.processed += 1
