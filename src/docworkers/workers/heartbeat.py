@@ -5,7 +5,7 @@ dashboard show is at most about a second old.
 
 A stats-only publication is the same script with no job to renew: one EVALSHA running TIME,
 SET (the stats, ``PX`` a lease), ZADD and ZREMRANGEBYSCORE on the workers registry, i.e. four
-commands and ~1 KB of JSON per worker per second when idle; a busy worker publishes at most
+commands and ~0.7 KB of JSON per worker per second when idle; a busy worker publishes at most
 once per :data:`STATS_MIN_GAP` (4/s). Leases are renewed exactly as before: every
 ``lease_timeout / 3``, never by a stats-only publication.
 
