@@ -60,6 +60,21 @@ def test_a_bad_url_or_setting_is_a_configuration_error_naming_the_field() -> Non
 # -- errors ----------------------------------------------------------------------------------
 
 
+async def test_errors_name_the_server_without_its_password() -> None:
+    secret = "redis://:hunter2-secret@127.0.0.1:1/0"  # the local stack's URLs have one
+    client = async_client(secret, ClientSettings(retries=0, connect_timeout=1.0))
+    try:
+        with pytest.raises(RepositoryConnectionError) as error, RedisErrors(url=secret):
+            await client.ping()  # type: ignore[misc]
+    finally:
+        await client.aclose()
+    assert "redis://:***@127.0.0.1:1/0" in str(error.value)
+    assert "hunter2" not in str(error.value) and ".." not in str(error.value)
+    with pytest.raises(ConfigurationError) as bad:
+        async_client("redis://:hunter2-secret@127.0.0.1:notaport/0")
+    assert "hunter2" not in str(bad.value)
+
+
 async def test_an_unreachable_server_is_a_connection_error_naming_what_and_where() -> None:
     client = async_client(DOWN, ClientSettings(retries=0, connect_timeout=1.0))
     try:

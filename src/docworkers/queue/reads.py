@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from docworkers.errors import JobNotFoundError
 from docworkers.queue.filters import JobFilter
 from docworkers.queue.job import Job, JobStatus
+from docworkers.queue.redis.errors import redacted
 from docworkers.queue.redis.keys import validate_job_id
 from docworkers.queue.stats import QueueStats
 
@@ -66,8 +67,8 @@ class JobReads:
         policy = conf.get("maxmemory-policy", "noeviction")
         if policy != "noeviction":
             warnings.append(
-                f"Redis at {self.url} has maxmemory-policy={policy}: it may EVICT job keys and "
-                "lose jobs. Set maxmemory-policy to noeviction."
+                f"Redis at {redacted(self.url)} has maxmemory-policy={policy}: it may EVICT job "
+                "keys and lose jobs. Set maxmemory-policy to noeviction."
             )
         for warning in warnings:
             log.warning(warning)

@@ -89,4 +89,6 @@ def sync_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
 
 
 def _bad_url(url: str, exc: ValueError) -> ConfigurationError:
-    return ConfigurationError("redis_url", f"{url!r} is not a Redis URL: {exc}")
+    from docworkers.queue.redis.errors import redacted
+
+    return ConfigurationError("redis_url", f"{redacted(url)!r} is not a Redis URL: {exc}")

@@ -11,6 +11,7 @@ Redis refuses. Both name what needed Redis, the server's URL when known, and wha
 from __future__ import annotations
 
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -18,7 +19,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docworkers.errors import DocworkersError, RepositoryConnectionError, RepositoryError
 
-__all__ = ["RedisErrors"]
+__all__ = ["RedisErrors", "redacted"]
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password shown as ``***``: messages name the server they could not
+    reach, and a log or a terminal is no place for its password (the local stack's has one)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class RedisErrors:
@@ -34,7 +49,7 @@ class RedisErrors:
 
     def __init__(self, what: str = "", *, url: str = "") -> None:
         self.what = what  # e.g. "rate limit 'embed'"; "" for the job repository itself
-        self.url = url
+        self.url = redacted(url)
 
     def __enter__(self) -> None:
         return None
@@ -50,7 +65,7 @@ class RedisErrors:
         where = f" at {self.url}" if self.url else ""
         if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
             return RepositoryConnectionError(
-                f"{head}cannot reach Redis{where}: {exc}. Is the server running and the URL "
-                "(DOCWORKERS_REDIS_URL) right?"
+                f"{head}cannot reach Redis{where}: {str(exc).rstrip('.')}. Is the server "
+                "running and the URL (DOCWORKERS_REDIS_URL) right?"
             )
         return RepositoryError(f"{head}Redis{where} failed: {exc}")
