@@ -286,14 +286,15 @@ class Runtime:
                                    max_running=self.settings.upload_max_running)
 
     def upload_worker(self, name: str, concurrency: int | None = None, *,
-                      queue: str | None = None, hooks: Sequence[WorkerHook] = ()
-                      ) -> UploadWorker:
-        """An upload worker on ``queue`` (default: the configured one); ``hooks`` are given
-        to it besides the default ones (e.g. the API's metrics)."""
+                      queue: str | None = None, hooks: Sequence[WorkerHook] = (),
+                      job_repo: RedisJobRepository | None = None) -> UploadWorker:
+        """An upload worker on ``queue`` (default: the configured one), or on ``job_repo``
+        (e.g. a view restricted to some jobs); ``hooks`` are given to it besides the default
+        ones (e.g. the API's metrics)."""
         from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 
         config = self.upload_worker_config(name, concurrency)
-        repo = self.job_repository(queue)
+        repo = job_repo or self.job_repository(queue)
         return UploadWorker(UploadWorkerConfig(
             worker=config, job_repo=repo,
             document_repo=self.documents, vector_repo=self.vectors, services=self.services,
@@ -315,28 +316,30 @@ class Runtime:
         return workers
 
     def job_worker(self, job_type: str, name: str, concurrency: int | None = None, *,
-                   base_queue: str | None = None) -> BaseWorker:
+                   base_queue: str | None = None,
+                   job_repo: RedisJobRepository | None = None) -> BaseWorker:
         """The worker of ``job_type`` on its queue of ``base_queue`` (default: the configured
-        queue). ``concurrency`` None: the type's default (1 for all but uploads). Only the
-        types that parse or embed load the model."""
+        queue), or on ``job_repo`` (a view of that queue restricted to some jobs).
+        ``concurrency`` None: the type's default (1 for all but uploads). Only the types that
+        parse or embed load the model."""
         kind = job_kind(job_type)
         routed = self.routed(base_queue)
-        queue = routed.for_type(job_type).queue
+        repo = job_repo or routed.for_type(job_type)
         concurrency = concurrency if concurrency is not None else kind.concurrency
         if job_type == UPLOAD_JOB_TYPE:
-            return self.upload_worker(name, concurrency, queue=queue)
+            return self.upload_worker(name, concurrency, job_repo=repo)
         config = self.worker_config(name, concurrency)
         if job_type == BULK_IMPORT_JOB_TYPE:
             from docworkers.ingest.jobs.bulk_import import BulkImportWorker, BulkImportWorkerConfig
 
             return BulkImportWorker(BulkImportWorkerConfig(
-                worker=config, job_repo=self.job_repository(queue),
+                worker=config, job_repo=repo,
                 upload_repo=routed.for_type(UPLOAD_JOB_TYPE), storage_dir=self.storage_dir(),
             ))
         from docworkers.ingest.jobs.common import DocumentJobConfig
 
         return _document_worker_class(job_type)(DocumentJobConfig(
-            worker=config, job_repo=self.job_repository(queue), document_repo=self.documents,
+            worker=config, job_repo=repo, document_repo=self.documents,
             vector_repo=self.vectors, services=self.services if kind.needs_model else None,
         ))
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from docworkers.cli.render import esc
 from docworkers.errors import DocworkersError
-from docworkers.ingest.jobs.kinds import BULK_IMPORT_JOB_TYPE, UPLOAD_JOB_TYPE
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -133,36 +132,10 @@ async def live_worker(repo: RedisJobRepository) -> str | None:
 
 def local_worker(runtime: Runtime, job_type: str, name: str) -> WorkerFactory:
     """A factory of the worker ``runtime`` runs for ``job_type``, on a restricted view of the
-    type's queue: the wiring of :meth:`Runtime.job_worker`, on another repository."""
-    from docworkers.ingest.jobs.kinds import job_kind
-
-    kind = job_kind(job_type)
+    type's queue."""
 
     def make(view: RestrictedJobRepository) -> BaseWorker:
-        if job_type == UPLOAD_JOB_TYPE:
-            from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
-
-            return UploadWorker(UploadWorkerConfig(
-                worker=runtime.upload_worker_config(name, kind.concurrency), job_repo=view,
-                document_repo=runtime.documents, vector_repo=runtime.vectors,
-                services=runtime.services))
-        config = runtime.worker_config(name, kind.concurrency)
-        if job_type == BULK_IMPORT_JOB_TYPE:
-            from docworkers.ingest.jobs.bulk_import import (
-                BulkImportWorker,
-                BulkImportWorkerConfig,
-            )
-
-            return BulkImportWorker(BulkImportWorkerConfig(
-                worker=config, job_repo=view,
-                upload_repo=runtime.queues.for_type(UPLOAD_JOB_TYPE),
-                storage_dir=runtime.storage_dir()))
-        from docworkers.ingest.jobs.common import DocumentJobConfig
-        from docworkers.runtime import _document_worker_class
-
-        return _document_worker_class(job_type)(DocumentJobConfig(
-            worker=config, job_repo=view, document_repo=runtime.documents,
-            vector_repo=runtime.vectors, services=runtime.services if kind.needs_model else None))
+        return runtime.job_worker(job_type, name, job_repo=view)
 
     return make
 
