@@ -128,7 +128,7 @@ class Runtime:
         """The errors that mean a configured server is down, worth waiting for at start:
         Redis unreachable, and a Chroma *server* failing (an embedded folder's errors, a
         full disk or corrupt files, do not go away by waiting)."""
-        if not self.settings.chroma_path:
+        if self.settings.chroma_url or not self.settings.chroma_path:  # a server
             return (RepositoryConnectionError, VectorStoreError)
         return (RepositoryConnectionError,)
 

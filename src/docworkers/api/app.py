@@ -51,7 +51,7 @@ def create_app(runtime: Runtime, *, with_workers: int = 0,
     """The API on an opened ``runtime`` (the caller opens and closes it).
 
     ``with_workers`` upload workers run inside the server process, started and stopped with
-    the app's lifespan, plus one worker per other job type.
+    the app's lifespan (the other job types run in `docworkers worker`).
     ``allowed_hosts``: the ``Host`` names to answer to (default: DOCWORKERS_ALLOWED_HOSTS, else
     the loopback names; ``docworkers serve`` passes the names of the address it binds).
     """

@@ -1,6 +1,6 @@
-"""Workers running inside the API process (``create_app(..., with_workers=N)``): N upload
-workers and one worker for each other job type on its queue, so that a server started alone
-(``docworkers serve --with-workers 1``) also runs the jobs ``POST /api/jobs`` queues."""
+"""Upload workers running inside the API process (``create_app(..., with_workers=N)``), for a
+server that should also ingest what it receives; ``docworkers worker`` runs the other job types
+(``build_pool(..., other_types=True)`` adds one worker of each to the pool)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def worker_name(index: int) -> str:
 
 
 def build_pool(runtime: Runtime, metrics: ApiMetrics, count: int, *,
-               other_types: bool = True) -> WorkerPool:
+               other_types: bool = False) -> WorkerPool:
     """``count`` metered upload workers on the runtime's queue and, with ``other_types`` and
     ``count`` > 0, one worker per other job type on its queue; not started yet."""
     pool = WorkerPool()
