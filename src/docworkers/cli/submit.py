@@ -1,15 +1,13 @@
 """``docworkers jobs submit``, ``import`` and ``collections reindex``: queue a document job, and
-maybe follow it.
+maybe see it done.
 
 Every option and payload field is checked before anything is enqueued, as the API checks them
 (a chunk size against the embedder's window too): a wrong one is a usage error naming it. The
-job goes to the type's queue (:mod:`docworkers.ingest.jobs.kinds`). With a shared Redis the
-command returns the job id, or with ``--wait`` follows the job that workers elsewhere run.
-Without one (the private embedded Redis, which no other process can reach) it gets the job
-done as ``docworkers ingest`` does: a live worker of the job's queue runs it if there is one,
-else a local worker that takes only this job (and a bulk import's own uploads), never another
-client's (:mod:`~docworkers.cli.own_jobs`); the types that read the document registry are
-refused then, because a private Redis starts empty and its registry is gone afterwards.
+job goes to the type's queue (:mod:`docworkers.ingest.jobs.kinds`). Without ``--wait`` the
+command returns the job id. With it (the default of ``import``, as of ``ingest``) it gets the
+job done as ``docworkers ingest`` does: a live worker of the job's queue runs it if there is
+one, else a local worker that takes only this job (and a bulk import's own uploads), never
+another client's (:mod:`~docworkers.cli.own_jobs`).
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from docworkers.cli.context import (
     EXIT_FAILURE,
     CliState,
     UsageError,
-    require_shared_redis,
     state_of,
     with_runtime,
 )
@@ -51,7 +48,6 @@ from docworkers.ingest.jobs.kinds import (
     JOB_TYPES,
     UPLOAD_JOB_TYPE,
     VECTOR_REINDEX_JOB_TYPE,
-    job_kind,
     queue_for,
 )
 
@@ -67,32 +63,20 @@ CHILDREN_INTERVAL = 1.0  # seconds between two looks for a bulk import's upload 
 
 def submit_job(state: CliState, job_type: str, payload: dict[str, Any], *, priority: int,
                wait: bool, as_json: bool, options: Mapping[str, str] | None = None) -> None:
-    """Check, enqueue and (with ``wait``, or on a private Redis) follow one job. ``options``
+    """Check, enqueue and (with ``wait``) see one job done. ``options``
     name the command's option of each payload field it built (None: the payload was given
     whole), for the messages."""
     from docworkers.ingest.jobs.payloads import validate_payload
     from docworkers.queue import JobStatus
 
-    kind = job_kind(job_type)
     settings = state.settings
     check_job(settings, job_type, payload, priority=priority, options=options)
     data = validate_payload(job_type, payload)
-    here = not settings.redis_url
-    if here and kind.needs_registry:
-        require_shared_redis(settings, f"a {job_type} job (it reads the document registry)")
 
     async def action(runtime: Runtime) -> Job | str:
-        if here:
+        if wait:
             return await _run_here(runtime, state, job_type, data, priority)
-        job_id = await runtime.submit(job_type, data, priority=priority, tags=["cli"])
-        if not wait:
-            return job_id
-        repo = runtime.queues.for_type(job_type)
-        if not await repo.list_workers():
-            state.err.print(f"[yellow]no live worker on queue {esc(repr(repo.queue))}: start "
-                            f"one with `docworkers worker --type {job_type}`. Waiting for "
-                            f"it (Ctrl-C stops waiting; the job stays queued).[/]")
-        return await _follow(state, repo, job_id)
+        return await runtime.submit(job_type, data, priority=priority, tags=["cli"])
 
     outcome = with_runtime(settings, action)
     if isinstance(outcome, str):
@@ -279,7 +263,7 @@ def import_command(
     chunk_overlap: ChunkOverlapOption = 0,
     extract_metadata: ExtractMetadataOption = False,
     priority: PriorityOption = 0,
-    wait: WaitOption = False,
+    wait: WaitOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Import a folder, a zip archive or files as one bulk_import job: workers store each
