@@ -28,6 +28,7 @@ from docworkers.ingest.jobs.collection_delete import (
 from docworkers.ingest.jobs.document_delete import delete_document as delete_document_everywhere
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.search_filters import FIELDS, Operator, SearchFilter
+from docworkers.ingest.upload_checks import chunk_size_problem
 from docworkers.ingest.vector_repository import validate_collection_name
 from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY, iso_time
 
@@ -140,9 +141,9 @@ def _validate(received: ReceivedUpload, directory: Path, state: ApiState
                 problem["loc"] = ("chunk_overlap",) if "chunk_overlap" in problem["msg"] \
                     else ("payload",)
         errors.update(field_errors(problems))
-    if payload is not None and payload.chunk_size > window:
-        errors["chunk_size"] = (f"at most {window} tokens, the window of the "
-                                f"{state.settings.embedder} embedding model")
+    if payload is not None and (too_large := chunk_size_problem(
+            payload.chunk_size, window, state.settings.embedder)) is not None:
+        errors["chunk_size"] = too_large
     if errors or payload is None:
         raise ApiError(422, "invalid_payload", f"invalid upload: {describe_fields(errors)}",
                        fields=errors)

@@ -25,10 +25,10 @@ from docworkers.api.security import check_scope, require_token, submit_scope
 from docworkers.api.state import ApiState, api_state
 from docworkers.errors import DocworkersError
 from docworkers.ingest.jobs.kinds import JOB_KINDS
-from docworkers.ingest.jobs.payloads import payload_problems
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
+from docworkers.ingest.upload_checks import job_problems
 from docworkers.queue import Job, JobFilter, JobStatus, RedisJobRepository
-from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY
+from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY, iso_time
 from docworkers.queue.routing import RoutedQueues, combine_stats
 
 log = logging.getLogger("docworkers.api")
@@ -79,7 +79,7 @@ async def _owner(state: ApiState, job_id: str) -> RedisJobRepository:
 
 
 def _fresh(state: ApiState, workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Workers as published by their heartbeats (up to a third of the lease old), with this
+    """Workers as published with their heartbeats (about a second old), with this
     process's own workers replaced by their current statistics."""
     local = {name: stats.to_dict() for name, stats in state.pool.get_all_stats().items()}
     return [local.get(str(w.get("worker_name")), w) for w in workers]
@@ -147,8 +147,10 @@ async def submit_job(request: SubmitRequest, http: Request, state: State) -> JSO
         raise ApiError(422, "invalid_payload", f"invalid job: type: {refusal}",
                        fields={"type": refusal})
     check_scope(http, submit_scope(request.type), f"a {request.type} job")
+    found = job_problems(request.type, request.payload, window=state.runtime.embedder_window,
+                         embedder=state.settings.embedder)  # the CLI's checks, too
     problems = {name if name == "payload" else f"payload.{name}": problem
-                for name, problem in payload_problems(request.type, request.payload).items()}
+                for name, problem in found.items()}
     if problems:
         raise ApiError(422, "invalid_payload", f"invalid job: {describe_fields(problems)}",
                        fields=problems)
@@ -159,7 +161,7 @@ async def submit_job(request: SubmitRequest, http: Request, state: State) -> JSO
     job = await repo.find_job(job_id)
     created = job.created_at if job and job.created_at else datetime.now(UTC)
     return JSONResponse({"job_id": job_id, "type": request.type, "queue": repo.queue,
-                         "status": "queued", "created_at": created.isoformat()},
+                         "status": "queued", "created_at": iso_time(created)},
                         status_code=202, headers={"Location": f"/api/jobs/{job_id}"})
 
 

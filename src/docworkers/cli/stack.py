@@ -7,13 +7,14 @@ Commands start the servers they need on their own; ``up`` is for starting both a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from docworkers.cli.context import CliState, state_of
 from docworkers.cli.render import duration, echo_json, esc, size
+from docworkers.queue.job import iso_time
 
 if TYPE_CHECKING:
     from docworkers.stack import LocalStack, ServerStatus
@@ -95,8 +96,7 @@ def _configured_elsewhere(state: CliState) -> dict[str, str]:
 
 
 def _as_dict(s: ServerStatus) -> dict[str, Any]:
-    started = None if s.uptime is None else datetime.fromtimestamp(
-        datetime.now(UTC).timestamp() - s.uptime, tz=UTC).isoformat()
+    started = None if s.uptime is None else iso_time(time.time() - s.uptime)
     return {"name": s.name, "running": s.running, "pid": s.pid, "port": s.port, "url": s.url,
             "started_at": started, "uptime_seconds": s.uptime, "memory_mb": s.memory_mb,
             "data_bytes": s.data_bytes, "data_path": str(s.data_path),
