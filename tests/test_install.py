@@ -1,8 +1,10 @@
 """The install: the environment is exactly the lock, and the core works without any extra.
 
-The core-only test builds a real second environment (uv, offline, from the cache that `make
-install` filled with the lock's wheels) holding docworkers and its core dependencies alone, and
-runs a job through it against the suite's Redis.
+The core-only test builds a real second environment (uv, pinned by the lock, from the cache that
+`make install` filled with the lock's wheels; not --offline: once the registry's cache lifetime
+has passed, uv revalidates each file with a HEAD request, and offline it refuses the file (seen
+an hour after `make install`)) holding docworkers
+and its core dependencies alone, and runs a job through it against the suite's Redis.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def test_the_core_installs_and_runs_a_job_without_any_extra(tmp_path: Path,
     venv = tmp_path / "core"
     _run([str(UV), "venv", "--quiet", str(venv)])
     python = venv / "bin" / "python"
-    _run([str(UV), "pip", "install", "--quiet", "--offline", "--python", str(python),
+    _run([str(UV), "pip", "install", "--quiet", "--python", str(python),
           "--constraint", str(LOCK), str(REPO)])
     names = {canonicalize_name(d.metadata["Name"])
              for d in _distributions(python)} - {"docworkers"}

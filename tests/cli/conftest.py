@@ -80,7 +80,7 @@ def process_env_without_settings() -> dict[str, str]:
 
 
 @pytest.fixture
-def no_redis_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def local_stack_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """No DOCWORKERS_* at all (so commands use the local stack of tmp_path/.docworkers), cwd
     in tmp_path; the stack's servers are stopped at the end."""
     from docworkers.stack import LocalStack

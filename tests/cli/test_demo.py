@@ -14,16 +14,16 @@ from docworkers.cli.demo import DEFAULT_DOCS
 
 
 def test_demo_ingests_the_samples_then_search_finds_them(
-        no_redis_env: Path, process_env_without_settings: dict[str, str],
+        local_stack_env: Path, process_env_without_settings: dict[str, str],
         cli: Callable[..., Result]) -> None:
     samples = sorted(p.name for p in DEFAULT_DOCS.iterdir() if not p.name.startswith("LICENSE"))
     assert len(samples) == 5 and sum(p.stat().st_size for p in DEFAULT_DOCS.iterdir()) < 2e6
     result = subprocess.run([sys.executable, "-m", "docworkers.cli", "demo"],
-                            env=process_env_without_settings, cwd=no_redis_env,
+                            env=process_env_without_settings, cwd=local_stack_env,
                             capture_output=True, text=True, timeout=80, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert out.count(f"the local stack in {no_redis_env / '.docworkers'}") == 2
+    assert out.count(f"the local stack in {local_stack_env / '.docworkers'}") == 2
     assert "5 ingested" in out and "0 skipped" in out
     assert all(name in out for name in samples)
     assert "Q: deep learning toolkit" in out and "layout-parser-paper-fast.pdf, page 1" in out

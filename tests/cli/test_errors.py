@@ -46,17 +46,17 @@ def only_error_line(command: str, stderr: str) -> str:
 
 
 def test_unreachable_redis_names_the_url_without_a_traceback(
-        no_redis_env: Path, console_script: Callable[..., subprocess.CompletedProcess[str]],
+        local_stack_env: Path, console_script: Callable[..., subprocess.CompletedProcess[str]],
         process_env_without_settings: dict[str, str]) -> None:
     env = {**process_env_without_settings, "DOCWORKERS_REDIS_URL": UNREACHABLE}
-    result = console_script("jobs", "list", env=env, cwd=no_redis_env)
+    result = console_script("jobs", "list", env=env, cwd=local_stack_env)
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("error: cannot reach Redis at redis://127.0.0.1:1/0")
     assert "DOCWORKERS_REDIS_URL" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
 
 
-def test_debug_shows_the_traceback(no_redis_env: Path, cli: Callable[..., Result],
+def test_debug_shows_the_traceback(local_stack_env: Path, cli: Callable[..., Result],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCWORKERS_REDIS_URL", UNREACHABLE)
     result = cli("--debug", "stats")
@@ -70,7 +70,7 @@ def test_debug_shows_the_traceback(no_redis_env: Path, cli: Callable[..., Result
     ("DOCWORKERS_REDIS_URL", "localhost:6379", "redis_url: 'localhost:6379' is not a URL"),
     ("DOCWORKERS_CONCURENCY", "2", "DOCWORKERS_CONCURENCY: unknown setting"),
 ])
-def test_bad_settings_are_configuration_errors(no_redis_env: Path, cli: Callable[..., Result],
+def test_bad_settings_are_configuration_errors(local_stack_env: Path, cli: Callable[..., Result],
                                                monkeypatch: pytest.MonkeyPatch, variable: str,
                                                value: str, message: str) -> None:
     monkeypatch.setenv(variable, value)
@@ -79,7 +79,7 @@ def test_bad_settings_are_configuration_errors(no_redis_env: Path, cli: Callable
     assert cli("jobs", "--help").exit_code == 0  # help still works
 
 
-def test_bad_arguments_show_usage(no_redis_env: Path, cli: Callable[..., Result]) -> None:
+def test_bad_arguments_show_usage(local_stack_env: Path, cli: Callable[..., Result]) -> None:
     result = cli("search", "q", "-k", "0")
     assert result.exit_code == 2 and "Usage" in result.output
     assert cli("frobnicate").exit_code == 2

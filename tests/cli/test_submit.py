@@ -158,11 +158,11 @@ def test_the_default_chunk_size_is_the_configured_embedders_window(
     assert queued_chunk_size() == 512
 
 
-def test_on_the_local_stack_a_waited_job_runs_here(no_redis_env: Path,
+def test_on_the_local_stack_a_waited_job_runs_here(local_stack_env: Path,
                                                   cli: Callable[..., Result],
                                                   embedder: Any) -> None:
     # Chunks written before the stack's Chroma server first opens its folder.
-    seed(str(no_redis_env / ".docworkers" / "chroma"), embedder, "library")
+    seed(str(local_stack_env / ".docworkers" / "chroma"), embedder, "library")
     dropped = cli("jobs", "submit", "collection_delete", "-p", '{"collection": "library"}',
                   "--wait", "--json")
     assert dropped.exit_code == 0, dropped.output
@@ -195,9 +195,9 @@ def test_deleting_from_a_reindexed_collection_reaches_its_physical_version(
     assert chunks(chroma, "library--v1", second) == 0
 
 
-def test_import_runs_a_bulk_import_and_its_uploads_here(no_redis_env: Path,
+def test_import_runs_a_bulk_import_and_its_uploads_here(local_stack_env: Path,
                                                         cli: Callable[..., Result]) -> None:
-    folder = no_redis_env / "notes"
+    folder = local_stack_env / "notes"
     folder.mkdir()
     (folder / "bread.md").write_text(TEXTS[0] + "\n\n" + TEXTS[1] + "\n")
     (folder / "tool.go").write_text("package main\n")

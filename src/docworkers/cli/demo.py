@@ -96,5 +96,8 @@ def demo_command(
         f"\nNext: [bold]docworkers search \"your question\" --collection {collection}[/], "
         "[bold]docworkers ingest PATH[/] for your own files, [bold]docworkers worker[/] and "
         "[bold]docworkers serve[/] for the queue and the dashboard.")
+    if state.settings.local_redis or state.settings.local_chroma:
+        state.out.print("The local servers keep running for them: [bold]docworkers status[/] "
+                        "shows them, [bold]docworkers down[/] stops them.")
     if any(not o.ok for o in outcomes):
         raise typer.Exit(EXIT_FAILURE)

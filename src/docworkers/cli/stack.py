@@ -14,7 +14,6 @@ import typer
 
 from docworkers.cli.context import CliState, state_of
 from docworkers.cli.render import duration, echo_json, esc, size
-from docworkers.queue.job import iso_time
 
 if TYPE_CHECKING:
     from docworkers.stack import LocalStack, ServerStatus
@@ -96,6 +95,8 @@ def _configured_elsewhere(state: CliState) -> dict[str, str]:
 
 
 def _as_dict(s: ServerStatus) -> dict[str, Any]:
+    from docworkers.queue.job import iso_time  # (redis-py: not for every --help)
+
     started = None if s.uptime is None else iso_time(time.time() - s.uptime)
     return {"name": s.name, "running": s.running, "pid": s.pid, "port": s.port, "url": s.url,
             "started_at": started, "uptime_seconds": s.uptime, "memory_mb": s.memory_mb,
