@@ -4,11 +4,14 @@ Run from the repository root (starts a private embedded server unless --redis-ur
 
     .venv/bin/python benchmarks/queue_throughput.py [--redis-url redis://127.0.0.1:6379/13]
         [--jobs 20000] [--processes 1,2,4] [--latency-jobs 300] [--repeat 3] [--no-uvloop]
+        [--enqueue-only]
 
 Every worker runs in its own process (multiprocessing, spawn): a FunctionWorker with a no-op
 async handler and concurrency 50. The producer is this process. uvloop is used when installed,
-unless --no-uvloop. Keys live under the ``bench`` namespace and are deleted between phases, so a
-shared server is left as it was (FLUSHDB is never called).
+unless --no-uvloop. The synchronous producer (SyncJobProducer) enqueues one job at a time
+from this process with no event loop, for code that has none. Keys live under the ``bench``
+namespace and are deleted between phases, so a shared server is left as it was (FLUSHDB is
+never called).
 
 Rates are the median of --repeat runs, with the range in brackets; the machine's load average
 is printed too, because on a shared box other processes take CPU from the producer, the worker
@@ -42,7 +45,7 @@ from typing import Any, TypeVar
 import redis
 
 from docworkers.embedded import EmbeddedRedis
-from docworkers.queue import Job, JobSpec, RedisJobRepository, RepositoryConfig
+from docworkers.queue import Job, JobSpec, RedisJobRepository, RepositoryConfig, SyncJobProducer
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 NAMESPACE = "bench"
@@ -209,6 +212,30 @@ async def bench_enqueue(url: str, n: int, admin: redis.Redis) -> dict[str, float
 
 
 @dataclass
+class SyncEnqueue:
+    rate: float  # jobs/s
+    client_commands: float  # per enqueue
+    total_commands: float  # per enqueue, inside the script too
+
+
+def bench_sync_enqueue(url: str, n: int, admin: redis.Redis) -> SyncEnqueue:
+    """``n`` jobs enqueued one at a time by the synchronous producer, as the async
+    'sequential awaits' row does, with the commands each enqueue costs."""
+    config = RepositoryConfig(queue="enqueue", namespace=NAMESPACE)
+    with SyncJobProducer.from_url(url, config) as producer:
+        producer.ping()
+        before = command_counts(admin)
+        started = time.perf_counter()
+        for i in range(n):
+            producer.enqueue("noop", {"i": i})
+        elapsed = time.perf_counter() - started
+        after = command_counts(admin)
+    clean(admin)
+    client, total = split_commands(before, after, {})
+    return SyncEnqueue(n / elapsed, client / n, total / n)
+
+
+@dataclass
 class Drain:
     rate: float
     client_commands: float  # per job
@@ -317,6 +344,8 @@ def main() -> None:
     parser.add_argument("--latency-jobs", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each rate measurement")
     parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument("--enqueue-only", action="store_true",
+                        help="only the enqueue rows (no worker processes)")
     args = parser.parse_args()
     counts = [int(p) for p in args.processes.split(",") if p.strip()]
     use_uvloop = uvloop_available() and not args.no_uvloop
@@ -341,6 +370,14 @@ def main() -> None:
                                          use_uvloop).items():
                 enqueue.setdefault(label, []).append(jobs_per_s)
         rows += [(label, _spread(values, rate), "jobs/s") for label, values in enqueue.items()]
+        sync = [bench_sync_enqueue(url, args.jobs, admin) for _ in range(repeat)]
+        rows.append(("enqueue, sync producer, one at a time", _spread([s.rate for s in sync], rate),
+                     "jobs/s"))
+        rows.append(("  client / total commands per sync enqueue",
+                     f"{sync[0].client_commands:.2f} / {sync[0].total_commands:.2f}", "cmds"))
+        if args.enqueue_only:
+            _print(rows)
+            return
         drains = {p: [bench_drain(url, args.jobs, p, use_uvloop, admin) for _ in range(repeat)]
                   for p in dict.fromkeys([1, *counts])}
         one = drains[1]
@@ -365,16 +402,20 @@ def main() -> None:
         for p in counts:
             rows.append((f"scaling: drain, {p} worker process{'es' if p > 1 else ''}",
                          _spread([d.rate for d in drains[p]], rate), "jobs/s"))
-        width = max(len(r[0]) for r in rows)
-        value_width = max(len(r[1]) for r in rows)
-        for label, value, unit in rows:
-            print(f"{label:<{width}}  {value:>{value_width}}  {unit}")
-        print(f"# load average {os.getloadavg()[0]:.1f} at the end")
+        _print(rows)
     finally:
         clean(admin)
         admin.close()
         if server is not None:
             server.stop()
+
+
+def _print(rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    for label, value, unit in rows:
+        print(f"{label:<{width}}  {value:>{value_width}}  {unit}")
+    print(f"# load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from docworkers.errors import DocworkersError
-    from docworkers.queue import Job, JobStatus, RedisJobRepository, RepositoryConfig
+    from docworkers.queue import (
+        Job,
+        JobStatus,
+        RedisJobRepository,
+        RepositoryConfig,
+        SyncJobProducer,
+    )
     from docworkers.runtime import Runtime
     from docworkers.settings import Settings
     from docworkers.workers import (
@@ -31,8 +37,8 @@ __version__ = "0.1.0"
 #: Where each exported name lives.
 _HOMES: dict[str, str] = {
     "DocworkersError": "docworkers.errors",
-    **dict.fromkeys(("Job", "JobStatus", "RedisJobRepository", "RepositoryConfig"),
-                    "docworkers.queue"),
+    **dict.fromkeys(("Job", "JobStatus", "RedisJobRepository", "RepositoryConfig",
+                     "SyncJobProducer"), "docworkers.queue"),
     **dict.fromkeys(("BaseWorker", "FunctionWorker", "JobContext", "WorkerConfig",
                      "WorkerPool"), "docworkers.workers"),
     "Settings": "docworkers.settings",
@@ -85,6 +91,7 @@ __all__ = [
     "RepositoryConfig",
     "Runtime",
     "Settings",
+    "SyncJobProducer",
     "WorkerConfig",
     "WorkerPool",
 ]

@@ -13,6 +13,7 @@ from docworkers.queue.protocol import (
 from docworkers.queue.repository import RedisJobRepository, RepositoryConfig
 from docworkers.queue.spec import JobSpec
 from docworkers.queue.stats import QueueStats
+from docworkers.queue.sync_producer import SyncJobProducer
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -29,5 +30,6 @@ __all__ = [
     "RedisJobRepository",
     "RepositoryConfig",
     "Reservation",
+    "SyncJobProducer",
     "WorkerRepository",
 ]

@@ -18,13 +18,17 @@ from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
 
-from docworkers.errors import (
-    InvalidStateError,
-    JobNotFoundError,
-    LeaseLostError,
-)
+from docworkers.errors import InvalidStateError, LeaseLostError
 from docworkers.queue.coalescer import Coalescer
 from docworkers.queue.job import RESERVE_FIELDS, Job, JobStatus
+from docworkers.queue.producer_calls import (
+    ENQUEUE_BATCH,
+    cancel_keys,
+    cancel_outcome,
+    enqueue_batches,
+    enqueue_keys,
+    job_not_found,
+)
 from docworkers.queue.protocol import Failure, Reservation
 from docworkers.queue.reads import JobReads
 from docworkers.queue.redis.clients import async_client
@@ -34,9 +38,6 @@ from docworkers.queue.redis.scripts import QueueScripts, ReserveReply, ScriptCal
 from docworkers.queue.repository_config import RepositoryConfig as RepositoryConfig  # re-export
 from docworkers.queue.spec import JobSpec
 from docworkers.queue.waiter import MAX_BLOCK, Waiter
-
-ENQUEUE_BATCH = 500
-
 
 _encode_result = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -89,11 +90,7 @@ class RedisJobRepository(JobReads):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- creating ---------------------------------------------------------------------------
-
-    def _enqueue_keys(self) -> list[str]:
-        k = self.keys
-        return [k.job_prefix, k.queued, k.scheduled, k.pending, k.all_jobs, k.sequence, k.notify]
+    # -- creating (the scripts' keys and arguments are built in producer_calls) -------------
 
     async def enqueue(self, job_type: str, payload: Mapping[str, Any] | None = None,
                       **options: Any) -> str:
@@ -111,9 +108,8 @@ class RedisJobRepository(JobReads):
         spec = JobSpec(job_type, payload or {}, **options)
         args = spec.script_args(pending=True)
         with self._errors:
-            await self._scripts.enqueue(
-                keys=self._enqueue_keys(), args=[1, self.config.notify_cap, *args]
-            )
+            await self._scripts.enqueue(keys=enqueue_keys(self.keys),
+                                        args=enqueue_batches([args], self.config.notify_cap)[0])
         return args[0]
 
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
@@ -125,14 +121,9 @@ class RedisJobRepository(JobReads):
     async def _enqueue_encoded(self, encoded: Sequence[tuple[str, ...]]) -> None:
         if not encoded:
             return
-        keys = self._enqueue_keys()
-        calls: list[ScriptCall] = []
-        for start in range(0, len(encoded), ENQUEUE_BATCH):
-            batch = encoded[start : start + ENQUEUE_BATCH]
-            args: list[Any] = [len(batch), self.config.notify_cap]
-            for job_args in batch:
-                args.extend(job_args)
-            calls.append(ScriptCall(self._scripts.enqueue, keys, args))
+        keys = enqueue_keys(self.keys)
+        calls = [ScriptCall(self._scripts.enqueue, keys, args)
+                 for args in enqueue_batches(encoded, self.config.notify_cap)]
         if len(calls) == 1:
             with self._errors:
                 await self._scripts.enqueue(keys=keys, args=calls[0].args)
@@ -322,18 +313,10 @@ class RedisJobRepository(JobReads):
 
     async def cancel(self, job_id: str) -> str:
         """Cancel a job: 'cancelled' if it was waiting, 'requested' if it is running."""
-        validate_job_id(job_id)
-        k = self.keys
+        keys = cancel_keys(self.keys, job_id)
         with self._errors:
-            reply = await self._scripts.cancel(
-                keys=[k.job(job_id), k.pending, k.queued, k.scheduled, k.cancelled, k.notify],
-                args=[job_id],
-            )
-        if not reply:
-            raise JobNotFoundError(f"no job {job_id!r} in queue {self.queue!r}")
-        if reply not in ("cancelled", "requested"):
-            raise InvalidStateError(f"job {job_id!r} is {reply}; nothing to cancel")
-        return str(reply)
+            reply = await self._scripts.cancel(keys=keys, args=[job_id])
+        return cancel_outcome(reply, job_id, self.queue)
 
     async def requeue(self, job_id: str) -> None:
         """Queue a failed, dead, cancelled or pending job again with a fresh retry budget."""
@@ -346,7 +329,7 @@ class RedisJobRepository(JobReads):
                 args=[job_id, self.config.notify_cap],
             )
         if not previous:
-            raise JobNotFoundError(f"no job {job_id!r} in queue {self.queue!r}")
+            raise job_not_found(job_id, self.queue)
         if previous not in ("failed", "dead", "cancelled", "pending"):
             raise InvalidStateError(
                 f"job {job_id!r} is {previous}; only failed, dead, cancelled or pending jobs "
