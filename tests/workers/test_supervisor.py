@@ -67,8 +67,10 @@ async def test_a_worker_that_stops_on_an_error_stops_the_pool_with_code_1(
         raise RuntimeError("a bug")
 
     config = WorkerConfig(worker_name="crashing", enable_recovery=False)
+    # The bystander works on a queue of its own: on the same one it could take the job first.
     workers = [FunctionWorker(config, job_repo=repo, handlers={"t": handler}),
-               FunctionWorker(WorkerConfig(worker_name="bystander"), job_repo=repo,
+               FunctionWorker(WorkerConfig(worker_name="bystander"),
+                              job_repo=repo.for_queue("bystander"),
                               handlers={"other": handler})]
     running = asyncio.create_task(run_pool(
         lambda: workers, retry_on=(RepositoryConnectionError,), startup_timeout=0,
