@@ -23,24 +23,9 @@ from pathlib import Path
 from types import TracebackType
 
 from docworkers.errors import RepositoryConnectionError
+from docworkers.stack.servers import alive, free_port
 
 _PR_SET_PDEATHSIG = 1
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -75,11 +60,11 @@ def sweep_orphans(base_dir: Path) -> int:
             owner = int((folder / "owner.pid").read_text())
         except (OSError, ValueError):
             owner = 0
-        if owner and _alive(owner):
+        if owner and alive(owner):
             continue
         with contextlib.suppress(OSError, ValueError):
             server = int((folder / "server.pid").read_text())
-            if _alive(server):
+            if alive(server):
                 os.kill(server, signal.SIGTERM)
         shutil.rmtree(folder, ignore_errors=True)
         cleaned += 1
@@ -114,7 +99,7 @@ class EmbeddedRedis:
         if self.folder is None:
             self.folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.base_dir))
             (self.folder / "owner.pid").write_text(str(os.getpid()))
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         args = [
             server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.folder), "--save", "", "--daemonize", "no",
