@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ import httpx
 import pytest
 import redis
 from api_support import PAPER, PHRASE, TERMINAL
+
+from docworkers.stack.servers import free_port
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "e2e-token"
@@ -41,11 +42,6 @@ class Server:
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def live_workers(client: redis.Redis) -> list[str]:

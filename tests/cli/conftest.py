@@ -74,6 +74,28 @@ def process_env(cli_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
+def background(process_env: dict[str, str], tmp_path: Path
+               ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """``background("worker", "worker", "-t", "x")`` starts ``docworkers worker -t x`` in
+    tmp_path with this test's environment, its output in tmp_path/worker.log; whatever is
+    still running at the end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (tmp_path / f"{name}.log").open("wb") as log:  # the child keeps its own copy
+            started.append(subprocess.Popen(
+                [sys.executable, "-m", "docworkers.cli", *args], env=process_env,
+                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
 def process_env_without_settings() -> dict[str, str]:
     """The environment for a subprocess with no DOCWORKERS_* setting at all."""
     return clean_environ()

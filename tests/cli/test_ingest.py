@@ -6,7 +6,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,8 +92,8 @@ def _job(cli: Callable[..., Result], job_id: str) -> dict[str, object]:
 
 
 def test_no_wait_enqueues_and_a_worker_process_runs_it_until_sigterm(
-        process_env: dict[str, str], cli: Callable[..., Result], corpus: Path,
-        tmp_path: Path) -> None:
+        background: Callable[..., subprocess.Popen[bytes]], cli: Callable[..., Result],
+        corpus: Path, tmp_path: Path) -> None:
     root = folder(tmp_path, corpus, {"notes.txt": SHORT_TEXT, "main.go": "other/fake.go",
                                      "site.yaml": "other/simple.yaml"})
     queued = cli("ingest", "--no-wait", str(root))
@@ -104,29 +103,19 @@ def test_no_wait_enqueues_and_a_worker_process_runs_it_until_sigterm(
                   if "notes.txt" in line)
     assert _job(cli, job_id)["status"] == "queued"
 
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "docworkers.cli", "worker", "--concurrency", "2"],
-        env=process_env, cwd=tmp_path, stdout=log,
-        stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while (job := _job(cli, job_id))["status"] != "completed":
-            assert job["status"] in ("queued", "processing"), job
-            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-            assert time.monotonic() < deadline, "the worker did not finish the job in 60 s"
-            time.sleep(0.3)
-        stats = json.loads(cli("stats", "--json").stdout)
-        assert {w["pid"] for w in stats["workers"]} == {worker.pid}
-        assert len(stats["workers"]) == len(JOB_TYPES)  # one worker per job type
-        assert stats["by_status"]["completed"] == 1 and stats["success_rate"] == 1.0
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=40) == 0, (tmp_path / "worker.log").read_text()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-        log.close()
+    worker = background("worker", "worker", "--concurrency", "2")
+    deadline = time.monotonic() + 60
+    while (job := _job(cli, job_id))["status"] != "completed":
+        assert job["status"] in ("queued", "processing"), job
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        assert time.monotonic() < deadline, "the worker did not finish the job in 60 s"
+        time.sleep(0.3)
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert {w["pid"] for w in stats["workers"]} == {worker.pid}
+    assert len(stats["workers"]) == len(JOB_TYPES)  # one worker per job type
+    assert stats["by_status"]["completed"] == 1 and stats["success_rate"] == 1.0
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=40) == 0, (tmp_path / "worker.log").read_text()
     output = (tmp_path / "worker.log").read_text()
     assert "SIGTERM received: stopping" in output and "Traceback" not in output
     assert json.loads(cli("stats", "--json").stdout)["workers"] == []  # unregistered

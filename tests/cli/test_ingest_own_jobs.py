@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -58,35 +57,25 @@ def test_without_a_worker_ingest_processes_only_its_own_jobs(
 
 
 def test_with_a_running_worker_ingest_leaves_its_jobs_to_it(
-        process_env: dict[str, str], cli: Callable[..., Result], on_queue: OnQueue[Any],
-        corpus: Path, tmp_path: Path) -> None:
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "docworkers.cli", "worker", "--type", UPLOAD_JOB_TYPE,
-         "--concurrency", "1"], env=process_env, cwd=tmp_path, stdout=log,
-        stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while not (workers := on_queue(lambda repo: repo.list_workers())):
-            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-            assert time.monotonic() < deadline, "the worker did not register in 90 s"
-            time.sleep(0.2)
-        (live,) = workers
-        name = live["worker_name"]
-        result = cli("ingest", str(corpus / SHORT_TEXT))
-        assert result.exit_code == 0, result.output
-        assert f"a worker is running ({name}): waiting for it" in result.stderr
-        assert "processing here" not in result.stderr
-        (own,) = _all_jobs(on_queue)
-        assert own.status == JobStatus.COMPLETED
-        assert own.worker_id is not None and own.worker_id.startswith(f"{name}:")
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=40) == 0, (tmp_path / "worker.log").read_text()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-        log.close()
+        background: Callable[..., subprocess.Popen[bytes]], cli: Callable[..., Result],
+        on_queue: OnQueue[Any], corpus: Path, tmp_path: Path) -> None:
+    worker = background("worker", "worker", "--type", UPLOAD_JOB_TYPE, "--concurrency", "1")
+    deadline = time.monotonic() + 90
+    while not (workers := on_queue(lambda repo: repo.list_workers())):
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        assert time.monotonic() < deadline, "the worker did not register in 90 s"
+        time.sleep(0.2)
+    (live,) = workers
+    name = live["worker_name"]
+    result = cli("ingest", str(corpus / SHORT_TEXT))
+    assert result.exit_code == 0, result.output
+    assert f"a worker is running ({name}): waiting for it" in result.stderr
+    assert "processing here" not in result.stderr
+    (own,) = _all_jobs(on_queue)
+    assert own.status == JobStatus.COMPLETED
+    assert own.worker_id is not None and own.worker_id.startswith(f"{name}:")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=40) == 0, (tmp_path / "worker.log").read_text()
 
 
 def test_when_the_running_worker_goes_away_ingest_processes_its_jobs_here(

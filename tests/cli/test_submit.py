@@ -7,7 +7,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,41 +67,32 @@ def stats(cli: Callable[..., Result]) -> dict[str, Any]:
 
 
 def test_a_worker_process_runs_a_delete_submitted_with_the_cli(
-        process_env: dict[str, str], cli_env: dict[str, str], cli: Callable[..., Result],
-        embedder: Any, tmp_path: Path) -> None:
+        background: Callable[..., subprocess.Popen[bytes]], cli_env: dict[str, str],
+        cli: Callable[..., Result], embedder: Any, tmp_path: Path) -> None:
     chroma, queue = cli_env["DOCWORKERS_CHROMA_PATH"], cli_env["DOCWORKERS_QUEUE"]
     first, second = seed(chroma, embedder, "library", cli_env["DOCWORKERS_REDIS_URL"])
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "docworkers.cli", "worker", "-t", "document_delete",
-         "--type", "collection_delete"],
-        env=process_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while len(stats(cli)["workers"]) < 2:  # registered before start() returns
-            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-            assert time.monotonic() < deadline, "the worker did not start in 60 s"
-            time.sleep(0.2)
-        assert {w["pid"] for w in stats(cli)["workers"]} == {worker.pid}
+    worker = background("worker", "worker", "-t", "document_delete",
+                        "--type", "collection_delete")
+    deadline = time.monotonic() + 60
+    while len(stats(cli)["workers"]) < 2:  # registered before start() returns
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+        assert time.monotonic() < deadline, "the worker did not start in 60 s"
+        time.sleep(0.2)
+    assert {w["pid"] for w in stats(cli)["workers"]} == {worker.pid}
 
-        done = cli("jobs", "submit", "document_delete", "--payload",
-                   json.dumps({"document_id": first}), "--wait", "--json")
-        assert done.exit_code == 0, done.output
-        job = json.loads(done.stdout)
-        assert job["status"] == "completed" and job["queue"] == f"{queue}.document_delete"
-        assert job["result"] == {"document_id": first, "deleted": True,
-                                 "collection": "library", "chunks_deleted": 2}
-        shown = cli("jobs", "show", job["id"], "--json")  # found on its type's queue
-        assert shown.exit_code == 0 and json.loads(shown.stdout)["status"] == "completed"
-        assert cli("documents", "show", first).exit_code == 1  # the registry entry is gone
-        assert stats(cli)["completed_by_type"] == {"document_delete": 1}
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=40) == 0, (tmp_path / "worker.log").read_text()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-        log.close()
+    done = cli("jobs", "submit", "document_delete", "--payload",
+               json.dumps({"document_id": first}), "--wait", "--json")
+    assert done.exit_code == 0, done.output
+    job = json.loads(done.stdout)
+    assert job["status"] == "completed" and job["queue"] == f"{queue}.document_delete"
+    assert job["result"] == {"document_id": first, "deleted": True,
+                             "collection": "library", "chunks_deleted": 2}
+    shown = cli("jobs", "show", job["id"], "--json")  # found on its type's queue
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["status"] == "completed"
+    assert cli("documents", "show", first).exit_code == 1  # the registry entry is gone
+    assert stats(cli)["completed_by_type"] == {"document_delete": 1}
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=40) == 0, (tmp_path / "worker.log").read_text()
     output = (tmp_path / "worker.log").read_text()
     assert "Traceback" not in output and "on queue cli-" in output
     assert chunks(chroma, "library", first) == 0 and chunks(chroma, "library", second) == 2

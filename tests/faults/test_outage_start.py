@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,15 +29,11 @@ from docworkers.embedded import EmbeddedRedis
 from docworkers.errors import ConfigurationError, RepositoryConnectionError
 from docworkers.queue import JobStatus, RedisJobRepository, RepositoryConfig
 from docworkers.settings import Settings
+from docworkers.stack.servers import free_port
 from docworkers.workers.startup import start_when_ready
 
 LIMIT = 120.0  # seconds any one awaited event may take on a loaded machine
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class WorkerProcess:

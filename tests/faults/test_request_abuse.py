@@ -38,6 +38,8 @@ import httpx
 import pytest
 import redis
 
+from docworkers.stack.servers import free_port
+
 LIMIT = 90.0  # seconds any awaited event may take on a loaded machine (a hang guard only)
 REQUEST_TIMEOUT = "3"  # DOCWORKERS_API_REQUEST_TIMEOUT of the servers here
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,11 +48,6 @@ NOTE = (b"# Gliders\n\nA glider is a heavier-than-air aircraft that flies withou
 READ, WRITE, ADMIN = "read-token-5f2a9c", "write-token-8d1e4b", "admin-token-3c7f0a"
 TERMINAL = {"completed", "failed", "cancelled", "dead"}
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], Any], what: str) -> Any:
