@@ -1,0 +1,54 @@
+"""docworkers: run by the project's own virtualenv; one FunctionWorker at its default settings
+(concurrency 3), enqueued with ``RedisJobRepository.enqueue``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+import redis.asyncio
+from _common import URL, Enqueue, job_async, main
+
+from docworkers.queue import Job, RedisJobRepository, RepositoryConfig
+from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
+
+client = redis.asyncio.Redis.from_url(URL)
+
+
+def repository() -> RedisJobRepository:
+    return RedisJobRepository.from_url(URL, RepositoryConfig(queue="peers", namespace="peers"))
+
+
+async def noop(job: Job, ctx: JobContext) -> None:
+    await job_async(client, float(job.payload["sent"]))
+
+
+@asynccontextmanager
+async def producer() -> AsyncIterator[Enqueue]:
+    async with repository() as repo:
+        async def enqueue(sent: float) -> None:
+            await repo.enqueue("noop", {"sent": sent})
+
+        yield enqueue
+
+
+async def _work() -> None:
+    async with repository() as repo:
+        running = FunctionWorker(WorkerConfig(worker_name="peers"), job_repo=repo,
+                                 handlers={"noop": noop})
+        await running.start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await running.stop()
+
+
+def worker() -> None:
+    asyncio.run(_work())
+
+
+if __name__ == "__main__":
+    main(producer, worker, version("docworkers"))

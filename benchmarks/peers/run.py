@@ -1,0 +1,288 @@
+"""docworkers beside huey, taskiq, saq, dramatiq, arq and celery: same Redis, same no-op job.
+
+Run from the repository root with the project's interpreter:
+
+    .venv/bin/python benchmarks/peers/run.py [--jobs 10000] [--runs 3] [--only huey,docworkers]
+        [--redis-url redis://127.0.0.1:6379/14] [--pickup-jobs 300] [--spacing 0.01]
+
+The peers live in their own virtualenv, ``benchmarks/peers/.venv``, made here on first use from
+the pinned ``requirements.txt`` (the project's lock never sees them); docworkers runs from the
+project's virtualenv. Every system gets one adapter, ``peer_NAME.py``, run as a subprocess, and
+runs at its defaults with one worker process. The job is the same everywhere: one ``INCR``
+(redis-py sends it as ``INCRBY key 1``).
+
+Per system and run, on an emptied database (FLUSHDB of the chosen DB between phases):
+
+- *enqueue*: N jobs, one call at a time, timed inside the producer process;
+- *drain*: those N jobs by one worker process started afterwards, timed by polling the counter
+  from the first job seen done to the last (process start-up is not counted);
+- *pickup*: an idle worker, jobs enqueued ``--spacing`` s apart; each job writes its start time
+  minus the time just before its enqueue call (same machine, same clock); p50 / p99;
+- *Redis commands*: ``INFO commandstats`` deltas (commands run inside Lua scripts count too),
+  per enqueue over the enqueue phase and per job over the drain, from the worker's start, idle
+  polls and start-up included; the harness's own INFO and GET polls and the jobs' INCRs are
+  subtracted. commandstats are server-wide, so the default is a private server (valkey, started
+  here) where nothing else runs.
+
+Results are the medians over ``--runs``; the table ends with docworkers ÷ peer for each column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+from docworkers.embedded import EmbeddedRedis
+
+HERE = Path(__file__).resolve().parent
+VENV = HERE / ".venv"
+PEERS = ("docworkers", "huey", "taskiq", "dramatiq", "saq", "arq", "celery")
+COUNTER, PICKUP = "peers:count", "peers:pickup"  # as in _common.py
+DEFAULT_DB = 14
+STALL = 60.0  # seconds without progress before a peer counts as failed
+
+
+class PeerFailed(RuntimeError):
+    pass
+
+
+def peers_python() -> Path:
+    """The peers' interpreter: the virtualenv is made, and (re)filled when requirements change."""
+    python = VENV / "bin" / "python"
+    wanted = (HERE / "requirements.txt").read_text()
+    installed = VENV / "installed-requirements.txt"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    if not installed.exists() or installed.read_text() != wanted:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r",
+                        str(HERE / "requirements.txt")], check=True)
+        installed.write_text(wanted)
+    return python
+
+
+@dataclass
+class Peer:
+    name: str
+    python: Path
+    env: dict[str, str]
+    log: Path
+
+    def command(self, *args: str) -> list[str]:
+        return [str(self.python), str(HERE / f"peer_{self.name}.py"), *args]
+
+    def run(self, *args: str, timeout: float) -> str:
+        done = subprocess.run(self.command(*args), env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+        if done.returncode != 0:
+            raise PeerFailed(f"{self.name} {args[0]} failed: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            return subprocess.Popen(self.command("worker"), env=self.env,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+
+    @staticmethod
+    def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+@dataclass
+class Result:
+    enqueue: float  # jobs/s
+    drain: float  # jobs/s
+    p50: float  # ms
+    p99: float
+    per_enqueue: float  # Redis commands
+    per_job: float
+
+
+def command_counts(admin: redis.Redis) -> dict[str, int]:
+    stats = admin.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def commands_since(before: dict[str, int], admin: redis.Redis, own: dict[str, int]) -> int:
+    """Commands run since ``before`` minus ``own``; the INFO that took ``before`` counts as own."""
+    after = command_counts(admin)
+    own = {**own, "info": own.get("info", 0) + 1}
+    return sum(calls - before.get(name, 0) - own.get(name, 0) for name, calls in after.items())
+
+
+def wait_drained(admin: redis.Redis, jobs: int, worker: subprocess.Popen[bytes]
+                 ) -> tuple[float, int]:
+    """Poll the counter until ``jobs``; returns (jobs/s from the first job seen done, polls)."""
+    polls, first, first_count, last_change, seen = 0, 0.0, 0, time.monotonic(), 0
+    while True:
+        count = int(admin.get(COUNTER) or 0)
+        now = time.perf_counter()
+        polls += 1
+        if count and not first:
+            first, first_count = now, count
+        if count >= jobs:
+            return (jobs - first_count) / max(now - first, 1e-6), polls
+        if count != seen:
+            seen, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > STALL or worker.poll() is not None:
+            raise PeerFailed(f"the worker stopped at {count} of {jobs} jobs")
+        time.sleep(0.002)
+
+
+def measure(peer: Peer, admin: redis.Redis, jobs: int, pickup_jobs: int,
+            spacing: float) -> Result:
+    admin.flushdb()
+    before = command_counts(admin)
+    seconds = float(peer.run("enqueue", str(jobs), timeout=STALL + jobs / 100))
+    per_enqueue = commands_since(before, admin, {}) / jobs
+
+    before = command_counts(admin)
+    worker = peer.start_worker()
+    try:
+        drain, polls = wait_drained(admin, jobs, worker)
+        per_job = commands_since(before, admin, {"get": polls, "incrby": jobs}) / jobs
+    finally:
+        peer.stop_worker(worker)
+
+    admin.flushdb()
+    worker = peer.start_worker()
+    try:
+        peer.run("pickup", str(pickup_jobs), str(spacing),
+                 timeout=STALL + pickup_jobs * (spacing + 0.5))
+        latencies = [float(ms) for ms in admin.lrange(PICKUP, 0, -1)]
+    finally:
+        peer.stop_worker(worker)
+    admin.flushdb()
+    centiles = statistics.quantiles(latencies, n=100)
+    return Result(jobs / seconds, drain, statistics.median(latencies), centiles[98],
+                  per_enqueue, per_job)
+
+
+def summary(results: Sequence[Result]) -> Result:
+    """The median of each column on its own."""
+    return Result(**{f.name: statistics.median(getattr(r, f.name) for r in results)
+                     for f in fields(Result)})
+
+
+def num(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if value >= 1 or value == 0 else f"{value:.2f}"
+
+
+def cmds(value: float) -> str:
+    return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+
+
+def ratio(ours: float, theirs: float) -> str:
+    if not theirs:
+        return "-"
+    return f"{ours / theirs:.2f}" if ours / theirs >= 0.1 else f"{ours / theirs:.2g}"
+
+
+def print_tables(rows: dict[str, Result], failed: dict[str, str]) -> None:
+    print("| | enqueue one at a time (jobs/s) | drain (jobs/s) | pickup p50 / p99 (ms) "
+          "| Redis commands per enqueue + per run |")
+    print("|---|---|---|---|---|")
+    for label, r in rows.items():
+        print(f"| {label} | {num(r.enqueue)} | {num(r.drain)} | {num(r.p50)} / {num(r.p99)} "
+              f"| {cmds(r.per_enqueue)} + {cmds(r.per_job)} |")
+    for label, error in failed.items():
+        print(f"| {label} | failed: {error.splitlines()[-1][:120]} | | | |")
+    ours = next((r for label, r in rows.items() if label.startswith("docworkers")), None)
+    if ours is None:
+        return
+    print("\ndocworkers ÷ peer (rates: above 1 = docworkers faster; latency and commands: "
+          "below 1 = docworkers lower)\n")
+    print("| | enqueue | drain | pickup p50 / p99 | commands per enqueue / per run |")
+    print("|---|---|---|---|---|")
+    for label, r in rows.items():
+        if r is not ours:
+            print(f"| {label} | {ratio(ours.enqueue, r.enqueue)} | {ratio(ours.drain, r.drain)} "
+                  f"| {ratio(ours.p50, r.p50)} / {ratio(ours.p99, r.p99)} "
+                  f"| {ratio(ours.per_enqueue, r.per_enqueue)} / "
+                  f"{ratio(ours.per_job, r.per_job)} |")
+
+
+def with_db(url: str) -> str:
+    return url if urlparse(url).path.strip("/") else f"{url.rstrip('/')}/{DEFAULT_DB}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--redis-url", help=f"default: a private server; DB {DEFAULT_DB} "
+                                            "unless the URL names one (it is FLUSHed)")
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default=",".join(PEERS), help="comma-separated, of " +
+                        ", ".join(PEERS))
+    parser.add_argument("--pickup-jobs", type=int, default=300)
+    parser.add_argument("--spacing", type=float, default=0.01,
+                        help="seconds between pickup jobs")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    if unknown := set(names) - set(PEERS):
+        parser.error(f"unknown peer(s) {sorted(unknown)}; choose from {', '.join(PEERS)}")
+    others = peers_python() if set(names) - {"docworkers"} else None
+
+    server = None
+    if args.redis_url:
+        url = with_db(args.redis_url)
+    else:
+        server = EmbeddedRedis()
+        url = with_db(server.start())
+    admin = redis.Redis.from_url(url, decode_responses=True)
+    logs = Path(tempfile.mkdtemp(prefix="peers-"))  # worker stderr, kept if a peer failed
+    failed: dict[str, str] = {}
+    try:
+        info = admin.info("server")
+        server_name = f"valkey {info['valkey_version']}" if "valkey_version" in info else (
+            f"Redis {info['redis_version']}")
+        load = os.getloadavg()[0]
+        env = {**os.environ, "PEERS_REDIS_URL": url}
+        rows: dict[str, Result] = {}
+        for name in names:
+            python = Path(sys.executable) if name == "docworkers" else others
+            assert python is not None
+            peer = Peer(name, python, env, logs / f"{name}.log")
+            version = peer.run("version", timeout=60).strip()
+            label = f"{name} {version}"
+            print(f"# {label} ...", file=sys.stderr, flush=True)
+            try:
+                rows[label] = summary([measure(peer, admin, args.jobs, args.pickup_jobs,
+                                               args.spacing) for _ in range(args.runs)])
+            except (PeerFailed, subprocess.TimeoutExpired) as exc:
+                failed[label] = str(exc)
+                print(f"#   failed: {exc} (worker log: {peer.log})", file=sys.stderr)
+        print(f"# {args.jobs:,} no-op jobs (one INCR), one worker process each, medians of "
+              f"{args.runs} run(s); {server_name} at {url}; python {sys.version.split()[0]}, "
+              f"{os.cpu_count()} CPUs; load average {load:.1f} at start, "
+              f"{os.getloadavg()[0]:.1f} at the end\n")
+        print_tables(rows, failed)
+    finally:
+        admin.close()
+        if not failed:
+            shutil.rmtree(logs, ignore_errors=True)
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
