@@ -135,8 +135,9 @@ async def test_running_slot_is_renewed_and_given_back_however_the_job_ends(
         seconds, micros = await repo.client.time()
         return seconds * 1000 + micros // 1000
 
-    # A lease a busy machine renews in time (every 1 s); the job is held past its first expiry.
-    a, b = workers(repo, handler, concurrency=2, max_running=1, lease_timeout=3.0)
+    # A lease a busy machine renews in time (every 2 s, with 4 s to spare: a 3 s lease was lost
+    # once when a benchmark loaded both cores); the job is held past its first expiry.
+    a, b = workers(repo, handler, concurrency=2, max_running=1, lease_timeout=6.0)
     async with a, b:
         bad = await repo.enqueue("t", {"kind": "bad"})
         await all_in(repo, [bad], JobStatus.FAILED)
