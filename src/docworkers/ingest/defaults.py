@@ -8,11 +8,15 @@ from __future__ import annotations
 
 __all__ = [
     "CHUNKING_STRATEGIES",
+    "DEFAULT_SEARCH_MODE",
     "DEFAULT_STRATEGY",
     "MAX_CHARS_PER_TOKEN",
     "MAX_CHUNK_CHARS",
     "MAX_TEXT_TOKENS",
     "MODEL_WINDOW",
+    "RRF_K",
+    "SEARCH_CANDIDATES",
+    "SEARCH_MODES",
     "SPECIAL_TOKENS_PER_INPUT",
 ]
 
@@ -33,3 +37,13 @@ MAX_CHUNK_CHARS = MAX_TEXT_TOKENS * MAX_CHARS_PER_TOKEN
 
 CHUNKING_STRATEGIES = ("recursive", "markdown", "sentence", "semantic", "token", "fixed")
 DEFAULT_STRATEGY = "recursive"
+
+#: How a search finds chunks: both sides fused (hybrid), embeddings only, BM25 keywords only.
+SEARCH_MODES = ("hybrid", "dense", "keyword")
+DEFAULT_SEARCH_MODE = "hybrid"
+#: Reciprocal rank fusion's constant: a chunk at rank r on one side adds 1 / (RRF_K + r). The
+#: usual 60 (Cormack et al., 2009) until it is measured on the tuning half of Cranfield.
+RRF_K = 60
+#: Candidates each side hands to the fusion in hybrid mode (at least ``k``): a chunk ranked
+#: low on one side can still win on the other.
+SEARCH_CANDIDATES = 50
