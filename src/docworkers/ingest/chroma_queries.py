@@ -43,10 +43,6 @@ def id_order(id_: str) -> tuple[int, str]:
     return (int(suffix), "") if suffix.isdigit() else (2**63, id_)
 
 
-def as_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def search_hits(result: QueryResult) -> list[SearchHit]:
     """The hits of a one-query Chroma ``query`` result, in Chroma's order (most similar first);
     the score is ``1 - cosine distance``."""
@@ -54,21 +50,6 @@ def search_hits(result: QueryResult) -> list[SearchHit]:
     documents = (result["documents"] or [[]])[0]
     metadatas = (result["metadatas"] or [[]])[0]
     distances = (result["distances"] or [[]])[0]
-    hits: list[SearchHit] = []
-    for id_, text, meta, distance in zip(ids, documents, metadatas, distances, strict=True):
-        metadata = dict(meta or {})
-        filename = metadata.get("filename")
-        hits.append(
-            SearchHit(
-                chunk_id=id_,
-                document_id=str(metadata.get("document_id", id_.rsplit(":", 1)[0])),
-                text=text or "",
-                score=1.0 - float(distance),
-                filename=filename if isinstance(filename, str) else None,
-                page_start=as_int(metadata.get("page_start")),
-                page_end=as_int(metadata.get("page_end")),
-                chunk_index=as_int(metadata.get("chunk_index")) or 0,
-                metadata=metadata,
-            )
-        )
-    return hits
+    return [SearchHit.stored(id_, text or "", meta or {}, 1.0 - float(distance))
+            for id_, text, meta, distance in zip(ids, documents, metadatas, distances,
+                                                  strict=True)]

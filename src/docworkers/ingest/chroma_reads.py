@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,27 @@ class ChromaReads:
             for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)
         ]
         return sorted(chunks, key=lambda chunk: id_order(chunk[0]))
+
+    def chunks_by_ids(
+        self, collection: str, ids: Sequence[str], where: SearchFilter | None = None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(id, text, metadata)`` of the stored chunks among ``ids`` that ``where`` matches,
+        in the order of ``ids`` (the keyword side of a search finds ids; their text and
+        metadata live here, and so does the filter language)."""
+        validate_collection_name(collection)
+        if not ids:  # Chroma reads an empty id list as "every chunk"
+            return []
+        with self._translate("read", collection):
+            target = self._collection(collection, create=False)
+            if target is None:
+                return []
+            found = target.get(ids=list(dict.fromkeys(ids)), where=chroma_where(where),
+                               include=["documents", "metadatas"])
+        texts = found["documents"] or [""] * len(found["ids"])
+        metadatas = found["metadatas"] or [{}] * len(found["ids"])
+        stored = {id_: (id_, text or "", dict(meta or {}))
+                  for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)}
+        return [stored[id_] for id_ in dict.fromkeys(ids) if id_ in stored]
 
     def search(
         self,

@@ -12,6 +12,10 @@ physical collection too: whichever side acts last, the document ends up in the c
 searches use (see :meth:`UploadPipeline._follow_switch`). Uploads do not take the collection's
 rebuild lock: it is exclusive and held for a whole reindex, so they would wait minutes.
 
+Each document's chunks go to the vector store and then, with the same ids and texts, to the
+collection's keyword index (see :mod:`docworkers.ingest.keyword_side` for the order of the two
+sides): a crash between them is repaired by the job's rerun, which writes both again.
+
 A job attempt passes its fence (:mod:`docworkers.ingest.fencing`): its registry writes are
 refused once a newer attempt claimed the fence, and each vector store write is preceded by a
 check that the attempt still owns its job. An attempt that lost its job (LeaseLostError) records
@@ -57,6 +61,8 @@ from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.embedding_batcher import BatchingEmbedder
 from docworkers.ingest.enrich import Enricher, LocalEnricher
 from docworkers.ingest.fencing import AttemptFence
+from docworkers.ingest.keyword_side import KeywordWrites, keyword_chunks
+from docworkers.ingest.lexical.index import LexicalIndex
 from docworkers.ingest.parsing import IsolatedParser
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
 from docworkers.ingest.stage_limits import DEFAULT_STAGE_LIMITS, Deadline, StageLimits
@@ -110,14 +116,19 @@ class DocumentServices:
 
 
 class UploadPipeline:
-    """Runs one upload end to end. Shared by the worker, the CLI and the benchmarks."""
+    """Runs one upload end to end. Shared by the worker, the CLI and the benchmarks.
+
+    ``keywords`` is the keyword index the chunks also go to: by default the collections' own
+    (in the registry's Redis); a reindex passes one that writes into the version it builds."""
 
     def __init__(
-        self, services: DocumentServices, documents: DocumentRepository, vectors: VectorRepository
+        self, services: DocumentServices, documents: DocumentRepository, vectors: VectorRepository,
+        keywords: KeywordWrites | None = None,
     ) -> None:
         self.services = services
         self.documents = documents
         self.vectors = vectors
+        self.keywords = keywords or LexicalIndex.for_documents(documents)
         # One breaker per vector store process-wide: after repeated failures jobs stop hammering
         # it and are rescheduled (without using an attempt) until a probe call succeeds.
         self.vector_breaker = vector_store_breaker()
@@ -275,6 +286,10 @@ class UploadPipeline:
         except TimeoutError:
             deadline.expire()  # the write stops before its next request
             raise too_slow() from None
+        # Second, as every write (keyword_side.py); the index checks the fence in its script.
+        await self.keywords.replace_document(
+            physical, stored.document_id, keyword_chunks(stored.document_id, stored.chunks),
+            fence=stored.fence)
 
     async def _follow_switch(self, collection: str, physical: str, stored: StoredChunks) -> None:
         """Store the chunks again if the collection's alias moved since they were stored.
@@ -294,7 +309,11 @@ class UploadPipeline:
         if stored.fence is not None:
             await stored.fence.check(f"removing {stored.document_id} from {physical}")
         try:
+            await self.keywords.remove_document(physical, stored.document_id,
+                                                fence=stored.fence)
             await asyncio.to_thread(self.vectors.delete_document, physical, stored.document_id)
+        except LeaseLostError:
+            raise
         except DocworkersError as exc:  # the old version is dropped by the reindex anyway
             log.warning("could not remove document %s from %s: %s", stored.document_id,
                         physical, exc)

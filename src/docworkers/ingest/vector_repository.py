@@ -75,6 +75,33 @@ class SearchHit:
     page_end: int | None
     chunk_index: int
     metadata: dict[str, Any]  # everything stored on the chunk, structural keys included
+    # Which side(s) of a search found the chunk ("dense": embeddings, "keyword": BM25) and its
+    # 1-based rank in each side's candidates (None: not among them). Set by SearchService.
+    found_by: tuple[str, ...] = ()
+    dense_rank: int | None = None
+    keyword_rank: int | None = None
+
+    @classmethod
+    def stored(cls, chunk_id: str, text: str, metadata: Mapping[str, Any],
+               score: float) -> SearchHit:
+        """The hit of a stored chunk: its fields read from the metadata every chunk carries."""
+        meta = dict(metadata)
+        filename = meta.get("filename")
+        return cls(
+            chunk_id=chunk_id,
+            document_id=str(meta.get("document_id", chunk_id.rsplit(":", 1)[0])),
+            text=text,
+            score=score,
+            filename=filename if isinstance(filename, str) else None,
+            page_start=_as_int(meta.get("page_start")),
+            page_end=_as_int(meta.get("page_end")),
+            chunk_index=_as_int(meta.get("chunk_index")) or 0,
+            metadata=meta,
+        )
+
+
+def _as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +144,13 @@ class VectorRepository(Protocol):
         ids: Sequence[str],
         metadatas: Sequence[Mapping[str, Any]],
     ) -> int: ...
+
+    def chunks_by_ids(
+        self, collection: str, ids: Sequence[str], where: SearchFilter | None = None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(id, text, metadata)`` of the stored chunks among ``ids`` that ``where`` matches,
+        in the order of ``ids``; ids not stored (or filtered out) are left out."""
+        ...
 
     def search(
         self,

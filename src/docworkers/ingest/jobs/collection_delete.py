@@ -1,7 +1,8 @@
 """The ``collection_delete`` job: drop a collection from the vector store and the registry.
 
 Every physical collection of the logical one goes (the current one and any version a crashed
-reindex left behind), then its registry entries, then its alias. The job holds the
+reindex left behind; each from the keyword index first, then the vector store: see
+ingest/keyword_side.py), then its registry entries, then its alias. The job holds the
 collection's lock, so it never runs at the same time as a reindex of that collection. A rerun,
 or dropping a collection that does not exist, succeeds with ``existed=False``. A job attempt's
 writes are fenced (ingest/fencing.py): one that lost its job drops and deletes nothing more.
@@ -25,6 +26,7 @@ from docworkers.ingest.jobs.common import (
     no_progress,
 )
 from docworkers.ingest.jobs.kinds import COLLECTION_DELETE_JOB_TYPE
+from docworkers.ingest.lexical.index import LexicalIndex
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.job import Job
 from docworkers.workers.context import JobContext
@@ -58,6 +60,7 @@ async def delete_collection(documents: DocumentRepository, vectors: VectorReposi
     """Drop ``collection`` everywhere (idempotent); ``owner`` (the job id) holds its lock and a
     job attempt passes its ``fence``."""
     aliases = CollectionAliases.for_documents(documents)
+    keywords = LexicalIndex.for_documents(documents)
     async with aliases.lock(collection, owner=owner, fence=fence):
         await progress(10, "finding the collection's physical collections")
         current = await aliases.target(collection)
@@ -68,6 +71,7 @@ async def delete_collection(documents: DocumentRepository, vectors: VectorReposi
             await progress(10 + 60 * n // len(names), f"dropping {name}")
             if fence is not None:
                 await fence.check(f"dropping {name}")
+            await keywords.drop_collection(name)
             if await asyncio.to_thread(vectors.delete_collection, name):
                 dropped.append(name)
         await progress(80, "removing the registry entries")

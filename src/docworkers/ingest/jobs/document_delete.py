@@ -1,8 +1,9 @@
 """The ``document_delete`` job: remove one document's chunks and its registry entry.
 
-Chunks go first and the registry entry last, so a crash in between leaves the entry and a rerun
-finishes the work. A job attempt's writes are fenced (ingest/fencing.py): one that lost its job
-deletes nothing more. Deleting a document that is not registered succeeds with ``deleted=False``.
+Chunks go first (from the keyword index, then the vector store: see ingest/keyword_side.py) and
+the registry entry last, so a crash in between leaves the entry and a rerun finishes the work.
+A job attempt's writes are fenced (ingest/fencing.py): one that lost its job deletes nothing
+more. Deleting a document that is not registered succeeds with ``deleted=False``.
 The stored file is kept: uploads are stored by content, so another document may share it.
 """
 
@@ -24,6 +25,7 @@ from docworkers.ingest.jobs.common import (
     no_progress,
 )
 from docworkers.ingest.jobs.kinds import DOCUMENT_DELETE_JOB_TYPE
+from docworkers.ingest.lexical.index import LexicalIndex
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.job import Job
 from docworkers.workers.context import JobContext
@@ -54,8 +56,8 @@ class DocumentDeleteResult(BaseModel):
 async def delete_document(documents: DocumentRepository, vectors: VectorRepository,
                           document_id: str, *, progress: Progress = no_progress,
                           fence: AttemptFence | None = None) -> DocumentDeleteResult:
-    """Remove ``document_id`` from the vector store and the registry (idempotent); a job
-    attempt passes its ``fence``."""
+    """Remove ``document_id`` from the keyword index, the vector store and the registry
+    (idempotent); a job attempt passes its ``fence``."""
     await progress(10, "looking up the document")
     record = await documents.get(document_id)
     if record is None:
@@ -63,6 +65,8 @@ async def delete_document(documents: DocumentRepository, vectors: VectorReposito
         return DocumentDeleteResult(document_id=document_id, deleted=False)
     physical = await CollectionAliases.for_documents(documents).resolve(record.collection)
     await progress(30, f"removing its chunks from {physical}")
+    await LexicalIndex.for_documents(documents).remove_document(physical, document_id,
+                                                                fence=fence)
     if fence is not None:
         await fence.check(f"removing the chunks of {document_id}")
     removed = await asyncio.to_thread(vectors.delete_document, physical, document_id)

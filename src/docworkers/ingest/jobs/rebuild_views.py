@@ -1,6 +1,7 @@
 """What the upload pipeline sees while ``vector_reindex`` rebuilds one document: a registry that
-holds its writes back and a vector repository that sends the live collection's reads and
-writes to the version being built. Used by :mod:`docworkers.ingest.jobs.vector_reindex`.
+holds its writes back, and a vector repository and a keyword index that send the live
+collection's reads and writes to the version being built. Used by
+:mod:`docworkers.ingest.jobs.vector_reindex`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import numpy as np
 from docworkers.ingest.document import Chunk
 from docworkers.ingest.document_repository import DocumentRecord, DocumentRepository
 from docworkers.ingest.fencing import AttemptFence
+from docworkers.ingest.keyword_side import KeywordWrites
+from docworkers.ingest.lexical.index import LexicalChunk
 from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import CollectionInfo, SearchHit, VectorRepository
 
-__all__ = ["HeldBackRegistry", "RedirectedVectors"]
+__all__ = ["HeldBackRegistry", "RedirectedKeywords", "RedirectedVectors"]
 
 
 class HeldBackRegistry(DocumentRepository):
@@ -72,6 +75,10 @@ class RedirectedVectors:
                               metadatas: Sequence[Mapping[str, Any]]) -> int:
         return self.inner.update_chunk_metadata(self._to(collection), ids, metadatas)
 
+    def chunks_by_ids(self, collection: str, ids: Sequence[str],
+                      where: SearchFilter | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        return self.inner.chunks_by_ids(self._to(collection), ids, where)
+
     def search(self, collection: str, query_embedding: np.ndarray, k: int = 5,
                where: SearchFilter | None = None) -> list[SearchHit]:
         return self.inner.search(self._to(collection), query_embedding, k, where)
@@ -87,3 +94,25 @@ class RedirectedVectors:
 
     def close(self) -> None:
         """The wrapped repository belongs to the worker: nothing to close here."""
+
+
+class RedirectedKeywords:
+    """Keyword index writes of ``sources`` sent to ``target`` instead, as RedirectedVectors."""
+
+    def __init__(self, inner: KeywordWrites, sources: set[str], target: str) -> None:
+        self.inner = inner
+        self.sources = frozenset(sources)
+        self.target = target
+
+    def _to(self, collection: str) -> str:
+        return self.target if collection in self.sources else collection
+
+    async def replace_document(self, collection: str, document_id: str,
+                               chunks: Sequence[LexicalChunk], *,
+                               fence: AttemptFence | None = None) -> None:
+        await self.inner.replace_document(self._to(collection), document_id, chunks,
+                                          fence=fence)
+
+    async def remove_document(self, collection: str, document_id: str, *,
+                              fence: AttemptFence | None = None) -> int:
+        return await self.inner.remove_document(self._to(collection), document_id, fence=fence)

@@ -5,15 +5,18 @@
    before (a counter in Redis), so no two attempts ever build into, switch to or drop the same
    collection.
 2. Run the upload pipeline (parse, chunk, embed, enrich, store) on every completed document's
-   stored file (``DocumentRecord.file_path``), with its vector writes sent to the new physical
-   collection and its registry writes held back. Searches keep using the old collection.
+   stored file (``DocumentRecord.file_path``), with its vector and keyword index writes sent to
+   the new physical collection and its registry writes held back. Searches keep using the old
+   collection.
 3. Catch up with what changed meanwhile (documents uploaded, re-uploaded or deleted), then
    switch the alias in one fenced Redis write: from now on searches use the new collection.
 4. After a short drain, catch up once more, apply the held-back registry writes (chunk counts,
    metadata), drop the older physical collection(s), and catch up a last time.
 
 Every step can run twice: a rerun builds the next version and, once it has switched, drops the
-older ones (the live one before it and whatever an unfinished attempt left). Documents are
+older ones (the live one before it and whatever an unfinished attempt left). A collection is
+dropped from the keyword index before the vector store, so the keyword index never keeps one the
+vector store lists no more (ingest/keyword_side.py). Documents are
 checked before anything is built: one without a stored file fails the job and nothing changes.
 
 A job attempt's writes are fenced (ingest/fencing.py): the lock, the version, the switch and the
@@ -66,7 +69,12 @@ from docworkers.ingest.jobs.common import (
     no_progress,
 )
 from docworkers.ingest.jobs.kinds import VECTOR_REINDEX_JOB_TYPE
-from docworkers.ingest.jobs.rebuild_views import HeldBackRegistry, RedirectedVectors
+from docworkers.ingest.jobs.rebuild_views import (
+    HeldBackRegistry,
+    RedirectedKeywords,
+    RedirectedVectors,
+)
+from docworkers.ingest.lexical.index import LexicalIndex
 from docworkers.ingest.payload import ChunkingOptions, UploadJobPayload
 from docworkers.ingest.pipeline import DocumentServices, UploadPipeline
 from docworkers.ingest.vector_repository import VectorRepository
@@ -147,6 +155,7 @@ class VectorReindex:
         self.documents = documents
         self.vectors = vectors
         self.aliases = CollectionAliases.for_documents(documents)
+        self.keywords = LexicalIndex.for_documents(documents)
         self.drain_seconds = drain_seconds
 
     async def run(self, payload: VectorReindexPayload, *, job_id: str,
@@ -169,7 +178,7 @@ class VectorReindex:
                 raise InvalidPayloadError(f"collection: {exc.problem}") from exc
             # Reserved for this attempt alone: anything under that name is a leftover (a
             # version counter lost with its Redis data).
-            await asyncio.to_thread(self.vectors.delete_collection, target)
+            await self._drop(target)
             build = _Build(self, payload, job_id, progress, current=current, target=target,
                            fence=fence)
             switched = False
@@ -198,7 +207,7 @@ class VectorReindex:
                     continue
                 if fence is not None:
                     await fence.check(f"dropping {name}")
-                if await asyncio.to_thread(self.vectors.delete_collection, name):
+                if await self._drop(name):
                     dropped.append(name)
             if await build.sync(await self._records(logical), 96, 98):
                 await build.commit()
@@ -212,11 +221,17 @@ class VectorReindex:
     async def _records(self, collection: str) -> list[DocumentRecord]:
         return await collection_documents(self.documents, collection)
 
+    async def _drop(self, physical: str) -> bool:
+        """Drop ``physical`` from the keyword index, then from the vector store; True if the
+        vector store had it."""
+        await self.keywords.drop_collection(physical)
+        return await asyncio.to_thread(self.vectors.delete_collection, physical)
+
     async def _drop_quietly(self, target: str) -> None:
         """Drop this attempt's unfinished version. No fence check: the version was reserved
         for this attempt alone and never switched to, so even a stale attempt may drop it."""
         try:
-            await asyncio.to_thread(self.vectors.delete_collection, target)
+            await self._drop(target)
         except Exception as exc:  # the next attempt drops it first anyway
             log.warning("could not drop the unfinished collection %s: %s", target, exc)
 
@@ -263,6 +278,8 @@ class _Build:
             self.staged[record.document_id] = await self._rebuild(record, stage)
             self.committed.discard(record.document_id)
         for document_id in gone:
+            await self.reindex.keywords.remove_document(self.target, document_id,
+                                                        fence=self.fence)
             if self.fence is not None:
                 await self.fence.check(f"removing {document_id} from {self.target}")
             await asyncio.to_thread(self.reindex.vectors.delete_document, self.target,
@@ -277,12 +294,14 @@ class _Build:
                                         record.document_id)
         upload = self.payload.upload_payload(record, first[0][2] if first else {})
         registry = HeldBackRegistry(self.reindex.documents)
+        live = {record.collection, self.current}
         pipeline = UploadPipeline(self.reindex.services, registry,
-                                  RedirectedVectors(vectors, {record.collection, self.current},
-                                                    self.target))
+                                  RedirectedVectors(vectors, live, self.target),
+                                  RedirectedKeywords(self.reindex.keywords, live, self.target))
         result = await pipeline.run(upload, job_id=self.job_id, progress=progress,
                                     fence=self.fence)
         if result.document_id != record.document_id:
+            await self.reindex.keywords.remove_document(self.target, result.document_id)
             await asyncio.to_thread(vectors.delete_document, self.target, result.document_id)
             raise ReindexSourceError(
                 f"{record.filename}: the stored file {record.file_path} no longer holds the "
