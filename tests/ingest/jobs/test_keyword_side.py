@@ -3,13 +3,19 @@ both sides hold exactly the same chunk ids, compared one by one."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import pytest
 from jobs_support import MEMO, NOTE, RIGHTS, JobsEnv
 
 from docworkers.ingest.aliases import resolve_collection
+from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.jobs.collection_delete import delete_collection
 from docworkers.ingest.jobs.document_delete import delete_document
 from docworkers.ingest.jobs.vector_reindex import VectorReindex, VectorReindexPayload
-from docworkers.ingest.lexical.index import LexicalIndex
+from docworkers.ingest.lexical.index import LexicalChunk, LexicalIndex
+from docworkers.ingest.payload import UploadJobPayload
+from docworkers.ingest.pipeline import UploadPipeline
 
 LEXICAL_KEYS = "dw:{documents}:lex:*"
 
@@ -93,3 +99,41 @@ async def test_reindex_builds_the_keyword_side_of_the_new_version(env: JobsEnv) 
     assert env.collections() == ["docs--v1"]
     assert env.redis.keys("dw:{documents}:lex:docs:*") == []
     assert {key.split(":")[3] for key in env.redis.keys(LEXICAL_KEYS)} == {"docs--v1"}
+
+
+class ProcessDied(BaseException):
+    """Stands for a SIGKILL: nothing catches it, nothing is recorded."""
+
+
+class DiesBeforeKeywords:
+    """The keyword index of a process that dies right after its vector write, before the
+    keyword write: the one moment a real SIGKILL cannot be aimed at from outside."""
+
+    async def replace_document(self, collection: str, document_id: str,
+                               chunks: Sequence[LexicalChunk], *,
+                               fence: AttemptFence | None = None) -> None:
+        raise ProcessDied
+
+    async def remove_document(self, collection: str, document_id: str, *,
+                              fence: AttemptFence | None = None) -> int:
+        raise ProcessDied
+
+
+async def test_death_between_the_vector_and_keyword_writes_is_repaired_by_the_rerun(
+        env: JobsEnv) -> None:
+    first = await env.ingest(RIGHTS, chunk_size=64)
+    path = env.stored(RIGHTS)
+    payload = UploadJobPayload.parse({"filename": path.name, "file_path": str(path),
+                                      "collection": "docs", "chunk_size": 128})
+    dying = UploadPipeline(env.services, env.documents, env.vectors, DiesBeforeKeywords())
+    with pytest.raises(ProcessDied):
+        await dying.run(payload)
+    keywords = LexicalIndex.for_documents(env.documents)
+    dense = env.vectors.document_chunk_ids("docs", first.document_id)
+    assert len(dense) < first.chunk_count  # the vectors were re-chunked, the keywords not
+    assert len(await keywords.chunk_ids("docs", first.document_id)) == first.chunk_count
+
+    rerun = await UploadPipeline(env.services, env.documents, env.vectors).run(payload)
+    assert rerun.document_id == first.document_id and rerun.chunk_count == len(dense)
+    ids = await assert_same_chunks(env, "docs", [first.document_id])
+    assert ids == {f"{first.document_id}:{i}" for i in range(rerun.chunk_count)}
