@@ -20,6 +20,10 @@ from docworkers.ingest.pipeline import UploadPipeline
 LEXICAL_KEYS = "dw:{documents}:lex:*"
 
 
+def keys(env: JobsEnv, pattern: str = LEXICAL_KEYS) -> list[str]:
+    return sorted(env.redis.keys(pattern))  # type: ignore[arg-type]
+
+
 async def assert_same_chunks(env: JobsEnv, physical: str, document_ids: list[str]) -> set[str]:
     """Both sides of ``physical`` hold the chunks of ``document_ids`` and nothing else, id for
     id; returns the ids."""
@@ -64,15 +68,15 @@ async def test_collection_delete_leaves_no_keyword_key(env: JobsEnv) -> None:
     memo = await env.ingest(MEMO)
     await env.ingest(NOTE, collection="other")
     await assert_same_chunks(env, "docs", [memo.document_id])
-    assert env.redis.keys("dw:{documents}:lex:docs:*")
+    assert keys(env, "dw:{documents}:lex:docs:*")
 
     result = await delete_collection(env.documents, env.vectors, "docs", owner="delete-1")
     assert result.dropped == ["docs"]
-    assert env.redis.keys("dw:{documents}:lex:docs:*") == []
-    assert env.redis.keys(LEXICAL_KEYS)  # the other collection's index is untouched
+    assert keys(env, "dw:{documents}:lex:docs:*") == []
+    assert keys(env)  # the other collection's index is untouched
 
     await delete_collection(env.documents, env.vectors, "other", owner="delete-2")
-    assert env.redis.keys(LEXICAL_KEYS) == []
+    assert keys(env) == []
 
 
 async def test_reindex_builds_the_keyword_side_of_the_new_version(env: JobsEnv) -> None:
@@ -97,8 +101,8 @@ async def test_reindex_builds_the_keyword_side_of_the_new_version(env: JobsEnv) 
     assert len(ids) == result.chunks > rights.chunk_count + memo.chunk_count
     # the old version is gone from both sides, keys and all
     assert env.collections() == ["docs--v1"]
-    assert env.redis.keys("dw:{documents}:lex:docs:*") == []
-    assert {key.split(":")[3] for key in env.redis.keys(LEXICAL_KEYS)} == {"docs--v1"}
+    assert keys(env, "dw:{documents}:lex:docs:*") == []
+    assert {key.split(":")[3] for key in keys(env)} == {"docs--v1"}
 
 
 class ProcessDied(BaseException):
