@@ -1,4 +1,15 @@
-"""Semantic search over stored chunks: embed the query, ask the vector store.
+"""Search over stored chunks: by meaning (dense), by keywords (BM25), or both fused (hybrid).
+
+* dense: embed the query, ask the vector store for the nearest chunks.
+* keyword: ask the collection's keyword index (:mod:`docworkers.ingest.lexical`) for the best
+  BM25 matches, then read their text and metadata from the vector store by id, with the
+  filters as its ``where`` clause: the filter language is the vector store's, so it applies to
+  both sides alike.
+* hybrid (the default): both sides' best ``max(k, SEARCH_CANDIDATES)`` fused by reciprocal rank
+  fusion (:mod:`docworkers.ingest.fusion`). A chunk only one side finds can still win.
+
+Every hit says which side(s) found it (``found_by``) and its rank on each (``dense_rank``,
+``keyword_rank``, 1-based among that side's candidates after filtering).
 
 The vector store is asked through its circuit breaker (shared with the upload pipeline's
 writes): while a Chroma server is down, searches fail at once with ``CircuitOpenError`` (the
@@ -9,13 +20,17 @@ a ConfigurationError naming the field, never a store failure that counts toward 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.aliases import resolve_collection
+from docworkers.ingest.defaults import RRF_K, SEARCH_CANDIDATES, SEARCH_MODES
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder
+from docworkers.ingest.fusion import rrf
+from docworkers.ingest.lexical.index import LexicalIndex
 from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import (
     SearchHit,
@@ -24,33 +39,118 @@ from docworkers.ingest.vector_repository import (
     vector_store_breaker,
 )
 
+__all__ = ["MAX_K", "SearchService"]
+
+MAX_K = 1000  # the most hits one search returns, and the most keyword candidates it reads
+
 
 class SearchService:
     """With ``documents`` given, a collection name is resolved through its alias first, so
-    searches follow a ``vector_reindex`` to the collection's new physical version."""
+    searches follow a ``vector_reindex`` to the collection's new physical version, and the
+    keyword index is the one in the registry's Redis (unless ``keywords`` is given)."""
 
     def __init__(self, embedder: Embedder, vectors: VectorRepository,
-                 documents: DocumentRepository | None = None) -> None:
+                 documents: DocumentRepository | None = None, *,
+                 keywords: LexicalIndex | None = None, rrf_k: int = RRF_K) -> None:
         self.embedder = embedder
         self.vectors = vectors
         self.documents = documents
+        if keywords is None and documents is not None:
+            keywords = LexicalIndex.for_documents(documents)
+        self.keywords = keywords
+        self.rrf_k = rrf_k
         self.vector_breaker = vector_store_breaker()
 
     async def search(
         self, collection: str, query: str, k: int = 5,
         filters: SearchFilter | Mapping[str, Any] | None = None,
+        mode: str | None = None,
     ) -> list[SearchHit]:
-        """The ``k`` chunks of ``collection`` closest to ``query``, best first, among those
+        """The ``k`` best chunks of ``collection`` for ``query``, best first, among those
         ``filters`` matches (a :class:`SearchFilter`, or the JSON form it parses: a bad one is
-        a ConfigurationError naming ``filters.<field>``, raised before anything is asked)."""
+        a ConfigurationError naming ``filters.<field>``, raised before anything is asked).
+
+        ``mode`` is "hybrid", "dense" or "keyword"; None means hybrid, or dense for a service
+        built without a keyword index (no ``documents``). ``score`` is the cosine similarity
+        in dense mode, the BM25 score in keyword mode and the fused RRF score in hybrid mode
+        (``sum of 1 / (rrf_k + rank)`` over the sides that found the chunk)."""
+        mode = self._mode(mode)
         validate_collection_name(collection)
         where = filters if isinstance(filters, SearchFilter) else SearchFilter.parse(filters)
         if not query.strip():
             raise ConfigurationError("query", "must not be empty")
-        if not 1 <= k <= 1000:
-            raise ConfigurationError("k", "must be between 1 and 1000")
+        if not 1 <= k <= MAX_K:
+            raise ConfigurationError("k", f"must be between 1 and {MAX_K}")
         if self.documents is not None:
             collection = await resolve_collection(self.documents, collection)
+        if mode == "dense":
+            return ranked(await self._dense(collection, query, k, where), "dense")
+        if mode == "keyword":
+            return ranked(await self._keyword(collection, query, k, where), "keyword")
+        candidates = max(k, SEARCH_CANDIDATES)
+        dense, keyword = await asyncio.gather(self._dense(collection, query, candidates, where),
+                                              self._keyword(collection, query, candidates, where))
+        return fuse(dense, keyword, k, self.rrf_k)
+
+    def _mode(self, mode: str | None) -> str:
+        if mode is None:
+            return "hybrid" if self.keywords is not None else "dense"
+        if mode not in SEARCH_MODES:
+            raise ConfigurationError("mode", f"must be one of {', '.join(SEARCH_MODES)}; "
+                                             f"got {mode!r}")
+        if mode != "dense" and self.keywords is None:
+            raise ConfigurationError("mode", f"{mode} search needs the keyword index, which "
+                                             "lives in Redis: build the SearchService with the "
+                                             "document registry, or search in dense mode")
+        return mode
+
+    async def _dense(self, collection: str, query: str, n: int,
+                     where: SearchFilter) -> list[SearchHit]:
         vector = (await asyncio.to_thread(self.embedder.embed, [query]))[0]
         return await asyncio.to_thread(self.vector_breaker.call_sync, self.vectors.search,
-                                       collection, vector, k, where)
+                                       collection, vector, n, where)
+
+    async def _keyword(self, collection: str, query: str, n: int,
+                       where: SearchFilter) -> list[SearchHit]:
+        """The best ``n`` BM25 matches that ``where`` admits, with text and metadata from the
+        vector store. With a filter, more matches are read (4x each round, up to MAX_K) until
+        ``n`` pass it or there are no more."""
+        assert self.keywords is not None  # checked by _mode
+        asked = n if not where else min(4 * n, MAX_K)
+        while True:
+            found = await self.keywords.search(collection, query, asked)
+            stored = await asyncio.to_thread(
+                self.vector_breaker.call_sync, self.vectors.chunks_by_ids, collection,
+                [hit.chunk_id for hit in found], where)
+            if len(stored) >= n or len(found) < asked or asked >= MAX_K:
+                break
+            asked = min(4 * asked, MAX_K)
+        scores = {hit.chunk_id: hit.score for hit in found}
+        return [SearchHit.stored(id_, text, metadata, scores[id_])
+                for id_, text, metadata in stored[:n]]
+
+
+def ranked(hits: list[SearchHit], side: str) -> list[SearchHit]:
+    """One side's hits, marked as found by it at their ranks."""
+    dense = side == "dense"
+    return [dataclasses.replace(hit, found_by=(side,), dense_rank=rank if dense else None,
+                                keyword_rank=None if dense else rank)
+            for rank, hit in enumerate(hits, start=1)]
+
+
+def fuse(dense: list[SearchHit], keyword: list[SearchHit], k: int,
+         rrf_k: int = RRF_K) -> list[SearchHit]:
+    """The best ``k`` of both sides' candidates by reciprocal rank fusion; ``score`` is the
+    fused score, and each hit keeps its rank on each side."""
+    dense_ranks = {hit.chunk_id: rank for rank, hit in enumerate(dense, start=1)}
+    keyword_ranks = {hit.chunk_id: rank for rank, hit in enumerate(keyword, start=1)}
+    by_id = {hit.chunk_id: hit for hit in keyword} | {hit.chunk_id: hit for hit in dense}
+    fused = rrf([list(dense_ranks), list(keyword_ranks)], k=rrf_k)
+    return [
+        dataclasses.replace(
+            by_id[id_], score=score,
+            found_by=tuple(side for side, ranks in (("dense", dense_ranks),
+                                                    ("keyword", keyword_ranks)) if id_ in ranks),
+            dense_rank=dense_ranks.get(id_), keyword_rank=keyword_ranks.get(id_))
+        for id_, score in fused[:k]
+    ]
