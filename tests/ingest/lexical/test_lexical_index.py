@@ -52,8 +52,9 @@ def prose(seed: int, count: int, words: int = 30) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(words)) for _ in range(count)]
 
 
-def keyspace(client: redis.Redis) -> dict[str, Any]:
-    """Every key and its whole value."""
+def keyspace(client: redis.Redis, *, numbering: bool = True) -> dict[str, Any]:
+    """Every key and its whole value; without the last chunk number given if not
+    ``numbering`` (it counts every chunk ever indexed, like a sequence)."""
     state: dict[str, Any] = {}
     for key in client.scan_iter(count=1000):
         kind = client.type(key)
@@ -65,6 +66,8 @@ def keyspace(client: redis.Redis) -> dict[str, Any]:
             state[key] = client.get(key)
         else:
             raise AssertionError(f"unexpected {kind} key {key}")
+        if not numbering and key.endswith(":n"):
+            state[key].pop("seq")
     return state
 
 
@@ -74,20 +77,25 @@ def check_consistent(client: redis.Redis, keys: LexicalKeys) -> dict[str, set[st
     records = client.hgetall(keys.chunks)
     postings: dict[str, dict[str, str]] = {}
     length = 0
+    numbers = {}
     for chunk_id, record in records.items():
-        fields = record.split()
+        number, *fields = record.split()
+        numbers[number] = chunk_id
         size = int(fields[0])
         length += size
         assert size == sum(int(tf) for tf in fields[2::2])
         for term, tf in zip(fields[1::2], fields[2::2], strict=True):
-            postings.setdefault(term, {})[chunk_id] = str(int(tf) + size * 65536)
+            postings.setdefault(term, {})[number] = str(int(tf) + size * 65536)
+    assert client.hgetall(keys.numbers) == numbers
+    assert len(numbers) == len(records)
     stored = {key[len(keys.postings_prefix):]: client.hgetall(key)
               for key in client.scan_iter(match=keys.postings_prefix + "*", count=1000)}
     assert stored == postings
     assert client.smembers(keys.terms) == set(postings)
     if records:
-        assert client.hgetall(keys.stats) == {"chunks": str(len(records)),
-                                              "length": str(length)}
+        stats = client.hgetall(keys.stats)
+        assert int(stats.pop("seq")) >= max(int(number) for number in numbers)
+        assert stats == {"chunks": str(len(records)), "length": str(length)}
     else:
         assert not client.exists(keys.stats)
     by_document = {document_id: listed.split()
@@ -96,7 +104,7 @@ def check_consistent(client: redis.Redis, keys: LexicalKeys) -> dict[str, set[st
     assert sorted(listed) == sorted(records)
     for document_id, ids in by_document.items():
         assert all(chunk_id.rpartition(":")[0] == document_id for chunk_id in ids)
-    known = {keys.chunks, keys.documents, keys.stats, keys.terms, keys.writers}
+    known = set(keys.fixed())
     for key in client.scan_iter(match=keys.prefix + "*", count=1000):
         assert key in known or key.startswith(keys.postings_prefix), key
     return {document_id: set(ids) for document_id, ids in by_document.items()}
@@ -136,10 +144,10 @@ async def test_smaller_rechunking_removes_the_extra_chunk_ids(
     await index.replace_document(COLLECTION, "doc", chunks("doc", prose(4, 4)))
     assert check_consistent(clean_redis, index.keys(COLLECTION)) == {
         "doc": {f"doc:{i}" for i in range(4)}}
-    fresh = keyspace(clean_redis)
+    fresh = keyspace(clean_redis, numbering=False)
     clean_redis.flushdb()
     await index.replace_document(COLLECTION, "doc", chunks("doc", prose(4, 4)))
-    assert keyspace(clean_redis) == fresh  # the same as writing the smaller version alone
+    assert keyspace(clean_redis, numbering=False) == fresh  # as if written alone
 
 
 async def test_a_document_of_several_batches(index: LexicalIndex,
@@ -181,18 +189,18 @@ async def test_a_write_stopped_between_batches_is_completed_by_its_rerun(
     index._replace = real
     check_consistent(clean_redis, keys)
     await index.replace_document(COLLECTION, "doc", chunks("doc", new))
-    after_rerun = keyspace(clean_redis)
+    after_rerun = keyspace(clean_redis, numbering=False)
     clean_redis.flushdb()
     await index.replace_document(COLLECTION, "doc", chunks("doc", new))
-    assert keyspace(clean_redis) == after_rerun
+    assert keyspace(clean_redis, numbering=False) == after_rerun
 
 
 async def test_remove_document(index: LexicalIndex, clean_redis: redis.Redis) -> None:
     await index.replace_document(COLLECTION, "doc-b", chunks("doc-b", prose(9, 3)))
-    alone = keyspace(clean_redis)
+    alone = keyspace(clean_redis, numbering=False)
     await index.replace_document(COLLECTION, "doc-a", chunks("doc-a", prose(10, 6)))
     assert await index.remove_document(COLLECTION, "doc-a") == 6
-    assert keyspace(clean_redis) == alone
+    assert keyspace(clean_redis, numbering=False) == alone
     assert await index.remove_document(COLLECTION, "doc-a") == 0
     assert await index.remove_document(COLLECTION, "doc-b") == 3
     assert keyspace(clean_redis) == {}
@@ -327,4 +335,36 @@ async def test_racing_writes_of_a_document_leave_one_of_them(
         if None not in outcomes[:1] or None not in outcomes[1:]:  # one was stopped
             assert winner is (first if outcomes[0] is None else second)
         if sizes[0] > BATCH_CHUNKS:  # the winner's texts, all of them
-            assert records == {c.chunk_id: chunk_record(c.text)[0] for c in winner}
+            assert {chunk_id: record.split(" ", 1)[1] for chunk_id, record in records.items()
+                    } == {c.chunk_id: chunk_record(c.text)[0] for c in winner}
+
+
+async def test_a_client_that_does_not_decode_replies(redis_url: str,
+                                                     clean_redis: redis.Redis) -> None:
+    client = aioredis.Redis.from_url(redis_url)  # replies as bytes
+    try:
+        index = LexicalIndex(client)
+        await index.replace_document(COLLECTION, "doc", chunks("doc", ["river bank", "loan"]))
+        await index.replace_document(COLLECTION, "doc", chunks("doc", ["credit"]))  # 2 calls
+        assert await index.chunk_ids(COLLECTION) == {"doc:0"}
+        assert await index.chunk_ids(COLLECTION, "doc") == {"doc:0"}
+        assert [hit.chunk_id for hit in await index.search(COLLECTION, "credit", 3)] == ["doc:0"]
+        check_consistent(clean_redis, index.keys(COLLECTION))
+        assert await index.drop_collection(COLLECTION) == 1
+        assert keyspace(clean_redis) == {}
+    finally:
+        await client.aclose()
+
+
+async def test_common_terms_score_the_candidates_of_rare_ones_exactly(
+        index: LexicalIndex) -> None:
+    texts = [f"river {text}" for text in prose(17, 40)]
+    texts[25] += " ZX-4471"
+    await index.replace_document(COLLECTION, "doc", chunks("doc", texts))
+    exact = await index.search(COLLECTION, "ZX-4471 river", 40, common_share=1.0)
+    assert len(exact) == 40 and exact[0].chunk_id == "doc:25"
+    bounded = await index.search(COLLECTION, "ZX-4471 river", 40, common_share=0.5,
+                                 common_df=0)
+    assert bounded == exact[:1]  # the only chunk with a rare term, with its exact score
+    alone = await index.search(COLLECTION, "river", 40, common_share=0.5, common_df=0)
+    assert alone == await index.search(COLLECTION, "river", 40, common_share=1.0)

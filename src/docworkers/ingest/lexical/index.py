@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from docworkers.ingest.document_repository import DocumentRepository
     from docworkers.ingest.fencing import AttemptFence
 
-__all__ = ["BATCH_CHUNKS", "BM25_B", "BM25_K1", "LexicalChunk", "LexicalConflictError",
-           "LexicalHit", "LexicalIndex", "LexicalSize", "chunk_record"]
+__all__ = ["BATCH_CHUNKS", "BM25_B", "BM25_K1", "COMMON_CANDIDATES", "COMMON_DF", "COMMON_SHARE",
+           "LexicalChunk", "LexicalConflictError", "LexicalHit", "LexicalIndex", "LexicalSize",
+           "chunk_record"]
 
 _LUA = "docworkers.ingest"  # the package of its scripts (ingest/lua)
 BM25_K1 = 1.2
@@ -47,6 +48,9 @@ BATCH_CHUNKS = 200  # chunks per script call of a write
 BATCH_BYTES = 1 << 20  # and about this many bytes of records
 DROP_BATCH = 1000  # postings keys deleted per script call
 MAX_TF = 65535  # a posting packs tf + length * 2^16
+COMMON_SHARE = 0.1  # see LexicalIndex.search (measured in the report of issue 15)
+COMMON_DF = 1000  # below this df a term is never common: its postings cost little
+COMMON_CANDIDATES = 10_000
 _ROUNDS = 20  # calls of one script before a write gives up (each round names missing keys)
 
 
@@ -192,7 +196,7 @@ class LexicalIndex:
                     f"collection {keys.collection!r}: another write of document {args[0]} "
                     f"started before this one was done {what}; the newer write stands and this "
                     "job runs again")
-            terms += [str(term) for term in reply[1:]]
+            terms += [_text(term) for term in reply[1:]]
         raise LexicalConflictError(
             f"collection {keys.collection!r}: {what} kept meeting concurrent changes of the "
             f"same document ({_ROUNDS} tries); the job runs again")
@@ -201,11 +205,11 @@ class LexicalIndex:
         """Delete every key of ``collection``'s index; how many chunks it held."""
         keys = self.keys(collection)
         cut = len(keys.postings_prefix.encode())
-        fixed = [keys.terms, keys.chunks, keys.documents, keys.stats, keys.writers]
+        fixed = [keys.terms, keys.chunks, keys.documents, keys.stats, keys.writers, keys.numbers]
         with self.errors("drop", collection):
             for _ in range(_ROUNDS):
-                terms = sorted(await cast("Awaitable[set[str]]",
-                                          self.client.smembers(keys.terms)))
+                terms = sorted(_text(term) for term in await cast(
+                    "Awaitable[set[str | bytes]]", self.client.smembers(keys.terms)))
                 for start in range(0, len(terms), DROP_BATCH):
                     batch = [keys.postings(term) for term in terms[start:start + DROP_BATCH]]
                     await self._drop(keys=[*fixed, *batch],
@@ -224,16 +228,26 @@ class LexicalIndex:
         keys = self.keys(collection)
         with self.errors("read", collection):
             if document_id is None:
-                return set(await cast("Awaitable[list[str]]", self.client.hkeys(keys.chunks)))
-            listed = await cast("Awaitable[str | None]",
+                return {_text(chunk_id) for chunk_id in await cast(
+                    "Awaitable[list[str | bytes]]", self.client.hkeys(keys.chunks))}
+            listed = await cast("Awaitable[str | bytes | None]",
                                 self.client.hget(keys.documents, document_id))
-        return set(listed.split()) if listed else set()
+        return set(_text(listed).split()) if listed else set()
 
     async def search(self, collection: str, query: str, k: int, *,
                      k1: float = BM25_K1, b: float = BM25_B,
-                     max_df_share: float = 1.0) -> list[LexicalHit]:
+                     common_share: float = COMMON_SHARE, common_df: int = COMMON_DF,
+                     common_candidates: int = COMMON_CANDIDATES) -> list[LexicalHit]:
         """The ``k`` best chunks for ``query`` by BM25, best first; [] when no query term is
-        indexed. ``max_df_share`` < 1 skips terms in more than that share of the chunks."""
+        indexed.
+
+        A term in more than ``common_share`` of the chunks and more than ``common_df`` chunks
+        is *common*: it adds to the score of the chunks the query's rarer terms found, exactly,
+        but finds none itself, so a query costs about the postings of its rare terms (a common
+        term's postings are most of the chunks). A chunk with only common query terms is
+        missed. A query of common terms only takes its candidates from its rarest term, at
+        most ``common_candidates`` of them. ``common_share=1`` scores every chunk exactly.
+        """
         if k < 1:
             return []
         keys = self.keys(collection)
@@ -242,19 +256,21 @@ class LexicalIndex:
             return []
         with self.errors("search", collection):
             reply = await self._search(
-                keys=[keys.stats, *(keys.postings(term) for term in terms)],
-                args=[k, repr(k1), repr(b), repr(max_df_share)])
-        return [LexicalHit(chunk_id=str(chunk_id), document_id=str(chunk_id).rpartition(":")[0],
+                keys=[keys.stats, keys.numbers, *(keys.postings(term) for term in terms)],
+                args=[k, repr(k1), repr(b), repr(common_share), common_df, common_candidates])
+        ids = [_text(chunk_id) for chunk_id in reply[::2]]
+        return [LexicalHit(chunk_id=chunk_id, document_id=chunk_id.rpartition(":")[0],
                            score=float(score), rank=rank)
-                for rank, (chunk_id, score) in enumerate(zip(reply[::2], reply[1::2],
-                                                             strict=True), start=1)]
+                for rank, (chunk_id, score) in enumerate(zip(ids, reply[1::2], strict=True),
+                                                         start=1)]
 
     async def size(self, collection: str) -> LexicalSize:
         """Chunks, terms and bytes (MEMORY USAGE of every key) of ``collection``'s index."""
         keys = self.keys(collection)
         with self.errors("size", collection):
             chunks = int(await cast("Awaitable[int]", self.client.hlen(keys.chunks)))
-            terms = sorted(await cast("Awaitable[set[str]]", self.client.smembers(keys.terms)))
+            terms = sorted(_text(term) for term in await cast(
+                "Awaitable[set[str | bytes]]", self.client.smembers(keys.terms)))
             total = 0
             names = keys.fixed() + [keys.postings(term) for term in terms]
             for start in range(0, len(names), DROP_BATCH):
@@ -263,6 +279,11 @@ class LexicalIndex:
                     pipe.memory_usage(name, samples=0)
                 total += sum(int(used or 0) for used in await pipe.execute())
         return LexicalSize(chunks=chunks, terms=len(terms), bytes=total)
+
+
+def _text(value: str | bytes) -> str:
+    """A reply's string, whether or not the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _check_chunk(document_id: str, chunk: LexicalChunk, seen: set[str]) -> None:

@@ -5,14 +5,17 @@ registry's hash tag, so one script can check a job attempt's fence and write the
 registry's own scripts do. Collection names never contain ':' (Chroma's rules), so no two
 collections' keys can collide.
 
-* ``c``: HASH chunk id -> its record, ``"<length> <term> <tf> <term> <tf> ..."`` (terms sorted);
-  what a script needs to take the chunk out of the postings again.
+* ``c``: HASH chunk id -> ``"<number> <length> <term> <tf> <term> <tf> ..."`` (terms sorted):
+  the chunk's number in the collection and what a script needs to take it out of the postings.
+* ``i``: HASH chunk number -> chunk id. Postings name chunks by number, which is much shorter
+  than the id (``<32 hex digits>:<index>``); most of the index's memory is postings.
 * ``d``: HASH document id -> its chunk ids, space separated.
-* ``n``: HASH ``chunks``, ``length`` (sum of chunk lengths): N and avgdl of BM25.
+* ``n``: HASH ``chunks``, ``length`` (sum of chunk lengths): N and avgdl of BM25; ``seq``, the
+  last chunk number given.
 * ``terms``: SET of the collection's terms: how ``drop_collection`` finds every postings key.
 * ``w``: HASH document id -> the token of a write that spans several script calls (a document
   of more than one batch), present only while such a write is under way.
-* ``t:<term>``: HASH chunk id -> tf + length * 2^16 (one HGETALL per query term scores it).
+* ``t:<term>``: HASH chunk number -> tf + length * 2^16 (one HGETALL per query term scores it).
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class LexicalKeys:
         return self.prefix + "w"
 
     @property
+    def numbers(self) -> str:
+        return self.prefix + "i"
+
+    @property
     def postings_prefix(self) -> str:
         """Prefix of the postings keys; a script recovers a key's term by cutting it off."""
         return self.prefix + "t:"
@@ -69,4 +76,4 @@ class LexicalKeys:
 
     def fixed(self) -> list[str]:
         """Every key of the collection but the postings."""
-        return [self.chunks, self.documents, self.stats, self.terms, self.writers]
+        return [self.chunks, self.documents, self.stats, self.terms, self.writers, self.numbers]
