@@ -169,6 +169,11 @@ def test_dashboard_in_browser(server: Server, corpus: Path) -> None:
             expect(first).to_contain_text(PHRASE)
             expect(first).to_contain_text(Path(PAPER).name)
             expect(first).to_contain_text("page 2")
+            expect(first).to_contain_text("found by")  # hybrid by default
+            page.select_option("#search-mode", "keyword")
+            page.click("#search-form button[type=submit]")
+            expect(page.locator("#search-results li").first).to_contain_text(
+                "found by keyword #1")
         finally:
             browser.close()
     assert problems == []

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
@@ -247,6 +247,10 @@ class SearchRequest(BaseModel):
                                   '{"page_start": {"$gte": 2}}; all must match. Operators: '
                                   f"{', '.join(op.value for op in Operator)}; fields: "
                                   f"{', '.join(FIELDS)}")
+    mode: Literal["hybrid", "dense", "keyword"] = Field(
+        default="hybrid", description="hybrid: by meaning and keywords, fused by reciprocal "
+                                      "rank fusion (score: the fused score); dense: by meaning "
+                                      "(score: cosine similarity); keyword: BM25 (score: BM25)")
 
     @field_validator("collection")
     @classmethod
@@ -254,7 +258,8 @@ class SearchRequest(BaseModel):
         return validate_collection_name(value)
 
 
-@router.post("/search", tags=["search"], summary="Semantic search over a collection")
+@router.post("/search", tags=["search"],
+             summary="Hybrid, semantic or keyword search over a collection")
 async def search(request: SearchRequest, state: State) -> dict[str, Any]:
     try:  # before anything is asked: a wrong filter is the client's, not the store's, fault
         where = SearchFilter.parse(request.filters)
@@ -262,10 +267,14 @@ async def search(request: SearchRequest, state: State) -> dict[str, Any]:
         raise ApiError(422, "invalid_request", f"invalid request: {exc.field}: {exc.problem}",
                        fields={exc.field: exc.problem}) from None
     service = await state.search_service()
-    hits = await service.search(request.collection, request.query, request.k, where)
-    return {"collection": request.collection, "query": request.query, "hits": [
+    hits = await service.search(request.collection, request.query, request.k, where,
+                                mode=request.mode)
+    found = [
         {"document_id": h.document_id, "filename": h.filename, "page_start": h.page_start,
          "page_end": h.page_end, "score": round(h.score, 6), "text": h.text,
-         "chunk_index": h.chunk_index, "chunk_id": h.chunk_id}
+         "chunk_index": h.chunk_index, "chunk_id": h.chunk_id, "found_by": list(h.found_by),
+         "dense_rank": h.dense_rank, "keyword_rank": h.keyword_rank}
         for h in hits
-    ]}
+    ]
+    return {"collection": request.collection, "query": request.query, "mode": request.mode,
+            "hits": found}

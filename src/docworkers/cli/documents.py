@@ -37,6 +37,7 @@ from docworkers.cli.render import (
     when,
     with_name,
 )
+from docworkers.ingest.defaults import DEFAULT_SEARCH_MODE, SEARCH_MODES
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -62,24 +63,33 @@ def pages(hit: SearchHit) -> str:
     return f"{hit.page_start}-{hit.page_end}"
 
 
+def found_by(hit: SearchHit) -> str:
+    """Which side found the hit, at which rank: one line per side ("dense 1", "keyword 3")."""
+    ranks = {"dense": hit.dense_rank, "keyword": hit.keyword_rank}
+    return "\n".join(f"{side} {ranks.get(side) or ''}".rstrip() for side in hit.found_by) or "-"
+
+
 def hits_table(hits: list[SearchHit], title: str) -> Table:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Score", justify="right")
+    table.add_column("Found by", no_wrap=True)
     table.add_column("Document / filename", no_wrap=True)
     table.add_column("Page", justify="right")
     table.add_column("Snippet", overflow="fold", ratio=1, min_width=20)
     for rank, hit in enumerate(hits, start=1):
-        table.add_row(str(rank), f"{hit.score:.3f}", with_name(hit.document_id, hit.filename),
-                      pages(hit), esc(snippet(hit.text, 240)))
+        table.add_row(str(rank), f"{hit.score:.3f}", found_by(hit),
+                      with_name(hit.document_id, hit.filename), pages(hit),
+                      esc(snippet(hit.text, 240)))
     return table
 
 
 def hit_dict(hit: SearchHit) -> dict[str, Any]:
-    return {"score": hit.score, "document_id": hit.document_id, "filename": hit.filename,
-            "page_start": hit.page_start, "page_end": hit.page_end,
+    return {"score": hit.score, "found_by": list(hit.found_by), "dense_rank": hit.dense_rank,
+            "keyword_rank": hit.keyword_rank, "document_id": hit.document_id,
+            "filename": hit.filename, "page_start": hit.page_start, "page_end": hit.page_end,
             "chunk_index": hit.chunk_index, "chunk_id": hit.chunk_id, "text": hit.text}
 
 
@@ -89,13 +99,16 @@ def search_command(
     collection: Annotated[str, typer.Option(help="Collection to search.")] = "documents",
     k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000,
                                    help="Number of passages.")] = 5,
+    mode: Annotated[str, typer.Option(
+        help=f"{' | '.join(SEARCH_MODES)}: by meaning and keywords fused, by meaning only, "
+             "or by keywords only (exact terms, codes).")] = DEFAULT_SEARCH_MODE,
     as_json: JsonOption = False,
 ) -> None:
-    """Semantic search: the passages closest in meaning to QUERY."""
+    """Search: the passages that best match QUERY, by meaning and by keywords."""
     state = state_of(ctx)
 
     async def action(runtime: Runtime) -> list[SearchHit]:
-        return await runtime.search_service().search(collection, query, k)
+        return await runtime.search_service().search(collection, query, k, mode=mode)
 
     hits = with_runtime(state.settings, action)
     if as_json:

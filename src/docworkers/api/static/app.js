@@ -303,6 +303,13 @@ async function refreshDeadLetters() {
 
 // -- search ---------------------------------------------------------------------------------
 
+// Which side found the hit, at which rank: "dense #2 + keyword #1".
+function foundBy(hit) {
+  const ranks = { dense: hit.dense_rank, keyword: hit.keyword_rank };
+  return (hit.found_by || []).map((side) => (ranks[side] ? `${side} #${ranks[side]}` : side))
+    .join(" + ");
+}
+
 function pages(hit) {
   if (hit.page_start == null) return "";
   return hit.page_end != null && hit.page_end !== hit.page_start
@@ -317,6 +324,7 @@ async function search(event) {
     query: $("query").value,
     collection: $("search-collection").value.trim() || "documents",
     k: Number($("k").value) || 5,
+    mode: $("search-mode").value || "hybrid",
   };
   status.className = "status";
   status.textContent = "Searching…";
@@ -328,6 +336,7 @@ async function search(event) {
       el("strong", { text: hit.filename || hit.document_id }),
       el("span", { class: "where", text: ` · ${[pages(hit), `score ${hit.score.toFixed(3)}`]
         .filter(Boolean).join(" · ")}` }),
+      el("span", { class: "found-by", text: foundBy(hit) ? ` · found by ${foundBy(hit)}` : "" }),
       el("p", { class: "passage", text: hit.text }))));
     status.textContent = hits.length ? `${hits.length} passages found.` : "Nothing found.";
   } catch (error) {

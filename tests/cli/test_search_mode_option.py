@@ -1,0 +1,91 @@
+"""``docworkers search --mode``: keyword, dense and hybrid search from the command line, with
+who found each hit in the table and in the JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from typer.testing import Result
+
+from docworkers.ingest.document import Chunk
+from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.keyword_side import keyword_chunks
+from docworkers.ingest.lexical.index import LexicalIndex
+from docworkers.ingest.vector_store import ChromaVectorRepository
+
+CODE = "ZX-4471-Q"
+PASSAGES = {
+    "parts.txt": [f"Spare part {CODE} fits the left hinge of the cabinet door.",
+                  "Every cabinet ships with two shelves and four screws."],
+    "bread.md": ["Knead the dough for ten minutes, then let it rise for an hour."],
+}
+
+
+def seed(env: dict[str, str], embedder: Any, collection: str) -> dict[str, str]:
+    """Store each file's passages on both sides, as an upload does; {filename: document id}."""
+
+    async def main() -> dict[str, str]:
+        client = aioredis.Redis.from_url(env["DOCWORKERS_REDIS_URL"], decode_responses=True)
+        keywords = LexicalIndex.for_documents(DocumentRepository(client))
+        vectors = ChromaVectorRepository.from_path(env["DOCWORKERS_CHROMA_PATH"])
+        ids: dict[str, str] = {}
+        try:
+            for number, (filename, texts) in enumerate(PASSAGES.items()):
+                document_id = f"{number:032x}"
+                chunks = [Chunk(index=i, text=t, start_char=0, end_char=len(t), token_count=9)
+                          for i, t in enumerate(texts)]
+                vectors.replace_document(collection, document_id, chunks, embedder.embed(texts),
+                                         [{"filename": filename}] * len(chunks))
+                await keywords.replace_document(collection, document_id,
+                                                keyword_chunks(document_id, chunks))
+                ids[filename] = document_id
+        finally:
+            vectors.close()  # releases the writer lock for the command under test
+            await client.aclose()
+        return ids
+
+    return asyncio.run(main())
+
+
+@pytest.fixture
+def seeded(cli_env: dict[str, str], embedder: Any) -> dict[str, str]:
+    return seed(cli_env, embedder, "library")
+
+
+def test_search_modes_from_the_command_line(seeded: dict[str, str],
+                                            cli: Callable[..., Result]) -> None:
+    parts = f"{seeded['parts.txt']}:0"
+    keyword = cli("search", CODE, "--collection", "library", "--mode", "keyword", "--json")
+    assert keyword.exit_code == 0, keyword.output
+    hits = json.loads(keyword.stdout)
+    assert [hit["chunk_id"] for hit in hits] == [parts]
+    assert hits[0]["found_by"] == ["keyword"] and hits[0]["keyword_rank"] == 1
+    assert hits[0]["dense_rank"] is None
+
+    hybrid = json.loads(cli("search", CODE, "--collection", "library", "--json").stdout)
+    assert len(hybrid) == 3 and hybrid[0]["chunk_id"] == parts  # hybrid is the default
+    assert hybrid[0]["found_by"] == ["dense", "keyword"] and hybrid[0]["keyword_rank"] == 1
+    assert all(hit["found_by"] == ["dense"] for hit in hybrid[1:])
+
+    dense = json.loads(cli("search", CODE, "--collection", "library", "--mode", "dense",
+                           "--json").stdout)
+    assert [hit["dense_rank"] for hit in dense] == [1, 2, 3]
+    assert {hit["keyword_rank"] for hit in dense} == {None}
+
+    table = cli("search", CODE, "--collection", "library")
+    assert table.exit_code == 0, table.output
+    assert "Found by" in table.stdout and "keyword 1" in table.stdout
+    assert "dense 1" in table.stdout
+
+
+def test_a_bad_mode_is_one_line_naming_it(cli: Callable[..., Result],
+                                          cli_env: dict[str, str]) -> None:
+    result = cli("search", CODE, "--collection", "library", "--mode", "sparse")
+    assert result.exit_code == 2
+    assert "mode" in result.output and "hybrid, dense, keyword" in result.output
+    assert "Traceback" not in result.output
