@@ -1,5 +1,5 @@
 """``docworkers search --mode``: keyword, dense and hybrid search from the command line, with
-who found each hit in the table and in the JSON."""
+who found each hit in the table (in 80 columns) and in the JSON."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from typer.testing import Result
+from typer.testing import CliRunner, Result
 
+from docworkers.cli import app
 from docworkers.ingest.document import Chunk
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.keyword_side import keyword_chunks
@@ -77,10 +78,15 @@ def test_search_modes_from_the_command_line(seeded: dict[str, str],
     assert [hit["dense_rank"] for hit in dense] == [1, 2, 3]
     assert {hit["keyword_rank"] for hit in dense} == {None}
 
-    table = cli("search", CODE, "--collection", "library")
+    table = CliRunner().invoke(app, ["search", CODE, "--collection", "library"],
+                               env={"COLUMNS": "80"}, terminal_width=80)
     assert table.exit_code == 0, table.output
-    assert "Found by" in table.stdout and "keyword 1" in table.stdout
-    assert "dense 1" in table.stdout
+    lines = table.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80  # the "By" column keeps it in 80 columns
+    first = next(line for line in lines if line.startswith("│ 1 "))
+    assert "│ d1 │" in first and seeded["parts.txt"] in first
+    assert "│ k1 │" in lines[lines.index(first) + 1]
+    assert "By: the rank on the d(ense) and k(eyword) side" in table.stdout
 
 
 def test_a_bad_mode_is_one_line_naming_it(cli: Callable[..., Result],

@@ -64,21 +64,23 @@ def pages(hit: SearchHit) -> str:
 
 
 def found_by(hit: SearchHit) -> str:
-    """Which side found the hit, at which rank: one line per side ("dense 1", "keyword 3")."""
+    """Which side found the hit, at which rank, one line per side: "d1" (dense, rank 1),
+    "k3" (keyword, rank 3); narrow, so the table still fits 80 columns."""
     ranks = {"dense": hit.dense_rank, "keyword": hit.keyword_rank}
-    return "\n".join(f"{side} {ranks.get(side) or ''}".rstrip() for side in hit.found_by) or "-"
+    return "\n".join(f"{side[0]}{ranks.get(side) or ''}" for side in hit.found_by) or "-"
 
 
 def hits_table(hits: list[SearchHit], title: str) -> Table:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption_justify="left",
+                  caption="By: the rank on the d(ense) and k(eyword) side of the search.")
     table.add_column("#", justify="right")
     table.add_column("Score", justify="right")
-    table.add_column("Found by", no_wrap=True)
+    table.add_column("By", no_wrap=True)
     table.add_column("Document / filename", no_wrap=True)
     table.add_column("Page", justify="right")
-    table.add_column("Snippet", overflow="fold", ratio=1, min_width=20)
+    table.add_column("Snippet", overflow="fold", ratio=1, min_width=14)
     for rank, hit in enumerate(hits, start=1):
         table.add_row(str(rank), f"{hit.score:.3f}", found_by(hit),
                       with_name(hit.document_id, hit.filename), pages(hit),
