@@ -368,3 +368,6 @@ async def test_common_terms_score_the_candidates_of_rare_ones_exactly(
     assert bounded == exact[:1]  # the only chunk with a rare term, with its exact score
     alone = await index.search(COLLECTION, "river", 40, common_share=0.5, common_df=0)
     assert alone == await index.search(COLLECTION, "river", 40, common_share=1.0)
+    scanned = await index.search(COLLECTION, "river", 40, common_share=0.5, common_df=0,
+                                 common_candidates=5)  # HSCAN: a small hash in one page
+    assert scanned == alone

@@ -12,6 +12,10 @@ replaces or removes are known only from what Redis stores. The client passes the
 of the new chunks' terms; a script that finds it lacks some returns their terms without writing
 anything, and the client calls it again with them. An identical rewrite or a first upload takes
 one call; a changed document two.
+
+A search is one script call that blocks Redis while it runs, so its work is bounded: see
+:meth:`LexicalIndex.search` for the common terms (measured on 100,000 synthetic 200-word chunks
+in the report of issue 15).
 """
 
 from __future__ import annotations
