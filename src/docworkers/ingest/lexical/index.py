@@ -20,6 +20,7 @@ in the report of issue 15).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Iterator, Sequence
@@ -149,12 +150,8 @@ class LexicalIndex:
         LeaseLostError if ``fence`` no longer holds (then the refused call wrote nothing).
         """
         keys = self.keys(collection)
-        records = []
-        seen: set[str] = set()
-        for chunk in chunks:
-            _check_chunk(document_id, chunk, seen)
-            record, terms = chunk_record(chunk.text)
-            records.append((chunk.chunk_id, record, terms))
+        # Tokenizing takes about 0.5 ms a chunk: off the event loop, which renews leases.
+        records = await asyncio.to_thread(_records, document_id, chunks)
         batches = list(_batches(records))
         token = uuid.uuid4().hex if len(batches) > 1 else ""
         every_id = [chunk_id for chunk_id, _, _ in records] if len(batches) > 1 else []
@@ -197,9 +194,9 @@ class LexicalIndex:
                 raise fence.lost(what)
             if status == -1:
                 raise LexicalConflictError(
-                    f"collection {keys.collection!r}: another write of document {args[0]} "
-                    f"started before this one was done {what}; the newer write stands and this "
-                    "job runs again")
+                    f"collection {keys.collection!r}: a newer write of document {args[0]} "
+                    f"started before this one ({what}) was done; the newer write stands and "
+                    "this job runs again")
             terms += [_text(term) for term in reply[1:]]
         raise LexicalConflictError(
             f"collection {keys.collection!r}: {what} kept meeting concurrent changes of the "
@@ -283,6 +280,18 @@ class LexicalIndex:
                     pipe.memory_usage(name, samples=0)
                 total += sum(int(used or 0) for used in await pipe.execute())
         return LexicalSize(chunks=chunks, terms=len(terms), bytes=total)
+
+
+def _records(document_id: str, chunks: Sequence[LexicalChunk]
+             ) -> list[tuple[str, str, list[str]]]:
+    """(chunk id, record, distinct terms) of each chunk, checked."""
+    records = []
+    seen: set[str] = set()
+    for chunk in chunks:
+        _check_chunk(document_id, chunk, seen)
+        record, terms = chunk_record(chunk.text)
+        records.append((chunk.chunk_id, record, terms))
+    return records
 
 
 def _text(value: str | bytes) -> str:
