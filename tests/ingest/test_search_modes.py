@@ -13,7 +13,7 @@ from docworkers.errors import ConfigurationError
 from docworkers.ingest.defaults import RRF_K, SEARCH_CANDIDATES
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
 from docworkers.ingest.pipeline import UploadPipeline
-from docworkers.ingest.search import SearchService
+from docworkers.ingest.search import SearchService, fuse
 from docworkers.ingest.vector_repository import SearchHit
 
 CODE = "ZX-4471-Q"
@@ -125,3 +125,29 @@ async def test_mode_is_checked_before_anything_is_asked(world: dict[str, Any]) -
     with pytest.raises(ConfigurationError) as caught:
         await plain.search("docs", CODE, mode="keyword")
     assert caught.value.field == "mode"
+
+
+async def test_hybrid_puts_the_chunk_with_an_exact_code_first(world: dict[str, Any]) -> None:
+    # Both sides like the twin's words (hinge, brass, quantity, Lyon warehouse); only the
+    # planted chunk has the code, which the question names exactly.
+    search: SearchService = world["search"]
+    planted = world["uploaded"]["planted.txt"].document_id
+    question = (f"order form for a brass hinge, quantity three, Lyon warehouse: which part is "
+                f"{CODE}?")
+    hits = await search.search("docs", question, k=3)
+    assert hits[0].document_id == planted and "keyword" in hits[0].found_by
+    unpinned = await search.search("docs", question.replace(CODE, "it"), k=3)
+    assert unpinned[0].filename == "planted-twin.txt"  # without the code, the twin wins
+
+
+def test_fuse_puts_the_exact_matches_first_in_fused_order() -> None:
+    def hit(chunk_id: str) -> SearchHit:
+        return SearchHit.stored(chunk_id, "text", {}, 0.0)
+
+    dense = [hit("d:0"), hit("d:1"), hit("d:2")]
+    keyword = [hit("d:1"), hit("d:3")]
+    plain = [h.chunk_id for h in fuse(dense, keyword, 4)]
+    assert plain == ["d:1", "d:0", "d:3", "d:2"]  # RRF: d:1 found by both sides
+    pinned = fuse(dense, keyword, 4, first={"d:3", "d:2"})
+    assert [h.chunk_id for h in pinned] == ["d:3", "d:2", "d:1", "d:0"]
+    assert pinned[0].keyword_rank == 2 and pinned[0].dense_rank is None

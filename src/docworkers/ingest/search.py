@@ -6,7 +6,11 @@
   filters as its ``where`` clause: the filter language is the vector store's, so it applies to
   both sides alike.
 * hybrid (the default): both sides' best ``max(k, SEARCH_CANDIDATES)`` fused by reciprocal rank
-  fusion (:mod:`docworkers.ingest.fusion`). A chunk only one side finds can still win.
+  fusion (:mod:`docworkers.ingest.fusion`). A chunk only one side finds can still win. When the
+  query names something exactly (an identifier with a digit such as ``CPTY-8F3K2``, a word in
+  capitals such as a ticker: :func:`~docworkers.ingest.lexical.tokens.exact_terms`), the fused
+  chunks that contain one of those terms come first, in fused order: rank fusion alone lets
+  prose that both sides half-like beat the one chunk that holds the policy number.
 
 Every hit says which side(s) found it (``found_by``) and its rank on each (``dense_rank``,
 ``keyword_rank``, 1-based among that side's candidates after filtering).
@@ -31,6 +35,7 @@ from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.fusion import rrf
 from docworkers.ingest.lexical.index import LexicalIndex
+from docworkers.ingest.lexical.tokens import exact_terms
 from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import (
     SearchHit,
@@ -88,9 +93,11 @@ class SearchService:
         if mode == "keyword":
             return ranked(await self._keyword(collection, query, k, where), "keyword")
         candidates = max(k, SEARCH_CANDIDATES)
-        dense, keyword = await asyncio.gather(self._dense(collection, query, candidates, where),
-                                              self._keyword(collection, query, candidates, where))
-        return fuse(dense, keyword, k, self.rrf_k)
+        dense, keyword, exact = await asyncio.gather(
+            self._dense(collection, query, candidates, where),
+            self._keyword(collection, query, candidates, where),
+            self._exact(collection, query, candidates))
+        return fuse(dense, keyword, k, self.rrf_k, first=exact)
 
     def _mode(self, mode: str | None) -> str:
         if mode is None:
@@ -130,6 +137,17 @@ class SearchService:
                 for id_, text, metadata in stored[:n]]
 
 
+    async def _exact(self, collection: str, query: str, n: int) -> set[str]:
+        """The chunks (of the best ``n`` by BM25) that contain one of the query's exact
+        terms; empty when it has none."""
+        assert self.keywords is not None  # checked by _mode
+        terms = exact_terms(query)
+        if not terms:
+            return set()
+        found = await self.keywords.search(collection, query, n, terms=terms)
+        return {hit.chunk_id for hit in found}
+
+
 def ranked(hits: list[SearchHit], side: str) -> list[SearchHit]:
     """One side's hits, marked as found by it at their ranks."""
     dense = side == "dense"
@@ -139,13 +157,15 @@ def ranked(hits: list[SearchHit], side: str) -> list[SearchHit]:
 
 
 def fuse(dense: list[SearchHit], keyword: list[SearchHit], k: int,
-         rrf_k: int = RRF_K) -> list[SearchHit]:
-    """The best ``k`` of both sides' candidates by reciprocal rank fusion; ``score`` is the
+         rrf_k: int = RRF_K, first: set[str] | frozenset[str] = frozenset()) -> list[SearchHit]:
+    """The best ``k`` of both sides' candidates by reciprocal rank fusion, the chunks in
+    ``first`` (those with an exact term of the query) ahead of the others; ``score`` is the
     fused score, and each hit keeps its rank on each side."""
     dense_ranks = {hit.chunk_id: rank for rank, hit in enumerate(dense, start=1)}
     keyword_ranks = {hit.chunk_id: rank for rank, hit in enumerate(keyword, start=1)}
     by_id = {hit.chunk_id: hit for hit in keyword} | {hit.chunk_id: hit for hit in dense}
     fused = rrf([list(dense_ranks), list(keyword_ranks)], k=rrf_k)
+    fused.sort(key=lambda pair: pair[0] not in first)  # stable: fused order within each part
     return [
         dataclasses.replace(
             by_id[id_], score=score,

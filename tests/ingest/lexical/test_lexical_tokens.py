@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from docworkers.ingest.lexical.tokens import STOPWORDS, tokenize
+from docworkers.ingest.lexical.tokens import STOPWORDS, exact_terms, tokenize
 
 
 def test_words_are_lowercased_stemmed_and_stopwords_dropped() -> None:
@@ -47,3 +47,18 @@ def test_nothing_to_index() -> None:
 def test_unicode_words() -> None:
     assert tokenize("Größe café") == [*tokenize("größe"), *tokenize("café")]
     assert tokenize("café") == ["café"]
+
+
+def test_exact_terms_are_codes_with_digits_and_words_in_capitals() -> None:
+    cases = {
+        "what is the exposure limit of CPTY-8F3K2?": ["cpty-8f3k2"],
+        "POL-2024-00017": ["pol-2024-00017"],
+        "clause CL-7.3(b) of EMIR-ART-11": ["cl-7.3", "emir-art-11"],
+        "XJQZ rating, AAPL.O price": ["xjqz", "aapl.o"],
+        "counterparty limits in 2024": [],  # a bare number: a year, a count
+        "IT risk of risk-based limits": [],  # a stopword in capitals; a plain compound word
+    }
+    for query, expected in cases.items():
+        found = exact_terms(query)
+        assert found == expected, query
+        assert set(found) <= set(tokenize(query)), query  # as the index holds them

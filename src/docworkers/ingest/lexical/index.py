@@ -238,9 +238,11 @@ class LexicalIndex:
     async def search(self, collection: str, query: str, k: int, *,
                      k1: float = BM25_K1, b: float = BM25_B,
                      common_share: float = COMMON_SHARE, common_df: int = COMMON_DF,
-                     common_candidates: int = COMMON_CANDIDATES) -> list[LexicalHit]:
+                     common_candidates: int = COMMON_CANDIDATES,
+                     terms: Sequence[str] | None = None) -> list[LexicalHit]:
         """The ``k`` best chunks for ``query`` by BM25, best first; [] when no query term is
-        indexed.
+        indexed. ``terms``: score these index terms instead of the query's (e.g. only its
+        :func:`~docworkers.ingest.lexical.tokens.exact_terms`).
 
         A term in more than ``common_share`` of the chunks and more than ``common_df`` chunks
         is *common*: it adds to the score of the chunks the query's rarer terms found, exactly,
@@ -252,7 +254,7 @@ class LexicalIndex:
         if k < 1:
             return []
         keys = self.keys(collection)
-        terms = sorted(set(tokenize(query)))
+        terms = sorted(set(tokenize(query) if terms is None else terms))
         if not terms:
             return []
         with self.errors("search", collection):

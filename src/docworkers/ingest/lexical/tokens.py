@@ -15,7 +15,7 @@ import threading
 
 import Stemmer
 
-__all__ = ["STOPWORDS", "tokenize"]
+__all__ = ["STOPWORDS", "exact_terms", "tokenize"]
 
 # A run of letters/digits (``[^\W_]``: word characters but the underscore), and such runs joined
 # by single separators; the separators split a token into its parts.
@@ -75,3 +75,22 @@ def tokenize(text: str) -> list[str]:
         start = position
     terms += stemmed[start:]
     return terms
+
+
+def exact_terms(query: str) -> list[str]:
+    """The index terms of ``query`` that name one exact thing: identifiers with a digit
+    ('POL-2024-00017', 'CPTY-8F3K2', 'CL-7.3') and words written in capitals ('XJQZ', 'EMIR',
+    'AAPL.O'), each as :func:`tokenize` indexes it. Hybrid search puts the chunks that contain
+    one of them first: who types a policy number wants that policy, not similar prose."""
+    exact: list[str] = []
+    for match in _TOKEN.finditer(query):
+        token = match.group()
+        joined = _SEPARATOR.search(token) is not None
+        letters = _SEPARATOR.sub("", token)
+        coded = _DIGIT.search(token) is not None and (joined or not letters.isdigit())
+        capitals = len(letters) >= 2 and letters.isalpha() and letters.isupper()
+        if coded or (capitals and joined):
+            exact.append(token.lower())  # kept whole by tokenize
+        elif capitals and token.lower() not in STOPWORDS:
+            exact += _stemmer().stemWords([token.lower()])
+    return list(dict.fromkeys(exact))
