@@ -1,9 +1,12 @@
-"""Retrieval quality on Cranfield through the real upload pipeline, per chunking strategy.
+"""Retrieval quality on Cranfield through the real upload pipeline, per chunking strategy and
+search mode (dense, keyword, hybrid), with the hybrid fusion tuned on half of the queries.
 
 Run from the repository root:
 
     .venv/bin/python benchmarks/retrieval_quality.py [--quick] [--corpus DIR]
-        [--strategies recursive,sentence,token,semantic] [--concurrency 16]
+        [--strategies recursive] [--concurrency 16]
+
+(``--strategies recursive,sentence,token,semantic`` compares the chunking strategies.)
 
 Each of the 1,400 Cranfield records becomes one ``<id>.txt`` file (title, blank line,
 abstract) in a temporary storage folder and one ``document_upload`` job, ingested by an
@@ -17,6 +20,21 @@ documents by their best chunk (file name -> id). Metrics:
 * R@100d: recall among the top 100 *documents* (the search is widened until 100 distinct
   documents are found, up to 1,000 chunks), which is fair to strategies that cut a record into
   several chunks.
+
+Search modes: every strategy's collection is searched in each mode of
+``SearchService.search`` (``dense``, ``keyword``: BM25 on the keyword index the pipeline
+writes beside Chroma, ``hybrid``: both fused with the service's defaults). Fusion tuning, on the
+first strategy: the queries are split by their position in cran.qry, odd positions the TUNING
+half, even the REPORT half. Each side's top 100 chunks are fetched once per query, and the
+fusion is computed here with ``docworkers.ingest.fusion`` exactly as the service does (each
+side's top ``max(k, SEARCH_CANDIDATES)`` candidates, chunk ids fused, documents by their best
+chunk): RRF with k in 10..150 and dense:keyword weights, and min-max score fusion with the
+dense weight alpha in 0..1 (keyword 1 - alpha). The best by mean nDCG@10 on the tuning half is
+chosen; its nDCG@10 and R@100 on the report half (and all queries) stand beside dense, keyword
+and the service's hybrid. Shown for comparison, not what the service does: fusing documents
+(each side's best chunk per document) instead of chunks, and RRF where the keyword side's first
+hit goes first when its BM25 is clearly ahead (``gap``). Then BM25's k1 and b
+(``LexicalIndex.search``) are varied under the chosen fusion, on the tuning half too.
 
 The baseline embeds each record's text (the same title + abstract) as one chunk with the model
 directly and ranks by cosine similarity, without the pipeline. Queries are numbered in cranqrel
@@ -42,7 +60,10 @@ from typing import Any
 import numpy as np
 from _ingest_harness import IngestHarness, corpus_dir, quiet_logs, upload_payload
 
+from docworkers.ingest.defaults import RRF_K, SEARCH_CANDIDATES
 from docworkers.ingest.embedding import OnnxMiniLMEmbedder
+from docworkers.ingest.fusion import rrf, score_fusion
+from docworkers.ingest.lexical.index import LexicalIndex
 from docworkers.ingest.search import SearchService
 
 QUICK_DOCS = 250
@@ -55,7 +76,14 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "semantic": {"chunking_strategy": "semantic"},
     "recursive-128": {"chunking_strategy": "recursive", "chunk_size": 128},
 }
-DEFAULT_STRATEGIES = "recursive,sentence,token,semantic"
+DEFAULT_STRATEGIES = "recursive"
+MODES = ("dense", "keyword", "hybrid")
+RRF_KS = (10, 20, 30, 45, 60, 80, 100, 150)
+RRF_DENSE_WEIGHTS = (0.5, 0.7, 1.0, 1.4, 2.0)  # the keyword side's weight is 1
+GAP_RATIOS = (1.5, 2.0, 3.0)
+BM25_K1S = (0.9, 1.2, 1.5, 2.0)
+BM25_BS = (0.5, 0.75, 0.9)
+QueryScores = dict[int, tuple[float, float, float]]  # position -> nDCG@10, R@100, R@100d
 
 
 # -- the collection ------------------------------------------------------------------------
@@ -147,8 +175,10 @@ def baseline(embedder: OnnxMiniLMEmbedder, records: list[dict[str, str]],
 
 
 async def ranked_documents(search: SearchService, collection: str, query: str,
-                           owners: dict[str, list[str]]) -> tuple[list[str], list[str]]:
-    """(documents of the top 100 chunks, top 100 documents), each by its best chunk."""
+                           owners: dict[str, list[str]], mode: str,
+                           ) -> tuple[list[str], list[str], list[Any]]:
+    """(documents of the top 100 chunks, top 100 documents, the top 100 chunk hits), the
+    documents each by its best chunk."""
 
     def documents(hits: Sequence[Any]) -> list[str]:
         ids: list[str] = []
@@ -156,39 +186,58 @@ async def ranked_documents(search: SearchService, collection: str, query: str,
             ids.extend(owners[Path(hit.filename).stem])  # every record with this text
         return unique(ids)
 
-    hits = await search.search(collection, query, k=DEPTH)
+    first = hits = await search.search(collection, query, k=DEPTH, mode=mode)
     top_chunks = documents(hits)
     ranked, k = top_chunks, DEPTH
     while len(ranked) < DEPTH and len(hits) == k and k < MAX_CHUNKS:
         k = min(MAX_CHUNKS, k * 3)
-        hits = await search.search(collection, query, k=k)
+        hits = await search.search(collection, query, k=k, mode=mode)
         ranked = documents(hits)
-    return top_chunks, ranked[:DEPTH]
+    return top_chunks, ranked[:DEPTH], first
+
+
+@dataclass(slots=True)
+class ModeRun:
+    """One strategy's collection searched in every mode: per-query scores, each side's hits."""
+
+    scores: dict[str, QueryScores]  # mode -> query position -> scores
+    sides: dict[str, dict[int, list[tuple[str, float]]]]  # dense/keyword -> position -> hits
+    stems: dict[str, str]  # document id -> record id (its file's stem)
+    chunks: int
+    docs_per_minute: float
+    note: str
 
 
 async def pipeline_run(harness: IngestHarness, name: str, options: dict[str, Any],
                        files: list[Path], queries: list[str],
-                       qrels: dict[int, dict[str, int]], owners: dict[str, list[str]]) -> Score:
+                       qrels: dict[int, dict[str, int]], owners: dict[str, list[str]],
+                       search: SearchService) -> ModeRun:
     collection = f"cranfield-{name}"
     run = await harness.ingest([upload_payload(path, collection, **options) for path in files])
     if run.failed:
         raise RuntimeError(f"{name}: {len(run.failed)} upload(s) failed, first: "
                            f"{run.failed[0].error}")
-    search = SearchService(harness.embedder, harness.vectors)
-    ndcgs, chunk_recalls, doc_recalls = [], [], []
+    stems = {str(job.result["document_id"]): Path(str(job.payload["filename"])).stem
+             for job in run.jobs if isinstance(job.result, dict)}
+    result = ModeRun(scores={mode: {} for mode in MODES}, sides={"dense": {}, "keyword": {}},
+                     stems=stems, chunks=run.chunks,
+                     docs_per_minute=len(files) / run.seconds * 60,
+                     note=f"{run.chunks / len(files):.2f} chunks/doc")
     for position, gains in qrels.items():
-        top_chunks, top_docs = await ranked_documents(search, collection, queries[position - 1],
-                                                      owners)
-        ndcgs.append(ndcg(top_docs, gains))
-        chunk_recalls.append(recall(top_chunks, gains))
-        doc_recalls.append(recall(top_docs, gains))
-    settings = ", ".join(f"{k.removeprefix('chunk_')} {v}" for k, v in options.items()
-                         if k != "chunking_strategy") or "default size"
-    return Score(f"pipeline: {options['chunking_strategy']} ({settings})",
-                 float(np.mean(ndcgs)), float(np.mean(chunk_recalls)),
-                 float(np.mean(doc_recalls)), chunks=run.chunks,
-                 docs_per_minute=len(files) / run.seconds * 60,
-                 note=f"{run.chunks / len(files):.2f} chunks/doc")
+        for mode in MODES:
+            top_chunks, top_docs, hits = await ranked_documents(
+                search, collection, queries[position - 1], owners, mode)
+            result.scores[mode][position] = (ndcg(top_docs, gains), recall(top_chunks, gains),
+                                             recall(top_docs, gains))
+            if mode in result.sides:
+                result.sides[mode][position] = [(hit.chunk_id, hit.score) for hit in hits]
+    return result
+
+
+def summary(name: str, scores: QueryScores, positions: Sequence[int], **extra: Any) -> Score:
+    rows = [scores[p] for p in positions]
+    return Score(name, float(np.mean([r[0] for r in rows])), float(np.mean([r[1] for r in rows])),
+                 float(np.mean([r[2] for r in rows])), **extra)
 
 
 def print_table(scores: list[Score], base: Score) -> None:
@@ -197,9 +246,170 @@ def print_table(scores: list[Score], base: Score) -> None:
     print(f"|{'-' * 50}|{'-' * 9}|{'-' * 9}|{'-' * 7}|{'-' * 8}|{'-' * 8}|{'-' * 10}|------")
     for s in scores:
         rate = f"{s.docs_per_minute:.0f}" if s.docs_per_minute else "-"
+        recall_docs = f"{s.recall_docs:>6.3f}" if s.recall_docs >= 0 else f"{'-':>6}"
+        chunks = f"{s.chunks:>6}" if s.chunks else f"{'-':>6}"
         print(f"| {s.name:<48} | {s.ndcg10:>7.4f} | {s.ndcg10 - base.ndcg10:>+7.4f} "
-              f"| {s.recall_chunks:>5.3f} | {s.recall_docs:>6.3f} | {s.chunks:>6} | {rate:>8} "
+              f"| {s.recall_chunks:>5.3f} | {recall_docs} | {chunks} | {rate:>8} "
               f"| {s.note}")
+
+
+# -- fusion tuning --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """One way of fusing the dense and keyword sides."""
+
+    method: str  # "rrf", "score", or "gap" (RRF, but a clear keyword winner goes first)
+    k: int = RRF_K  # rrf and gap
+    dense_weight: float = 1.0  # keyword weight: 1 for rrf, 1 - dense_weight for score;
+    # gap: how many times the second keyword hit's BM25 the first's must be to go first
+    per_document: bool = False  # fuse document ids (each side's best chunk), not chunk ids
+
+    @property
+    def label(self) -> str:
+        level = ", per document" if self.per_document else ""
+        if self.method == "rrf":
+            weights = "" if self.dense_weight == 1 else f", dense weight {self.dense_weight:g}"
+            return f"RRF k={self.k}{weights}{level}"
+        if self.method == "gap":
+            return f"RRF k={self.k}, keyword 1st first if >= {self.dense_weight:g}x 2nd{level}"
+        return f"min-max score, alpha (dense) {self.dense_weight:.1f}{level}"
+
+    def fuse(self, dense: list[tuple[str, float]],
+             keyword: list[tuple[str, float]]) -> list[str]:
+        """Fused ids, best first: chunk ids, or document ids when ``per_document``."""
+        if self.per_document:
+            dense, keyword = by_document(dense), by_document(keyword)
+        if self.method == "gap":
+            order = [c for c, _ in rrf([[c for c, _ in dense], [c for c, _ in keyword]],
+                                       k=self.k)]
+            if keyword and (len(keyword) == 1
+                            or keyword[0][1] >= self.dense_weight * keyword[1][1]):
+                order = [keyword[0][0], *(c for c in order if c != keyword[0][0])]
+            return order
+        if self.method == "rrf":
+            fused = rrf([[c for c, _ in dense], [c for c, _ in keyword]], k=self.k,
+                        weights=(self.dense_weight, 1.0))
+        else:
+            fused = score_fusion([dense, keyword],
+                                 weights=(self.dense_weight, 1.0 - self.dense_weight))
+        return [c for c, _ in fused]
+
+
+def by_document(hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(document id, its best chunk's score), best first, from chunk hits best first."""
+    best: dict[str, float] = {}
+    for chunk, score in hits:
+        best.setdefault(chunk.rpartition(":")[0], score)
+    return list(best.items())
+
+
+def fusion_grid() -> list[Fusion]:
+    grid = [Fusion("rrf", k, w) for k in RRF_KS for w in RRF_DENSE_WEIGHTS]
+    grid += [Fusion("score", dense_weight=round(a / 10, 1)) for a in range(11)]
+    grid += [Fusion("gap", k, ratio) for k in (60, 80) for ratio in GAP_RATIOS]
+    grid += [Fusion("rrf", k, per_document=True) for k in RRF_KS]
+    grid += [Fusion("score", dense_weight=round(a / 10, 1), per_document=True)
+             for a in range(11)]
+    return grid
+
+
+def fused_scores(run: ModeRun, fusion: Fusion, qrels: dict[int, dict[str, int]],
+                 owners: dict[str, list[str]], positions: Sequence[int],
+                 keyword: dict[int, list[tuple[str, float]]] | None = None) -> QueryScores:
+    """What a ``k=100`` hybrid search fusing this way would score: each side's top
+    ``max(100, SEARCH_CANDIDATES)`` chunks fused, the top 100 ids mapped to documents (per
+    document: the top 100 documents). ``keyword``: another keyword side than the service's."""
+    candidates = max(DEPTH, SEARCH_CANDIDATES)
+    keyword = keyword or run.sides["keyword"]
+    scores: QueryScores = {}
+    for position in positions:
+        ids = fusion.fuse(run.sides["dense"][position][:candidates],
+                          keyword[position][:candidates])[:DEPTH]
+        documents = unique([doc for id_ in ids
+                            for doc in owners[run.stems[id_.rpartition(":")[0]
+                                                        if ":" in id_ else id_]]])
+        gains = qrels[position]
+        scores[position] = (ndcg(documents, gains), recall(documents, gains), -1.0)
+    return scores
+
+
+def tune(run: ModeRun, qrels: dict[int, dict[str, int]], owners: dict[str, list[str]],
+         tuning: list[int]) -> tuple[Fusion, Fusion, list[tuple[Fusion, Score]]]:
+    """The best fusion of chunks (what the service does) and the best of all, by mean nDCG@10
+    on the tuning queries (ties: higher R@100, then the earlier, simpler entry of the grid),
+    and every candidate's tuning-half score."""
+    results = []
+    for fusion in fusion_grid():
+        scores = fused_scores(run, fusion, qrels, owners, tuning)
+        results.append((fusion, summary(fusion.label, scores, tuning)))
+
+    def best(candidates: list[int]) -> Fusion:
+        i = max(candidates, key=lambda i: (round(results[i][1].ndcg10, 6),
+                                           round(results[i][1].recall_chunks, 6), -i))
+        return results[i][0]
+
+    chunk_level = [i for i, (f, _) in enumerate(results) if not f.per_document]
+    return best(chunk_level), best(list(range(len(results)))), results
+
+
+async def bm25_sides(keywords: LexicalIndex, collection: str, queries: list[str],
+                     positions: Sequence[int]
+                     ) -> dict[tuple[float, float], dict[int, list[tuple[str, float]]]]:
+    """The keyword side's top 100 chunks per query for every (k1, b) of the BM25 grid."""
+    sides: dict[tuple[float, float], dict[int, list[tuple[str, float]]]] = {}
+    for k1 in BM25_K1S:
+        for b in BM25_BS:
+            sides[k1, b] = {
+                p: [(hit.chunk_id, hit.score) for hit in await keywords.search(
+                    collection, queries[p - 1], DEPTH, k1=k1, b=b)]
+                for p in positions}
+    return sides
+
+
+def keyword_scores(run: ModeRun, side: dict[int, list[tuple[str, float]]],
+                   qrels: dict[int, dict[str, int]], owners: dict[str, list[str]],
+                   positions: Sequence[int]) -> QueryScores:
+    scores: QueryScores = {}
+    for p in positions:
+        documents = unique([doc for chunk, _ in side[p]
+                            for doc in owners[run.stems[chunk.rpartition(":")[0]]]])
+        scores[p] = (ndcg(documents, qrels[p]), recall(documents, qrels[p]), -1.0)
+    return scores
+
+
+def print_tuning(results: list[tuple[Fusion, Score]], best: Fusion, tuning: list[int]) -> None:
+    print(f"Fusion tuning on the tuning half ({len(tuning)} queries, odd positions in "
+          f"cran.qry), nDCG@10 / R@100 of a k=100 hybrid search:")
+    print()
+    rrf_rows = {(f.k, f.dense_weight): s for f, s in results
+                if f.method == "rrf" and not f.per_document}
+    print("RRF  | " + " | ".join(f"dense w {w:g}" for w in RRF_DENSE_WEIGHTS))
+    for k in RRF_KS:
+        cells = " | ".join(f"{rrf_rows[k, w].ndcg10:.4f} / {rrf_rows[k, w].recall_chunks:.3f}"
+                           for w in RRF_DENSE_WEIGHTS)
+        print(f"k={k:<3} | {cells}")
+    print()
+    print("min-max score fusion, alpha = dense weight (keyword 1 - alpha), of chunks | of "
+          "documents (each side's best chunk per document; R@100 then counts 100 documents):")
+    per_doc = {f.dense_weight: s for f, s in results if f.method == "score" and f.per_document}
+    for fusion, score in results:
+        if fusion.method == "score" and not fusion.per_document:
+            other = per_doc[fusion.dense_weight]
+            print(f"  alpha {fusion.dense_weight:.1f}: {score.ndcg10:.4f} / "
+                  f"{score.recall_chunks:.3f} | {other.ndcg10:.4f} / {other.recall_chunks:.3f}")
+    print()
+    print("RRF, but the keyword side's first hit goes first when its BM25 is at least R times "
+          "the second's:")
+    print("  " + ", ".join(f"k={f.k} R={f.dense_weight:g}: {s.ndcg10:.4f} / "
+                           f"{s.recall_chunks:.3f}" for f, s in results if f.method == "gap"))
+    print()
+    print("RRF of documents (each side's best chunk per document), dense weight 1:")
+    print("  " + ", ".join(f"k={f.k}: {s.ndcg10:.4f} / {s.recall_chunks:.3f}"
+                           for f, s in results if f.method == "rrf" and f.per_document))
+    print()
+    print(f"chosen: {best.label}")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -227,12 +437,16 @@ async def main_async(args: argparse.Namespace) -> None:
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
         raise SystemExit(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
+    everyone = sorted(qrels)
+    tuning = [p for p in everyone if p % 2 == 1]
+    reporting = [p for p in everyone if p % 2 == 0]
 
     embedder = OnnxMiniLMEmbedder()
     started = time.perf_counter()
     base = baseline(embedder, records, queries, qrels)
     print(f"baseline done in {time.perf_counter() - started:.0f} s", flush=True)
     scores = [base]
+    runs: dict[str, ModeRun] = {}
     async with IngestHarness(embedder, concurrency=args.concurrency) as harness:
         files = []
         for record in records:
@@ -240,18 +454,80 @@ async def main_async(args: argparse.Namespace) -> None:
             path.write_text(record_text(record) + "\n", encoding="utf-8")
             files.append(path)
         await harness.warm_up(files[0], "warmup")
+        search = SearchService(harness.embedder, harness.vectors, harness.documents,
+                               keywords=LexicalIndex.for_documents(harness.documents))
         for name in names:
             started = time.perf_counter()
-            scores.append(await pipeline_run(harness, name, STRATEGIES[name], files, queries,
-                                             qrels, owners))
+            options = STRATEGIES[name]
+            runs[name] = run = await pipeline_run(harness, name, options, files, queries,
+                                                  qrels, owners, search)
+            settings = ", ".join(f"{k.removeprefix('chunk_')} {v}" for k, v in options.items()
+                                 if k != "chunking_strategy") or "default size"
+            for mode in MODES:
+                scores.append(summary(
+                    f"{mode}: {options['chunking_strategy']} ({settings})", run.scores[mode],
+                    everyone, chunks=run.chunks, docs_per_minute=run.docs_per_minute,
+                    note=run.note))
             print(f"{name} done in {time.perf_counter() - started:.0f} s", flush=True)
+        assert search.keywords is not None
+        bm25 = await bm25_sides(search.keywords, f"cranfield-{names[0]}", queries, everyone)
     print()
     print(f"Cranfield: {len(records)} records with text (left out, empty: "
           f"{', '.join(empty) or 'none'}; {duplicates} share their text with another), "
           f"{len(qrels)} queries with judged relevant documents; worker concurrency "
-          f"{args.concurrency}")
+          f"{args.concurrency}; hybrid = the service's defaults (RRF k={RRF_K}, "
+          f"{SEARCH_CANDIDATES} candidates a side at least)")
     print()
     print_table(scores, base)
+
+    first = runs[names[0]]
+    print()
+    best, best_any, results = tune(first, qrels, owners, tuning)
+    print_tuning(results, best, tuning)
+    print(f"best of all, fusing documents too: {best_any.label}")
+    print()
+    print(f"BM25 parameters on the tuning half: keyword alone | hybrid ({best.label}), "
+          f"nDCG@10 / R@100:")
+    bm25_rows = {}
+    for (k1, b), side in bm25.items():
+        alone = summary("", keyword_scores(first, side, qrels, owners, tuning), tuning)
+        fused = summary("", fused_scores(first, best, qrels, owners, tuning, side), tuning)
+        bm25_rows[k1, b] = fused
+        print(f"  k1 {k1:<3} b {b:<4}: {alone.ndcg10:.4f} / {alone.recall_chunks:.3f} | "
+              f"{fused.ndcg10:.4f} / {fused.recall_chunks:.3f}")
+    k1, b = max(bm25_rows, key=lambda kb: (round(bm25_rows[kb].ndcg10, 6),
+                                           round(bm25_rows[kb].recall_chunks, 6)))
+    print(f"chosen BM25 (by the hybrid's nDCG@10): k1 {k1}, b {b}")
+    default = Fusion("rrf", RRF_K)
+    print()
+    print(f"Report ({names[0]} chunking): nDCG@10 / R@100 on the report half "
+          f"({len(reporting)} queries, even positions), the tuning half and all "
+          f"{len(everyone)}; 'service' rows are SearchService.search(mode=...), 'fused here' "
+          f"rows fuse each side's top 100 with docworkers.ingest.fusion (fusion alone, without "
+          f"the service's exact-terms-first rule):")
+    print()
+    halves = (("report", reporting), ("tuning", tuning), ("all", everyone))
+    print(f"| {'run':<66} | " + " | ".join(f"{h + ' half' if h != 'all' else 'all':>15}"
+                                           for h, _ in halves))
+    print(f"|{'-' * 68}|" + "|".join("-" * 17 for _ in halves) + "|")
+    rows: list[tuple[str, QueryScores]] = [
+        (f"service: {mode}", first.scores[mode]) for mode in MODES]
+    rows.append((f"fused here: {default.label} (the default)",
+                 fused_scores(first, default, qrels, owners, everyone)))
+    rows.append((f"fused here: {best.label} (chosen)",
+                 fused_scores(first, best, qrels, owners, everyone)))
+    rows.append((f"fused here: chosen, BM25 k1 {k1} b {b}",
+                 fused_scores(first, best, qrels, owners, everyone, bm25[k1, b])))
+    rows.append((f"fused here: {best_any.label}",
+                 fused_scores(first, best_any, qrels, owners, everyone)))
+    rows.append((f"fused here: {best_any.label}, BM25 k1 {k1} b {b}",
+                 fused_scores(first, best_any, qrels, owners, everyone, bm25[k1, b])))
+    for label, query_scores in rows:
+        cells = []
+        for _, positions in halves:
+            s = summary(label, query_scores, positions)
+            cells.append(f"{s.ndcg10:.4f} / {s.recall_chunks:.3f}")
+        print(f"| {label:<66} | " + " | ".join(f"{c:>15}" for c in cells))
 
 
 def main() -> None:
