@@ -13,6 +13,7 @@ import redis
 import redis.asyncio as aioredis
 
 from docworkers.errors import LeaseLostError
+from docworkers.ingest.defaults import BM25_B, BM25_K1
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.lexical.index import (
@@ -250,7 +251,7 @@ async def test_bm25_scores_match_a_hand_computation(index: LexicalIndex) -> None
         "banana cherry",  # banana 1, cherri 1; length 2
         "cherry cherry cherry date",  # cherri 3, date 1; length 4
     ]))
-    n, avgdl, k1, b = 3, 3.0, 1.2, 0.75
+    n, avgdl, k1, b = 3, 3.0, BM25_K1, BM25_B  # the defaults search uses
 
     def part(tf: int, df: int, length: int) -> float:
         idf = math.log(1 + (n - df + 0.5) / (df + 0.5))

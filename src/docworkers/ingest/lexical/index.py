@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from docworkers.errors import RetryableJobError
+from docworkers.ingest.defaults import BM25_B, BM25_K1
 from docworkers.ingest.fencing import fenced
 from docworkers.ingest.lexical.keys import LexicalKeys
 from docworkers.ingest.lexical.tokens import tokenize
@@ -47,8 +48,6 @@ __all__ = ["BATCH_CHUNKS", "BM25_B", "BM25_K1", "COMMON_CANDIDATES", "COMMON_DF"
            "chunk_record"]
 
 _LUA = "docworkers.ingest"  # the package of its scripts (ingest/lua)
-BM25_K1 = 1.2
-BM25_B = 0.75
 BATCH_CHUNKS = 200  # chunks per script call of a write
 BATCH_BYTES = 1 << 20  # and about this many bytes of records
 DROP_BATCH = 1000  # postings keys deleted per script call
