@@ -11,16 +11,12 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from test_kill_and_rerun import spawn, stop, wait_for
+from upload_kills import rescued, spawn, stop, wait_for
 
 from docworkers.ingest.document_repository import DocumentRepository, DocumentStatus
 from docworkers.ingest.lexical.index import LexicalIndex
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
-from docworkers.ingest.pipeline import DocumentServices
-from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
-from docworkers.ingest.vector_store import ChromaVectorRepository
 from docworkers.queue import JobStatus, RedisJobRepository, RepositoryConfig
-from docworkers.workers import WorkerConfig
 
 COLLECTION = "kill-test"
 # progress of the job when the victim is killed: embedding is 50-69, storing 70-89
@@ -59,36 +55,28 @@ async def test_kill_mid_upload_then_rerun_leaves_both_sides_equal(
     assert running.status == JobStatus.PROCESSING
 
     # 3. Another worker takes the job over once the lease expires and finishes it.
-    vectors = ChromaVectorRepository.from_path(chroma)
-    services = DocumentServices.local(embedder)
-    worker = UploadWorker(UploadWorkerConfig(
-        worker=WorkerConfig(worker_name="rescuer", lease_timeout=30), job_repo=jobs,
-        document_repo=documents, vector_repo=vectors, services=services))
     try:
-        async with worker:
-            rerun = await wait_for(jobs, second, lambda j: j.is_terminal)
-        assert rerun.status == JobStatus.COMPLETED, rerun.error
-        assert rerun.retry_count == 1 and rerun.worker_id and "rescuer" in rerun.worker_id
-        document_id = rerun.result["document_id"]
-        assert document_id == done.result["document_id"]
-        chunk_count = rerun.result["chunk_count"]
-        assert 0 < chunk_count < first_count
-        expected = [f"{document_id}:{i}" for i in range(chunk_count)]
-        dense = vectors.document_chunk_ids(COLLECTION, document_id)
-        assert dense == expected
-        lexical = await keywords.chunk_ids(COLLECTION, document_id)
-        for chunk_id in dense:  # one by one, for a readable failure
-            assert chunk_id in lexical, f"{chunk_id} is in the vector store only"
-        assert lexical == set(dense), f"keyword-only chunks: {sorted(lexical - set(dense))}"
-        assert await keywords.chunk_ids(COLLECTION) == set(dense)
-        texts = {id_: text for id_, text, _ in vectors.document_chunks(COLLECTION, document_id)}
-        hits = await keywords.search(COLLECTION, texts[expected[-1]], chunk_count)
-        assert hits and all(hit.chunk_id in texts for hit in hits)
-        record = await documents.get(document_id)
-        assert record is not None and record.status == DocumentStatus.COMPLETED
-        assert record.chunk_count == chunk_count
+        async with rescued(jobs, documents, chroma, embedder, second) as (rerun, vectors):
+            assert rerun.status == JobStatus.COMPLETED, rerun.error
+            assert rerun.retry_count == 1 and rerun.worker_id and "rescuer" in rerun.worker_id
+            document_id = rerun.result["document_id"]
+            assert document_id == done.result["document_id"]
+            chunk_count = rerun.result["chunk_count"]
+            assert 0 < chunk_count < first_count
+            expected = [f"{document_id}:{i}" for i in range(chunk_count)]
+            dense = vectors.document_chunk_ids(COLLECTION, document_id)
+            assert dense == expected
+            lexical = await keywords.chunk_ids(COLLECTION, document_id)
+            for chunk_id in dense:  # one by one, for a readable failure
+                assert chunk_id in lexical, f"{chunk_id} is in the vector store only"
+            assert lexical == set(dense), f"keyword-only chunks: {sorted(lexical - set(dense))}"
+            assert await keywords.chunk_ids(COLLECTION) == set(dense)
+            texts = {id_: text for id_, text, _ in vectors.document_chunks(COLLECTION, document_id)}
+            hits = await keywords.search(COLLECTION, texts[expected[-1]], chunk_count)
+            assert hits and all(hit.chunk_id in texts for hit in hits)
+            record = await documents.get(document_id)
+            assert record is not None and record.status == DocumentStatus.COMPLETED
+            assert record.chunk_count == chunk_count
     finally:
-        await services.aclose()
-        vectors.close()
         await documents.client.aclose()
         await jobs.close()

@@ -1,0 +1,69 @@
+"""Helpers of the kill-and-rerun tests: a real upload worker process to SIGKILL mid-upload, and
+the worker that takes the job over once its lease expires."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.pipeline import DocumentServices
+from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
+from docworkers.ingest.vector_store import ChromaVectorRepository
+from docworkers.queue import Job, RedisJobRepository
+from docworkers.workers import WorkerConfig
+
+HERE = Path(__file__).parent
+
+
+async def wait_for(repo: RedisJobRepository, job_id: str, predicate: Any,
+                   timeout: float = 120) -> Job:
+    async def poll() -> Job:
+        while not predicate(job := await repo.get_job(job_id)):
+            await asyncio.sleep(0.01)
+        return job
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def spawn(redis_url: str, chroma: Path) -> subprocess.Popen[str]:
+    """An upload worker process on queue "kill" with a 1 s lease (quickly taken over)."""
+    env = {**os.environ, "DOCWORKERS_REDIS_URL": redis_url, "DOCWORKERS_QUEUE": "kill",
+           "DOCWORKERS_CHROMA_PATH": str(chroma), "DOCWORKERS_LEASE_TIMEOUT": "1",
+           "DOCWORKERS_CONCURRENCY": "1", "DOCWORKERS_RETRY_DELAY": "0"}
+    env.pop("DOCWORKERS_TEST_REDIS_URL", None)
+    return subprocess.Popen([sys.executable, str(HERE / "upload_worker_proc.py")],
+                            stdout=subprocess.PIPE, text=True, env=env)
+
+
+def stop(proc: subprocess.Popen[str], sig: int) -> None:
+    proc.send_signal(sig)
+    proc.wait(30)
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
+@contextlib.asynccontextmanager
+async def rescued(jobs: RedisJobRepository, documents: DocumentRepository, chroma: Path,
+                  embedder: Any, job_id: str
+                  ) -> AsyncIterator[tuple[Job, ChromaVectorRepository]]:
+    """Another worker ("rescuer") takes the job over once the lease expires and finishes it:
+    the job's last state, and the vector store to look at (closed at the end)."""
+    vectors = ChromaVectorRepository.from_path(chroma)
+    services = DocumentServices.local(embedder)
+    worker = UploadWorker(UploadWorkerConfig(
+        worker=WorkerConfig(worker_name="rescuer", lease_timeout=30), job_repo=jobs,
+        document_repo=documents, vector_repo=vectors, services=services))
+    try:
+        async with worker:
+            rerun = await wait_for(jobs, job_id, lambda j: j.is_terminal)
+        yield rerun, vectors
+    finally:
+        await services.aclose()
+        vectors.close()
