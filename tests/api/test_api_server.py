@@ -177,3 +177,32 @@ def test_dashboard_in_browser(server: Server, corpus: Path) -> None:
         finally:
             browser.close()
     assert problems == []
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason="Debian's chromium is not installed at /usr/bin/chromium "
+                           "(apt-get install -y chromium)")
+def test_docs_in_browser_offline(server: Server) -> None:
+    """/docs renders the operations with every request off this server refused."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Route) -> None:
+        if route.request.url.startswith(server.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_this_server)
+            page.goto(server.url + "/docs")
+            expect(page.locator(".opblock-summary-path", has_text="/api/jobs").first) \
+                .to_be_visible(timeout=30_000)
+        finally:
+            browser.close()
+    assert elsewhere == []

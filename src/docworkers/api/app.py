@@ -7,8 +7,11 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from docworkers.api import documents, jobs, system
@@ -68,6 +71,32 @@ def create_app_from_env(*, with_workers: int = 0, env_file: str | None = ".env")
     return _build(Runtime(settings), with_workers=with_workers, owns_runtime=True)
 
 
+#: Where the API docs' own files are served (open like /docs; RequestGuard still applies).
+DOCS_ASSETS = "/docs-assets"
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) from files the fastapi-offline package ships: FastAPI's own page
+    loads them from a CDN, so it was blank on a machine offline. No ``/redoc``: ReDoc's bundle
+    still loads its logo from redocly's CDN."""
+    assets = str(files("fastapi_offline") / "static")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    def base(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = base(request)
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            # No validator badge: it would send the schema's address to swagger.io.
+            swagger_ui_parameters={"validatorUrl": None})
+
+
 def _build(runtime: Runtime, *, with_workers: int, owns_runtime: bool,
            allowed_hosts: Iterable[str] | None = None) -> FastAPI:
     if isinstance(with_workers, bool) or not isinstance(with_workers, int) or with_workers < 0:
@@ -97,7 +126,7 @@ def _build(runtime: Runtime, *, with_workers: int, owns_runtime: bool,
                 await runtime.close()
 
     app = FastAPI(title="docworkers", version=_version(), description=DESCRIPTION,
-                  lifespan=lifespan,
+                  lifespan=lifespan, docs_url=None, redoc_url=None,
                   responses={status: {"model": ErrorResponse}
                              for status in (400, 401, 403, 404, 408, 409, 413, 422, 503)})
     app.state.api = state
@@ -107,6 +136,7 @@ def _build(runtime: Runtime, *, with_workers: int, owns_runtime: bool,
     app.include_router(jobs.router)
     app.include_router(documents.router)
     app.mount("/static", StaticFiles(directory=system.STATIC_DIR), name="static")
+    _install_docs(app)
     # Outermost but for Starlette's error middleware: refusals happen before routing and auth.
     app.add_middleware(RequestGuard, hosts=hosts, streaming_paths=(UPLOAD_PATH,))
     return app
