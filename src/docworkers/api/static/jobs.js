@@ -1,0 +1,6 @@
+// The jobs view (being built for issue 16).
+import { registerView } from "./core.js";
+
+async function refresh() {}
+
+registerView("jobs", { show: refresh, refresh });

@@ -1,0 +1,283 @@
+// The overview: upload, queue tiles, live workers, the latest jobs with live progress, search,
+// and the dead letters.
+import {
+  $, api, el, formatSeconds, nameCell, plural, registerView, showBanner, TERMINAL,
+} from "./core.js";
+
+const MAX_STREAMS = 4; // browsers allow ~6 connections per host; keep some for the API calls
+const STAT_ORDER = ["queued", "processing", "retrying", "completed", "failed", "dead", "cancelled"];
+const streams = new Map(); // job id -> AbortController of its event stream
+
+// -- upload ---------------------------------------------------------------------------------
+
+function clearFieldErrors(form) {
+  form.querySelectorAll("[aria-invalid]").forEach((input) => input.removeAttribute("aria-invalid"));
+  form.querySelectorAll(".field-error").forEach((node) => node.remove());
+}
+
+function showFieldErrors(form, fields) {
+  for (const [name, message] of Object.entries(fields)) {
+    const input = form.elements.namedItem(name);
+    if (!input || !input.closest) continue;
+    const id = `${input.id}-error`;
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", id);
+    input.closest(".field").append(el("span", { class: "field-error", id, text: message }));
+  }
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const form = event.target;
+  const status = $("upload-status");
+  clearFieldErrors(form);
+  if (!$("file").files.length) {
+    showFieldErrors(form, { file: "choose a file first" });
+    return;
+  }
+  const data = new FormData();
+  for (const [name, value] of new FormData(form)) {
+    if (value instanceof File || String(value).trim() !== "") data.append(name, value);
+  }
+  $("upload-button").disabled = true;
+  status.className = "status";
+  status.textContent = "Uploading…";
+  try {
+    const job = await api("/api/documents/upload", { method: "POST", body: data });
+    status.className = "status ok";
+    status.textContent = `Queued ${job.filename} (job ${job.job_id.slice(0, 8)}).`;
+    form.elements.namedItem("file").value = "";
+    await refreshJobs();
+    follow(job.job_id);
+  } catch (error) {
+    status.className = "status error";
+    status.textContent = error.message;
+    showFieldErrors(form, error.fields || {});
+  } finally {
+    $("upload-button").disabled = false;
+  }
+}
+
+// -- jobs -----------------------------------------------------------------------------------
+
+function jobRow(job) {
+  let row = document.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"]`);
+  if (!row) {
+    const name = job.payload?.filename || job.type;
+    row = el("tr", { "data-job-id": job.id },
+      el("td", { class: "name" }, el("a", { class: "truncate", href: `#/jobs/${encodeURIComponent(job.id)}`,
+        title: name, text: name })),
+      el("td", {}, el("span", { class: "badge" })),
+      el("td", {}, el("progress", { max: "100", value: "0", "aria-label": `Progress of ${name}` }),
+        el("span", { class: "percent" })),
+      el("td", { class: "message" }),
+      el("td", { class: "row-actions" }));
+  }
+  updateRow(row, job);
+  return row;
+}
+
+function updateRow(row, job) {
+  const changed = row.dataset.status !== job.status;
+  const badge = row.querySelector(".badge");
+  badge.textContent = job.status;
+  badge.className = `badge ${job.status}`;
+  row.dataset.status = job.status;
+  row.querySelector("progress").value = job.progress;
+  row.querySelector(".percent").textContent = `${job.progress}%`;
+  const message = job.error ? `${job.error.code}: ${job.error.message}` : job.message;
+  row.querySelector(".message").textContent = message || "";
+  if (!changed) return; // keep the buttons (and keyboard focus) while the status holds
+  const actions = row.querySelector(".row-actions");
+  const name = row.querySelector(".name a").textContent;
+  const buttons = [];
+  if (!TERMINAL.has(job.status)) {
+    buttons.push(el("button", { type: "button", class: "small", text: "Cancel",
+      "aria-label": `Cancel job for ${name}`, onclick: () => act(`/api/jobs/${job.id}/cancel`) }));
+  } else if (job.status !== "completed") {
+    buttons.push(el("button", { type: "button", class: "small", text: "Retry",
+      "aria-label": `Retry job for ${name}`, onclick: () => act(`/api/jobs/${job.id}/retry`) }));
+  }
+  actions.replaceChildren(...buttons);
+}
+
+async function act(path, method = "POST") {
+  try {
+    const result = await api(path, { method });
+    await refresh();
+    const id = result?.id || result?.job_id;
+    if (id) follow(id);
+  } catch (error) {
+    showBanner(error.message);
+  }
+}
+
+async function refreshJobs() {
+  const { jobs } = await api("/api/jobs?limit=20");
+  const body = $("jobs");
+  body.replaceChildren(...jobs.map(jobRow));
+  $("no-jobs").hidden = jobs.length > 0;
+  jobs.filter((job) => !TERMINAL.has(job.status)).forEach((job) => follow(job.id));
+}
+
+// Follow one job's progress over Server-Sent Events. fetch() rather than EventSource, because
+// EventSource cannot send the Authorization header.
+async function follow(jobId) {
+  if (streams.has(jobId) || streams.size >= MAX_STREAMS) return;
+  const controller = new AbortController();
+  streams.set(jobId, controller);
+  try {
+    const response = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/events`,
+      { headers: authHeaders({ Accept: "text/event-stream" }), signal: controller.signal });
+    if (!response.ok || !response.body) return;
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        handleEvent(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") console.warn("event stream failed", error);
+  } finally {
+    streams.delete(jobId);
+  }
+}
+
+function handleEvent(block) {
+  let name = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) name = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+  }
+  if (name !== "job" || !data.length) return;
+  const job = JSON.parse(data.join("\n"));
+  const row = document.querySelector(`tr[data-job-id="${CSS.escape(job.id)}"]`);
+  if (row) updateRow(row, job);
+  else $("jobs").prepend(jobRow(job));
+  $("no-jobs").hidden = true;
+}
+
+// -- queue and workers ----------------------------------------------------------------------
+
+async function refreshStats() {
+  const stats = await api("/api/jobs/stats");
+  const tiles = STAT_ORDER.map((status) =>
+    el("div", {}, el("dt", { text: status }), el("dd", { text: String(stats.by_status[status] ?? 0) })));
+  tiles.unshift(el("div", {}, el("dt", { text: "workers" }), el("dd", { text: String(stats.active_workers) })));
+  $("stats").replaceChildren(...tiles);
+  $("workers").replaceChildren(...stats.workers.map((w) => el("tr", {},
+    nameCell(w.worker_name),
+    el("td", { text: `${w.in_flight} / ${w.concurrency}` }),
+    el("td", { text: scalingLabel(w) }),
+    el("td", { text: String(w.jobs_succeeded) }),
+    el("td", { text: String(w.jobs_failed) }),
+    el("td", { text: servicesLabel(w) }),
+    el("td", { text: formatSeconds(w.uptime) }))));
+  $("no-workers").hidden = stats.workers.length > 0;
+}
+
+// "fixed", or the autoscaling bounds and the last decision, e.g. "1-8 backlog".
+function scalingLabel(w) {
+  const how = w.scaling || "fixed";
+  return how === "fixed" ? how : `${w.min_concurrency}-${w.max_concurrency} ${how}`;
+}
+
+// The circuit breakers of the worker's process that are not closed, else "ok".
+function servicesLabel(w) {
+  const trouble = Object.entries(w.breakers || {}).filter(([, state]) => state !== "closed");
+  return trouble.length ? trouble.map(([name, state]) => `${name}: ${state}`).join(", ") : "ok";
+}
+
+async function refreshDeadLetters() {
+  const { jobs } = await api("/api/dlq?limit=50");
+  $("dlq").replaceChildren(...jobs.map((job) => {
+    const name = job.payload?.filename || job.type;
+    return el("tr", { "data-dead-id": job.id },
+      nameCell(name),
+      el("td", { text: job.error ? `${job.error.code}: ${job.error.message}` : "" }),
+      el("td", { text: String(job.retry_count) }),
+      el("td", {}, el("button", { type: "button", class: "small", text: "Requeue",
+        "aria-label": `Requeue ${name}`, onclick: () => act(`/api/dlq/${job.id}/requeue`) })));
+  }));
+  $("no-dlq").hidden = jobs.length > 0;
+  $("purge-dlq").hidden = jobs.length === 0;
+}
+
+// -- search ---------------------------------------------------------------------------------
+
+// Which side found the hit, at which rank: "dense #2 + keyword #1".
+function foundBy(hit) {
+  const ranks = { dense: hit.dense_rank, keyword: hit.keyword_rank };
+  return (hit.found_by || []).map((side) => (ranks[side] ? `${side} #${ranks[side]}` : side))
+    .join(" + ");
+}
+
+function pages(hit) {
+  if (hit.page_start == null) return "";
+  return hit.page_end != null && hit.page_end !== hit.page_start
+    ? `pages ${hit.page_start}–${hit.page_end}` : `page ${hit.page_start}`;
+}
+
+async function search(event) {
+  event.preventDefault();
+  const status = $("search-status");
+  const results = $("search-results");
+  const body = {
+    query: $("query").value,
+    collection: $("search-collection").value.trim() || "documents",
+    k: Number($("k").value) || 5,
+    mode: $("search-mode").value || "hybrid",
+  };
+  status.className = "status";
+  status.textContent = "Searching…";
+  try {
+    const { hits } = await api("/api/search", {
+      method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" },
+    });
+    results.replaceChildren(...hits.map((hit) => el("li", {},
+      el("strong", { text: hit.filename || hit.document_id }),
+      el("span", { class: "where", text: ` · ${[pages(hit), `score ${hit.score.toFixed(3)}`]
+        .filter(Boolean).join(" · ")}` }),
+      el("span", { class: "found-by", text: foundBy(hit) ? ` · found by ${foundBy(hit)}` : "" }),
+      el("p", { class: "passage", text: hit.text }))));
+    status.textContent = hits.length ? `${plural(hits.length, "passage")} found.` : "Nothing found.";
+  } catch (error) {
+    results.replaceChildren();
+    status.className = "status error";
+    status.textContent = error.message;
+  }
+}
+
+// -- view -------------------------------------------------------------------------------------
+
+async function refresh() {
+  await Promise.all([refreshStats(), refreshJobs(), refreshDeadLetters()]);
+}
+
+export async function loadConfig() {
+  const config = await api("/api/config");
+  const select = $("chunking_strategy");
+  select.replaceChildren(...config.chunking_strategies.map((name) =>
+    el("option", { value: name, text: name })));
+  select.value = config.default_chunking_strategy;
+  if (config.max_chunk_size) {
+    $("chunk_size").max = config.max_chunk_size;
+    $("chunk_size").placeholder = `default ${config.max_chunk_size}`;
+  }
+  const mib = (config.max_upload_bytes / 1048576).toFixed(0);
+  $("file-hint").textContent = `PDF, DOCX, HTML, Markdown or text, up to ${mib} MiB`;
+}
+
+$("upload-form").addEventListener("submit", upload);
+$("search-form").addEventListener("submit", search);
+$("purge-dlq").addEventListener("click", () => {
+  if (confirm("Delete every job in the dead-letter queue?")) act("/api/dlq", "DELETE");
+});
+registerView("overview", { show: refresh, refresh });
