@@ -20,14 +20,14 @@ from docx.oxml.ns import qn
 from docworkers.errors import (
     CorruptDocumentError,
     DocumentError,
-    DocumentTooLargeError,
     NoExtractableTextError,
 )
 from docworkers.ingest.document import Page, ParsedDocument
-from docworkers.ingest.parsing._common import Deadline, clean_text, iso, megabytes
+from docworkers.ingest.parsing._common import Deadline, clean_text, iso
 from docworkers.ingest.parsing.limits import ParseLimits
+from docworkers.ingest.parsing.packages import MAX_ZIP_MEMBERS as MAX_ZIP_MEMBERS
+from docworkers.ingest.parsing.packages import check_package
 
-MAX_ZIP_MEMBERS = 10_000
 _REPAIR = "Open it in Word or LibreOffice, save it again as .docx and upload it again."
 
 _W_P, _W_TBL, _W_TR, _W_TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
@@ -75,44 +75,24 @@ def parse_docx(
 
 
 def _check_zip(path: Path, filename: str, limits: ParseLimits) -> int | None:
-    """Refuse zip bombs from the sizes in the ZIP directory, before anything is unpacked.
+    """Refuse zip bombs before anything is unpacked (:func:`check_package`).
 
-    zipfile never reads past a member's declared size, so the declared sizes are a real bound.
     Returns the page count that Word recorded in docProps/app.xml, if any.
     """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            if len(members) > MAX_ZIP_MEMBERS:
-                raise DocumentTooLargeError(
-                    filename,
-                    f"the DOCX package holds {len(members)} parts, more than the "
-                    f"{MAX_ZIP_MEMBERS} allowed; it is not a normal Word document.",
-                )
-            unpacked = sum(member.file_size for member in members)
-            if unpacked > limits.max_file_bytes:
-                raise DocumentTooLargeError(
-                    filename,
-                    f"the DOCX file unpacks to {megabytes(unpacked)}, more than the "
-                    f"{megabytes(limits.max_file_bytes)} limit (a 'zip bomb' looks like this). "
-                    "Split the document into smaller files.",
-                )
-            names = {member.filename: member for member in members}
-            if "word/document.xml" not in names:
-                raise CorruptDocumentError(
-                    filename,
-                    f"the file is a ZIP archive but not a Word document (no word/document.xml). "
-                    f"{_REPAIR}",
-                )
-            app = names.get("docProps/app.xml")
-            if app is None or app.file_size > 1024 * 1024:
-                return None
+    archive, names = check_package(
+        path, filename, limits, label="DOCX", required="word/document.xml", repair=_REPAIR
+    )
+    with archive:
+        app = names.get("docProps/app.xml")
+        if app is None or app.file_size > 1024 * 1024:
+            return None
+        try:
             found = _APP_PAGES.search(archive.read(app))
-            return int(found.group(1)) if found else None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError) as exc:
-        raise CorruptDocumentError(
-            filename, f"the DOCX file's ZIP structure is damaged ({_summary(exc)}). {_REPAIR}"
-        ) from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError) as exc:
+            raise CorruptDocumentError(
+                filename, f"the DOCX file's ZIP structure is damaged ({_summary(exc)}). {_REPAIR}"
+            ) from None
+        return int(found.group(1)) if found else None
 
 
 def _heading_levels(document: Any) -> dict[str, int]:
