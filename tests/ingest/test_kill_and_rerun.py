@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from upload_kills import rescued, spawn, stop, wait_for
+from upload_kills import completed_then_killed, rescued
 
 from docworkers.ingest.document_repository import DocumentRepository, DocumentStatus
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.queue import JobStatus, RedisJobRepository, RepositoryConfig
 
 
@@ -25,20 +23,10 @@ async def test_kill_mid_embedding_then_rerun_keeps_one_copy_of_each_chunk(
     jobs = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="kill"))
     documents = DocumentRepository(aioredis.Redis.from_url(redis_url, decode_responses=True))
 
-    # 1. A first upload completes: its chunks are in Chroma.
-    first_proc = spawn(redis_url, chroma)
-    first = await jobs.enqueue(UPLOAD_JOB_TYPE, payload)
-    done = await wait_for(jobs, first, lambda j: j.is_terminal)
-    stop(first_proc, signal.SIGTERM)
-    assert done.status == JobStatus.COMPLETED, done.error
+    # 1. A first upload completes; 2. the same file again, SIGKILLed while it embeds.
+    done, second = await completed_then_killed(redis_url, chroma, jobs, payload, payload,
+                                               (50, 70))
     chunk_count = done.result["chunk_count"]
-
-    # 2. The same file again; the worker is SIGKILLed while it embeds.
-    victim = spawn(redis_url, chroma)
-    second = await jobs.enqueue(UPLOAD_JOB_TYPE, payload)
-    running = await wait_for(jobs, second, lambda j: 50 <= j.progress < 70)
-    stop(victim, signal.SIGKILL)
-    assert running.status == JobStatus.PROCESSING
 
     # 3. Another worker takes the job over once the lease expires and finishes it.
     try:

@@ -5,17 +5,15 @@ store then hold exactly the same chunk ids, one by one, and only the rerun's."""
 from __future__ import annotations
 
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from upload_kills import rescued, spawn, stop, wait_for
+from upload_kills import completed_then_killed, rescued
 
 from docworkers.ingest.document_repository import DocumentRepository, DocumentStatus
 from docworkers.ingest.lexical.index import LexicalIndex
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.queue import JobStatus, RedisJobRepository, RepositoryConfig
 
 COLLECTION = "kill-test"
@@ -38,21 +36,11 @@ async def test_kill_mid_upload_then_rerun_leaves_both_sides_equal(
     documents = DocumentRepository(aioredis.Redis.from_url(redis_url, decode_responses=True))
     keywords = LexicalIndex.for_documents(documents)
 
-    # 1. A first upload completes: its chunks are on both sides.
-    first_proc = spawn(redis_url, chroma)
-    first = await jobs.enqueue(UPLOAD_JOB_TYPE, first_payload)
-    done = await wait_for(jobs, first, lambda j: j.is_terminal)
-    stop(first_proc, signal.SIGTERM)
-    assert done.status == JobStatus.COMPLETED, done.error
+    # 1. A first upload completes: its chunks are on both sides. 2. The same file re-chunked;
+    # the worker is SIGKILLed in the middle of ``stage``.
+    done, second = await completed_then_killed(redis_url, chroma, jobs, first_payload, payload,
+                                               STAGES[stage])
     first_count = done.result["chunk_count"]
-
-    # 2. The same file re-chunked; the worker is SIGKILLed in the middle of ``stage``.
-    low, high = STAGES[stage]
-    victim = spawn(redis_url, chroma)
-    second = await jobs.enqueue(UPLOAD_JOB_TYPE, payload)
-    running = await wait_for(jobs, second, lambda j: low <= j.progress < high)
-    stop(victim, signal.SIGKILL)
-    assert running.status == JobStatus.PROCESSING
 
     # 3. Another worker takes the job over once the lease expires and finishes it.
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.pipeline import DocumentServices
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.ingest.vector_store import ChromaVectorRepository
-from docworkers.queue import Job, RedisJobRepository
+from docworkers.queue import Job, JobStatus, RedisJobRepository
 from docworkers.workers import WorkerConfig
 
 HERE = Path(__file__).parent
@@ -47,6 +49,27 @@ def stop(proc: subprocess.Popen[str], sig: int) -> None:
     proc.wait(30)
     assert proc.stdout is not None
     proc.stdout.close()
+
+
+async def completed_then_killed(
+        redis_url: str, chroma: Path, jobs: RedisJobRepository, first_payload: dict[str, Any],
+        payload: dict[str, Any], progress: tuple[int, int]) -> tuple[Job, str]:
+    """A first upload completes on one worker process; then the upload of ``payload`` (the
+    same document again) is SIGKILLed while its progress is in ``[low, high)``. Returns the
+    completed first job and the id of the killed one, still processing under a dead lease."""
+    first_proc = spawn(redis_url, chroma)
+    first = await jobs.enqueue(UPLOAD_JOB_TYPE, first_payload)
+    done = await wait_for(jobs, first, lambda j: j.is_terminal)
+    stop(first_proc, signal.SIGTERM)
+    assert done.status == JobStatus.COMPLETED, done.error
+
+    low, high = progress
+    victim = spawn(redis_url, chroma)
+    second = await jobs.enqueue(UPLOAD_JOB_TYPE, payload)
+    running = await wait_for(jobs, second, lambda j: low <= j.progress < high)
+    stop(victim, signal.SIGKILL)
+    assert running.status == JobStatus.PROCESSING
+    return done, second
 
 
 @contextlib.asynccontextmanager
