@@ -6,21 +6,14 @@ need no parser and stay fast; ``test_ingest`` and ``test_demo`` cover the path t
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
+from seeding import seed
 from typer.testing import Result
 
-from docworkers.ingest.document import Chunk
-from docworkers.ingest.document_repository import (
-    DocumentRecord,
-    DocumentRepository,
-    DocumentStatus,
-)
 from docworkers.ingest.vector_store import ChromaVectorRepository
 
 PASSAGES = {
@@ -31,39 +24,9 @@ PASSAGES = {
 }
 
 
-def seed(env: dict[str, str], embedder: Any, collection: str) -> dict[str, str]:
-    """Register each file as a completed document and store its passages; {filename: id}."""
-
-    async def main() -> dict[str, str]:
-        client = aioredis.Redis.from_url(env["DOCWORKERS_REDIS_URL"], decode_responses=True)
-        documents = DocumentRepository(client)
-        vectors = ChromaVectorRepository.from_path(env["DOCWORKERS_CHROMA_PATH"])
-        ids: dict[str, str] = {}
-        try:
-            for number, (filename, texts) in enumerate(PASSAGES.items()):
-                document_id = f"{number:032x}"
-                chunks = [Chunk(index=i, text=t, start_char=0, end_char=len(t), token_count=9,
-                                page_start=i + 1, page_end=i + 1) for i, t in enumerate(texts)]
-                vectors.replace_document(collection, document_id, chunks, embedder.embed(texts),
-                                         [{"filename": filename}] * len(chunks))
-                await documents.register(DocumentRecord(
-                    document_id=document_id, collection=collection, filename=filename,
-                    status=DocumentStatus.PROCESSING, file_size=1234))
-                await documents.update(document_id, status=DocumentStatus.COMPLETED,
-                                       chunk_count=len(chunks), page_count=len(chunks),
-                                       metadata={"title": f"About {filename}"})
-                ids[filename] = document_id
-        finally:
-            vectors.close()  # releases the writer lock for the command under test
-            await client.aclose()
-        return ids
-
-    return asyncio.run(main())
-
-
 @pytest.fixture
 def seeded(cli_env: dict[str, str], embedder: Any) -> dict[str, str]:
-    return seed(cli_env, embedder, "library")
+    return seed(cli_env, embedder, "library", PASSAGES)
 
 
 def chunk_count(env: dict[str, str], collection: str, document_id: str) -> int:

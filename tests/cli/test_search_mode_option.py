@@ -3,21 +3,15 @@ who found each hit in the table (in 80 columns) and in the JSON."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
+from seeding import seed
 from typer.testing import CliRunner, Result
 
 from docworkers.cli import app
-from docworkers.ingest.document import Chunk
-from docworkers.ingest.document_repository import DocumentRepository
-from docworkers.ingest.keyword_side import keyword_chunks
-from docworkers.ingest.lexical.index import LexicalIndex
-from docworkers.ingest.vector_store import ChromaVectorRepository
 
 CODE = "ZX-4471-Q"
 PASSAGES = {
@@ -27,35 +21,9 @@ PASSAGES = {
 }
 
 
-def seed(env: dict[str, str], embedder: Any, collection: str) -> dict[str, str]:
-    """Store each file's passages on both sides, as an upload does; {filename: document id}."""
-
-    async def main() -> dict[str, str]:
-        client = aioredis.Redis.from_url(env["DOCWORKERS_REDIS_URL"], decode_responses=True)
-        keywords = LexicalIndex.for_documents(DocumentRepository(client))
-        vectors = ChromaVectorRepository.from_path(env["DOCWORKERS_CHROMA_PATH"])
-        ids: dict[str, str] = {}
-        try:
-            for number, (filename, texts) in enumerate(PASSAGES.items()):
-                document_id = f"{number:032x}"
-                chunks = [Chunk(index=i, text=t, start_char=0, end_char=len(t), token_count=9)
-                          for i, t in enumerate(texts)]
-                vectors.replace_document(collection, document_id, chunks, embedder.embed(texts),
-                                         [{"filename": filename}] * len(chunks))
-                await keywords.replace_document(collection, document_id,
-                                                keyword_chunks(document_id, chunks))
-                ids[filename] = document_id
-        finally:
-            vectors.close()  # releases the writer lock for the command under test
-            await client.aclose()
-        return ids
-
-    return asyncio.run(main())
-
-
 @pytest.fixture
 def seeded(cli_env: dict[str, str], embedder: Any) -> dict[str, str]:
-    return seed(cli_env, embedder, "library")
+    return seed(cli_env, embedder, "library", PASSAGES)
 
 
 def test_search_modes_from_the_command_line(seeded: dict[str, str],
