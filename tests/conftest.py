@@ -109,6 +109,8 @@ def check_invariants(client: redis.Redis, repo: RedisJobRepository) -> dict[str,
         statuses[job_id] = status
     for collection, ids in members.items():
         assert ids <= set(statuses), f"{collection} holds ids without a job hash"
+    for key in client.scan_iter(match=keys.events_prefix + "*"):  # deleted with their job
+        assert key[len(keys.events_prefix):] in statuses, f"{key}: events of no job"
     return statuses
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -87,6 +88,8 @@ def keyspace(client: redis.Redis) -> dict[str, Any]:
             timed = key.endswith((":jobs", ":scheduled", ":cancelled"))
             state[key] = client.zrange(key, 0, -1) if timed \
                 else client.zrange(key, 0, -1, withscores=True)
+        elif kind == "list" and ":events:" in key:  # a job's events: [ms, kind, ...]
+            state[key] = [json.loads(event)[1:] for event in client.lrange(key, 0, -1)]
         elif kind == "list":
             state[key] = client.lrange(key, 0, -1)
         else:

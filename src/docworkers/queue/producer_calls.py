@@ -45,7 +45,7 @@ def cancel_keys(keys: QueueKeys, job_id: str) -> list[str]:
     ``[job_id]``."""
     validate_job_id(job_id)
     return [keys.job(job_id), keys.pending, keys.queued, keys.scheduled, keys.cancelled,
-            keys.notify]
+            keys.notify, keys.events(job_id)]
 
 
 def cancel_outcome(reply: str, job_id: str, queue: str) -> str:

@@ -157,7 +157,7 @@ class RedisJobRepository(JobReads):
         return ScriptCall(
             self._scripts.reserve,
             [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
-             k.stats, k.all_jobs, k.cancelled],
+             k.stats, k.all_jobs, k.cancelled, k.events_prefix],
             [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
              "" if min_priority is None else min_priority,
              "" if only is None else " ".join(only), *RESERVE_FIELDS],
@@ -236,7 +236,8 @@ class RedisJobRepository(JobReads):
         for job_id, token, result in done:
             args.extend((job_id, token, "null" if result is None else _encode_result(result)))
         return ScriptCall(self._scripts.complete,
-                          [k.job_prefix, k.active, k.completed, k.all_jobs, k.stats], args)
+                          [k.job_prefix, k.active, k.completed, k.all_jobs, k.stats,
+                           k.events_prefix], args)
 
     async def fail(self, job_id: str, token: int, failure: Failure, *,
                    default_max_retries: int | None = None) -> JobStatus:
@@ -248,7 +249,7 @@ class RedisJobRepository(JobReads):
         with self._errors:
             status = await self._scripts.fail(
                 keys=[k.job_prefix, k.active, k.scheduled, k.failed, k.dead, k.cancelled,
-                      k.stats, k.all_jobs],
+                      k.stats, k.all_jobs, k.events_prefix],
                 args=[job_id, token, failure.error.to_json(), failure.kind.value,
                       _ms(failure.delay), retries,
                       self.config.dead_letter_cap, _ms(self.config.failed_retention)],
@@ -265,7 +266,7 @@ class RedisJobRepository(JobReads):
         progress = max(0, min(100, int(progress)))
         with self._errors:
             reply = await self._scripts.progress(
-                keys=[self.keys.job(job_id), self.keys.active],
+                keys=[self.keys.job(job_id), self.keys.active, self.keys.events(job_id)],
                 args=[job_id, token, progress, message, _ms(lease)],
             )
         if reply < 0:
@@ -306,7 +307,7 @@ class RedisJobRepository(JobReads):
             args.extend((job_id, token))
         with self._errors:
             return int(await self._scripts.release(
-                keys=[k.job_prefix, k.active, k.queued, k.notify], args=args
+                keys=[k.job_prefix, k.active, k.queued, k.notify, k.events_prefix], args=args
             ))
 
     # -- managing ---------------------------------------------------------------------------
@@ -325,7 +326,7 @@ class RedisJobRepository(JobReads):
         with self._errors:
             previous = await self._scripts.requeue(
                 keys=[k.job(job_id), k.failed, k.dead, k.cancelled, k.pending, k.queued,
-                      k.sequence, k.notify],
+                      k.sequence, k.notify, k.events(job_id)],
                 args=[job_id, self.config.notify_cap],
             )
         if not previous:
@@ -354,7 +355,8 @@ class RedisJobRepository(JobReads):
         k = self.keys
         with self._errors:
             reply = await self._scripts.delete(
-                keys=[k.job(job_id), *k.collections(), k.all_jobs, k.notify], args=[job_id]
+                keys=[k.job(job_id), *k.collections(), k.all_jobs, k.notify,
+                      k.events(job_id)], args=[job_id]
             )
         if reply < 0:
             raise InvalidStateError(f"job {job_id!r} is running; cancel it before deleting")
@@ -375,7 +377,8 @@ class RedisJobRepository(JobReads):
         while True:
             with self._errors:
                 n = int(await self._scripts.cleanup(
-                    keys=[k.job_prefix, k.completed, k.failed, k.cancelled, k.dead, k.all_jobs],
+                    keys=[k.job_prefix, k.completed, k.failed, k.cancelled, k.dead, k.all_jobs,
+                          k.events_prefix],
                     args=[_ms(older_than), "1" if include_dead else "0"],
                 ))
             total += n

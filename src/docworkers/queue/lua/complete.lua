@@ -3,6 +3,7 @@
 -- earlier attempt's failure or deferral is history (retry_count counts it, the worker's log has
 -- it), and a job that succeeded must not show it as its own error.
 -- KEYS[1] job key prefix  KEYS[2] active  KEYS[3] completed  KEYS[4] all-jobs  KEYS[5] stats
+-- KEYS[6] job events prefix (a completion is recorded in the job's events)
 -- ARGV[1] retention ms  ARGV[2] number of jobs
 -- ARGV[3..] 3 values per job: id, token, result (JSON)
 -- Returns: one integer per job: 1 completed, 0 rejected (lease taken over, or not processing)
@@ -22,6 +23,7 @@ for i = 0, tonumber(ARGV[2]) - 1 do
     redis.call('HSET', key, 'status', 'completed', 'result', ARGV[b + 2], 'progress', 100,
       'completed_at', now, 'updated_at', now)
     redis.call('HDEL', key, 'error')
+    record_event(KEYS[6] .. id, {now, 'completed'})
     ids[#ids + 1] = id
     finished[#finished + 1] = now
     finished[#finished + 1] = id
@@ -42,5 +44,5 @@ if done > 0 then
   redis.call('HINCRBY', KEYS[5], 'completed', done)
   redis.call('HINCRBY', KEYS[5], 'processing_ms', busy_ms)
 end
-trim_expired(prefix, KEYS[3], KEYS[4], now - tonumber(ARGV[1]))
+trim_expired(prefix, KEYS[3], KEYS[4], now - tonumber(ARGV[1]), KEYS[6])
 return out

@@ -2,7 +2,7 @@
 -- recovering jobs whose lease expired (their worker died or stalled: that counts as an attempt).
 -- KEYS[1] job key prefix  KEYS[2] queued  KEYS[3] scheduled  KEYS[4] active (lease expiry)
 -- KEYS[5] dead            KEYS[6] sequence  KEYS[7] notify  KEYS[8] stats  KEYS[9] all-jobs
--- KEYS[10] cancelled
+-- KEYS[10] cancelled        KEYS[11] job events prefix
 -- ARGV[1] max jobs  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] default max_retries
 -- ARGV[5] dead-letter cap
 -- ARGV[6] lowest priority to take: '' for any job (a worker's capacity kept for urgent jobs
@@ -16,7 +16,8 @@
 --          the reservation (ms); each job is the values of those fields (false when absent),
 --          read before the reservation except token, which is the new fencing token. The
 --          reservation sets status processing, started_at and updated_at now, worker_id
---          ARGV[3], progress 0 and message '', and deletes completed_at.
+--          ARGV[3], progress 0 and message '', and deletes completed_at. Each reservation and
+--          each recovered lease is recorded in the job's events.
 local now = now_ms()
 local prefix = KEYS[1]
 
@@ -48,6 +49,7 @@ for _, id in ipairs(expired) do
   if h[1] and h[5] == '1' then
     redis.call('HSET', key, 'status', 'cancelled', 'completed_at', now, 'updated_at', now)
     redis.call('ZADD', KEYS[10], now, id)
+    record_event(KEYS[11] .. id, {now, 'lease_expired', h[4] or '', 'cancelled'})
   elseif h[1] then
     local retries = tonumber(h[2])
     local max_retries = tonumber(h[3]) or tonumber(ARGV[4])
@@ -58,11 +60,13 @@ for _, id in ipairs(expired) do
       redis.call('HSET', key, 'status', 'dead', 'error', err, 'completed_at', now,
         'updated_at', now)
       redis.call('HINCRBY', KEYS[8], 'dead', 1)
-      dead_letter(prefix, KEYS[5], KEYS[9], id, now, tonumber(ARGV[5]))
+      record_event(KEYS[11] .. id, {now, 'lease_expired', h[4] or '', 'dead'})
+      dead_letter(prefix, KEYS[5], KEYS[9], id, now, tonumber(ARGV[5]), KEYS[11])
     else
       redis.call('HSET', key, 'status', 'queued', 'retry_count', retries + 1, 'error', err,
         'updated_at', now)
       redis.call('HINCRBY', KEYS[8], 'retried', 1)
+      record_event(KEYS[11] .. id, {now, 'lease_expired', h[4] or '', 'queued'})
       redis.call('ZADD', KEYS[2], ready_score(tonumber(h[1]), redis.call('INCR', KEYS[6])), id)
     end
   end
@@ -112,6 +116,7 @@ if n > 0 then
       redis.call('HSET', key, 'token', token, 'status', 'processing', 'started_at', now,
         'updated_at', now, 'worker_id', ARGV[3], 'progress', 0, 'message', '')
       redis.call('HDEL', key, 'completed_at')
+      record_event(KEYS[11] .. id, {now, 'reserved', ARGV[3], token, lease_until})
       leased[#leased + 1] = lease_until
       leased[#leased + 1] = id
       row[at.token] = token

@@ -63,6 +63,16 @@ class QueueKeys:
         return self.job_prefix + job_id
 
     @property
+    def events_prefix(self) -> str:
+        """Prefix of the job event lists (the timeline: reservations, progress, retries,
+        the end); scripts that pop ids append them."""
+        return self.prefix + "events:"
+
+    def events(self, job_id: str) -> str:
+        """The recorded events of job ``job_id`` (a list, bounded; deleted with the job)."""
+        return self.events_prefix + job_id
+
+    @property
     def pending(self) -> str:
         """Created but not yet enqueued."""
         return self.prefix + "pending"
