@@ -107,7 +107,8 @@ async def test_uploaded_paper_is_searchable_then_deleted(settings: Settings, emb
         document = (await api.get(f"/api/documents/{document_id}")).json()
         assert document["status"] == "completed" and document["page_count"] == 2
         collections = (await api.get("/api/collections")).json()["collections"]
-        assert collections == [{"name": "papers", "chunk_count": job["result"]["chunk_count"]}]
+        assert collections == [{"name": "papers", "document_count": 1,
+                                "chunk_count": job["result"]["chunk_count"]}]
 
         deleted = await api.delete(f"/api/documents/{document_id}")
         assert deleted.status_code == 200

@@ -29,7 +29,7 @@ from docworkers.ingest.jobs.document_delete import delete_document as delete_doc
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.search_filters import FIELDS, Operator, SearchFilter
 from docworkers.ingest.upload_checks import chunk_size_problem
-from docworkers.ingest.vector_repository import validate_collection_name
+from docworkers.ingest.vector_repository import SearchHit, validate_collection_name
 from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY, iso_time
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
@@ -165,19 +165,22 @@ async def upload_config(state: State) -> dict[str, Any]:
 # -- documents ----------------------------------------------------------------------------------
 
 
-@router.get("/documents", tags=["documents"], summary="Documents, newest first")
+@router.get("/documents", tags=["documents"], summary="Documents, newest first",
+            description="A page of documents; `total` is how many match the filters in all.")
 async def list_documents(
     state: State,
     collection: Annotated[str | None, Query(max_length=512)] = None,
+    status: Annotated[DocumentStatus | None, Query(description="only documents in this state")
+                      ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     if collection is not None:
         validate_collection_name(collection)
-    records = await state.runtime.documents.list_documents(collection, limit=limit,
-                                                           offset=offset)
+    records, total = await state.runtime.documents.find_documents(
+        collection, status=status, limit=limit, offset=offset)
     return {"documents": [r.to_dict() for r in records], "count": len(records),
-            "limit": limit, "offset": offset}
+            "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/documents/{document_id}", tags=["documents"], summary="One document")
@@ -186,6 +189,35 @@ async def get_document(document_id: DocumentId, state: State) -> dict[str, Any]:
     if record is None:
         raise ApiError(404, "not_found", f"no document {document_id!r}")
     return record.to_dict()
+
+
+def _chunk_view(chunk: SearchHit) -> dict[str, Any]:
+    return {"chunk_id": chunk.chunk_id, "chunk_index": chunk.chunk_index,
+            "page_start": chunk.page_start, "page_end": chunk.page_end, "text": chunk.text}
+
+
+@router.get("/documents/{document_id}/chunks", tags=["documents"],
+            summary="A document's stored chunks, in order, with their pages",
+            description="A page of the chunks searches find (the collection's current version "
+                        "after a reindex); `total` is how many the document has.",
+            responses={404: {"model": ErrorResponse}})
+async def document_chunks(
+    document_id: DocumentId,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    documents = state.runtime.documents
+    record = await documents.get(document_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"no document {document_id!r}")
+    physical = await CollectionAliases.for_documents(documents).resolve(record.collection)
+    vectors = await state.vectors()
+    stored = await asyncio.to_thread(vectors.document_chunks, physical, document_id)
+    chunks = [_chunk_view(SearchHit.stored(chunk_id, text, meta, 0.0))
+              for chunk_id, text, meta in stored[offset : offset + limit]]
+    return {"document_id": document_id, "collection": record.collection, "chunks": chunks,
+            "count": len(chunks), "total": len(stored), "limit": limit, "offset": offset}
 
 
 @router.delete("/documents/{document_id}", tags=["documents"],
@@ -206,18 +238,20 @@ async def delete_document(document_id: DocumentId, state: State) -> dict[str, An
 # -- collections --------------------------------------------------------------------------------
 
 
-@router.get("/collections", tags=["collections"], summary="Collections with their chunk counts")
+@router.get("/collections", tags=["collections"],
+            summary="Collections with their document and chunk counts")
 async def list_collections(state: State) -> dict[str, Any]:
     vectors = await state.vectors()
     infos = await asyncio.to_thread(vectors.list_collections)
     chunks = {info.name: info.count for info in infos}
     aliases = CollectionAliases.for_documents(state.runtime.documents)
-    for name in await state.runtime.documents.collections():
+    counts = await state.runtime.documents.document_counts()
+    for name in counts:
         physical = await aliases.resolve(name)
         # A reindexed collection is shown under its own name with the version searches use.
         chunks[name] = chunks.pop(physical, 0) if physical != name else chunks.get(name, 0)
-    return {"collections": [{"name": name, "chunk_count": chunks[name]}
-                            for name in sorted(chunks)]}
+    return {"collections": [{"name": name, "document_count": counts.get(name, 0),
+                             "chunk_count": chunks[name]} for name in sorted(chunks)]}
 
 
 @router.delete("/collections/{name}", tags=["collections"],

@@ -230,16 +230,40 @@ class DocumentRepository:
         self, collection: str | None = None, *, limit: int = 100, offset: int = 0
     ) -> list[DocumentRecord]:
         """Documents of a collection (or all collections), newest first."""
+        return (await self.find_documents(collection, limit=limit, offset=offset))[0]
+
+    async def find_documents(
+        self, collection: str | None = None, *, status: DocumentStatus | None = None,
+        limit: int = 100, offset: int = 0,
+    ) -> tuple[list[DocumentRecord], int]:
+        """A page of the documents of a collection (or all collections) newest first, and how
+        many match in all (for paging). There is no index by status: with ``status`` every
+        matching collection's statuses are read (one round trip), then only the page."""
         names = await self.collections() if collection is None else [collection]
-        ids: list[str] = []
-        with self._errors:
-            for name in names:
-                ids += cast(list[str], await self.client.zrevrange(self.keys.collection(name),
-                                                                   0, -1))
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.zrevrange(self.keys.collection(name), 0, -1, withscores=True)
+        scored = [pair for ranked in await self._run(pipe) for pair in ranked]
+        ids = [str(document_id) for document_id, _ in
+               sorted(scored, key=lambda pair: pair[1], reverse=True)]
+        if status is not None:
+            pipe = self.client.pipeline(transaction=False)
+            for document_id in ids:
+                pipe.hget(self.keys.record(document_id), "status")
+            found = await self._run(pipe)
+            ids = [i for i, value in zip(ids, found, strict=True) if value == status.value]
         pipe = self.client.pipeline(transaction=False)
         for document_id in ids[offset : offset + limit]:
             pipe.hgetall(self.keys.record(document_id))
-        return [DocumentRecord.from_hash(d) for d in await self._run(pipe) if d]
+        return [DocumentRecord.from_hash(d) for d in await self._run(pipe) if d], len(ids)
+
+    async def document_counts(self) -> dict[str, int]:
+        """How many documents each collection has (one round trip)."""
+        names = await self.collections()
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.zcard(self.keys.collection(name))
+        return dict(zip(names, (int(n) for n in await self._run(pipe)), strict=True))
 
     async def collections(self) -> list[str]:
         with self._errors:
