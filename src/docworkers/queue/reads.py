@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 from redis.exceptions import RedisError
 
 from docworkers.errors import JobNotFoundError
-from docworkers.queue.filters import JobFilter
+from docworkers.queue.events import JobEvent, parse_events
+from docworkers.queue.filters import JobFilter, JobPage
 from docworkers.queue.job import Job, JobStatus
 from docworkers.queue.redis.errors import redacted
 from docworkers.queue.redis.keys import validate_job_id
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from docworkers.queue.repository_config import RepositoryConfig
 
 log = logging.getLogger("docworkers.queue")
+
+COUNT_BUDGET = 5000  # jobs a filtered listing reads past its page to count the matches
 
 _STATUS_COLLECTION = {
     JobStatus.PENDING: "pending",
@@ -116,17 +119,35 @@ class JobReads:
         return getattr(self.keys, name) if name else None
 
     async def list_jobs(self, job_filter: JobFilter | None = None) -> list[Job]:
-        """Jobs newest first, filtered by type, status, tags, user and creation time."""
+        """Jobs newest first, filtered by type, status, tags, user, payload, text and
+        creation time."""
+        return (await self.page_jobs(job_filter, count=False)).jobs
+
+    async def page_jobs(self, job_filter: JobFilter | None = None, *,
+                        count: bool = True) -> JobPage:
+        """A page of :meth:`list_jobs` and, with ``count``, how many jobs match in all: exact
+        when the ids alone answer (no filter, or one status with a collection of its own) or
+        when at most :data:`COUNT_BUDGET` jobs past the page remain to read; else None."""
         f = job_filter or JobFilter()
+        if f.queues and self.queue not in f.queues:
+            return JobPage([], 0)
         source = self.keys.all_jobs
         if len(f.statuses) == 1 and (only := self._collection_for(next(iter(f.statuses)))):
             source = only
+        if not f.reads_jobs and (source != self.keys.all_jobs or not f.statuses):
+            with self._errors:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.zrevrange(source, f.offset, f.offset + f.limit - 1)
+                pipe.zcard(source)
+                ids, total = await pipe.execute()
+            return JobPage(await self.get_jobs(cast("list[str]", ids)),
+                           int(total) if count else None)
         low = f.created_after.timestamp() * 1000 if f.created_after else "-inf"
         high = f.created_before.timestamp() * 1000 if f.created_before else "+inf"
         matched: list[Job] = []
-        skipped = 0
-        start, page = 0, 500
-        while len(matched) < f.limit:
+        total = read = start = 0
+        page = 500
+        while total < f.offset + f.limit or (count and read < COUNT_BUDGET):
             with self._errors:
                 if source == self.keys.all_jobs:
                     reply = await self.client.zrevrangebyscore(
@@ -136,18 +157,24 @@ class JobReads:
                     reply = await self.client.zrevrange(source, start, start + page - 1)
             ids = cast("list[str]", reply)
             if not ids:
-                break
+                return JobPage(matched, total if count else None)
             start += page
+            if total >= f.offset + f.limit:
+                read += len(ids)
             for job in await self.get_jobs(ids):
-                if not f.matches(job):
-                    continue
-                if skipped < f.offset:
-                    skipped += 1
-                    continue
-                matched.append(job)
-                if len(matched) >= f.limit:
-                    break
-        return matched
+                if f.matches(job):
+                    if f.offset <= total < f.offset + f.limit:
+                        matched.append(job)
+                    total += 1
+        return JobPage(matched, None)
+
+    async def job_events(self, job_id: str) -> list[JobEvent]:
+        """The recorded events of a job, oldest first (bounded: see docworkers.queue.events)."""
+        validate_job_id(job_id)
+        with self._errors:
+            raw = await cast("Awaitable[list[str]]",
+                             self.client.lrange(self.keys.events(job_id), 0, -1))
+        return parse_events(raw)
 
     async def active_jobs(self) -> list[Job]:
         with self._errors:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from docworkers.errors import ConfigurationError, JobNotFoundError
-from docworkers.queue.filters import JobFilter
+from docworkers.queue.filters import JobFilter, JobPage
 from docworkers.queue.job import Job
 from docworkers.queue.redis.keys import validate_queue_name
 from docworkers.queue.stats import QueueStats
@@ -124,17 +124,27 @@ class RoutedQueues:
 
     async def list_jobs(self, job_filter: JobFilter) -> list[Job]:
         """Jobs of every queue that matches, newest first."""
-        repos = self.holding(job_filter.types)
-        if len(repos) == 1:
-            return await repos[0].list_jobs(job_filter)
+        return (await self.page_jobs(job_filter, count=False)).jobs
+
+    async def page_jobs(self, job_filter: JobFilter, *, count: bool = True) -> JobPage:
+        """A page of :meth:`list_jobs` and the number of matches in all queues (None when a
+        queue could not count its own cheaply; see ``JobReads.page_jobs``)."""
+        repos = [repo for repo in self.holding(job_filter.types)
+                 if not job_filter.queues or repo.queue in job_filter.queues]
+        if len(repos) <= 1:
+            return await repos[0].page_jobs(job_filter, count=count) if repos \
+                else JobPage([], 0)
         depth = job_filter.offset + job_filter.limit
         if depth > MAX_MERGED:
             raise ConfigurationError("offset", f"a listing across the {len(repos)} queues of "
                                      f"the job types reaches {MAX_MERGED} jobs deep at most; "
-                                     "filter by type to page further")
+                                     "filter by type or queue to page further")
         window = replace(job_filter, offset=0, limit=depth)
-        pages = await _together(*(repo.list_jobs(window) for repo in repos))
-        return _newest_first(pages, job_filter.offset, job_filter.limit)
+        pages = await _together(*(repo.page_jobs(window, count=count) for repo in repos))
+        totals = [page.total for page in pages]
+        return JobPage(
+            _newest_first([page.jobs for page in pages], job_filter.offset, job_filter.limit),
+            None if None in totals else sum(t or 0 for t in totals))
 
     async def dead_letters(self, limit: int = 100, offset: int = 0) -> list[Job]:
         """Dead jobs of every queue, most recent first."""

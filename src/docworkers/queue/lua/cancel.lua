@@ -18,7 +18,7 @@ if status == 'pending' or status == 'queued' or status == 'retrying' then
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('ZADD', KEYS[5], now, ARGV[1])
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'completed_at', now, 'updated_at', now)
-  record_event(KEYS[7], {now, 'cancelled', status})
+  record_event(KEYS[7], {now, 'cancelled', '', 'cancelled while ' .. status})
   if redis.call('ZCARD', KEYS[3]) == 0 then redis.call('DEL', KEYS[6]) end
   return 'cancelled'
 end
