@@ -28,6 +28,7 @@ from docworkers.ingest.jobs.kinds import JOB_KINDS
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.upload_checks import job_problems
 from docworkers.queue import Job, JobFilter, JobStatus, RedisJobRepository
+from docworkers.queue.events import EVENT_CAP, attempts, timeline
 from docworkers.queue.job import MAX_PRIORITY, MIN_PRIORITY, iso_time
 from docworkers.queue.routing import RoutedQueues, combine_stats
 
@@ -44,6 +45,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 # before it is looked up or quoted back in an error.
 JobId = Annotated[str, PathParam(min_length=1, max_length=MAX_JOB_ID)]
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG)]
+MAX_TEXT = 255  # characters of a text or collection filter (a filename's length)
 
 
 def _ms(start: datetime | None, end: datetime | None) -> int | None:
@@ -165,26 +167,96 @@ async def submit_job(request: SubmitRequest, http: Request, state: State) -> JSO
                         status_code=202, headers={"Location": f"/api/jobs/{job_id}"})
 
 
-@router.get("/jobs", tags=["jobs"], summary="List jobs, newest first")
+def _payload_pairs(pairs: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ApiError(422, "invalid_request", f"payload filter {pair[:80]!r}: use field=value",
+                           fields={"payload": "use field=value"})
+        found[name] = value
+    return found
+
+
+@router.get(
+    "/jobs", tags=["jobs"], summary="List jobs, newest first, filtered and paged",
+    description="Every retained job of every queue, newest first. Filters combine (AND); "
+                "a repeated `type`, `status` or `queue` matches any of its values. `total` is "
+                "the number of matches in all, or null when counting them would mean reading "
+                "more than a few thousand jobs past the page (then page on while `jobs` is "
+                "full). `types` and `queues` list what the filters accept.",
+)
 async def list_jobs(
     state: State,
     type: Annotated[list[str] | None, Query(description="job type; repeat for several")] = None,
     status: Annotated[list[str] | None, Query(description="status; repeat for several")] = None,
+    queue: Annotated[list[str] | None, Query(description="queue; repeat for several")] = None,
     tag: Annotated[list[str] | None, Query(description="jobs must carry every tag")] = None,
     user: Annotated[str | None, Query(max_length=MAX_USER_ID)] = None,
+    collection: Annotated[str | None, Query(max_length=MAX_TEXT,
+                                            description="the payload's collection")] = None,
+    payload: Annotated[list[str] | None, Query(
+        max_length=MAX_TAGS, description="`field=value`: a top-level payload field equals the "
+                                         "value; repeat for several")] = None,
+    text: Annotated[str | None, Query(
+        max_length=MAX_TEXT, description="case-insensitive text in the job id or any "
+                                         "payload text (e.g. the filename)")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
+    pairs = _payload_pairs(payload or [])
+    if collection:
+        pairs["collection"] = collection
+    queues = _queues(state)
     job_filter = JobFilter.of(types=type or (), statuses=status or (), tags=tag or (),
-                              user_id=user, limit=limit, offset=offset)
-    jobs = await _queues(state).list_jobs(job_filter)
-    return {"jobs": [job_view(j) for j in jobs], "count": len(jobs), "limit": limit,
-            "offset": offset}
+                              queues=queue or (), payload=pairs, text=text, user_id=user,
+                              limit=limit, offset=offset)
+    page = await queues.page_jobs(job_filter)
+    return {"jobs": [job_view(j) for j in page.jobs], "count": len(page.jobs),
+            "total": page.total, "limit": limit, "offset": offset,
+            "types": list(JOB_KINDS), "queues": list(queues.queues)}
 
 
-@router.get("/jobs/{job_id}", tags=["jobs"], summary="One job: status, progress, result, error")
+def _actions(job: Job) -> list[str]:
+    """What may be done to the job now (the dashboard shows only these buttons)."""
+    actions = []
+    if job.status in (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RETRYING) or (
+            job.status == JobStatus.PROCESSING and not job.cancel_requested):
+        actions.append("cancel")
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PENDING):
+        actions.append("retry")
+    if job.status == JobStatus.DEAD:
+        actions.append("requeue")
+    if job.status != JobStatus.PROCESSING:
+        actions.append("delete")
+    return actions
+
+
+@router.get(
+    "/jobs/{job_id}", tags=["jobs"],
+    summary="One job: payload, result, error with traceback, attempts and timeline",
+    description="The job as listed, plus `error.traceback`, `timeline` (enqueued, then each "
+                "recorded event oldest first: `reserved` with worker, fencing token and lease, "
+                "`progress` messages, `retry`/`deferred` with `delay_ms` and `run_at`, "
+                "`lease_expired`, `released`, `requeued`, `cancel_requested`, and the end: "
+                "`completed`, `failed`, `dead` or `cancelled`, with the error's code and "
+                f"message), `attempts` (one per reservation) and `actions` (cancel, retry, "
+                f"requeue, delete: those that apply now). The queue keeps the last "
+                f"{EVENT_CAP} events of a job.",
+)
 async def get_job(job_id: JobId, state: State) -> dict[str, Any]:
-    return job_view(await _queues(state).get_job(job_id))
+    repo = await _owner(state, job_id)
+    job = await repo.get_job(job_id)
+    events = await repo.job_events(job_id)
+    data = job_view(job)
+    if job.error is not None and isinstance(data["error"], dict):
+        data["error"]["traceback"] = job.error.traceback
+    data["timeline"] = [event.to_dict() for event in timeline(job, events)]
+    data["attempts"] = attempts(events)
+    data["events_cap"] = EVENT_CAP
+    data["cancel_requested"] = job.cancel_requested
+    data["actions"] = _actions(job)
+    return data
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"],
