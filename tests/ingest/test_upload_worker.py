@@ -109,7 +109,7 @@ async def test_rerun_and_reupload_never_duplicate_chunks(ingest_env: dict[str, A
         ("pdf/password.pdf", "encrypted"),
         ("text/empty.txt", "empty"),
         ("pdf/pypdf_007-imagemagick-images_imagemagick-images.pdf", "no_text"),
-        ("docx/simple.doc", "unsupported_type"),
+        ("other/fake.go", "unsupported_type"),
     ],
 )
 async def test_trap_files_fail_with_a_typed_error_and_the_worker_survives(

@@ -43,7 +43,9 @@ MAX_FIELDS = 32
 MAX_FILENAME = 255
 _FRAMING_ALLOWANCE = 1 << 20  # multipart framing and form fields on top of the file
 _WRITE_BLOCK = 1 << 20
-_SUFFIX = {"pdf": ".pdf", "docx": ".docx", "html": ".html", "markdown": ".md", "text": ".txt"}
+_SUFFIX = {"pdf": ".pdf", "docx": ".docx", "html": ".html", "markdown": ".md", "text": ".txt",
+           "csv": ".csv", "doc": ".doc", "xls": ".xls", "xlsx": ".xlsx", "pptx": ".pptx",
+           "eml": ".eml", "msg": ".msg"}
 
 
 def safe_filename(raw: str) -> str:
@@ -89,7 +91,7 @@ class ReceivedUpload:
     temp_path: Path
     size: int
     sha256: str
-    kind: str  # what detect_kind found: pdf, docx, html, markdown or text
+    kind: str  # what detect_kind found (one of detect.KINDS)
 
     @property
     def target_name(self) -> str:

@@ -20,7 +20,7 @@ from docworkers.cli.context import UsageError
 
 DOCUMENT_EXTENSIONS = frozenset({
     ".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".text", ".rst", ".csv",
-    ".log",
+    ".log", ".doc", ".xls", ".xlsx", ".pptx", ".eml", ".msg",
 })
 
 

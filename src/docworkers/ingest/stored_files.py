@@ -23,7 +23,7 @@ from typing import IO
 from urllib.parse import unquote, urlparse
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError
-from docworkers.ingest.parsing.detect import HTML_EXTENSIONS, MARKDOWN_EXTENSIONS, TEXT_EXTENSIONS
+from docworkers.ingest.parsing.detect import DOCUMENT_EXTENSIONS
 from docworkers.ingest.payload import UploadJobPayload
 
 __all__ = [
@@ -39,8 +39,6 @@ __all__ = [
     "stored_file_path",
 ]
 
-DOCUMENT_EXTENSIONS = frozenset({".pdf", ".docx"} | TEXT_EXTENSIONS | MARKDOWN_EXTENSIONS
-                                | HTML_EXTENSIONS)
 _BLOCK = 1 << 20
 _MAX_NAME = 255
 

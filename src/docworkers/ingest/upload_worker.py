@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from docworkers.ingest.attachments import enqueue_attachments
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.fencing import claim_fence
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
@@ -57,4 +58,10 @@ class UploadWorker(BaseWorker):
             result.chunk_count,
             result.processing_time_ms,
         )
-        return result.model_dump()
+        outcome = result.model_dump()
+        record = await self.upload_config.document_repo.get(result.document_id)
+        children = await enqueue_attachments(
+            self.upload_config.job_repo, job, payload, record.metadata if record else {})
+        if children:  # an email's attachments (ingest/attachments.py)
+            outcome["children"] = children
+        return outcome

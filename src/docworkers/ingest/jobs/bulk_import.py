@@ -31,9 +31,10 @@ from docworkers.errors import (
     JobNotFoundError,
     PermanentJobError,
 )
+from docworkers.ingest.jobs.children import child_upload, parent_tag
 from docworkers.ingest.jobs.common import JobPayload, LogicalCollection, Progress, no_progress
 from docworkers.ingest.jobs.kinds import BULK_IMPORT_JOB_TYPE
-from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload, UploadOptions
+from docworkers.ingest.payload import UploadJobPayload, UploadOptions
 from docworkers.ingest.stored_files import (
     Collected,
     ImportLimits,
@@ -44,7 +45,6 @@ from docworkers.ingest.stored_files import (
 )
 from docworkers.queue.job import Job, JobStatus
 from docworkers.queue.protocol import JobRepository
-from docworkers.queue.redis.keys import validate_job_id
 from docworkers.queue.spec import JobSpec
 from docworkers.workers.base import BaseWorker
 from docworkers.workers.config import WorkerConfig
@@ -61,11 +61,6 @@ __all__ = [
 ]
 
 MAX_LISTED = 100  # failures and skipped files listed in the result; the counts are complete
-
-
-def parent_tag(parent_id: str) -> str:
-    """The tag every child of a bulk import carries (``JobFilter(tags=...)`` finds them)."""
-    return f"parent:{parent_id}"
 
 
 class BulkImportPayload(JobPayload, UploadOptions):
@@ -219,19 +214,13 @@ class BulkImport:
         options = payload.upload_options()
         specs = []
         for n, stored in enumerate(found.files):
-            child_id = f"{parent_id}:{n}"
             try:
-                validate_job_id(child_id)
+                specs.append(child_upload(
+                    parent_id, n, filename=stored.filename, path=stored.path, size=stored.size,
+                    options=options, priority=priority, user_id=user_id))
             except InvalidJobIdError as exc:
                 raise PermanentJobError(f"job id {parent_id!r} is too long to number its "
                                         f"children ({exc})") from exc
-            specs.append(JobSpec(
-                UPLOAD_JOB_TYPE,
-                {"filename": stored.filename, "file_path": str(stored.path),
-                 "file_size": stored.size, **options},
-                job_id=child_id, priority=priority, user_id=user_id,
-                tags=[parent_tag(parent_id)],
-            ))
         return specs
 
     async def _follow(self, ids: Sequence[str], progress: Progress) -> dict[str, Job | None]:

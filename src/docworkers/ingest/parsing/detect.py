@@ -4,7 +4,9 @@ Binary formats are recognised by their signature, whatever the file is called: P
 ``.docx`` are parsed as a PDF. Text is different: any source file, config file or log is "text",
 and the corpus README lists Go, YAML and XSL sources and an extension-less file as unsupported. So
 text is accepted only under an extension that says "document" (:data:`TEXT_EXTENSIONS`,
-:data:`MARKDOWN_EXTENSIONS`, :data:`HTML_EXTENSIONS`), or when it plainly is an HTML page.
+:data:`MARKDOWN_EXTENSIONS`, :data:`HTML_EXTENSIONS`, ``.csv``, ``.eml``), or when it plainly
+is an HTML page. Legacy Office files share one container (OLE2): the names of its streams say
+which it is (:mod:`~docworkers.ingest.parsing.ole`); the parser checks them again in full.
 """
 
 from __future__ import annotations
@@ -14,17 +16,33 @@ import re
 from docworkers.errors import (
     CorruptDocumentError,
     EmptyDocumentError,
+    EncryptedDocumentError,
     UnsupportedDocumentTypeError,
 )
 from docworkers.ingest.parsing.encoding import sniff_text
+from docworkers.ingest.parsing.ole import (
+    OLE_SIGNATURE,
+    encrypted_reason,
+    kind_from_head,
+    ppt_reason,
+)
 
-KINDS = ("pdf", "docx", "html", "markdown", "text")
-TEXT_EXTENSIONS = frozenset({".txt", ".text", ".rst", ".csv", ".log"})
+KINDS = ("pdf", "docx", "html", "markdown", "text", "csv", "doc", "xls", "xlsx", "pptx",
+         "eml", "msg")
+TEXT_EXTENSIONS = frozenset({".txt", ".text", ".rst", ".log"})
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown"})
 HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
+CSV_EXTENSIONS = frozenset({".csv"})
+EMAIL_EXTENSIONS = frozenset({".eml"})
+OFFICE_EXTENSIONS = frozenset({".pdf", ".docx", ".doc", ".xls", ".xlsx", ".pptx", ".msg"})
+#: Every extension a document may have (uploads, bulk imports, email attachments).
+DOCUMENT_EXTENSIONS = (TEXT_EXTENSIONS | MARKDOWN_EXTENSIONS | HTML_EXTENSIONS | CSV_EXTENSIONS
+                       | EMAIL_EXTENSIONS | OFFICE_EXTENSIONS)
 HEAD_BYTES = 64 * 1024  # what callers should pass as ``head``
 
-_SUPPORTED = "PDF, DOCX, HTML, Markdown (.md) and plain text (.txt)"
+_SUPPORTED = (
+    "PDF, DOCX, DOC, XLSX, XLS, CSV, PPTX, EML, MSG, HTML, Markdown (.md) and plain text (.txt)"
+)
 _CONVERT = "open it in Word or LibreOffice and save it as .docx or PDF"
 _IMAGE = (
     "is an image ({}); text cannot be read from images because OCR is not supported. "
@@ -33,11 +51,6 @@ _IMAGE = (
 _ARCHIVE = "is a compressed archive ({}); extract it and upload the documents inside one by one."
 _PROGRAM = "is an executable program ({}), not a document."
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (
-        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-        "is a legacy Microsoft Office file (.doc, .xls or "
-        f".ppt), which is not supported; {_CONVERT}.",
-    ),
     (b"{\\rtf", f"is an RTF document, which is not supported; {_CONVERT}."),
     (b"\x89PNG\r\n\x1a\n", _IMAGE.format("PNG")),
     (b"\xff\xd8\xff", _IMAGE.format("JPEG")),
@@ -53,8 +66,6 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x7fELF", _PROGRAM.format("ELF")),
 )
 _ZIP_KINDS: tuple[tuple[bytes, str], ...] = (
-    (b"xl/", "is an Excel workbook, which is not supported; export it as PDF or CSV."),
-    (b"ppt/", "is a PowerPoint presentation, which is not supported; export it as PDF."),
     (
         b"mimetypeapplication/vnd.oasis.opendocument",
         f"is an OpenDocument file, which is not supported; {_CONVERT}.",
@@ -64,11 +75,12 @@ _ZIP_KINDS: tuple[tuple[bytes, str], ...] = (
         "is an EPUB e-book, which is not supported; convert it to PDF.",
     ),
 )
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 _HTML_START = re.compile(r"<(?:!doctype\s+html|html|head|body)[\s>/]")
 
 
 def detect_kind(head: bytes, filename: str) -> str:
-    """Return "pdf", "docx", "html", "markdown" or "text" for a file starting with ``head``.
+    """Return one of :data:`KINDS` for a file starting with ``head``.
 
     Raises EmptyDocumentError for an empty file, UnsupportedDocumentTypeError for formats we do
     not read, and CorruptDocumentError when the name promises PDF/DOCX but the content is
@@ -83,12 +95,24 @@ def detect_kind(head: bytes, filename: str) -> str:
         return "pdf"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_kind(head, filename, ext)
+    if head.startswith(OLE_SIGNATURE):
+        if _ENCRYPTED_PACKAGE in head:  # a password-protected DOCX, XLSX or PPTX
+            raise EncryptedDocumentError(filename, encrypted_reason())
+        kind = kind_from_head(head, ext)
+        if kind == "ppt":
+            raise UnsupportedDocumentTypeError(filename, ppt_reason())
+        if kind is None:
+            raise UnsupportedDocumentTypeError(
+                filename, "is a legacy Microsoft Office file of a type we do not read (an "
+                f"OLE2 file that is no .doc, .xls or .msg); supported are {_SUPPORTED}.",
+            )
+        return kind
     for magic, reason in _SIGNATURES:
         if head.startswith(magic):
             raise UnsupportedDocumentTypeError(filename, reason)
     sample = sniff_text(head)
     if sample is None:
-        if ext in {".pdf", ".docx"}:
+        if ext in OFFICE_EXTENSIONS | CSV_EXTENSIONS | EMAIL_EXTENSIONS:
             raise CorruptDocumentError(
                 filename,
                 f"is named {ext} but its content is not a {ext[1:].upper()} file; it is "
@@ -101,11 +125,15 @@ def detect_kind(head: bytes, filename: str) -> str:
         return "html"
     if ext in MARKDOWN_EXTENSIONS:
         return "markdown"
+    if ext in CSV_EXTENSIONS:
+        return "csv"
+    if ext in EMAIL_EXTENSIONS:
+        return "eml"
     if ext in TEXT_EXTENSIONS:
         return "text"
     if not ext:
         reason = "has no file extension, so its type is unknown"
-    elif ext in {".pdf", ".docx", ".doc"}:
+    elif ext in OFFICE_EXTENSIONS:
         reason = f"is named {ext} but contains plain text, not a {ext[1:].upper()} document"
     else:
         reason = f"has the extension {ext}, which is not a supported document type"
@@ -126,11 +154,15 @@ def extension(filename: str) -> str:
 def _zip_kind(head: bytes, filename: str, ext: str) -> str:
     if b"word/" in head:
         return "docx"
+    if b"xl/" in head:
+        return "xlsx"
+    if b"ppt/" in head:
+        return "pptx"
     for marker, reason in _ZIP_KINDS:
         if marker in head:
             raise UnsupportedDocumentTypeError(filename, reason)
-    if ext == ".docx":  # a DOCX whose first members are large (e.g. a thumbnail)
-        return "docx"
+    if ext in {".docx", ".xlsx", ".pptx"}:  # first members large (e.g. a thumbnail)
+        return ext[1:]
     raise UnsupportedDocumentTypeError(
         filename, "is a ZIP archive, not a document; extract it and upload the documents inside."
     )

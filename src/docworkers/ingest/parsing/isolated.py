@@ -88,7 +88,8 @@ class IsolatedParser:
         return [pid for pid in (child.pid for child in self._children) if pid is not None]
 
     def parse(
-        self, path: Path, *, filename: str | None = None, max_pages: int = 0
+        self, path: Path, *, filename: str | None = None, max_pages: int = 0,
+        attachments_dir: Path | None = None,
     ) -> ParsedDocument:
         """Parse ``path`` in a child process; same contract as :func:`parse_document`."""
         if not isinstance(max_pages, int) or isinstance(max_pages, bool) or max_pages < 0:
@@ -97,15 +98,18 @@ class IsolatedParser:
         child = self._idle.get()
         try:
             self._check_open()
-            return child.parse(Path(path), filename or Path(path).name, max_pages)
+            return child.parse(Path(path), filename or Path(path).name, max_pages,
+                               attachments_dir=attachments_dir)
         finally:
             self._idle.put(child)
 
     async def aparse(
-        self, path: Path, *, filename: str | None = None, max_pages: int = 0
+        self, path: Path, *, filename: str | None = None, max_pages: int = 0,
+        attachments_dir: Path | None = None,
     ) -> ParsedDocument:
         """:meth:`parse` in a thread, so the event loop keeps running while a child works."""
-        return await asyncio.to_thread(self.parse, path, filename=filename, max_pages=max_pages)
+        return await asyncio.to_thread(self.parse, path, filename=filename, max_pages=max_pages,
+                                       attachments_dir=attachments_dir)
 
     def close(self) -> None:
         """Stop every child, after letting parses in flight finish. Idempotent."""
@@ -158,8 +162,10 @@ class _Child:
         process = self._process
         return process.pid if process is not None and process.is_alive() else None
 
-    def parse(self, path: Path, filename: str, max_pages: int) -> ParsedDocument:
-        request = {"path": str(path), "filename": filename, "max_pages": max_pages}
+    def parse(self, path: Path, filename: str, max_pages: int, *,
+              attachments_dir: Path | None = None) -> ParsedDocument:
+        request = {"path": str(path), "filename": filename, "max_pages": max_pages,
+                   "attachments_dir": None if attachments_dir is None else str(attachments_dir)}
         conn = self._send(json.dumps(request).encode())
         if not conn.poll(self._limits.timeout_seconds):
             self._kill()
@@ -292,6 +298,7 @@ def _handle(request: dict[str, Any], limits: ParseLimits) -> bytes:
         document = parse_with_deadline(
             Path(request["path"]), filename, int(request["max_pages"]), limits,
             Deadline(None, filename),  # the parent enforces the time limit by killing us
+            attachments_dir=_optional_path(request.get("attachments_dir")),
         )  # fmt: skip
         plain = {
             "filename": document.filename,
@@ -310,6 +317,10 @@ def _handle(request: dict[str, Any], limits: ParseLimits) -> bytes:
     except Exception as exc:
         bug = "".join(traceback.format_exception_only(exc)).strip()
         return json.dumps({"bug": bug}).encode()
+
+
+def _optional_path(value: Any) -> Path | None:
+    return None if value is None else Path(str(value))
 
 
 def _limit_memory(limit: int) -> None:

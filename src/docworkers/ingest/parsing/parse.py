@@ -9,6 +9,7 @@ from docworkers.ingest.document import ParsedDocument
 from docworkers.ingest.parsing._common import Deadline, megabytes
 from docworkers.ingest.parsing.detect import HEAD_BYTES, detect_kind
 from docworkers.ingest.parsing.docx import parse_docx
+from docworkers.ingest.parsing.formats import OTHER_KINDS, parse_other
 from docworkers.ingest.parsing.html import parse_html
 from docworkers.ingest.parsing.limits import DEFAULT_LIMITS, ParseLimits
 from docworkers.ingest.parsing.pdf import parse_pdf
@@ -21,6 +22,7 @@ def parse_document(
     filename: str | None = None,
     max_pages: int = 0,
     limits: ParseLimits = DEFAULT_LIMITS,
+    attachments_dir: Path | None = None,
 ) -> ParsedDocument:
     """Parse the file at ``path`` in this process and return its text by page.
 
@@ -28,16 +30,20 @@ def parse_document(
     extension tie-break; defaults to ``path.name``). ``max_pages`` > 0 keeps only the first
     pages of a PDF and sets ``truncated``. The time limit is checked between pages only; use
     :class:`~docworkers.ingest.parsing.IsolatedParser` to enforce time and memory limits hard.
+    ``attachments_dir``: where an email's attachments are saved (see
+    :mod:`~docworkers.ingest.parsing.mail`; None lists them only).
     Raises a :class:`~docworkers.errors.DocumentError` subclass for every problem with the file.
     """
     name = filename or path.name
     return parse_with_deadline(
-        path, name, max_pages, limits, Deadline(limits.timeout_seconds, name)
+        path, name, max_pages, limits, Deadline(limits.timeout_seconds, name),
+        attachments_dir=attachments_dir,
     )
 
 
 def parse_with_deadline(
-    path: Path, filename: str, max_pages: int, limits: ParseLimits, deadline: Deadline
+    path: Path, filename: str, max_pages: int, limits: ParseLimits, deadline: Deadline,
+    *, attachments_dir: Path | None = None,
 ) -> ParsedDocument:
     """:func:`parse_document` with an explicit deadline (the isolated child passes none)."""
     if not isinstance(max_pages, int) or isinstance(max_pages, bool) or max_pages < 0:
@@ -55,6 +61,8 @@ def parse_with_deadline(
             document = parse_pdf(path, filename, max_pages, limits, deadline)
         elif kind == "docx":
             document = parse_docx(path, filename, limits, deadline)
+        elif kind in OTHER_KINDS:
+            document = parse_other(path, filename, kind, limits, deadline, attachments_dir)
         else:
             file.seek(0)  # one read, not head + rest: that would hold the file twice
             data = file.read(size)  # read(n) allocates n bytes up front: never pass the limit
