@@ -143,6 +143,24 @@ async def test_pdf_bytes_under_a_wrong_name_are_accepted_as_pdf(api: ApiClient,
 
 
 @pytest.mark.parametrize(
+    ("relative", "kind"),
+    [("docx/simple.doc", "doc"), ("formats/tests-example.xls", "xls"),
+     ("formats/stanley-cups.xlsx", "xlsx"), ("formats/stanley-cups.csv", "csv"),
+     ("formats/favorite-things.pptx", "pptx"), ("formats/fake-email-attachment.eml", "eml"),
+     ("formats/fake-email.msg", "msg")],
+)
+async def test_legacy_office_sheets_slides_and_email_are_accepted(
+        api: ApiClient, settings: Settings, corpus: Path, relative: str, kind: str) -> None:
+    content = (corpus / relative).read_bytes()
+    response = await api.post("/api/documents/upload",
+                              files=upload_files(Path(relative).name, content))
+    assert response.status_code == 202, response.text
+    assert response.json()["kind"] == kind
+    digest = hashlib.sha256(content).hexdigest()
+    assert stored_files(settings) == [Path(settings.storage_dir) / f"{digest}.{kind}"]
+
+
+@pytest.mark.parametrize(
     ("data", "field"),
     [
         ({"chunk_size": "100", "chunk_overlap": "100"}, "chunk_overlap"),

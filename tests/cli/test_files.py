@@ -30,6 +30,14 @@ def test_discover_walks_folders_by_extension_and_prunes_hidden_ones(tmp_path: Pa
     assert sorted(p.name for p in found.skipped) == ["data.yaml", "main.go"]
 
 
+def test_discover_finds_legacy_office_sheets_slides_and_email(tmp_path: Path) -> None:
+    names = ["book.xls", "book.xlsx", "deck.pptx", "mail.eml", "mail.msg", "memo.doc",
+             "table.csv"]
+    paths = [write(tmp_path / name) for name in names]
+    found = discover([tmp_path])
+    assert found.documents == paths and found.skipped == []
+
+
 def test_discover_excludes_prefixes_and_refuses_missing_paths(tmp_path: Path) -> None:
     write(tmp_path / "LICENSE-NOTICE.txt")
     keep = write(tmp_path / "a.txt")

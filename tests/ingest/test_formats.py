@@ -181,6 +181,23 @@ def test_bad_email_csv_and_ppt_files_get_typed_errors(tmp_path: Path, name: str,
         parse_document(path)
 
 
+def test_a_csv_cell_longer_than_the_csv_modules_default_cap_is_kept(tmp_path: Path) -> None:
+    long_cell = "word " * 40_000  # 200 KB, over the csv module's default 128 KiB field cap
+    path = tmp_path / "notes.csv"
+    path.write_text(f'id,note\n1,"{long_cell}"\n')
+    [header, _rule, row] = parse_document(path).text.splitlines()
+    assert header == "| id | note |" and row.startswith("| 1 | word word") \
+        and row.count("word") == 40_000
+
+
+def test_an_email_part_in_an_unknown_charset_keeps_what_decodes(tmp_path: Path) -> None:
+    path = tmp_path / "odd.eml"
+    path.write_bytes(b"From: a@example.com\r\nSubject: Exposure limits\r\n"
+                     b"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\n"
+                     b"The limit for counterparty A is 5 million.\r\n")
+    assert "The limit for counterparty A is 5 million." in parse_document(path).text
+
+
 @pytest.mark.parametrize(
     "relative", [f"{FORMATS}/password_protected.xlsx", f"{FORMATS}/fake-encrypted.msg"],
 )

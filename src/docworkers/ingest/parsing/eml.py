@@ -84,7 +84,11 @@ def _date(value: str) -> str:
 def _body(part: Any, filename: str, limits: ParseLimits, deadline: Deadline) -> str:
     if part is None:
         return ""
-    content = part.get_content()
+    try:
+        content = part.get_content()
+    except (LookupError, ValueError):  # an unknown or wrong charset: keep what decodes
+        raw = part.get_payload(decode=True)
+        content = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
     if not isinstance(content, str):
         return ""
     if part.get_content_type() == "text/html":

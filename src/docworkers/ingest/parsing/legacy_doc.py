@@ -2,16 +2,19 @@
 
 antiword (Debian package ``antiword``, installed by ``.ci/run``) reads Word 2 to 2003 and lays
 tables out as ``|cell|cell|`` lines, which become Markdown tables. It runs as a subprocess of
-the isolated parser child, with a timeout inside the child's own, so a hung antiword never
-outlives the parse. It refuses some small Word 97+ files ("the text stream of this file is too
-small to handle", 3 of the corpus's 4 .doc files); those are read from the document's piece
-table, which is how Word 97 and later store their text: (character position, file offset)
-pieces of cp1252 or UTF-16 text in the ``WordDocument`` stream.
+the isolated parser child, with a timeout inside the child's own and a CPU-time limit set on
+the process itself, so a spinning antiword dies even when the child is killed first. It
+refuses some small Word 97+ files ("the text stream of this file is too small to handle", 3
+of the corpus's 4 .doc files); those are read from the document's piece table, which is how
+Word 97 and later store their text: (character position, file offset) pieces of cp1252 or
+UTF-16 text in the ``WordDocument`` stream.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -89,16 +92,28 @@ def _antiword(path: Path, limits: ParseLimits) -> str | None:
         return None
     timeout = max(1.0, min(limits.timeout_seconds * 0.8, limits.timeout_seconds - 2.0))
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             [program, "-w", "0", "-m", "UTF-8.txt", "--", str(path)],
-            capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
         )  # fmt: skip
-    except (subprocess.TimeoutExpired, OSError):
+    except OSError:
         return None
-    if done.returncode != 0:
+    with process:
+        try:  # a CPU limit the kernel enforces even if our process is killed meanwhile
+            seconds = math.ceil(timeout)
+            resource.prlimit(process.pid, resource.RLIMIT_CPU, (seconds, seconds + 1))
+        except (OSError, ValueError):
+            pass  # the process ended already
+        try:
+            stdout, _stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return None
+    if process.returncode != 0:
         return None
-    return _tables_as_markdown(done.stdout.decode("utf-8", "replace"))
+    return _tables_as_markdown(stdout.decode("utf-8", "replace"))
 
 
 def _tables_as_markdown(text: str) -> str:

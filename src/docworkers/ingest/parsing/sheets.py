@@ -118,6 +118,8 @@ def parse_csv(
         dialect: Any = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS)
     except csv.Error:
         dialect = csv.excel
+    # A cell may be long prose; the csv module's default cap (128 KiB) would call it damage.
+    csv.field_size_limit(max(csv.field_size_limit(), min(limits.max_chars, 2**31 - 1)))
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
         pages, truncated = _pages([(None, reader)], filename, limits, deadline)
@@ -160,14 +162,18 @@ def _pages(
     for number, (name, rows) in enumerate(sheets, 1):
         kept: list[list[str]] = []
         for count, row in enumerate(rows, 1):
+            if count % _CHECK_EVERY == 0:
+                deadline.check()
             cells = [_text(value) for value in row]
+            while cells and not cells[-1]:  # a sheet's stated size is often far too large
+                cells.pop()
+            if not cells:
+                continue
             kept.append(cells)
             size += sum(len(cell) + 3 for cell in cells)
             if size > limits.max_chars:
                 pages.append(Page(_sheet_text(name, kept), number))
                 return pages, True
-            if count % _CHECK_EVERY == 0:
-                deadline.check()
         text = _sheet_text(name, kept)
         if text:
             pages.append(Page(text, number))
