@@ -35,7 +35,13 @@ Every strategy keeps these promises, checked by property tests: chunks are in do
 :func:`~docworkers.ingest.chunking.spans.max_chunk_chars`: a run of 1,000,000 non-space
 characters is one token, but never one chunk), overlap their predecessor by at most
 ``chunk_overlap`` tokens (both counted on the text alone, as the model sees it), and
-``chunk.text == doc.text[chunk.start_char:chunk.end_char]``, trimmed of whitespace. A document
+``chunk.text == doc.text[chunk.start_char:chunk.end_char]``, trimmed of whitespace, except in
+one case. Markdown tables (every parser writes tables so) are kept whole in one chunk when they
+fit; a table split across chunks repeats its header row and rule at the start of every chunk
+after the first, so a chunk's text is then that header, a newline, and
+``doc.text[chunk.start_char:chunk.end_char]`` (its rows), the header counted in its token and
+character limits (:mod:`~docworkers.ingest.chunking.tables`; not for ``fixed`` and ``token``,
+which ignore all structure). A document
 without text yields no chunks; deciding whether that is an error is the pipeline's business.
 
 Time and memory grow linearly with the text: long texts are chunked one segment of 64 Ki
@@ -53,6 +59,7 @@ from tokenizers import Tokenizer
 
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.chunking.merge import merge_small_chunks
+from docworkers.ingest.chunking.ocr_pages import OcrPages
 from docworkers.ingest.chunking.segments import segments as text_segments
 from docworkers.ingest.chunking.sentences import pack_sentences, semantic_spans, sentence_spans
 from docworkers.ingest.chunking.spans import (
@@ -63,6 +70,7 @@ from docworkers.ingest.chunking.spans import (
     max_chunk_chars,
     measure,
 )
+from docworkers.ingest.chunking.tables import Piece, pack_table, table_blocks
 from docworkers.ingest.chunking.windows import token_windows
 from docworkers.ingest.defaults import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
 from docworkers.ingest.document import Chunk, ParsedDocument
@@ -141,7 +149,7 @@ def _counter_for(tokenizer: Tokenizer | TokenCounter | None) -> TokenCounter:
     return TokenCounter(tokenizer)
 
 
-def chunk_text(
+def _chunk_pieces(
     text: str,
     *,
     strategy: str = DEFAULT_STRATEGY,
@@ -151,8 +159,8 @@ def chunk_text(
     embedder: Embedder | None = None,
     breakpoint_percentile: float = DEFAULT_BREAKPOINT_PERCENTILE,
     checkpoint: Callable[[], None] | None = None,
-) -> list[CountedSpan]:
-    """``(start, end, token_count)`` of each chunk of ``text``; see :func:`chunk_document`."""
+) -> list[Piece]:
+    """The chunks of ``text`` as :class:`Piece` s; see :func:`chunk_document`."""
     max_tokens = embedder.max_tokens if embedder is not None else MAX_TEXT_TOKENS
     size = max_tokens if chunk_size is None else chunk_size
     validate_chunking(strategy, size, chunk_overlap, max_tokens=max_tokens)
@@ -168,17 +176,73 @@ def chunk_text(
     chunk_segment = _segment_chunker(
         strategy, size, chunk_overlap, counter, embedder, breakpoint_percentile, check
     )
-    counted: list[CountedSpan] = []
-    for offset, end in text_segments(text):
+    pieces: list[Piece] = []
+    # fixed and token windows ignore all structure, Markdown tables included
+    tables = table_blocks(text) if strategy not in ("fixed", "token") else []
+    position = 0
+    for block in [*tables, None]:
+        stop = len(text) if block is None else block.start
+        pieces.extend(
+            _chunk_region(text, position, stop, strategy, size, counter, chunk_segment, check)
+        )
+        if block is not None:
+            check()
+            pieces.extend(pack_table(text, block, size, counter))
+            position = block.end
+    return pieces
+
+
+def _chunk_region(
+    text: str,
+    region_start: int,
+    region_end: int,
+    strategy: str,
+    size: int,
+    counter: TokenCounter,
+    chunk_segment: Callable[[str], list[Span]],
+    check: Callable[[], None],
+) -> list[Piece]:
+    """Chunks of text[region_start:region_end] (no table in it), a segment at a time."""
+    whole = region_start == 0 and region_end == len(text)
+    region = text if whole else text[region_start:region_end]
+    counted: list[Piece] = []
+    for offset, end in text_segments(region):
         check()
-        piece = text[offset:end]
+        piece = region[offset:end]
         if piece.isspace():
             continue
         spans = finalize_spans(piece, chunk_segment(piece), size, counter)
         if strategy in ("recursive", "markdown"):
             spans = merge_small_chunks(piece, spans, size, counter)
-        counted.extend((offset + start, offset + stop, count) for start, stop, count in spans)
+        base = region_start + offset
+        counted.extend(Piece(base + start, base + stop, count) for start, stop, count in spans)
     return counted
+
+
+def chunk_text(
+    text: str,
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    chunk_size: int | None = None,
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
+    tokenizer: Tokenizer | TokenCounter | None = None,
+    embedder: Embedder | None = None,
+    breakpoint_percentile: float = DEFAULT_BREAKPOINT_PERCENTILE,
+    checkpoint: Callable[[], None] | None = None,
+) -> list[CountedSpan]:
+    """``(start, end, token_count)`` of each chunk of ``text``; see :func:`chunk_document`
+    (a chunk of a split table also carries the table's header, counted in ``token_count``)."""
+    pieces = _chunk_pieces(
+        text,
+        strategy=strategy,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        tokenizer=tokenizer,
+        embedder=embedder,
+        breakpoint_percentile=breakpoint_percentile,
+        checkpoint=checkpoint,
+    )
+    return [(piece.start, piece.end, piece.count) for piece in pieces]
 
 
 def _segment_chunker(
@@ -254,7 +318,7 @@ def chunk_document(
     steps of work; whatever it raises ends chunking (a deadline).
     """
     text = doc.text
-    spans = chunk_text(
+    pieces = _chunk_pieces(
         text,
         strategy=strategy,
         chunk_size=chunk_size,
@@ -265,15 +329,17 @@ def chunk_document(
         checkpoint=checkpoint,
     )
     pages = PageMap(doc.page_spans())
+    ocr = OcrPages(doc)
     return [
         Chunk(
             index=index,
-            text=text[start:end],
-            start_char=start,
-            end_char=end,
-            token_count=count,
-            page_start=pages.page_of(start),
-            page_end=pages.page_of(end - 1),
+            text=piece.prefix + text[piece.start : piece.end],
+            start_char=piece.start,
+            end_char=piece.end,
+            token_count=piece.count,
+            page_start=pages.page_of(piece.start),
+            page_end=pages.page_of(piece.end - 1),
+            **ocr.fields(piece.start, piece.end),
         )
-        for index, (start, end, count) in enumerate(spans)
+        for index, piece in enumerate(pieces)
     ]

@@ -27,6 +27,7 @@ from docworkers.ingest.parsing._common import Deadline, clean_text, iso
 from docworkers.ingest.parsing.limits import ParseLimits
 from docworkers.ingest.parsing.packages import MAX_ZIP_MEMBERS as MAX_ZIP_MEMBERS
 from docworkers.ingest.parsing.packages import check_package
+from docworkers.ingest.parsing.tables import drop_empty_columns, markdown_table, repeatable
 
 _REPAIR = "Open it in Word or LibreOffice, save it again as .docx and upload it again."
 
@@ -39,6 +40,14 @@ _W_NO_BREAK_HYPHEN, _W_PPR, _W_PSTYLE, _W_NUMPR = (
     qn("w:numPr"),
 )
 _W_VAL, _W_PTAB = qn("w:val"), qn("w:ptab")
+_W_TRPR, _W_TCPR, _W_GRID_BEFORE, _W_GRID_SPAN, _W_VMERGE = (
+    qn("w:trPr"),
+    qn("w:tcPr"),
+    qn("w:gridBefore"),
+    qn("w:gridSpan"),
+    qn("w:vMerge"),
+)
+_MAX_SPAN = 64  # Word allows 63 columns; a hostile span or gridBefore must not build huge rows
 _CONTAINERS = frozenset({qn("w:sdt"), qn("w:sdtContent"), qn("w:customXml")})
 # Text boxes exist twice (a DrawingML choice and a VML fallback); read only the first copy.
 _SKIPPED = frozenset({"{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"})
@@ -162,14 +171,39 @@ def _heading_level(p: Any, headings: dict[str, int]) -> int:
 
 
 def _table(tbl: Any) -> str:
-    """One Markdown-style row per table row; empty cells and rows are dropped."""
-    rows: list[str] = []
-    for tr in _children(tbl, _W_TR):  # nested tables are read as part of their cell
-        cells = [" ".join(clean_text(_inline_text(tc)).split()) for tc in _children(tr, _W_TC)]
-        cells = [cell for cell in cells if cell]
-        if cells:
-            rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    """The table as a Markdown table on Word's column grid (parsing/tables.py).
+
+    ``gridBefore`` and ``gridSpan`` keep each cell in its grid column (a spanned cell's text
+    sits in its first column); a vertically merged cell repeats its text in every row it
+    covers, so each row still states it. Nested tables are read as part of their cell.
+    """
+    rows: list[list[str]] = []
+    above: dict[int, str] = {}  # the text of the cell that a vertical merge continues
+    for tr in _children(tbl, _W_TR):
+        skipped = _grid_value(tr.find(_W_TRPR), _W_GRID_BEFORE, 0)
+        row: list[str] = [""] * min(skipped, _MAX_SPAN)
+        for tc in _children(tr, _W_TC):
+            tcpr = tc.find(_W_TCPR)
+            column = len(row)
+            merge = None if tcpr is None else tcpr.find(_W_VMERGE)
+            if merge is not None and merge.get(_W_VAL) in (None, "continue"):
+                text = above.get(column, "")
+            else:
+                text = " ".join(clean_text(_inline_text(tc)).split())
+            above[column] = repeatable(text)
+            span = min(_grid_value(tcpr, _W_GRID_SPAN, 1), _MAX_SPAN)
+            row.extend([text] + [""] * (span - 1))
+        rows.append(row)
+    return markdown_table(drop_empty_columns(rows))
+
+
+def _grid_value(properties: Any, tag: str, default: int) -> int:
+    """A small count from trPr/tcPr (gridBefore, gridSpan); ``default`` when absent or odd."""
+    element = None if properties is None else properties.find(tag)
+    try:
+        return max(int(element.get(_W_VAL)), 0) if element is not None else default
+    except (TypeError, ValueError):
+        return default
 
 
 def _children(element: Any, tag: str) -> list[Any]:

@@ -18,6 +18,7 @@ from docworkers.ingest.document import Page, ParsedDocument
 from docworkers.ingest.parsing._common import Deadline, clean_text
 from docworkers.ingest.parsing.encoding import decode_html
 from docworkers.ingest.parsing.limits import ParseLimits
+from docworkers.ingest.parsing.tables import drop_empty_columns, markdown_table, repeatable
 
 MAX_DEPTH = 512  # what Chromium's HTML parser allows, too
 _SKIP = frozenset(
@@ -43,6 +44,8 @@ _NO_DEPTH = frozenset(
         "body",
     }
 )  # fmt: skip
+_MAX_COLSPAN = 64  # wider spans only pad a row with empty cells (browsers clamp at 1000)
+_MAX_ROWSPAN = 100  # repeating a merged cell's text costs a copy per row: keep it small
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*?(/?)>")
 _SPACES = re.compile(r"\s+")
 
@@ -83,7 +86,7 @@ def _visible_text(root: Any) -> str:
         if tag == "-text":
             text.add(node.text_content or "")
         elif tag not in _SKIP:
-            text.enter(tag)
+            text.enter(tag, node.attributes if tag in _CELLS else None)
             descend = node.child is not None
             if not descend:
                 text.leave(tag)
@@ -101,17 +104,60 @@ def _visible_text(root: Any) -> str:
     return text.result()
 
 
+class _Table:
+    """The rows of one open ``<table>`` on its column grid, with the rowspans still open."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[str]] = []
+        self.cells: list[tuple[str, int, int]] = []  # (text, colspan, rowspan) of the open row
+        self.spans: dict[int, tuple[int, str]] = {}  # column -> (rows still covered, text)
+
+    def end_row(self) -> None:
+        """Place the open row's cells on the grid, around cells that rowspans carry down."""
+        row: list[str] = []
+        pending = iter(self.cells)
+        cell = next(pending, None)
+        column = 0
+        while cell is not None or any(c >= column for c in self.spans):
+            carried = self.spans.get(column)
+            if carried is not None:
+                left, text = carried
+                row.append(text)  # a cell merged down repeats its text in every row
+                self.spans[column] = (left - 1, text)
+                if left <= 1:
+                    del self.spans[column]
+                column += 1
+                continue
+            if cell is None:
+                row.append("")
+                column += 1
+                continue
+            text, colspan, rowspan = cell
+            if rowspan > 1:
+                self.spans[column] = (rowspan - 1, repeatable(text))
+            row.extend([text] + [""] * (colspan - 1))
+            for extra in range(1, colspan):
+                if rowspan > 1:
+                    self.spans[column + extra] = (rowspan - 1, "")
+            column += colspan
+            cell = next(pending, None)
+        self.rows.append(row)
+        self.cells = []
+
+
 class _TextBuilder:
     """Turns enter/text/leave events into Markdown-ish text.
 
-    Table rows whose cells hold plain text become "| a | b |" lines; cells holding paragraphs or
-    headings mean a layout table, whose cells are emitted as ordinary blocks instead.
+    A table whose cells hold plain text becomes a Markdown table (parsing/tables.py), with
+    ``colspan`` and ``rowspan`` kept on the column grid; a row whose cells hold paragraphs or
+    headings means a layout table, whose cells are emitted as ordinary blocks instead, and a
+    table of one column is plain lines.
     """
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.cell_starts: list[int] = []  # index in ``parts`` where each open cell began
-        self.rows: list[list[str]] = []  # the finished cells of each open row
+        self.cell_starts: list[tuple[int, int, int]] = []  # (index in parts, colspan, rowspan)
+        self.tables: list[_Table] = []
         self.pre = 0
 
     def add(self, text: str) -> None:
@@ -122,43 +168,74 @@ class _TextBuilder:
         if text:
             self.parts.append(text)
 
-    def enter(self, tag: str) -> None:
+    def enter(self, tag: str, attributes: dict[str, str | None] | None = None) -> None:
         level = _HEADINGS.get(tag)
         if level:
             self.parts.append("\n\n" + "#" * level + " ")
         elif tag in _PARAGRAPH_BREAK:
             self.parts.append("\n\n")
             self.pre += tag == "pre"
+            if tag == "table":
+                self.tables.append(_Table())
         elif tag in _LINE_BREAK:
             self.parts.append("\n")
-        elif tag == "tr":
-            self.rows.append([])
         elif tag in _CELLS:
-            self.cell_starts.append(len(self.parts))
+            attributes = attributes or {}
+            self.cell_starts.append(
+                (
+                    len(self.parts),
+                    _span(attributes.get("colspan"), _MAX_COLSPAN),
+                    _span(attributes.get("rowspan"), _MAX_ROWSPAN),
+                )
+            )
 
     def leave(self, tag: str) -> None:
+        if tag == "table" and self.tables:
+            self._flush(self.tables.pop())
         if tag in _HEADINGS or tag in _PARAGRAPH_BREAK:
             self.parts.append("\n\n")
             self.pre -= tag == "pre"
         elif tag in _CELLS and self.cell_starts:
-            start = self.cell_starts.pop()
+            start, colspan, rowspan = self.cell_starts.pop()
             cell = "".join(self.parts[start:]).strip()
             del self.parts[start:]
-            if cell and self.rows:
-                self.rows[-1].append(cell)
+            if self.tables:
+                self.tables[-1].cells.append((cell, colspan, rowspan))
             elif cell:
                 self.parts.append(f"\n\n{cell}\n\n")
-        elif tag == "tr" and self.rows:
-            cells = self.rows.pop()
-            if any("\n\n" in cell or cell.startswith("#") for cell in cells):
-                self.parts.append("\n\n" + "\n\n".join(cells) + "\n\n")
-            elif cells:  # layout tables are full of empty cells: those were dropped
-                row = " | ".join(" ".join(cell.split()) for cell in cells)
-                newline = "" if self.parts and self.parts[-1].endswith("\n") else "\n"
-                self.parts.append(f"{newline}| {row} |\n")
+        elif tag == "tr" and self.tables:
+            table = self.tables[-1]
+            if any("\n\n" in cell or cell.startswith("#") for cell, _c, _r in table.cells):
+                self._flush(table)  # a layout row: what came before stays in order
+                blocks = [cell for cell, _c, _r in table.cells if cell]
+                self.parts.append("\n\n" + "\n\n".join(blocks) + "\n\n")
+                table.cells = []
+            elif table.cells:
+                table.cells = [(" ".join(c.split()), cs, rs) for c, cs, rs in table.cells]
+                table.end_row()
+
+    def _flush(self, table: _Table) -> None:
+        """Write the rows collected so far: a Markdown table, or lines for one column."""
+        if table.cells:  # cells outside any <tr> (lexbor adds one, but be safe)
+            table.end_row()
+        rows, table.rows = table.rows, []
+        columns = {i for row in rows for i, cell in enumerate(row) if cell}
+        if len(columns) > 1:
+            self.parts.append("\n\n" + markdown_table(drop_empty_columns(rows)) + "\n\n")
+        elif columns:
+            lines = [cell for row in rows for cell in row if cell]
+            self.parts.append("\n\n" + "\n".join(lines) + "\n\n")
 
     def result(self) -> str:
         return "".join(self.parts)
+
+
+def _span(value: str | None, limit: int) -> int:
+    """A colspan/rowspan attribute as a count in [1, limit] (browsers clamp them too)."""
+    try:
+        return min(max(int(str(value).strip()), 1), limit)
+    except ValueError:
+        return 1
 
 
 def _metadata(tree: Any) -> dict[str, Any]:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+#: A merged cell's text is repeated in each row it covers only up to this length, so that a
+#: hostile file cannot multiply a huge cell by its row count.
+MAX_REPEATED_CELL = 200
+
 
 def _cell(value: object) -> str:
     text = "" if value is None else str(value)
@@ -32,3 +36,16 @@ def markdown_table(rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(row) + " |" for row in cells]
     lines.insert(1, "|" + "---|" * width)
     return "\n".join(lines)
+
+
+def repeatable(text: str) -> str:
+    """``text`` if it is short enough to repeat in every row of a merged cell, else ''."""
+    return text if len(text) <= MAX_REPEATED_CELL else ""
+
+
+def drop_empty_columns(rows: Sequence[Sequence[str]]) -> list[list[str]]:
+    """``rows`` without the columns that are empty in every row (spacer columns of HTML
+    layout, the padding of a span); short rows count as empty where they end."""
+    width = max((len(row) for row in rows), default=0)
+    kept = [c for c in range(width) if any(c < len(row) and row[c] for row in rows)]
+    return [[row[c] if c < len(row) else "" for c in kept] for row in rows]

@@ -1,0 +1,111 @@
+"""Table cells recovered from the corpus's table documents, and what PDF table detection costs.
+
+Part 1: each file in ``benchmarks/data/table_cells.json`` (cells written by hand) is parsed as
+an upload would be, the Markdown tables of its text are read back into grids, and a cell counts
+as recovered when one of those tables holds its text at its row and column (each expected table
+is matched to the parsed table where most of its cells land). Part 2: the corpus's PDFs are
+parsed with table detection on and off (``pdf_tables.page_text_with_tables`` replaced by a
+function returning None: the text of before), best of three, to show the parse-time cost.
+Run from the repository root:
+
+    .venv/bin/python benchmarks/table_cells.py            # both parts
+    .venv/bin/python benchmarks/table_cells.py --cells    # part 1 only
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from docworkers.ingest.chunking.tables import table_blocks
+from docworkers.ingest.parsing import parse_document
+from docworkers.ingest.parsing import pdf as pdf_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+EXPECTED = ROOT / "benchmarks" / "data" / "table_cells.json"
+TIMED = ("pdf/DA-619p.pdf", "pdf/layout-parser-paper-with-table.pdf",
+         "pdf/korean-text-with-tables.pdf", "pdf/pdf2image-memory-error-test-400p.pdf",
+         "pdf/pypdf_009-pdflatex-geotopo_GeoTopo-komprimiert.pdf", "pdf/failure-after-repair.pdf")
+
+
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def parsed_tables(text: str) -> list[list[list[str]]]:
+    """The Markdown tables of ``text`` as grids (rule row dropped, '\\|' kept as '|')."""
+    grids: list[list[list[str]]] = []
+    for block in table_blocks(text):
+        lines = text[block.start:block.end].split("\n")
+        grid = []
+        for number, line in enumerate(lines):
+            if number == 1:
+                continue
+            cells = line.strip()[1:-1].replace("\\|", "\x00").split("|")
+            grid.append([_norm(cell.replace("\x00", "|")) for cell in cells])
+        grids.append(grid)
+    return grids
+
+
+def score(expected: Sequence[Sequence[str | None]], grid: Sequence[Sequence[str]]) -> int:
+    hits = 0
+    for r, row in enumerate(expected):
+        for c, want in enumerate(row):
+            if want is None:
+                continue
+            if r < len(grid) and c < len(grid[r]) and grid[r][c] == _norm(want):
+                hits += 1
+    return hits
+
+
+def cells_table() -> None:
+    data: dict[str, Any] = json.loads(EXPECTED.read_text())
+    print(f"{'file':44} {'tables':>6} {'cells':>6} {'right':>6} {'share':>7}")
+    total = right = 0
+    for relative, tables in data["files"].items():
+        text = parse_document(CORPUS / relative).text
+        grids = parsed_tables(text)
+        cells = sum(1 for table in tables for row in table for cell in row if cell is not None)
+        hits = sum(max((score(table, grid) for grid in grids), default=0) for table in tables)
+        total += cells
+        right += hits
+        print(f"{relative:44} {len(grids):6} {cells:6} {hits:6} {hits / cells:7.1%}")
+    print(f"{'overall':44} {'':6} {total:6} {right:6} {right / total:7.1%}")
+
+
+def _best_of_three(path: Path) -> float:
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        parse_document(path)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def cost_table() -> None:
+    print(f"\n{'PDF (best of 3)':58} {'pages':>5} {'tables':>6} {'before s':>9} {'after s':>8}"
+          f" {'cost':>6}")
+    detect = pdf_parser.page_text_with_tables
+    for relative in TIMED:
+        path = CORPUS / relative
+        document = parse_document(path)
+        tables = sum(len(table_blocks(page.text)) for page in document.pages)
+        after = _best_of_three(path)
+        pdf_parser.page_text_with_tables = lambda page, textpage: None  # type: ignore[assignment]
+        try:
+            before = _best_of_three(path)
+        finally:
+            pdf_parser.page_text_with_tables = detect
+        print(f"{relative:58} {document.metadata['page_count']:5} {tables:6} {before:9.3f}"
+              f" {after:8.3f} {after / before - 1:+6.0%}")
+
+
+if __name__ == "__main__":
+    cells_table()
+    if "--cells" not in sys.argv:
+        cost_table()

@@ -1,0 +1,512 @@
+"""Tables on PDF pages, found from their ruling lines, read as Markdown tables.
+
+A PDF has no tables, only characters and drawn lines. A table is a region bounded by ruling
+lines: a grid (every row and column ruled), or a "booktabs" table (a few horizontal rules and
+perhaps some vertical ones) whose missing rows and columns come from the text's alignment:
+rows are text lines (a line whose first cell is empty continues the row above), columns are
+the vertical gaps that no word crosses. The band above the first inner rule is the header.
+
+Cost matters (ingestion throughput): :func:`may_have_tables` is the cheap signal, a look at
+the page's top-level path objects (no text, no path segments); only pages that pass it are
+examined. Characters outside tables keep pdfium's reading order and text; the table's
+characters are replaced by its Markdown table, where its first character was.
+
+Not handled: tables without any ruling line, lines inside Form XObjects, rotated tables,
+cells spanning several columns (their text lands in the column where it lies).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import itertools
+import logging
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pypdfium2.raw as pdfium_c
+
+from docworkers.ingest.parsing.tables import markdown_table
+
+__all__ = ["Line", "TextChar", "find_tables", "may_have_tables", "page_text_with_tables"]
+
+_LOG = logging.getLogger(__name__)
+_PATH = 2  # FPDF_PAGEOBJ_PATH
+_MOVETO, _LINETO = 2, 0  # FPDF_SEGMENT_*
+_THIN = 2.5  # a filled shape at most this thick (pt) is a ruling line
+_MIN_RULE = 8.0  # shorter strokes are ticks, arrows, glyph parts
+_TOUCH = 3.0  # lines this close (pt) meet
+_MAX_PATHS = 3000  # a page drawing more paths is a chart or a map, not a table
+_MAX_SEGMENTS = 20_000
+_MAX_MEAN_CELL = 150  # characters: longer "cells" are paragraphs in boxes
+_MIN_RULES = 2  # horizontal rules a page needs before it is examined
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """An axis-aligned ruling line in page space (points, y upwards)."""
+
+    horizontal: bool
+    at: float  # y of a horizontal line, x of a vertical one
+    start: float  # x0 (horizontal) or y0 (vertical)
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class TextChar:
+    """One character of the page's text with its box; ``index`` is pdfium's char index."""
+
+    index: int
+    text: str
+    left: float
+    bottom: float
+    right: float
+    top: float
+
+    @property
+    def x(self) -> float:
+        return (self.left + self.right) / 2
+
+    @property
+    def y(self) -> float:
+        return (self.bottom + self.top) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class FoundTable:
+    """A table: the char indices it took from the page text and its Markdown."""
+
+    chars: frozenset[int]
+    markdown: str
+
+
+# ---------------------------------------------------------------------------- pdfium access
+
+
+def may_have_tables(page: Any) -> bool:
+    """The cheap signal: at least two horizontal rules, or a path of many segments (a grid
+    drawn as one path), among the page's top-level objects."""
+    raw = page.raw
+    count = pdfium_c.FPDFPage_CountObjects(raw)
+    if count > _MAX_PATHS * 4:
+        return False
+    rules = 0
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    for k in range(count):
+        obj = pdfium_c.FPDFPage_GetObject(raw, k)
+        if pdfium_c.FPDFPageObj_GetType(obj) != _PATH:
+            continue
+        if not pdfium_c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
+            continue
+        width, height = right.value - left.value, top.value - bottom.value
+        if height <= _THIN and width >= _MIN_RULE * 2:
+            rules += 1
+        elif pdfium_c.FPDFPath_CountSegments(obj) >= 12:
+            rules += _MIN_RULES
+        if rules >= _MIN_RULES:
+            return True
+    return False
+
+
+def page_text_with_tables(page: Any, textpage: Any) -> str | None:
+    """The page's text with each table replaced by its Markdown table; None when the page
+    has no table (the caller keeps its plain text)."""
+    if not may_have_tables(page):
+        return None
+    try:
+        return _with_tables(page, textpage)
+    except Exception:  # an odd page must never cost the document its text: read it plainly
+        _LOG.warning("table detection failed on a page; its text is kept as is", exc_info=True)
+        return None
+
+
+def _with_tables(page: Any, textpage: Any) -> str | None:
+    lines = _ruling_lines(page)
+    if len(lines) < _MIN_RULES:
+        return None
+    if not _regions(lines):  # rules that bound no table: skip reading the characters
+        return None
+    chars = _chars(textpage)
+    tables = find_tables(lines, chars)
+    if not tables:
+        return None
+    return _replace(textpage, len(chars), tables, chars)
+
+
+def _ruling_lines(page: Any) -> list[Line]:
+    """Axis-aligned strokes and thin filled shapes of the page's top-level paths."""
+    raw = page.raw
+    lines: list[Line] = []
+    segments = 0
+    x, y = ctypes.c_float(), ctypes.c_float()
+    matrix = pdfium_c.FS_MATRIX()
+    count = pdfium_c.FPDFPage_CountObjects(raw)
+    paths = 0
+    for k in range(count):
+        obj = pdfium_c.FPDFPage_GetObject(raw, k)
+        if pdfium_c.FPDFPageObj_GetType(obj) != _PATH:
+            continue
+        paths += 1
+        n = pdfium_c.FPDFPath_CountSegments(obj)
+        segments += max(n, 0)
+        if paths > _MAX_PATHS or segments > _MAX_SEGMENTS:
+            return []
+        if not pdfium_c.FPDFPageObj_GetMatrix(obj, matrix):
+            continue
+        a, b, c, d, e, f = matrix.a, matrix.b, matrix.c, matrix.d, matrix.e, matrix.f
+        if abs(b) > 1e-6 or abs(c) > 1e-6:
+            continue  # rotated or skewed: not a table we read
+        fill, stroke = ctypes.c_int(), ctypes.c_int()
+        pdfium_c.FPDFPath_GetDrawMode(obj, fill, stroke)
+        outlines = bool(stroke.value)  # a filled box is a background, not cell borders
+        subpath: list[tuple[float, float]] = []
+        curved = False
+        for s in range(n):
+            segment = pdfium_c.FPDFPath_GetPathSegment(obj, s)
+            kind = pdfium_c.FPDFPathSegment_GetType(segment)
+            pdfium_c.FPDFPathSegment_GetPoint(segment, x, y)
+            point = (a * x.value + e, d * y.value + f)
+            if kind == _MOVETO:
+                _add_subpath(lines, subpath, curved, outlines)
+                subpath, curved = [point], False
+                continue
+            if kind != _LINETO:
+                curved = True
+            subpath.append(point)
+            if pdfium_c.FPDFPathSegment_GetClose(segment) and subpath:
+                subpath.append(subpath[0])
+        _add_subpath(lines, subpath, curved, outlines)
+    return lines
+
+
+def _add_subpath(
+    lines: list[Line], points: list[tuple[float, float]], curved: bool, outlines: bool
+) -> None:
+    if len(points) < 2 or curved:
+        return
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    if y1 - y0 <= _THIN and x1 - x0 >= _MIN_RULE:  # a stroke or a thin filled bar
+        lines.append(Line(True, (y0 + y1) / 2, x0, x1))
+        return
+    if x1 - x0 <= _THIN and y1 - y0 >= _MIN_RULE / 2:
+        lines.append(Line(False, (x0 + x1) / 2, y0, y1))
+        return
+    if not outlines:
+        return
+    for (xa, ya), (xb, yb) in itertools.pairwise(points):  # a cell outline
+        if abs(ya - yb) < 0.5 and abs(xa - xb) >= _MIN_RULE:
+            lines.append(Line(True, ya, min(xa, xb), max(xa, xb)))
+        elif abs(xa - xb) < 0.5 and abs(ya - yb) >= _MIN_RULE / 2:
+            lines.append(Line(False, xa, min(ya, yb), max(ya, yb)))
+
+
+def _chars(textpage: Any) -> list[TextChar]:
+    raw = textpage.raw
+    count = pdfium_c.FPDFText_CountChars(raw)
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    chars: list[TextChar] = []
+    for index in range(max(count, 0)):
+        code = pdfium_c.FPDFText_GetUnicode(raw, index)
+        text = chr(code) if 0 < code < 0x110000 else ""
+        if text and not text.isspace():
+            pdfium_c.FPDFText_GetCharBox(raw, index, left, right, bottom, top)
+            chars.append(TextChar(index, text, left.value, bottom.value, right.value, top.value))
+        else:
+            chars.append(TextChar(index, text or " ", 0.0, 0.0, 0.0, 0.0))
+    return chars
+
+
+def _replace(textpage: Any, count: int, tables: list[FoundTable], chars: Sequence[TextChar]) -> str:
+    """The page text with each table's characters replaced by its Markdown, in place of its
+    first character; whitespace between two characters of one table goes with it."""
+    owner: dict[int, int] = {}
+    for position, table in enumerate(tables):
+        for index in table.chars:
+            owner[index] = position
+    _absorb_whitespace(owner, chars)
+    parts: list[str] = []
+    placed: set[int] = set()
+    run_start = 0
+    for index in range(count):
+        found = owner.get(index)
+        if found is None:
+            continue
+        number = found
+        if index > run_start:
+            parts.append(textpage.get_text_range(run_start, index - run_start, errors="replace"))
+        run_start = index + 1
+        if number not in placed:
+            placed.add(number)
+            parts.append("\n\n" + tables[number].markdown + "\n\n")
+    if count > run_start:
+        parts.append(textpage.get_text_range(run_start, count - run_start, errors="replace"))
+    return "".join(parts)
+
+
+def _absorb_whitespace(owner: dict[int, int], chars: Sequence[TextChar]) -> None:
+    previous: int | None = None
+    pending: list[int] = []
+    for char in chars:
+        if char.text.isspace():
+            pending.append(char.index)
+            continue
+        number = owner.get(char.index)
+        if number is not None and number == previous:
+            for index in pending:
+                owner[index] = number
+        pending = []
+        previous = number
+
+
+# ---------------------------------------------------------------------------- geometry
+
+
+def find_tables(lines: Sequence[Line], chars: Sequence[TextChar]) -> list[FoundTable]:
+    """The tables that the ruling ``lines`` bound, read from ``chars`` (see module doc)."""
+    tables: list[FoundTable] = []
+    visible = [char for char in chars if not char.text.isspace()]
+    for group in _regions(lines):
+        table = _read_region(group, visible)
+        if table is not None:
+            tables.append(table)
+    return tables
+
+
+def _regions(lines: Sequence[Line]) -> list[list[Line]]:
+    """Groups of lines that form one table: lines that meet, and horizontal rules of the same
+    width stacked close above each other (booktabs tables have no vertical lines)."""
+    parent = list(range(len(lines)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, one in enumerate(lines):
+        for j in range(i + 1, len(lines)):
+            if _connected(one, lines[j]):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[Line]] = {}
+    for i, line in enumerate(lines):
+        groups.setdefault(find(i), []).append(line)
+    return [group for group in groups.values() if sum(line.horizontal for line in group) >= 2]
+
+
+def _connected(one: Line, other: Line) -> bool:
+    if one.horizontal != other.horizontal:
+        h, v = (one, other) if one.horizontal else (other, one)
+        return (
+            h.start - _TOUCH <= v.at <= h.end + _TOUCH
+            and v.start - _TOUCH <= h.at <= v.end + _TOUCH
+        )
+    if abs(one.at - other.at) <= _TOUCH:  # the same rule drawn in pieces
+        return one.start <= other.end + _TOUCH and other.start <= one.end + _TOUCH
+    if not one.horizontal:
+        return False
+    width = max(one.end - one.start, other.end - other.start)
+    same_span = abs(one.start - other.start) <= 5 and abs(one.end - other.end) <= 5
+    return same_span and abs(one.at - other.at) <= max(width * 0.6, 120.0)
+
+
+def _cluster(values: Iterable[float], tolerance: float = _TOUCH) -> list[float]:
+    ordered = sorted(values)
+    out: list[list[float]] = []
+    for value in ordered:
+        if out and value - out[-1][-1] <= tolerance:
+            out[-1].append(value)
+        else:
+            out.append([value])
+    return [sum(group) / len(group) for group in out]
+
+
+def _read_region(group: Sequence[Line], chars: Sequence[TextChar]) -> FoundTable | None:
+    rules = [line for line in group if line.horizontal]
+    left = min(line.start for line in rules)
+    right = max(line.end for line in rules)
+    ys = _cluster(line.at for line in rules)  # ascending
+    bottom, top = ys[0], ys[-1]
+    if top - bottom < 6 or right - left < 20:
+        return None
+    inside = [
+        char
+        for char in chars
+        if left - 1 <= char.x <= right + 1 and bottom - 1 <= char.y <= top + 1
+    ]
+    if not inside:
+        return None
+    height = statistics.median(char.top - char.bottom for char in inside) or 8.0
+    if _cuts_through_text(chars, left, right, bottom, top, height):
+        return None
+    xs = [
+        x
+        for x in _cluster(line.at for line in group if not line.horizontal)
+        if left + _TOUCH < x < right - _TOUCH
+    ]
+    columns = xs if xs else _column_gaps(inside, height)
+    bands = _bands(ys, inside)
+    return _table(_rows(bands, columns), inside)
+
+
+def _cuts_through_text(
+    chars: Sequence[TextChar], left: float, right: float, bottom: float, top: float, height: float
+) -> bool:
+    """Whether text runs across the region's left or right edge: lines underlining text or
+    boxing part of a paragraph, not a table (whose text keeps clear of its edges)."""
+    for char in chars:
+        if bottom + 1 < char.y < top - 1 and (
+            left - height < char.x < left - 1 or right + 1 < char.x < right + height
+        ):
+            return True
+    return False
+
+
+def _bands(ys: Sequence[float], chars: Sequence[TextChar]) -> list[list[TextChar]]:
+    """The characters between each pair of neighbouring rules, top band first."""
+    bands: list[list[TextChar]] = [[] for _ in range(len(ys) - 1)]
+    for char in chars:
+        slot = bisect.bisect_left(ys, char.y) - 1
+        bands[min(max(slot, 0), len(bands) - 1)].append(char)
+    return [band for band in reversed(bands) if band]
+
+
+def _column_gaps(chars: Sequence[TextChar], height: float) -> list[float]:
+    """Column boundaries where no word crosses: x positions in gaps wider than one line
+    height between the words' horizontal extents."""
+    spans = sorted((word[0].left, word[-1].right) for word in _words(chars, height))
+    if not spans:
+        return []
+    cuts: list[float] = []
+    reach = spans[0][1]
+    for start, end in spans[1:]:
+        if start - reach >= height:
+            cuts.append((start + reach) / 2)
+        reach = max(reach, end)
+    return cuts
+
+
+def _words(chars: Sequence[TextChar], height: float) -> list[list[TextChar]]:
+    """Runs of characters in text order, cut where pdfium put a space (dropped here as
+    whitespace, so found as an index gap) or where a wide gap or a new line starts."""
+    words: list[list[TextChar]] = []
+    for char in sorted(chars, key=lambda c: c.index):
+        if words:
+            last = words[-1][-1]
+            same_line = abs(char.y - last.y) < height / 2
+            if (
+                char.index == last.index + 1
+                and same_line
+                and -height / 2 <= char.left - last.right <= height / 3
+            ):
+                words[-1].append(char)
+                continue
+        words.append([char])
+    return words
+
+
+def _lines(chars: Sequence[TextChar]) -> list[list[TextChar]]:
+    """Characters grouped into text lines (vertical overlap with one of the last few lines,
+    so that a low, tiny "." still joins its digits), top line first."""
+    out: list[list[TextChar]] = []
+    bounds: list[tuple[float, float]] = []
+    for char in sorted(chars, key=lambda c: -c.top):
+        best, best_overlap = -1, 0.0
+        for k in range(max(len(out) - 3, 0), len(out)):
+            low, high = bounds[k]
+            overlap = min(high, char.top) - max(low, char.bottom)
+            if overlap > 0.4 * min(high - low, char.top - char.bottom) and overlap > best_overlap:
+                best, best_overlap = k, overlap
+        if best >= 0:
+            out[best].append(char)
+            low, high = bounds[best]
+            bounds[best] = (min(low, char.bottom), max(high, char.top))
+        else:
+            out.append([char])
+            bounds.append((char.bottom, char.top))
+    return out
+
+
+def _rows(
+    bands: Sequence[Sequence[TextChar]], columns: Sequence[float]
+) -> list[list[list[TextChar]]]:
+    """Cells (lists of characters) of each row. The first of several bands is the header
+    row; the others are cut into text lines, and a line with its first cell empty, or with
+    only one cell, continues the row above in its band (a cell's text wrapped)."""
+    rows: list[list[list[TextChar]]] = []
+    for number, band in enumerate(bands):
+        if number == 0 and len(bands) > 1:
+            rows.append(_cells(band, columns))
+            continue
+        for position, line in enumerate(_lines(band)):
+            cells = _cells(line, columns)
+            wrapped = not cells[0] or sum(1 for cell in cells if cell) < 2
+            if position > 0 and wrapped:
+                for column, part in enumerate(cells):
+                    rows[-1][column].extend(part)
+            else:
+                rows.append(cells)
+    return rows
+
+
+def _cells(chars: Sequence[TextChar], columns: Sequence[float]) -> list[list[TextChar]]:
+    cells: list[list[TextChar]] = [[] for _ in range(len(columns) + 1)]
+    for char in chars:
+        cells[bisect.bisect_left(columns, char.x)].append(char)
+    return cells
+
+
+def _table(rows: list[list[list[TextChar]]], inside: Sequence[TextChar]) -> FoundTable | None:
+    """Validate the grid (two rows and two columns with text; 60 % of the cells, a third of
+    each column's and half the header filled; not prose) and write it out, or None."""
+    # a column without a letter or digit is dot leaders or rules drawn in text
+    width = len(rows[0]) if rows else 0
+    used = [c for c in range(width) if any(_wordy(row[c]) for row in rows)]
+    if len(rows) < 2 or len(used) < 2:
+        return None
+    filled = [sum(1 for row in rows if row[c]) for c in used]
+    header = sum(1 for c in used if rows[0][c])
+    if (
+        sum(filled) < 0.6 * len(rows) * len(used)
+        or min(filled) * 3 < len(rows)
+        or header < max(2, len(used) / 2)
+    ):
+        return None
+    text = [[_cell_text(row[c]) for c in used] for row in rows]
+    if _prose(text):
+        return None
+    markdown = markdown_table(text)
+    if not markdown:
+        return None
+    return FoundTable(frozenset(char.index for char in inside), markdown)
+
+
+def _wordy(chars: Sequence[TextChar]) -> bool:
+    return any(char.text.isalnum() for char in chars)
+
+
+def _prose(rows: Sequence[Sequence[str]]) -> bool:
+    """Whether the "cells" are really side-by-side paragraphs: long on average, or cut from
+    lines that mostly go on mid-sentence (a cell starting with a lower-case word)."""
+    cells = [cell for row in rows for cell in row if cell]
+    if sum(len(cell) for cell in cells) > _MAX_MEAN_CELL * len(cells):
+        return True
+    body = rows[2:]
+    continued = sum(1 for row in body if any(cell[:1].islower() for cell in row))
+    return len(body) > 1 and continued * 2 > len(body)
+
+
+def _cell_text(chars: Sequence[TextChar]) -> str:
+    """A cell's characters in text order; a space where pdfium had one (whitespace is not in
+    ``chars``, so it shows as a gap in the indices) or the text went elsewhere."""
+    out: list[str] = []
+    last: TextChar | None = None
+    for char in sorted(chars, key=lambda c: c.index):
+        if last is not None and char.index != last.index + 1:
+            out.append(" ")
+        out.append(char.text)
+        last = char
+    return "".join(out)

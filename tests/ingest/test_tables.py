@@ -1,0 +1,221 @@
+"""Tables become Markdown tables (PDF, DOCX, HTML), and split tables repeat their header."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from docworkers.ingest.chunking import chunk_document
+from docworkers.ingest.chunking.tables import table_blocks
+from docworkers.ingest.defaults import MAX_CHARS_PER_TOKEN
+from docworkers.ingest.document import Page, ParsedDocument
+from docworkers.ingest.parsing import parse_document
+from docworkers.ingest.parsing import pdf as pdf_parser
+from docworkers.ingest.parsing.tables import markdown_table
+from docworkers.ingest.payload import UPLOAD_JOB_TYPE
+from docworkers.ingest.search import SearchService
+from docworkers.ingest.tokenizer import load_tokenizer
+from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
+from docworkers.queue import JobStatus, RedisJobRepository
+from docworkers.workers import WorkerConfig
+
+COUNTING = load_tokenizer(for_counting=True)
+
+
+def tokens(text: str) -> int:
+    """Reference count: the tokenizer itself, not the chunker's cached counter."""
+    return len(COUNTING.encode(text, add_special_tokens=False).ids)
+
+
+def grids(text: str) -> list[list[list[str]]]:
+    """The Markdown tables of ``text`` as grids of cell texts (the rule row left out)."""
+    out = []
+    for block in table_blocks(text):
+        lines = text[block.start : block.end].split("\n")
+        out.append([[" ".join(c.split()) for c in line[1:-1].split("|")]
+                    for number, line in enumerate(lines) if number != 1])
+    return out
+
+
+# ------------------------------------------------------------------------------------ PDF
+
+
+def test_ruled_pdf_table_keeps_rows_and_columns(corpus: Path) -> None:
+    [grid] = grids(parse_document(corpus / "pdf/layout-parser-paper-with-table.pdf").text)
+    assert grid[0] == ["Dataset", "Base Model1", "Large Model", "Notes"]
+    assert grid[2] == ["PRImA [3]", "M", "-",
+                       "Layouts of scanned modern magazines and scientific reports"]
+    assert grid[5][0] == "HJDataset [31]" and len(grid) == 6
+
+
+def test_grid_drawn_as_one_path_is_a_table(corpus: Path) -> None:
+    [grid] = grids(parse_document(corpus / "pdf/all-number-table.pdf").text)
+    assert grid[5] == ["1200.01", "11"] and len(grid) == 8
+
+
+def test_ruled_korean_tables_join_wrapped_cells(corpus: Path) -> None:
+    first, second = grids(parse_document(corpus / "pdf/korean-text-with-tables.pdf").text)
+    assert first[0] == second[0] == ["업종", "적립 대상"]
+    assert first[3] == ["온라인쇼핑몰",
+                        "삼성카드 쇼핑, G마켓, 옥션, 11번가, 인터파크, 쿠팡, 티몬, 위메프"]
+    assert second[3] == ["편의점", "CU, GS25, 세븐일레븐, 미니스톱"]
+
+
+def plain_text(path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    with monkeypatch.context() as patched:
+        patched.setattr(pdf_parser, "page_text_with_tables", lambda page, textpage: None)
+        return parse_document(path).text
+
+
+def test_text_around_a_pdf_table_keeps_its_order(corpus: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = corpus / "pdf/layout-parser-paper-with-table.pdf"
+    text = parse_document(path).text
+    [block] = table_blocks(text)
+    before = plain_text(path, monkeypatch).split("\n")
+    table_lines = range(before.index("Dataset Base Model1 Large Model Notes"),
+                        before.index("1 For each dataset, we train several models of different "
+                                     "sizes for different needs (the trade-off between accuracy"))
+    outside = [line for number, line in enumerate(before) if number not in table_lines]
+    found = [line for line in (text[: block.start] + text[block.end :]).split("\n") if line]
+    assert found == outside
+
+
+@pytest.mark.parametrize("relative", ["pdf/DA-1p.pdf", "pdf/fake-memo.pdf",
+                                      "pdf/layout-parser-paper-fast.pdf"])
+def test_pdf_without_tables_reads_as_before(corpus: Path, monkeypatch: pytest.MonkeyPatch,
+                                            relative: str) -> None:
+    assert parse_document(corpus / relative).text == plain_text(corpus / relative, monkeypatch)
+
+
+# ------------------------------------------------------------------------------------ DOCX
+
+
+def test_docx_merged_cells_stay_in_their_grid_columns(corpus: Path) -> None:
+    simple, nested, merged = grids(parse_document(corpus / "docx/docx-tables.docx").text)
+    assert simple == [["Header Col 1", "Header Col 2"], ["Lorem ipsum", "A link example"]]
+    assert nested[1] == ["d", "e f g&t h", "i"]
+    # vMerge repeats "a" and "d" down their rows; gridSpan leaves the spanned column empty
+    assert merged == [["a", "b", ""], ["a", "c", "d"], ["e", "", "d"]]
+
+
+def test_docx_rows_with_missing_or_skipped_cells(corpus: Path) -> None:
+    tables = grids(parse_document(corpus / "docx/tables-with-incomplete-rows.docx").text)
+    assert tables[1] == [["a", ""], ["b", "c"]]  # gridAfter: a short row
+    assert tables[4][1] == ["", "d", "", ""]  # gridBefore shifts the row right
+    assert tables[5][3] == ["", "More"]
+
+
+# ------------------------------------------------------------------------------------ HTML
+
+
+def test_html_spans_and_header_row(tmp_path: Path) -> None:
+    page = tmp_path / "limits.html"
+    page.write_text(
+        "<html><body><p>Counterparty limits.</p><table>"
+        "<tr><th>Counterparty</th><th></th><th>Rating</th><th>Limit</th></tr>"
+        "<tr><td rowspan='2'>Acme Bank</td><td></td><td>AA</td><td>120</td></tr>"
+        "<tr><td></td><td>A+</td><td>80</td></tr>"
+        "<tr><td colspan='3'>Total</td><td>200</td></tr></table></body></html>"
+    )
+    [grid] = grids(parse_document(page).text)
+    assert grid == [["Counterparty", "Rating", "Limit"],  # the spacer column is dropped
+                    ["Acme Bank", "AA", "120"], ["Acme Bank", "A+", "80"], ["Total", "", "200"]]
+
+
+def test_html_corpus_table(corpus: Path) -> None:
+    text = parse_document(corpus / "html/example-steelJIS-datasheet-utf-16.html").text
+    chemistry = next(grid for grid in grids(text) if grid[0][0] == "C")
+    assert chemistry[0][5] == "Cr" and chemistry[1][5] == "0.75 - 1.2"
+
+
+# ------------------------------------------------------------------------------------ chunks
+
+
+def table_document(rows: int, *, cell: str = "AA", pages: int = 1) -> ParsedDocument:
+    grid = [["Counterparty", "Rating", "Limit (EUR m)"]]
+    grid += [[f"Bank number {n}", cell, str(100 + n)] for n in range(rows)]
+    table = markdown_table(grid)
+    texts = ["Exposure schedule of the risk committee.\n\n" + table + "\n\nEnd of schedule."]
+    texts += [f"Page {n} prose." for n in range(2, pages + 1)]
+    return ParsedDocument("limits.md", "markdown", [Page(t, n + 1) for n, t in enumerate(texts)])
+
+
+HEADER = "| Counterparty | Rating | Limit (EUR m) |\n|---|---|---|\n"
+
+
+def assert_table_chunks(doc: ParsedDocument, chunk_size: int) -> list[str]:
+    """Every chunk keeps the chunking promises, a continued table chunk after its header;
+    returns the chunk texts."""
+    text = doc.text
+    previous = None
+    for chunk in chunk_document(doc, chunk_size=chunk_size):
+        own = text[chunk.start_char : chunk.end_char]
+        assert chunk.text in (own, HEADER + own) and own == own.strip()
+        assert chunk.token_count == tokens(chunk.text) <= chunk_size
+        assert len(chunk.text) <= chunk_size * MAX_CHARS_PER_TOKEN
+        if previous is not None:
+            assert chunk.start_char >= previous.end_char  # in order, no overlap
+        previous = chunk
+    return [chunk.text for chunk in chunk_document(doc, chunk_size=chunk_size)]
+
+
+def test_a_table_that_fits_is_one_chunk() -> None:
+    texts = assert_table_chunks(table_document(5), 254)
+    assert any(t.startswith(HEADER) and t.endswith("| Bank number 4 | AA | 104 |") for t in texts)
+
+
+@pytest.mark.parametrize("strategy", ["recursive", "markdown", "sentence"])
+def test_a_split_table_repeats_its_header(strategy: str) -> None:
+    doc = table_document(80)
+    chunks = chunk_document(doc, chunk_size=64, strategy=strategy)
+    rows = [c for c in chunks if "| Bank number" in c.text]
+    assert len(rows) > 3
+    assert all(chunk.text.startswith(HEADER) for chunk in rows)
+    seen = [line for c in rows for line in c.text.split("\n")[2:]]
+    assert seen == [f"| Bank number {n} | AA | {100 + n} |" for n in range(80)]  # all, once
+    assert_table_chunks(doc, 64)
+
+
+def test_a_row_bigger_than_a_chunk_is_cut_with_the_header() -> None:
+    doc = table_document(3, cell="word " * 400)
+    texts = assert_table_chunks(doc, 64)
+    assert sum("word word" in t for t in texts) > 5
+    assert all(t.startswith(HEADER) for t in texts if t.startswith("word"))
+
+
+def test_table_chunks_know_their_pages() -> None:
+    doc = table_document(80, pages=3)
+    chunks = chunk_document(doc, chunk_size=64)
+    table_end = table_blocks(doc.text)[0].end
+    assert all(c.page_start == c.page_end == 1 for c in chunks if c.end_char <= table_end)
+    assert chunks[-1].page_end == 3 and chunks[-1].start_char > table_end
+
+
+# ------------------------------------------------------------------------------------ search
+
+
+async def test_a_table_cell_is_found_with_its_column_name(ingest_env: dict[str, Any],
+                                                          corpus: Path, tmp_path: Path) -> None:
+    stored = tmp_path / "layout-parser-paper-with-table.pdf"
+    shutil.copy(corpus / "pdf/layout-parser-paper-with-table.pdf", stored)
+    jobs: RedisJobRepository = ingest_env["jobs"]
+    job_id = await jobs.enqueue(UPLOAD_JOB_TYPE, {
+        "filename": stored.name, "file_path": str(stored), "collection": "risk-tables",
+        "file_size": stored.stat().st_size, "chunk_size": 64})
+    worker = UploadWorker(UploadWorkerConfig(
+        worker=WorkerConfig(worker_name="upload-tables", retry_delay=0.0),
+        job_repo=jobs, document_repo=ingest_env["documents"], vector_repo=ingest_env["vectors"],
+        services=ingest_env["services"]))
+    async with worker:
+        while not (job := await jobs.get_job(job_id)).is_terminal:
+            await asyncio.sleep(0.02)
+    assert job.status == JobStatus.COMPLETED, job.error
+    hits = await SearchService(ingest_env["embedder"], ingest_env["vectors"]).search(
+        "risk-tables", "layouts of scanned US newspapers from the 20th century", k=3)
+    hit = next(h for h in hits if "| Newspaper [17] | F | - |" in h.text)
+    assert "| Dataset | Base Model1 | Large Model | Notes |" in hit.text  # its column names
