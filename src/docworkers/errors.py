@@ -177,6 +177,14 @@ class DocumentTooLargeError(DocumentError):
     code = "too_large"
 
 
+class OcrUnavailableError(DocumentError):
+    """A document needs OCR, but this worker cannot do it: the ``tesseract`` program or a
+    language pack named by the ``ocr_languages`` setting is not installed. Permanent for the
+    job; the reason says what to install."""
+
+    code = "ocr_unavailable"
+
+
 class ParseTimeoutError(DocumentError):
     """Parsing took longer than the per-document limit (a hostile or pathological file)."""
 

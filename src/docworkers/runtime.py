@@ -251,9 +251,14 @@ class Runtime:
     @property
     def services(self) -> DocumentServices:
         if self._services is None:
+            from docworkers.ingest.parsing import IsolatedParser, ParseLimits
             from docworkers.ingest.pipeline import DocumentServices
 
-            self._services = DocumentServices.local(self.embedder, enricher=self.enricher())
+            languages = self.settings.ocr_languages
+            parser = None if languages is None else IsolatedParser(
+                limits=ParseLimits(ocr_languages=languages))
+            self._services = DocumentServices.local(self.embedder, parser=parser,
+                                                    enricher=self.enricher())
         return self._services
 
     def pipeline(self) -> UploadPipeline:

@@ -83,6 +83,9 @@ class Settings:
     # Seconds `docworkers worker` (and `serve --with-workers`) keeps retrying while Redis or
     # Chroma is down at start; None: keep trying, 0: fail at once (like --fail-fast).
     startup_timeout: float | None = None
+    # Tesseract language packs OCR reads scanned pages with, "+"-joined ("deu+eng"); None: the
+    # parser's default, ParseLimits.ocr_languages ("eng"). Each needs tesseract-ocr-<code>.
+    ocr_languages: str | None = None
 
     def __post_init__(self) -> None:
         if self.embedder not in ("onnx-minilm", "openai"):
@@ -116,6 +119,10 @@ class Settings:
         if self.startup_timeout is not None and not 0 <= self.startup_timeout < float("inf"):
             raise ConfigurationError("startup_timeout", "must be a number of seconds >= 0 "
                                      "(leave it unset to keep trying)")
+        if self.ocr_languages is not None:
+            from docworkers.ingest.parsing.limits import ParseLimits
+
+            ParseLimits(ocr_languages=self.ocr_languages)  # ConfigurationError names the field
         if not 0 <= self.limit_max_wait < float("inf"):
             raise ConfigurationError("limit_max_wait", "must be a number of seconds >= 0")
         self.token_scopes()  # errors name api_tokens and never quote a token

@@ -21,6 +21,7 @@ from docworkers.api.uploads import FILE_FIELD, ReceivedUpload, receive_upload
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.aliases import CollectionAliases
 from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
+from docworkers.ingest.defaults import DEFAULT_OCR, OCR_MODES
 from docworkers.ingest.document_repository import DocumentStatus
 from docworkers.ingest.jobs.collection_delete import (
     delete_collection as delete_collection_everywhere,
@@ -157,6 +158,8 @@ async def upload_config(state: State) -> dict[str, Any]:
         "default_chunking_strategy": DEFAULT_STRATEGY,
         "max_chunk_size": state.runtime.embedder_window,
         "max_upload_bytes": state.settings.max_upload_bytes,
+        "ocr_modes": list(OCR_MODES),
+        "default_ocr": DEFAULT_OCR,
         "priority_range": [MIN_PRIORITY, MAX_PRIORITY],
         "queue": state.settings.queue,
     }
@@ -307,7 +310,8 @@ async def search(request: SearchRequest, state: State) -> dict[str, Any]:
         {"document_id": h.document_id, "filename": h.filename, "page_start": h.page_start,
          "page_end": h.page_end, "score": round(h.score, 6), "text": h.text,
          "chunk_index": h.chunk_index, "chunk_id": h.chunk_id, "found_by": list(h.found_by),
-         "dense_rank": h.dense_rank, "keyword_rank": h.keyword_rank}
+         "dense_rank": h.dense_rank, "keyword_rank": h.keyword_rank, "ocr": h.ocr,
+         "ocr_confidence": h.ocr_confidence}
         for h in hits
     ]
     return {"collection": request.collection, "query": request.query, "mode": request.mode,

@@ -17,7 +17,7 @@ OPTION_NAMES: dict[str, str] = {
     "chunk_size": "--chunk-size", "chunk_overlap": "--chunk-overlap",
     "chunking_strategy": "--strategy", "collection": "--collection",
     "extract_metadata": "--extract-metadata", "num_questions": "--questions",
-    "max_pages": "--max-pages", "source": "PATHS",
+    "max_pages": "--max-pages", "ocr": "--ocr", "source": "PATHS",
 }
 
 

@@ -63,6 +63,15 @@ def pages(hit: SearchHit) -> str:
     return f"{hit.page_start}-{hit.page_end}"
 
 
+def pages_read(hit: SearchHit) -> str:
+    """The hit's pages, and under them "OCR 96%" when its text came from OCR (with the
+    page's mean confidence)."""
+    if not hit.ocr:
+        return pages(hit)
+    confidence = "" if hit.ocr_confidence is None else f" {hit.ocr_confidence:.0f}%"
+    return f"{pages(hit)}\nOCR{confidence}"
+
+
 def found_by(hit: SearchHit) -> str:
     """Which side found the hit, at which rank, one line per side: "d1" (dense, rank 1),
     "k3" (keyword, rank 3); narrow, so the table still fits 80 columns."""
@@ -83,7 +92,7 @@ def hits_table(hits: list[SearchHit], title: str) -> Table:
     table.add_column("Snippet", overflow="fold", ratio=1, min_width=14)
     for rank, hit in enumerate(hits, start=1):
         table.add_row(str(rank), f"{hit.score:.3f}", found_by(hit),
-                      with_name(hit.document_id, hit.filename), pages(hit),
+                      with_name(hit.document_id, hit.filename), pages_read(hit),
                       esc(snippet(hit.text, 240)))
     return table
 
@@ -92,6 +101,7 @@ def hit_dict(hit: SearchHit) -> dict[str, Any]:
     return {"score": hit.score, "found_by": list(hit.found_by), "dense_rank": hit.dense_rank,
             "keyword_rank": hit.keyword_rank, "document_id": hit.document_id,
             "filename": hit.filename, "page_start": hit.page_start, "page_end": hit.page_end,
+            "ocr": hit.ocr, "ocr_confidence": hit.ocr_confidence,
             "chunk_index": hit.chunk_index, "chunk_id": hit.chunk_id, "text": hit.text}
 
 

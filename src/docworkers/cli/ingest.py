@@ -39,11 +39,12 @@ from docworkers.cli.options import (
     ChunkSizeOption,
     CollectionOption,
     ExtractMetadataOption,
+    OcrOption,
     StrategyOption,
 )
 from docworkers.cli.render import duration, esc, plural, size, styled_status
 from docworkers.errors import DocworkersError
-from docworkers.ingest.defaults import DEFAULT_STRATEGY
+from docworkers.ingest.defaults import DEFAULT_OCR, DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class IngestOptions:
     questions: int = 0
     max_pages: int = 0
     priority: int = 0
+    ocr: str = DEFAULT_OCR
 
     def sized(self, window: int) -> IngestOptions:
         """These options with the chunk size ``window`` (the embedder's) if none was given."""
@@ -79,7 +81,7 @@ class IngestOptions:
             "file_size": stored.size, "collection": self.collection,
             "chunking_strategy": self.strategy, "chunk_size": self.chunk_size,
             "chunk_overlap": self.chunk_overlap, "extract_metadata": self.extract_metadata,
-            "num_questions": self.questions, "max_pages": self.max_pages,
+            "num_questions": self.questions, "max_pages": self.max_pages, "ocr": self.ocr,
         }
         return {name: value for name, value in payload.items() if value is not None}
 
@@ -260,6 +262,7 @@ def ingest_command(
     questions: Annotated[int, typer.Option(min=0, max=10, help=(
         "Questions to generate per chunk."))] = 0,
     max_pages: Annotated[int, typer.Option(min=0, help="Read at most N pages (0: all).")] = 0,
+    ocr: OcrOption = DEFAULT_OCR,
     priority: Annotated[int, typer.Option(help="Job priority (higher runs first).")] = 0,
     wait: Annotated[bool, typer.Option(help=(
         "Wait for the documents with live progress: a running worker processes them, or "
@@ -278,7 +281,7 @@ def ingest_command(
     from docworkers.runtime import embedder_window
 
     options = IngestOptions(collection, strategy, chunk_size, chunk_overlap, extract_metadata,
-                            questions, max_pages, priority).sized(embedder_window(settings))
+                            questions, max_pages, priority, ocr).sized(embedder_window(settings))
     options.validate(settings)
     discovery = discover(paths)
     outcomes = run_ingest(state, settings, discovery, options, wait=wait)

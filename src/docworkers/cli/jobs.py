@@ -8,7 +8,7 @@ is found by its id whatever its type.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from docworkers.queue import Job, QueueStats, RedisJobRepository
+    from docworkers.queue.events import JobEvent
     from docworkers.queue.routing import RoutedQueues
     from docworkers.runtime import Runtime
 
@@ -104,13 +105,21 @@ def jobs_table(jobs: list[Job], title: str) -> Table:
     return table
 
 
-def print_job(state: CliState, job: Job, *, as_json: bool) -> None:
+def print_job(state: CliState, job: Job, *, as_json: bool,
+              events: Sequence[JobEvent] | None = None) -> None:
+    """A job's fields, payload, result and error; with ``events``, its timeline too."""
     from rich.console import Group
     from rich.panel import Panel
     from rich.syntax import Syntax
 
+    from docworkers.queue.events import timeline
+
+    story = None if events is None else timeline(job, events)
     if as_json:
-        echo_json(job.to_dict())
+        data = job.to_dict()
+        if story is not None:
+            data["timeline"] = [event.to_dict() for event in story]
+        echo_json(data)
         return
     limit = "set by the worker" if job.max_retries is None else job.max_retries
     rows: list[tuple[str, Any]] = [
@@ -139,7 +148,26 @@ def print_job(state: CliState, job: Job, *, as_json: bool) -> None:
             error.append(esc(job.error.traceback))
         parts.append(Panel("\n".join(error), title="error", title_align="left",
                            border_style="red"))
+    if story:
+        parts.append(timeline_table(story))
     state.out.print(Group(*parts))
+
+
+def timeline_table(story: Sequence[JobEvent]) -> Table:
+    """The job's events, oldest first: when, what, and the event's details."""
+    from rich.table import Table
+
+    table = Table(title="Timeline", title_justify="left")
+    table.add_column("When", no_wrap=True)
+    table.add_column("Event", no_wrap=True)
+    table.add_column("Details", overflow="fold")
+    for event in story:
+        details = ", ".join(f"{name} {value}" for name, value in event.details.items()
+                            if value not in ("", None))
+        style = "red" if event.kind in ("retry", "failed", "dead", "lease_expired") else ""
+        table.add_row(when(event.at), f"[{style}]{event.kind}[/]" if style else event.kind,
+                      esc(details))
+    return table
 
 
 def _per_job(ctx: typer.Context, what: str, job_ids: list[str],
@@ -197,14 +225,20 @@ def jobs_list(
 @jobs_app.command("show")
 def jobs_show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job id.")],
               as_json: JsonOption = False) -> None:
-    """Show one job: state, payload, result and error."""
+    """Show one job: state, payload, result, error and its timeline (reservations with their
+    workers, progress messages, retries with their delays, the end)."""
     state = state_of(ctx)
+
+    async def find(queues: RoutedQueues) -> tuple[Job, list[JobEvent]]:
+        repo = await queues.owner(job_id)
+        return await repo.get_job(job_id), await repo.job_events(job_id)
+
     try:
-        job = on_queue(ctx, "jobs show", lambda queues: queues.get_job(job_id))
+        job, events = on_queue(ctx, "jobs show", find)
     except JobNotFoundError:
         print_error(state.err, job_not_found(state, job_id))
         raise typer.Exit(EXIT_FAILURE) from None
-    print_job(state, job, as_json=as_json)
+    print_job(state, job, as_json=as_json, events=events)
 
 
 @jobs_app.command("cancel")

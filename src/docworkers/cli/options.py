@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from docworkers.ingest.defaults import CHUNKING_STRATEGIES
+from docworkers.ingest.defaults import CHUNKING_STRATEGIES, OCR_MODES
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 PriorityOption = Annotated[int, typer.Option(help="Job priority (higher runs first).")]
@@ -23,3 +23,5 @@ ChunkSizeOption = Annotated[int | None, typer.Option(
 ChunkOverlapOption = Annotated[int, typer.Option(min=0, help="Tokens shared by neighbours.")]
 ExtractMetadataOption = Annotated[bool, typer.Option(
     "--extract-metadata", help="Store keywords and document metadata on chunks.")]
+OcrOption = Annotated[str, typer.Option(
+    help=f"Which PDF pages OCR reads: {', '.join(OCR_MODES)} (auto: pages without text).")]

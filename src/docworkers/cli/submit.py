@@ -36,13 +36,14 @@ from docworkers.cli.options import (
     CollectionOption,
     ExtractMetadataOption,
     JsonOption,
+    OcrOption,
     PriorityOption,
     StrategyOption,
     WaitOption,
 )
 from docworkers.cli.render import echo_json, esc
 from docworkers.errors import DocworkersError
-from docworkers.ingest.defaults import DEFAULT_STRATEGY
+from docworkers.ingest.defaults import DEFAULT_OCR, DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import (
     BULK_IMPORT_JOB_TYPE,
     JOB_TYPES,
@@ -262,6 +263,7 @@ def import_command(
     chunk_size: ChunkSizeOption = None,
     chunk_overlap: ChunkOverlapOption = 0,
     extract_metadata: ExtractMetadataOption = False,
+    ocr: OcrOption = DEFAULT_OCR,
     priority: PriorityOption = 0,
     wait: WaitOption = True,
     as_json: JsonOption = False,
@@ -280,7 +282,7 @@ def import_command(
     payload: dict[str, Any] = {
         "source": sources[0] if len(sources) == 1 else sources, "collection": collection,
         "chunking_strategy": strategy, "chunk_size": _chunk_size(state, chunk_size),
-        "chunk_overlap": chunk_overlap, "extract_metadata": extract_metadata,
+        "chunk_overlap": chunk_overlap, "extract_metadata": extract_metadata, "ocr": ocr,
     }
     submit_job(state, BULK_IMPORT_JOB_TYPE, payload, priority=priority, wait=wait,
                as_json=as_json, options=OPTION_NAMES)

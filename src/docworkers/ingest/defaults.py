@@ -6,20 +6,25 @@ tokenizer for them would load numpy and the tokenizer library on every command.
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
     "BM25_B",
     "BM25_K1",
     "CHUNKING_STRATEGIES",
+    "DEFAULT_OCR",
     "DEFAULT_SEARCH_MODE",
     "DEFAULT_STRATEGY",
     "MAX_CHARS_PER_TOKEN",
     "MAX_CHUNK_CHARS",
     "MAX_TEXT_TOKENS",
     "MODEL_WINDOW",
+    "OCR_MODES",
     "RRF_K",
     "SEARCH_CANDIDATES",
     "SEARCH_MODES",
     "SPECIAL_TOKENS_PER_INPUT",
+    "OcrMode",
 ]
 
 #: Tokens all-MiniLM-L6-v2 reads per input, [CLS] and [SEP] included.
@@ -39,6 +44,12 @@ MAX_CHUNK_CHARS = MAX_TEXT_TOKENS * MAX_CHARS_PER_TOKEN
 
 CHUNKING_STRATEGIES = ("recursive", "markdown", "sentence", "semantic", "token", "fixed")
 DEFAULT_STRATEGY = "recursive"
+
+#: Which PDF pages OCR reads (an upload's ``ocr`` option): those without a text layer, every
+#: page, or none (see :mod:`docworkers.ingest.parsing.ocr`).
+OcrMode = Literal["auto", "always", "never"]
+OCR_MODES: tuple[OcrMode, ...] = ("auto", "always", "never")
+DEFAULT_OCR: OcrMode = "auto"
 
 #: How a search finds chunks: both sides fused (hybrid), embeddings only, BM25 keywords only.
 SEARCH_MODES = ("hybrid", "dense", "keyword")

@@ -16,6 +16,8 @@ class Page:
 
     text: str
     number: int | None = None  # 1-based page number for paged formats, else None
+    ocr: bool = False  # the text was recognised in the page's image, not read from its text
+    ocr_confidence: float | None = None  # OCR's mean word confidence on the page, 0-100
 
 
 @dataclass(slots=True)
@@ -58,3 +60,5 @@ class Chunk:
     token_count: int
     page_start: int | None = None
     page_end: int | None = None
+    ocr: bool = False  # some of its text comes from OCR
+    ocr_confidence: float | None = None  # the lowest of those pages' OCR confidences, 0-100

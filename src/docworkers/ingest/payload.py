@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError
 from docworkers.ingest.chunking import CHUNKING_STRATEGIES, DEFAULT_STRATEGY
+from docworkers.ingest.defaults import DEFAULT_OCR, OcrMode
 from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE as UPLOAD_JOB_TYPE  # re-exported
 from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS
 from docworkers.ingest.vector_repository import validate_collection_name
@@ -47,6 +48,8 @@ class UploadOptions(ChunkingOptions):
     extract_metadata: bool = False
     num_questions: int = Field(default=0, ge=0, le=10)
     max_pages: int = Field(default=0, ge=0)
+    # Which PDF pages OCR reads: "auto" those without a text layer, "always", or "never".
+    ocr: OcrMode = DEFAULT_OCR
 
 
 class UploadJobPayload(UploadOptions):

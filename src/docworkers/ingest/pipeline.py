@@ -188,7 +188,7 @@ class UploadPipeline:
         with stage("parsing"):
             await report(10, "parsing document")
             doc = await self.services.parser.aparse(
-                path, filename=payload.filename, max_pages=payload.max_pages,
+                path, filename=payload.filename, max_pages=payload.max_pages, ocr=payload.ocr,
                 attachments_dir=path.expanduser().resolve().parent,  # ingest/attachments.py
             )
         with stage("chunking"):

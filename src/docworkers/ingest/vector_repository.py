@@ -11,7 +11,8 @@ Conventions every implementation follows:
   longer version left behind: a crash in between leaves a superset, never a hole.
 * Chunk metadata is flat (see :func:`flatten_metadata`) and always carries ``document_id``,
   ``chunk_index``, ``start_char``, ``end_char``, ``token_count`` and, when known,
-  ``page_start``/``page_end``.
+  ``page_start``/``page_end``; a chunk whose text came from OCR also ``ocr`` (True) and
+  ``ocr_confidence`` (0-100; absent: every page was read from its text layer).
 * ``update_chunk_metadata`` merges keys into the stored metadata of existing chunks; it never
   touches texts, embeddings or the structural keys (:data:`STRUCTURAL_KEYS`).
 * Methods are synchronous; async callers use ``asyncio.to_thread``.
@@ -80,6 +81,8 @@ class SearchHit:
     found_by: tuple[str, ...] = ()
     dense_rank: int | None = None
     keyword_rank: int | None = None
+    ocr: bool = False  # its text came from OCR of a page's image
+    ocr_confidence: float | None = None  # OCR's mean word confidence on that page, 0-100
 
     @classmethod
     def stored(cls, chunk_id: str, text: str, metadata: Mapping[str, Any],
@@ -97,11 +100,18 @@ class SearchHit:
             page_end=_as_int(meta.get("page_end")),
             chunk_index=_as_int(meta.get("chunk_index")) or 0,
             metadata=meta,
+            ocr=meta.get("ocr") is True,
+            ocr_confidence=_as_float(meta.get("ocr_confidence")),
         )
 
 
 def _as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _as_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +243,8 @@ STRUCTURAL_KEYS = frozenset(
         "token_count",
         "page_start",
         "page_end",
+        "ocr",
+        "ocr_confidence",
     }
 )
 
@@ -241,7 +253,8 @@ def chunk_metadata(
     document_id: str, chunk: Chunk, extra: Mapping[str, Any]
 ) -> dict[str, MetadataValue]:
     """The stored metadata of one chunk: ``extra`` flattened, then the structural keys (which
-    ``extra`` cannot override); page numbers are omitted when unknown."""
+    ``extra`` cannot override); page numbers are omitted when unknown, the OCR fields for
+    text that did not come from OCR."""
     metadata = flatten_metadata(extra)
     metadata.update(
         document_id=document_id,
@@ -250,9 +263,9 @@ def chunk_metadata(
         end_char=chunk.end_char,
         token_count=chunk.token_count,
     )
-    for key in ("page_start", "page_end"):
+    for key in ("page_start", "page_end", "ocr", "ocr_confidence"):
         metadata.pop(key, None)
         value = getattr(chunk, key)
-        if value is not None:
+        if value is not None and value is not False:
             metadata[key] = value
     return metadata

@@ -30,6 +30,12 @@ class Deadline:
         if self._at is not None and time.monotonic() > self._at:
             raise ParseTimeoutError(self._filename, timeout_reason(self._seconds or 0.0))
 
+    def extend(self, seconds: float) -> None:
+        """Allow ``seconds`` more: OCR, once a document needs it, has its own time budget."""
+        if self._at is not None:
+            self._at += seconds
+            self._seconds = (self._seconds or 0.0) + seconds
+
 
 def timeout_reason(seconds: float) -> str:
     return (

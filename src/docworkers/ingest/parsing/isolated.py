@@ -4,6 +4,8 @@ A hostile PDF can make pdfium spin, allocate gigabytes or crash; in a child proc
 restart, not the worker. Children are started with "spawn" (never fork: the parent may hold
 onnxruntime threads and locks), limit their own address space with RLIMIT_AS, and answer with
 JSON over a pipe, so the parent never unpickles anything produced while parsing a hostile file.
+A child that starts OCR on a document says so first (:data:`_OCR_STARTED`), and the parent
+then waits ``ocr_timeout_seconds`` longer before it kills it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import queue
 import resource
 import signal
 import threading
+import time
 import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -30,6 +33,7 @@ from docworkers.errors import (
     EmptyDocumentError,
     EncryptedDocumentError,
     NoExtractableTextError,
+    OcrUnavailableError,
     ParseTimeoutError,
     RetryableJobError,
     UnsupportedDocumentTypeError,
@@ -37,10 +41,12 @@ from docworkers.errors import (
 from docworkers.ingest.document import Page, ParsedDocument
 from docworkers.ingest.parsing._common import Deadline, megabytes, timeout_reason
 from docworkers.ingest.parsing.limits import DEFAULT_LIMITS, ParseLimits
+from docworkers.ingest.parsing.ocr import DEFAULT_OCR, OcrMode, check_mode
 from docworkers.ingest.parsing.parse import parse_with_deadline
 
 START_TIMEOUT_SECONDS = 60.0
 _READY = b"ready"
+_OCR_STARTED = b"ocr"  # sent by a child before a document's first OCR page
 _ERRORS: dict[str, type[DocumentError]] = {
     cls.__name__: cls
     for cls in (
@@ -49,6 +55,7 @@ _ERRORS: dict[str, type[DocumentError]] = {
         EmptyDocumentError,
         EncryptedDocumentError,
         NoExtractableTextError,
+        OcrUnavailableError,
         ParseTimeoutError,
         UnsupportedDocumentTypeError,
     )
@@ -89,27 +96,28 @@ class IsolatedParser:
 
     def parse(
         self, path: Path, *, filename: str | None = None, max_pages: int = 0,
-        attachments_dir: Path | None = None,
+        ocr: OcrMode = DEFAULT_OCR, attachments_dir: Path | None = None,
     ) -> ParsedDocument:
         """Parse ``path`` in a child process; same contract as :func:`parse_document`."""
         if not isinstance(max_pages, int) or isinstance(max_pages, bool) or max_pages < 0:
             raise ConfigurationError("max_pages", f"must be an integer >= 0, got {max_pages!r}")
+        ocr = check_mode(ocr)
         self._check_open()
         child = self._idle.get()
         try:
             self._check_open()
-            return child.parse(Path(path), filename or Path(path).name, max_pages,
+            return child.parse(Path(path), filename or Path(path).name, max_pages, ocr,
                                attachments_dir=attachments_dir)
         finally:
             self._idle.put(child)
 
     async def aparse(
         self, path: Path, *, filename: str | None = None, max_pages: int = 0,
-        attachments_dir: Path | None = None,
+        ocr: OcrMode = DEFAULT_OCR, attachments_dir: Path | None = None,
     ) -> ParsedDocument:
         """:meth:`parse` in a thread, so the event loop keeps running while a child works."""
         return await asyncio.to_thread(self.parse, path, filename=filename, max_pages=max_pages,
-                                       attachments_dir=attachments_dir)
+                                       ocr=ocr, attachments_dir=attachments_dir)
 
     def close(self) -> None:
         """Stop every child, after letting parses in flight finish. Idempotent."""
@@ -162,25 +170,31 @@ class _Child:
         process = self._process
         return process.pid if process is not None and process.is_alive() else None
 
-    def parse(self, path: Path, filename: str, max_pages: int, *,
+    def parse(self, path: Path, filename: str, max_pages: int, ocr: OcrMode, *,
               attachments_dir: Path | None = None) -> ParsedDocument:
-        request = {"path": str(path), "filename": filename, "max_pages": max_pages,
+        request = {"path": str(path), "filename": filename, "max_pages": max_pages, "ocr": ocr,
                    "attachments_dir": None if attachments_dir is None else str(attachments_dir)}
         conn = self._send(json.dumps(request).encode())
-        if not conn.poll(self._limits.timeout_seconds):
-            self._kill()
-            raise ParseTimeoutError(filename, timeout_reason(self._limits.timeout_seconds))
-        try:
-            raw = conn.recv_bytes()
-        except (EOFError, OSError):
-            exitcode = self._kill()
-            raise CorruptDocumentError(
-                filename,
-                f"the parser crashed on this file ({_describe_exit(exitcode)}), so the file is "
-                "probably damaged. Open it and save or print it as a new PDF or DOCX, then "
-                "upload that.",
-            ) from None
-        return _document_from_reply(json.loads(raw), filename, self._limits)
+        seconds = self._limits.timeout_seconds
+        until = time.monotonic() + seconds
+        while True:
+            if not conn.poll(max(0.0, until - time.monotonic())):
+                self._kill()
+                raise ParseTimeoutError(filename, timeout_reason(seconds))
+            try:
+                raw = conn.recv_bytes()
+            except (EOFError, OSError):
+                exitcode = self._kill()
+                raise CorruptDocumentError(
+                    filename,
+                    f"the parser crashed on this file ({_describe_exit(exitcode)}), so the file "
+                    "is probably damaged. Open it and save or print it as a new PDF or DOCX, "
+                    "then upload that.",
+                ) from None
+            if raw != _OCR_STARTED:
+                return _document_from_reply(json.loads(raw), filename, self._limits)
+            seconds += self._limits.ocr_timeout_seconds
+            until += self._limits.ocr_timeout_seconds
 
     def stop(self) -> None:
         if self._conn is not None:
@@ -258,7 +272,8 @@ def _document_from_reply(
 ) -> ParsedDocument:
     if "document" in reply:
         doc = reply["document"]
-        pages = [Page(text, number) for text, number in doc["pages"]]
+        pages = [Page(text, number, bool(ocr), confidence)
+                 for text, number, ocr, confidence in doc["pages"]]
         return ParsedDocument(
             doc["filename"], doc["kind"], pages, doc["metadata"], doc["truncated"]
         )
@@ -289,21 +304,36 @@ def _child_main(conn: Connection, limits: ParseLimits) -> None:
             raw = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        conn.send_bytes(_handle(json.loads(raw), limits))
+        conn.send_bytes(_handle(json.loads(raw), limits, conn))
 
 
-def _handle(request: dict[str, Any], limits: ParseLimits) -> bytes:
+class _OcrNotice(Deadline):
+    """No deadline (the parent enforces the time limit by killing us), but OCR's extra time
+    is announced to the parent, which then waits that much longer."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, filename: str, conn: Connection) -> None:
+        super().__init__(None, filename)
+        self._conn = conn
+
+    def extend(self, seconds: float) -> None:
+        self._conn.send_bytes(_OCR_STARTED)
+
+
+def _handle(request: dict[str, Any], limits: ParseLimits, conn: Connection) -> bytes:
     filename = str(request["filename"])
     try:
         document = parse_with_deadline(
             Path(request["path"]), filename, int(request["max_pages"]), limits,
-            Deadline(None, filename),  # the parent enforces the time limit by killing us
+            _OcrNotice(filename, conn), ocr=check_mode(request.get("ocr", DEFAULT_OCR)),
             attachments_dir=_optional_path(request.get("attachments_dir")),
         )  # fmt: skip
         plain = {
             "filename": document.filename,
             "kind": document.kind,
-            "pages": [[page.text, page.number] for page in document.pages],
+            "pages": [[page.text, page.number, page.ocr, page.ocr_confidence]
+                      for page in document.pages],
             "metadata": document.metadata,
             "truncated": document.truncated,
         }

@@ -2,12 +2,14 @@
 
 pdfium is not thread-safe, so all calls into it from this process go through one lock; run an
 :class:`~docworkers.ingest.parsing.IsolatedParser` with several children for parallel PDFs.
+Pages without a text layer are read by OCR (:mod:`~docworkers.ingest.parsing.ocr`).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from docworkers.errors import CorruptDocumentError, EncryptedDocumentError, NoEx
 from docworkers.ingest.document import Page, ParsedDocument
 from docworkers.ingest.parsing._common import Deadline, clean_text
 from docworkers.ingest.parsing.limits import ParseLimits
+from docworkers.ingest.parsing.ocr import DEFAULT_OCR, OcrMode, PageReader
 
 _PDFIUM_LOCK = threading.Lock()
 _ERR_PASSWORD = 4  # FPDF_ERR_PASSWORD
@@ -36,13 +39,14 @@ _REPAIR = "Open it in a PDF viewer and save or print it as a new PDF, then uploa
 
 
 def parse_pdf(
-    path: Path, filename: str, max_pages: int, limits: ParseLimits, deadline: Deadline
+    path: Path, filename: str, max_pages: int, limits: ParseLimits, deadline: Deadline,
+    ocr: OcrMode = DEFAULT_OCR,
 ) -> ParsedDocument:
     """Extract the text of each page, keeping 1-based page numbers; see module docstring."""
     with _PDFIUM_LOCK:
         pdf = _open(path, filename)
         try:
-            return _extract(pdf, filename, max_pages, limits, deadline)
+            return _extract(pdf, filename, max_pages, limits, deadline, ocr)
         finally:
             pdf.close()
 
@@ -71,7 +75,8 @@ def _open(path: Path, filename: str) -> Any:
 
 
 def _extract(
-    pdf: Any, filename: str, max_pages: int, limits: ParseLimits, deadline: Deadline
+    pdf: Any, filename: str, max_pages: int, limits: ParseLimits, deadline: Deadline,
+    ocr: OcrMode = DEFAULT_OCR,
 ) -> ParsedDocument:
     page_count = len(pdf)
     wanted = min(page_count, max_pages) if max_pages > 0 else page_count
@@ -79,6 +84,7 @@ def _extract(
     unreadable: list[int] = []
     chars = 0
     truncated = wanted < page_count
+    reader = PageReader(ocr, limits, deadline, filename)  # OCR of the pages that need it
     for index in range(wanted):
         deadline.check()
         try:
@@ -86,20 +92,23 @@ def _extract(
         except pdfium.PdfiumError:
             unreadable.append(index + 1)
             continue
-        if not text:
+        page = reader.page(pdf, index, text)
+        if page is None:
             continue
+        text = page.text
         room = limits.max_chars - chars
         if len(text) > room:
             if room > 0:
-                pages.append(Page(text[:room], index + 1))
+                pages.append(replace(page, text=text[:room]))
             truncated = True
             break
-        pages.append(Page(text, index + 1))
+        pages.append(page)
         chars += len(text) + 2  # the blank line ParsedDocument.text puts between pages
     if not pages:
-        _raise_no_text(filename, wanted, page_count, len(unreadable))
+        _raise_no_text(filename, wanted, page_count, len(unreadable), reader)
     metadata = _metadata(pdf)
     metadata["page_count"] = page_count
+    metadata.update(reader.metadata())
     if unreadable:
         metadata["unreadable_pages"] = unreadable
     return ParsedDocument(filename, "pdf", pages, metadata, truncated)
@@ -124,17 +133,15 @@ def _page_text(pdf: Any, index: int) -> str:
         page.close()
 
 
-def _raise_no_text(filename: str, wanted: int, page_count: int, unreadable: int) -> None:
+def _raise_no_text(
+    filename: str, wanted: int, page_count: int, unreadable: int, reader: PageReader
+) -> None:
     if unreadable == wanted:
         raise CorruptDocumentError(
             filename, f"none of the PDF's pages could be read; it is damaged. {_REPAIR}"
         )
     scope = f"the first {wanted} of its {page_count} pages" if wanted < page_count else "its pages"
-    raise NoExtractableTextError(
-        filename,
-        f"the PDF has no text layer on {scope} (it is probably scanned images), and OCR is not "
-        "supported. Run it through OCR (for example 'ocrmypdf') or upload a PDF with real text.",
-    )
+    raise NoExtractableTextError(filename, reader.no_text_reason(scope))
 
 
 def _metadata(pdf: Any) -> dict[str, Any]:

@@ -1,0 +1,267 @@
+"""OCR of PDF pages: render with pdfium, recognise with Tesseract, one page at a time.
+
+Scans (signed contracts, faxed confirmations) have no text layer; their pages are rendered in
+grey at ``ocr_dpi`` and read by the ``tesseract`` program (Debian's ``tesseract-ocr`` and a
+``tesseract-ocr-<lang>`` pack per language). Each page is its own Tesseract process with its
+own time and memory limit (``ParseLimits.ocr_page_timeout_seconds``/``ocr_max_memory_bytes``),
+so a page it cannot read is skipped with a warning while the rest of the document is kept;
+all OCR of a document shares ``ocr_timeout_seconds``. Tesseract's TSV output gives each word
+with a confidence; a page's confidence is the mean over its words (0-100).
+
+The ``ocr`` option of an upload says which pages: ``auto`` (those without a text layer),
+``always`` (every page; the text layer is kept where OCR reads nothing) or ``never``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from docworkers.errors import ConfigurationError, OcrUnavailableError
+from docworkers.ingest.defaults import DEFAULT_OCR, OCR_MODES, OcrMode
+from docworkers.ingest.document import Page
+from docworkers.ingest.parsing._common import Deadline, clean_text, megabytes
+from docworkers.ingest.parsing.limits import ParseLimits
+
+__all__ = [
+    "DEFAULT_OCR", "MAX_PIXELS", "OCR_MODES", "OcrMode", "OcrPageError", "PageReader", "Reading",
+    "check_languages", "check_mode", "installed_languages", "parse_tsv", "recognise",
+    "render_page",
+]
+
+#: A page rendered larger than this many pixels is rendered at a lower resolution instead
+#: (a poster-sized page at 300 dpi would need gigabytes).
+MAX_PIXELS = 40_000_000
+_WORD_LEVEL = "5"  # TSV rows: 1 page, 2 block, 3 paragraph, 4 line, 5 word
+_LIST_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What Tesseract read on one page."""
+
+    text: str
+    confidence: float | None  # mean word confidence, 0-100; None when it found no words
+
+
+class OcrPageError(Exception):
+    """One page could not be read; the message is the warning recorded on the document."""
+
+
+def check_mode(value: object) -> OcrMode:
+    """``value`` as an OCR mode; ConfigurationError naming ``ocr`` otherwise."""
+    for mode in OCR_MODES:
+        if value == mode:
+            return mode
+    raise ConfigurationError("ocr", f"must be one of {', '.join(OCR_MODES)}, got {value!r}")
+
+
+@functools.cache
+def installed_languages() -> frozenset[str] | None:
+    """The language packs Tesseract has; None when the ``tesseract`` program is missing."""
+    program = shutil.which("tesseract")
+    if program is None:
+        return None
+    try:
+        listed = subprocess.run([program, "--list-langs"], capture_output=True, text=True,
+                                timeout=_LIST_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = listed.stdout.splitlines()[1:]  # the first line names the tessdata folder
+    return frozenset(line.strip() for line in lines if line.strip())
+
+
+def check_languages(languages: str, filename: str) -> None:
+    """OcrUnavailableError unless Tesseract and every pack in ``languages`` are installed."""
+    installed = installed_languages()
+    if installed is None:
+        raise OcrUnavailableError(filename, (
+            "the PDF has pages without text that need OCR, but the 'tesseract' program is not "
+            "installed on this worker; install it (Debian: apt-get install tesseract-ocr "
+            "tesseract-ocr-eng) or upload with ocr=never."))
+    missing = [code for code in languages.split("+") if code not in installed]
+    if missing:
+        raise OcrUnavailableError(filename, (
+            f"the OCR language pack {', '.join(repr(m) for m in missing)} named by the "
+            f"ocr_languages setting ({languages!r}) is not installed (installed: "
+            f"{', '.join(sorted(installed)) or 'none'}); install tesseract-ocr-{missing[0]} "
+            "or change the setting."))
+
+
+def render_page(page: Any, dpi: int) -> tuple[bytes, int]:
+    """The page as a grey PGM image and the resolution it was rendered at (lower than
+    ``dpi`` for a page too large for :data:`MAX_PIXELS`)."""
+    width, height = page.get_size()  # PDF points, 72 per inch
+    pixels = width * height * (dpi / 72) ** 2
+    if pixels > MAX_PIXELS:
+        dpi = max(1, int(dpi * (MAX_PIXELS / pixels) ** 0.5))
+    bitmap = page.render(scale=dpi / 72, grayscale=True)
+    try:
+        w, h, stride = bitmap.width, bitmap.height, bitmap.stride
+        buffer = memoryview(bitmap.buffer)
+        rows = buffer if stride == w else b"".join(
+            buffer[row * stride:row * stride + w] for row in range(h))
+        return b"P5\n%d %d\n255\n" % (w, h) + bytes(rows), dpi
+    finally:
+        bitmap.close()
+
+
+def recognise(image: bytes, dpi: int, limits: ParseLimits, seconds: float) -> Reading:
+    """Read a PGM ``image`` with Tesseract within ``seconds`` and ``ocr_max_memory_bytes``;
+    OcrPageError when it fails, is killed or runs out of time."""
+    program = shutil.which("tesseract") or "tesseract"
+    command = [program, "stdin", "stdout", "-l", limits.ocr_languages, "--dpi", str(dpi), "tsv"]
+    memory = limits.ocr_max_memory_bytes
+    try:
+        done = subprocess.run(
+            command, input=image, capture_output=True, timeout=seconds, check=False,
+            env={**os.environ, "OMP_THREAD_LIMIT": "1"},  # parallelism comes from documents
+            # Runs between fork and exec: fine in the parser child, which has no other threads.
+            preexec_fn=functools.partial(_limit_memory, memory),
+        )
+    except subprocess.TimeoutExpired:
+        raise OcrPageError(f"OCR did not finish within {seconds:g} s") from None
+    except OSError as exc:
+        raise OcrPageError(f"OCR could not start ({exc.strerror or exc})") from None
+    if done.returncode != 0:
+        raise OcrPageError(f"OCR failed ({_describe(done.returncode, done.stderr, memory)})")
+    return parse_tsv(done.stdout.decode("utf-8", errors="replace"))
+
+
+def parse_tsv(tsv: str) -> Reading:
+    """Tesseract's TSV as text (a line per line, a blank line between blocks and paragraphs)
+    and the mean confidence of its words."""
+    lines: list[str] = []
+    words: list[str] = []
+    confidences: list[float] = []
+    where: tuple[str, str, str] | None = None
+    for row in tsv.splitlines()[1:]:
+        cells = row.split("\t")
+        if len(cells) != 12 or cells[0] != _WORD_LEVEL or not cells[11].strip():
+            continue
+        block, paragraph, line = cells[2], cells[3], cells[4]
+        if (block, paragraph, line) != where:
+            if words:
+                lines.append(" ".join(words))
+            if where is not None and (block, paragraph) != where[:2]:
+                lines.append("")
+            words, where = [], (block, paragraph, line)
+        words.append(cells[11].strip())
+        try:
+            confidence = float(cells[10])
+        except ValueError:
+            continue
+        if confidence >= 0:
+            confidences.append(confidence)
+    if words:
+        lines.append(" ".join(words))
+    mean = round(sum(confidences) / len(confidences), 1) if confidences else None
+    return Reading(clean_text("\n".join(lines)), mean)
+
+
+class PageReader:
+    """Decides for each page of one PDF whether to OCR it (the upload's ``ocr`` mode), does
+    it, and keeps what the document should record: which pages were OCR'd, which were skipped
+    and why (``metadata()``)."""
+
+    def __init__(self, mode: OcrMode, limits: ParseLimits, deadline: Deadline,
+                 filename: str) -> None:
+        self.mode = check_mode(mode)
+        self._limits = limits
+        self._deadline = deadline
+        self._filename = filename
+        self._budget_end: float | None = None  # set when the first page needs OCR
+        self.read: list[int] = []
+        self.skipped: list[int] = []
+        self.warnings: list[str] = []
+
+    def page(self, pdf: Any, index: int, text: str) -> Page | None:
+        """Page ``index`` (0-based) from its text layer ``text`` or OCR; None when neither
+        holds text. A page OCR cannot read is skipped (recorded), never an error."""
+        number = index + 1
+        if self.mode == "never" or (self.mode == "auto" and text):
+            return Page(text, number) if text else None
+        reading = self._read(pdf, index)
+        if reading is None or not reading.text:
+            return Page(text, number) if text else None  # "always": keep the text layer
+        self.read.append(number)
+        return Page(reading.text, number, ocr=True, ocr_confidence=reading.confidence)
+
+    def metadata(self) -> dict[str, Any]:
+        """What the document records about OCR (nothing when no page needed it)."""
+        found: dict[str, Any] = {}
+        if self.read:
+            found["ocr_pages"] = self.read
+        if self.skipped:
+            found["ocr_skipped_pages"] = self.skipped
+            found["ocr_warnings"] = self.warnings
+        return found
+
+    def no_text_reason(self, scope: str) -> str:
+        """Why a PDF none of whose pages (``scope``) gave text ends in ``no_text``."""
+        if self.mode == "never":
+            return (f"the PDF has no text layer on {scope} (it is probably scanned images), and "
+                    "OCR was turned off (ocr=never). Upload it again with ocr=auto, or upload a "
+                    "PDF with real text.")
+        if self.skipped:
+            return (f"the PDF has no text layer on {scope}, and OCR could not read them: "
+                    f"{self.warnings[0]}")
+        return (f"the PDF has no text layer on {scope}, and OCR found no text in them (blank "
+                "pages, or images without writing). Upload a PDF with real text or a clearer "
+                "scan.")
+
+    def _read(self, pdf: Any, index: int) -> Reading | None:
+        """OCR of one page, or None after recording why it was skipped."""
+        number = index + 1
+        limits = self._limits
+        self._deadline.check()
+        if self._budget_end is None:
+            check_languages(limits.ocr_languages, self._filename)
+            self._deadline.extend(limits.ocr_timeout_seconds)
+            self._budget_end = time.monotonic() + limits.ocr_timeout_seconds
+        left = self._budget_end - time.monotonic()
+        if left <= 0:
+            self._skip(number, f"the document's OCR time limit of "
+                               f"{limits.ocr_timeout_seconds:g} s was used up")
+            return None
+        page = pdf[index]
+        try:
+            image, dpi = render_page(page, limits.ocr_dpi)
+        finally:
+            page.close()
+        try:
+            return recognise(image, dpi, limits, min(limits.ocr_page_timeout_seconds, left))
+        except OcrPageError as exc:
+            self._skip(number, str(exc))
+            return None
+
+    def _skip(self, number: int, why: str) -> None:
+        self.skipped.append(number)
+        self.warnings.append(f"page {number} was skipped: {why}.")
+
+
+def _limit_memory(limit: int) -> None:
+    """In the Tesseract process before it starts: its own address-space limit."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _describe(returncode: int, stderr: bytes, memory: int) -> str:
+    if returncode < 0:
+        try:
+            how = f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"killed by signal {-returncode}"
+    else:
+        lines = stderr.decode("utf-8", errors="replace").strip().splitlines()
+        how = f"exit code {returncode}" + (f": {lines[-1].strip()[:200]}" if lines else "")
+    return f"{how}; the OCR memory limit is {megabytes(memory)}"

@@ -1,0 +1,164 @@
+"""OCR of scanned PDF pages: the real Tesseract on scans made from the corpus's real PDFs
+(tests/data/corpus/README.md says how), in this process and in the isolated parser child."""
+
+from __future__ import annotations
+
+import pytest
+from scans import (
+    CORPUS_PDF,
+    MEMO_SENTENCE,
+    PAGE_1_SENTENCE,
+    PAGE_2_SENTENCE,
+    TOO_LITTLE_MEMORY,
+    flat,
+)
+
+from docworkers.errors import ConfigurationError, NoExtractableTextError, OcrUnavailableError
+from docworkers.ingest.chunking import chunk_document
+from docworkers.ingest.document import ParsedDocument
+from docworkers.ingest.parsing import IsolatedParser, ParseLimits, parse_document
+from docworkers.ingest.parsing.ocr import installed_languages
+from docworkers.ingest.vector_repository import chunk_id, chunk_metadata
+
+MEMO = CORPUS_PDF / "scanned-fake-memo.pdf"
+MIXED = CORPUS_PDF / "mixed-layout-parser-paper-p2-scanned.pdf"
+
+
+def test_tesseract_and_its_english_pack_are_installed() -> None:
+    assert installed_languages() is not None, "tesseract is missing: .ci/run installs it"
+    assert "eng" in (installed_languages() or ())
+
+
+def test_a_scanned_page_is_read_by_ocr_with_its_confidence() -> None:
+    document = parse_document(MEMO)
+    [page] = document.pages
+    assert page.number == 1 and page.ocr
+    assert page.ocr_confidence is not None and 50 < page.ocr_confidence <= 100
+    assert MEMO_SENTENCE in flat(page.text)
+    assert document.metadata["ocr_pages"] == [1] and "ocr_warnings" not in document.metadata
+
+
+def test_only_the_page_without_text_is_ocrd_in_a_digital_pdf() -> None:
+    document = parse_document(MIXED)
+    first, second = document.pages
+    assert (first.number, first.ocr, first.ocr_confidence) == (1, False, None)
+    assert PAGE_1_SENTENCE in flat(first.text)
+    assert (second.number, second.ocr) == (2, True) and second.ocr_confidence is not None
+    assert PAGE_2_SENTENCE in flat(second.text)
+    assert document.metadata["ocr_pages"] == [2]
+
+
+def test_always_reads_every_page_by_ocr() -> None:
+    document = parse_document(MIXED, ocr="always")
+    assert [page.ocr for page in document.pages] == [True, True]
+    assert document.metadata["ocr_pages"] == [1, 2]
+    assert "LayoutParser" in document.pages[0].text  # read from the image this time
+
+
+def test_never_leaves_a_scan_in_the_typed_no_text_error() -> None:
+    with pytest.raises(NoExtractableTextError) as info:
+        parse_document(MEMO, ocr="never")
+    assert info.value.code == "no_text" and "ocr=never" in info.value.reason
+    mixed = parse_document(MIXED, ocr="never")
+    assert [page.number for page in mixed.pages] == [1] and "ocr_pages" not in mixed.metadata
+
+
+def test_chunks_say_which_text_came_from_ocr() -> None:
+    document = parse_document(MIXED)
+    chunks = chunk_document(document, chunk_size=120)
+    on_page_1 = [c for c in chunks if c.page_end == 1]
+    on_page_2 = [c for c in chunks if c.page_start == 2]
+    assert on_page_1 and on_page_2
+    assert all(not c.ocr and c.ocr_confidence is None for c in on_page_1)
+    confidence = document.pages[1].ocr_confidence
+    assert all(c.ocr and c.ocr_confidence == confidence for c in on_page_2)
+    across = [c for c in chunks if c.page_start == 1 and c.page_end == 2]
+    assert all(c.ocr and c.ocr_confidence == confidence for c in across)
+    stored = chunk_metadata("doc", on_page_2[0], {"ocr": False, "filename": "m.pdf"})
+    assert stored["ocr"] is True and stored["ocr_confidence"] == confidence
+    plain = chunk_metadata("doc", on_page_1[0], {"ocr": True})  # the chunk decides, not extra
+    assert "ocr" not in plain and "ocr_confidence" not in plain
+    assert chunk_id("doc", 0) != chunk_id("doc", 1)
+
+
+def test_the_isolated_child_carries_the_ocr_fields() -> None:
+    with IsolatedParser() as parser:
+        document = parser.parse(MIXED, filename="mixed.pdf")
+    local = parse_document(MIXED)
+    assert document.pages == local.pages
+    assert document.metadata["ocr_pages"] == [2]
+
+
+def test_a_page_ocr_cannot_read_is_skipped_with_a_warning_not_the_document() -> None:
+    limits = ParseLimits(ocr_max_memory_bytes=TOO_LITTLE_MEMORY)
+    with IsolatedParser(limits=limits) as parser:
+        document = parser.parse(MIXED, filename="mixed.pdf")
+        assert [page.number for page in document.pages] == [1]
+        assert document.metadata["ocr_skipped_pages"] == [2]
+        [warning] = document.metadata["ocr_warnings"]
+        assert warning.startswith("page 2 was skipped: OCR failed") and "32.0 MB" in warning
+        assert "ocr_pages" not in document.metadata
+        # A scan whose only page cannot be read has no text: the typed error says why.
+        with pytest.raises(NoExtractableTextError) as info:
+            parser.parse(MEMO, filename="memo.pdf")
+        assert "OCR could not read them: page 1 was skipped" in info.value.reason
+        assert parser.parse(MIXED, filename="again.pdf").pages[0].number == 1  # still serving
+
+
+def test_a_page_past_its_ocr_time_limit_is_skipped() -> None:
+    document = parse_document(MIXED, limits=ParseLimits(ocr_page_timeout_seconds=0.01))
+    assert [page.number for page in document.pages] == [1]
+    assert document.metadata["ocr_skipped_pages"] == [2]
+    assert "OCR did not finish within 0.01 s" in document.metadata["ocr_warnings"][0]
+
+
+def test_ocr_has_its_own_time_budget_on_top_of_the_parse_limit() -> None:
+    # Parsing alone may take 0.2 s here; OCR of a 300 dpi page takes longer than that (loading
+    # Tesseract's model alone does), and the child is not killed for it: OCR's budget counts.
+    limits = ParseLimits(timeout_seconds=0.2, ocr_timeout_seconds=120.0)
+    with IsolatedParser(limits=limits) as parser:
+        document = parser.parse(MEMO, filename="memo.pdf")
+    assert document.pages[0].ocr and MEMO_SENTENCE in flat(document.pages[0].text)
+
+
+def test_an_uninstalled_language_pack_is_a_typed_error_naming_the_setting() -> None:
+    limits = ParseLimits(ocr_languages="eng+zzz")
+    with pytest.raises(OcrUnavailableError) as info:
+        parse_document(MEMO, limits=limits)
+    assert info.value.code == "ocr_unavailable"
+    assert "'zzz'" in info.value.reason and "ocr_languages" in info.value.reason
+    assert "tesseract-ocr-zzz" in info.value.reason
+    with IsolatedParser(limits=limits) as parser:
+        with pytest.raises(OcrUnavailableError):
+            parser.parse(MEMO, filename="memo.pdf")
+        assert parser.parse(MIXED, filename="mixed.pdf", ocr="never").pages  # no OCR needed
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"ocr_languages": "eng deu"}, "ocr_languages"),
+    ({"ocr_languages": ""}, "ocr_languages"),
+    ({"ocr_languages": "eng+"}, "ocr_languages"),
+    ({"ocr_dpi": 20}, "ocr_dpi"),
+    ({"ocr_dpi": 0}, "ocr_dpi"),
+    ({"ocr_page_timeout_seconds": 0}, "ocr_page_timeout_seconds"),
+    ({"ocr_timeout_seconds": float("nan")}, "ocr_timeout_seconds"),
+    ({"ocr_max_memory_bytes": -1}, "ocr_max_memory_bytes"),
+])
+def test_invalid_ocr_limits_name_the_field(fields: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ParseLimits(**fields)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_an_unknown_ocr_mode_names_the_option() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_document(MEMO, ocr="sometimes")  # type: ignore[arg-type]
+    assert info.value.field == "ocr" and "auto, always, never" in info.value.problem
+    with IsolatedParser() as parser, pytest.raises(ConfigurationError):
+        parser.parse(MEMO, ocr="sometimes")  # type: ignore[arg-type]
+
+
+def test_a_digital_pdf_is_not_ocrd() -> None:
+    document: ParsedDocument = parse_document(CORPUS_PDF / "fake-memo.pdf")
+    assert not document.pages[0].ocr and "ocr_pages" not in document.metadata
+    assert MEMO_SENTENCE in flat(document.text)
