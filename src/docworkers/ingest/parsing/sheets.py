@@ -190,6 +190,8 @@ def _sheet_text(name: str | None, rows: list[list[str]]) -> str:
 def _text(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, str) and value.isprintable():  # the common case, checked in C
+        return value.strip()
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
