@@ -88,6 +88,7 @@ def test_a_sheet_cell_comes_out_in_its_row_and_column(parser: IsolatedParser,
 
     semicolons = parser.parse(corpus / FORMATS / "semicolon-delimited.csv")
     assert ["sed, do", "eiusmod", "tempor incididunt"] in table_rows(semicolons.text)
+    assert [page.number for page in semicolons.pages] == [None]  # a CSV has no pages
 
 
 def test_slides_are_pages_with_their_numbers_and_notes(parser: IsolatedParser,
@@ -166,7 +167,7 @@ def test_a_damaged_copy_of_each_format_is_corrupt(parser: IsolatedParser, corpus
     [
         ("notes.eml", b"just some words, no headers at all\n", CorruptDocumentError,
          "no email headers"),
-        ("mail.eml", bytes(range(256)) * 8, CorruptDocumentError, "not a EML file"),
+        ("mail.eml", bytes(range(256)) * 8, CorruptDocumentError, "not an EML file"),
         ("table.csv", bytes(range(256)) * 8, CorruptDocumentError, "not a CSV file"),
         ("slides.ppt", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + "PowerPoint Document".encode(
             "utf-16-le") + b"\x00" * 200, UnsupportedDocumentTypeError, r"\.pptx"),

@@ -1,4 +1,5 @@
-"""Document parsers: PDF, DOCX, HTML, Markdown and plain text into :class:`ParsedDocument`.
+"""Document parsers: PDF, DOCX, HTML, Markdown, plain text, legacy Word (.doc), sheets (.xlsx,
+.xls, .csv), slides (.pptx) and email (.eml, .msg) into :class:`ParsedDocument`.
 
 ``parse_document`` runs in the calling process; ``IsolatedParser`` runs it in killable child
 processes with hard time and memory limits, which is what workers should use on uploads.

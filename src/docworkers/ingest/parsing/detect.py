@@ -115,7 +115,7 @@ def detect_kind(head: bytes, filename: str) -> str:
         if ext in OFFICE_EXTENSIONS | CSV_EXTENSIONS | EMAIL_EXTENSIONS:
             raise CorruptDocumentError(
                 filename,
-                f"is named {ext} but its content is not a {ext[1:].upper()} file; it is "
+                f"is named {ext} but its content is not {_a(ext[1:].upper())} file; it is "
                 "damaged or was saved in another format. Download or export it again.",
             )
         raise UnsupportedDocumentTypeError(
@@ -166,6 +166,11 @@ def _zip_kind(head: bytes, filename: str, ext: str) -> str:
     raise UnsupportedDocumentTypeError(
         filename, "is a ZIP archive, not a document; extract it and upload the documents inside."
     )
+
+
+def _a(name: str) -> str:
+    """``name`` with its article, as said aloud: "a PDF", "an XLSX", "an EML"."""
+    return f"{'an' if name[:1] in 'AEFHILMNORSX' else 'a'} {name}"
 
 
 def _looks_like_html(sample: str) -> bool:

@@ -172,11 +172,11 @@ def _pages(
             kept.append(cells)
             size += sum(len(cell) + 3 for cell in cells)
             if size > limits.max_chars:
-                pages.append(Page(_sheet_text(name, kept), number))
+                pages.append(Page(_sheet_text(name, kept), number if name else None))
                 return pages, True
         text = _sheet_text(name, kept)
         if text:
-            pages.append(Page(text, number))
+            pages.append(Page(text, number if name else None))  # a CSV has no pages
     return pages, False
 
 
