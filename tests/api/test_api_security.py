@@ -217,6 +217,11 @@ async def test_every_route_has_a_deliberate_scope(api: Any) -> None:
         ("DELETE", "/api/dlq"): "admin",
         ("DELETE", "/api/documents/{document_id}"): "admin",
         ("DELETE", "/api/collections/{name}"): "admin",
+        ("POST", "/api/queues/{queue}/pause"): "admin",
+        ("POST", "/api/queues/{queue}/resume"): "admin",
+        ("POST", "/api/queues/{queue}/jobs/{job_id}/run-now"): "admin",
+        ("POST", "/api/dead/retry"): "admin",
+        ("POST", "/api/dead/delete"): "admin",
     }
     assert required_scope("PATCH", "/api/anything-new") is Scope.ADMIN
 

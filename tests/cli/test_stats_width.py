@@ -34,6 +34,8 @@ def worker_stats(number: int, job_type: str) -> dict[str, Any]:
         host=HOST, min_concurrency=2 * number, max_concurrency=64 if number else 0,
         scaling="backlog" if number else "fixed",
         breakers={"chroma": "half_open", "embedding": "closed"},
+        outcomes={"completed": processed - 98_765 - number, "retrying": 50_000 + number,
+                  "failed": 40_000, "dead": 8_765, "cancelled": 0},
         limited={"breaker:chroma": 31_415 + number, "rate:embedding": 27_182 + number},
     ).to_dict()
 
@@ -44,8 +46,8 @@ SUPERVISOR = {"name": f"supervisor-{HOST}-4194300", "processes": 7, "retiring": 
 
 
 # Integers of the JSON view the table shows otherwise: a process id is a label (checked whole
-# below), a worker's successes are its success rate.
-NOT_COUNTS = {"pid", "jobs_succeeded"}
+# below), a worker's successes, attempts and failed attempts are its outcomes (shown).
+NOT_COUNTS = {"pid", "jobs_succeeded", "jobs_processed", "jobs_failed"}
 
 
 def counts(data: Any) -> Iterator[int]:

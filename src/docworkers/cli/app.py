@@ -26,6 +26,7 @@ from docworkers.cli.demo import demo_command
 from docworkers.cli.documents import collections_app, documents_app, search_command
 from docworkers.cli.ingest import ingest_command
 from docworkers.cli.jobs import dlq_app, jobs_app, stats_command
+from docworkers.cli.queues import queues_app
 from docworkers.cli.render import print_error
 from docworkers.cli.stack import down_command, status_command, up_command
 from docworkers.cli.submit import import_command, reindex_command, submit_command
@@ -100,6 +101,7 @@ jobs_app.command("submit", no_args_is_help=True)(submit_command)
 app.add_typer(jobs_app, name="jobs", cls=SummaryGroup)
 app.add_typer(dlq_app, name="dlq", cls=SummaryGroup)
 app.command("stats")(stats_command)
+app.add_typer(queues_app, name="queues", cls=SummaryGroup)
 app.command("search", no_args_is_help=True)(search_command)
 app.add_typer(documents_app, name="documents", cls=SummaryGroup)
 collections_app.command("reindex", no_args_is_help=True)(reindex_command)

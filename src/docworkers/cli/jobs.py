@@ -366,7 +366,12 @@ def stats_view(stats: QueueStats) -> Group:
         ("avg processing time", duration(stats.average_processing_time)
          if stats.total_completed else "-"),
         ("live workers", stats.active_workers),
+        ("paused queues", ", ".join(esc(q) for q in stats.paused) if stats.paused else "none"),
     ])
+    if stats.paused:
+        depth.caption = (f"[yellow]paused: {', '.join(esc(q) for q in stats.paused)}[/] "
+                         "(workers take none of its jobs; `docworkers queues resume`)")
+        depth.caption_justify = "left"
     if not stats.workers:
         return Group(depth, totals, "[dim]No live workers (start one with "
                      "`docworkers worker`).[/]")
@@ -375,27 +380,40 @@ def stats_view(stats: QueueStats) -> Group:
     return Group(depth, totals, workers_table(stats.workers), *extra)
 
 
+#: Worker columns: a finished attempt by the status it left its job in, the queue's words
+#: (so a worker's Failed counts jobs failed for good, like the queue's failed count).
+OUTCOME_COLUMNS = (("Done", "completed"), ("Retried", "retrying"), ("Failed", "failed"),
+                   ("Dead", "dead"))
+
+
 def workers_table(workers: list[dict[str, Any]]) -> Table:
-    """One row per live worker. The first cell holds, under the name, its process and (when it
-    autoscales) its scaling, so the numeric columns keep their full width at 80 columns."""
+    """One row per live worker. The first cell holds, under the name, its process, mean job
+    time and (when it autoscales) its scaling, so the numeric columns keep their full width at
+    80 columns. Done, Retried, Failed and Dead count its finished attempts by the status they
+    left the job in."""
     from rich.table import Table
 
-    table = Table(title="Workers", title_justify="left")
+    table = Table(title="Workers", title_justify="left",
+                  caption="Done/Retried/Failed/Dead: attempts, by the status they left the job "
+                          "in", caption_justify="left")
     table.add_column("Worker / process", overflow="fold", min_width=12)
-    for name in ("Busy", "Done", "Failed", "Success", "Avg", "Up"):
+    for name in ("Busy", *(column for column, _ in OUTCOME_COLUMNS), "Up"):
         table.add_column(name, justify="right", no_wrap=True)
     for w in workers:
         processed = int(w.get("jobs_processed", 0))
+        outcomes = w.get("outcomes") or {}
         details = [process_label(w.get("host", ""), w.get("pid", ""))]
+        if processed:
+            details.append(f"avg {duration(float(w.get('average_process_time', 0.0)))}")
+        if cancelled := int(outcomes.get("cancelled", 0)):
+            details.append(f"{cancelled} cancelled")
         if (scaling := scaling_label(w)) != "fixed":
             details.append(f"scaling {scaling}")
         stopped = "" if w.get("is_running") else " [yellow](stopped)[/]"
         table.add_row(
             f"{esc(w.get('worker_name', '?'))}{stopped}\n[dim]{esc(', '.join(details))}[/]",
-            f"{w.get('in_flight', 0)}/{w.get('concurrency', 0)}", str(processed),
-            str(w.get("jobs_failed", 0)),
-            f"{float(w.get('success_rate', 0.0)):.0%}" if processed else "-",
-            duration(float(w.get("average_process_time", 0.0))) if processed else "-",
+            f"{w.get('in_flight', 0)}/{w.get('concurrency', 0)}",
+            *(str(int(outcomes.get(status, 0))) for _, status in OUTCOME_COLUMNS),
             duration(float(w.get("uptime", 0.0))))
     return table
 

@@ -200,7 +200,9 @@ class JobReads:
             pipe.zrangebyscore(k.workers, now_ms, "+inf")
             pipe.zrangebyscore(k.scheduled, "-inf", "+inf")
             pipe.zrangebyscore(k.supervisors, now_ms, "+inf")
-            *counts, totals, worker_names, scheduled_ids, supervisor_names = await pipe.execute()
+            pipe.exists(k.paused)
+            (*counts, totals, worker_names, scheduled_ids, supervisor_names,
+             paused) = await pipe.execute()
             workers: list[dict[str, Any]] = []
             supervisors: list[dict[str, Any]] = []
             if worker_names or supervisor_names:
@@ -239,12 +241,19 @@ class JobReads:
             active_workers=len(workers),
             workers=workers,
             supervisors=supervisors,
+            paused=[self.queue] if paused else [],
+            delayed=scheduled - retrying,
         )
 
     async def queue_depth(self) -> int:
-        """Ready jobs waiting (not delayed, not running): one ZCARD, for autoscaling."""
+        """Ready jobs a worker could take now (not delayed, not running; none while the queue
+        is paused, so autoscaling adds no worker for them): one round trip."""
         with self._errors:
-            return int(await self.client.zcard(self.keys.queued))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(self.keys.queued)
+            pipe.exists(self.keys.paused)
+            ready, paused = await pipe.execute()
+        return 0 if paused else int(ready)
 
     async def _statuses(self, job_ids: Sequence[str]) -> list[str]:
         with self._errors:

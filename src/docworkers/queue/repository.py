@@ -19,6 +19,7 @@ from typing import Any, Self, cast
 import redis.asyncio as aioredis
 
 from docworkers.errors import InvalidStateError, LeaseLostError
+from docworkers.queue.admin import QueueAdmin
 from docworkers.queue.coalescer import Coalescer
 from docworkers.queue.job import RESERVE_FIELDS, Job, JobStatus
 from docworkers.queue.producer_calls import (
@@ -46,10 +47,11 @@ def _ms(seconds: float) -> str:
     return str(round(seconds * 1000))
 
 
-class RedisJobRepository(JobReads):
+class RedisJobRepository(JobReads, QueueAdmin):
     """Jobs of one queue in Redis. Safe to share between tasks of one event loop.
 
-    The reads (find, list, stats, dead letters, workers) are in :class:`JobReads`.
+    The reads (find, list, stats, dead letters, workers) are in :class:`JobReads`; pausing,
+    running a waiting job now and bulk actions on dead jobs in :class:`QueueAdmin`.
     """
 
     def __init__(
@@ -157,7 +159,7 @@ class RedisJobRepository(JobReads):
         return ScriptCall(
             self._scripts.reserve,
             [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
-             k.stats, k.all_jobs, k.cancelled, k.events_prefix],
+             k.stats, k.all_jobs, k.cancelled, k.events_prefix, k.paused],
             [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
              "" if min_priority is None else min_priority,
              "" if only is None else " ".join(only), *RESERVE_FIELDS],

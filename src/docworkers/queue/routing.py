@@ -196,6 +196,8 @@ def combine_stats(queue: str, parts: Sequence[QueueStats]) -> QueueStats:
                                     for p in parts) / completed if completed else 0.0,
         active_workers=sum(p.active_workers for p in parts),
         workers=[worker for p in parts for worker in p.workers],
+        paused=[queue for p in parts for queue in p.paused],
+        delayed=sum(p.delayed for p in parts),
     )
 
 

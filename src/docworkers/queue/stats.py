@@ -23,6 +23,8 @@ class QueueStats:
     active_workers: int
     workers: list[dict[str, Any]] = field(default_factory=list)
     supervisors: list[dict[str, Any]] = field(default_factory=list)  # autoscaling process pools
+    paused: list[str] = field(default_factory=list)  # the paused queues among these
+    delayed: int = 0  # of the queued jobs, those waiting for a later time (not retries)
 
     @property
     def success_rate(self) -> float:
@@ -46,4 +48,6 @@ class QueueStats:
             "active_workers": self.active_workers,
             "workers": self.workers,
             "supervisors": self.supervisors,
+            "paused": self.paused,
+            "delayed": self.delayed,
         }

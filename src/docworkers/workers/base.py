@@ -26,6 +26,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any, ClassVar, Self
 
 from docworkers.errors import (
@@ -36,7 +37,7 @@ from docworkers.errors import (
     RepositoryConnectionError,
     UnknownJobTypeError,
 )
-from docworkers.queue.job import Job
+from docworkers.queue.job import Job, iso_time
 from docworkers.queue.protocol import Failure, FailureKind, WorkerRepository
 from docworkers.queue.waiter import MAX_BLOCK
 from docworkers.workers.acker import Ack, Acker
@@ -51,7 +52,7 @@ from docworkers.workers.retries import failure_of
 from docworkers.workers.scaling import Scaling
 from docworkers.workers.slots import Running, Slots
 from docworkers.workers.standard_hooks import default_hooks
-from docworkers.workers.stats import StatsRecorder, WorkerStats
+from docworkers.workers.stats import CURRENT_JOBS_SHOWN, StatsRecorder, WorkerStats
 
 
 class BaseWorker(ABC):
@@ -126,6 +127,10 @@ class BaseWorker(ABC):
             rss_mb=round(scaling.rss_mb, 1),
             started_at=s.started_at if self._running else None,
             updated_at=time.time(),
+            outcomes=dict(s.outcomes),
+            current_jobs=[{"id": r.job.id, "type": r.job.type,
+                           "started_at": iso_time(r.job.started_at)}
+                          for r in islice(self._slots.running.values(), CURRENT_JOBS_SHOWN)],
         ))
 
     @abstractmethod
@@ -311,7 +316,7 @@ class BaseWorker(ABC):
         log_fn = ctx.logger.info if failure.kind is FailureKind.CANCEL else ctx.logger.warning
         log_fn("attempt %d failed after %.3fs -> %s: %s", ctx.attempt, duration, status,
                failure.error.message)
-        self._stats.record(ok=False, duration=duration)
+        self._stats.record(ok=False, duration=duration, outcome=status)
         self.heartbeat.stats_changed()
 
     async def _fail_until_stored(self, job: Job, failure: Failure) -> str | None:

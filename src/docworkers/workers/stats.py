@@ -9,13 +9,15 @@ from typing import Any
 
 from docworkers.queue.job import iso_time
 
+CURRENT_JOBS_SHOWN = 20  # running jobs listed in the published stats (a busy worker has more)
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerStats:
     worker_name: str
     jobs_processed: int
     jobs_succeeded: int
-    jobs_failed: int
+    jobs_failed: int  # failed attempts, including those whose job runs again (see outcomes)
     average_process_time: float  # seconds
     last_job_time: float | None  # epoch seconds when the last job finished
     uptime: float  # seconds since start, 0 when not running
@@ -37,6 +39,12 @@ class WorkerStats:
     breakers: dict[str, str] = field(default_factory=dict)
     limited: dict[str, int] = field(default_factory=dict)
     started_at: float | None = None  # epoch seconds when the worker started; None if stopped
+    # The status each finished attempt left its job in (completed, retrying, failed, dead,
+    # cancelled): the words of the queue's counts, so a worker's "failed" means what the
+    # queue's does (failed for good), and a failed attempt that will run again is "retrying".
+    outcomes: dict[str, int] = field(default_factory=dict)
+    # The jobs running now (at most CURRENT_JOBS_SHOWN): id, type and when they started.
+    current_jobs: list[dict[str, Any]] = field(default_factory=list)
     updated_at: float = 0.0  # epoch seconds when these numbers were taken (0: unknown)
 
     @property
@@ -61,6 +69,7 @@ class StatsRecorder:
         self.succeeded = 0
         self.failed = 0
         self.busy_time = 0.0
+        self.outcomes: dict[str, int] = {}
         self.last_job_time: float | None = None
         self.started: float | None = None  # time.monotonic() at start: uptime never jumps
         self.started_at: float | None = None  # time.time() at start, for people
@@ -69,8 +78,12 @@ class StatsRecorder:
         self.started = time.monotonic()
         self.started_at = time.time()
 
-    def record(self, *, ok: bool, duration: float) -> None:
+    def record(self, *, ok: bool, duration: float, outcome: str | None = None) -> None:
+        """One finished attempt; ``outcome``: the status it left the job in (default
+        completed when ``ok``)."""
         self.processed += 1
+        status = outcome or ("completed" if ok else "failed")
+        self.outcomes[status] = self.outcomes.get(status, 0) + 1
         if ok:
             self.succeeded += 1
         else:

@@ -1,7 +1,7 @@
 // The overview: upload, queue tiles, live workers, the latest jobs with live progress, search,
 // and the dead letters.
 import {
-  $, api, el, formatSeconds, nameCell, plural, registerView, showBanner, TERMINAL,
+  $, api, authHeaders, el, formatSeconds, nameCell, plural, registerView, showBanner, TERMINAL,
 } from "./core.js";
 
 const MAX_STREAMS = 4; // browsers allow ~6 connections per host; keep some for the API calls
@@ -172,42 +172,25 @@ async function refreshStats() {
     el("div", {}, el("dt", { text: status }), el("dd", { text: String(stats.by_status[status] ?? 0) })));
   tiles.unshift(el("div", {}, el("dt", { text: "workers" }), el("dd", { text: String(stats.active_workers) })));
   $("stats").replaceChildren(...tiles);
-  $("workers").replaceChildren(...stats.workers.map((w) => el("tr", {},
+  // A worker's attempts by the status they left the job in: the tiles' words, so its Failed
+  // counts jobs failed for good like the failed tile (a retried attempt is not one).
+  $("workers").replaceChildren(...stats.workers.map((w) => el("tr", { "data-worker": w.worker_name },
     nameCell(w.worker_name),
     el("td", { text: `${w.in_flight} / ${w.concurrency}` }),
-    el("td", { text: scalingLabel(w) }),
-    el("td", { text: String(w.jobs_succeeded) }),
-    el("td", { text: String(w.jobs_failed) }),
-    el("td", { text: servicesLabel(w) }),
+    ...["completed", "retrying", "failed", "dead"].map((status) =>
+      el("td", { class: `outcome ${status}`, text: String(w.outcomes?.[status] || 0) })),
+    el("td", { class: "services", text: servicesLabel(w) }),
     el("td", { text: formatSeconds(w.uptime) }))));
   $("no-workers").hidden = stats.workers.length > 0;
-}
-
-// "fixed", or the autoscaling bounds and the last decision, e.g. "1-8 backlog".
-function scalingLabel(w) {
-  const how = w.scaling || "fixed";
-  return how === "fixed" ? how : `${w.min_concurrency}-${w.max_concurrency} ${how}`;
+  const dead = stats.by_status.dead ?? 0;
+  $("dlq-summary").textContent = dead ? `${plural(dead, "job")} failed every retry.`
+    : "No job is dead-lettered.";
 }
 
 // The circuit breakers of the worker's process that are not closed, else "ok".
 function servicesLabel(w) {
   const trouble = Object.entries(w.breakers || {}).filter(([, state]) => state !== "closed");
   return trouble.length ? trouble.map(([name, state]) => `${name}: ${state}`).join(", ") : "ok";
-}
-
-async function refreshDeadLetters() {
-  const { jobs } = await api("/api/dlq?limit=50");
-  $("dlq").replaceChildren(...jobs.map((job) => {
-    const name = job.payload?.filename || job.type;
-    return el("tr", { "data-dead-id": job.id },
-      nameCell(name),
-      el("td", { text: job.error ? `${job.error.code}: ${job.error.message}` : "" }),
-      el("td", { text: String(job.retry_count) }),
-      el("td", {}, el("button", { type: "button", class: "small", text: "Requeue",
-        "aria-label": `Requeue ${name}`, onclick: () => act(`/api/dlq/${job.id}/requeue`) })));
-  }));
-  $("no-dlq").hidden = jobs.length > 0;
-  $("purge-dlq").hidden = jobs.length === 0;
 }
 
 // -- search ---------------------------------------------------------------------------------
@@ -258,7 +241,7 @@ async function search(event) {
 // -- view -------------------------------------------------------------------------------------
 
 async function refresh() {
-  await Promise.all([refreshStats(), refreshJobs(), refreshDeadLetters()]);
+  await Promise.all([refreshStats(), refreshJobs()]);
 }
 
 export async function loadConfig() {
@@ -277,7 +260,4 @@ export async function loadConfig() {
 
 $("upload-form").addEventListener("submit", upload);
 $("search-form").addEventListener("submit", search);
-$("purge-dlq").addEventListener("click", () => {
-  if (confirm("Delete every job in the dead-letter queue?")) act("/api/dlq", "DELETE");
-});
 registerView("overview", { show: refresh, refresh });

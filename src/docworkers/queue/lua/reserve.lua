@@ -3,6 +3,8 @@
 -- KEYS[1] job key prefix  KEYS[2] queued  KEYS[3] scheduled  KEYS[4] active (lease expiry)
 -- KEYS[5] dead            KEYS[6] sequence  KEYS[7] notify  KEYS[8] stats  KEYS[9] all-jobs
 -- KEYS[10] cancelled        KEYS[11] job events prefix
+-- KEYS[12] paused flag: while it exists no job is reserved (due jobs are still promoted
+--          and expired leases recovered), and the wake-up tokens are dropped
 -- ARGV[1] max jobs  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] default max_retries
 -- ARGV[5] dead-letter cap
 -- ARGV[6] lowest priority to take: '' for any job (a worker's capacity kept for urgent jobs
@@ -73,7 +75,9 @@ for _, id in ipairs(expired) do
 end
 
 local out = {-1, now}
+local paused = redis.call('EXISTS', KEYS[12]) == 1
 local n = tonumber(ARGV[1])
+if paused then n = 0 end
 if n > 0 then
   local lease_until = now + tonumber(ARGV[2])
   local popped
@@ -125,7 +129,8 @@ if n > 0 then
   end
   call_chunked('ZADD', KEYS[4], leased)
 end
-if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[7]) end
+-- Paused: no worker may take the ready jobs, so a token would only wake one in vain.
+if paused or redis.call('ZCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[7]) end
 local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if nxt[2] then out[1] = tonumber(nxt[2]) end
 return out

@@ -124,6 +124,12 @@ class QueueKeys:
         return self.prefix + "notify"
 
     @property
+    def paused(self) -> str:
+        """Present while the queue is paused (workers reserve none of its jobs); its value is
+        when the pause began (ms)."""
+        return self.prefix + "paused"
+
+    @property
     def stats(self) -> str:
         return self.prefix + "stats"
 

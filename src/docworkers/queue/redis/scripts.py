@@ -115,6 +115,8 @@ class QueueScripts:
     requeue: AsyncScript
     delete: AsyncScript
     cleanup: AsyncScript
+    pause: AsyncScript
+    run_now: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> QueueScripts:
