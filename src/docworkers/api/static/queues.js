@@ -7,11 +7,12 @@ import { $, api, badge, el, formatSeconds, nameCell, plural, postJson, registerV
 
 const DEPTH = ["ready", "delayed", "retrying", "processing", "failed", "dead"];
 const DEAD_PAGE = 25;
+const LIVE_MS = 1000; // queues and workers are read this often while the view is shown
 const root = () => $("view-queues");
 
 // Kept across the 2-second refreshes.
 const state = { built: false, deadOffset: 0, filter: { type: "", code: "", text: "" },
-  deadTotal: 0, outcome: null, queues: [] };
+  deadTotal: 0, outcome: null, queues: [], liveTimer: null };
 
 // -- small parts ----------------------------------------------------------------------------
 
@@ -295,18 +296,38 @@ async function bulk(action) {
 
 // -- view -------------------------------------------------------------------------------------
 
-async function refresh() {
-  if (!state.built) build();
+async function refreshLive() {
   const body = await api("/api/queues");
   state.queues = body.queues;
   renderQueues(body.queues);
   renderWorkers(body.workers);
+  return body;
+}
+
+async function refresh() {
+  if (!state.built) build();
+  const body = await refreshLive();
   await Promise.all([refreshScheduled(body.queues), refreshDead()]);
+}
+
+// The workers publish every second; reading them every second too (between the page's
+// refreshes) keeps what the table shows at most about two seconds old.
+function startLive() {
+  clearInterval(state.liveTimer);
+  state.liveTimer = setInterval(() => {
+    if (!document.hidden && document.body.dataset.auth === "ok") refreshLive().catch(() => {});
+  }, LIVE_MS);
 }
 
 async function show(params) {
   await refresh();
+  startLive();
   if (params[0] === "dead") $("dead-card").scrollIntoView();
 }
 
-registerView("queues", { show, refresh });
+function hide() {
+  clearInterval(state.liveTimer);
+  state.liveTimer = null;
+}
+
+registerView("queues", { show, refresh, hide });
