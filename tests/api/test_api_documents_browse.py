@@ -4,6 +4,7 @@ collections with their document counts. Real uploads, ingested by an in-process 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ from docworkers.settings import Settings
 
 async def upload(api: ApiClient, path: Path, collection: str, name: str | None = None
                  ) -> dict[str, Any]:
+    content = await asyncio.to_thread(path.read_bytes)
     response = await api.post("/api/documents/upload", data={"collection": collection},
-                              files=upload_files(name or path.name, path.read_bytes()))
+                              files=upload_files(name or path.name, content))
     assert response.status_code == 202, response.text
     return await wait_for_job(api, response.json()["job_id"])
 
@@ -70,9 +72,10 @@ async def test_a_documents_chunks_in_order_with_pages(
         document_id = job["result"]["document_id"]
         count = job["result"]["chunk_count"]
         # A small chunk size, so the text has several chunks to page through.
+        book = corpus / "text/book-war-and-peace-1p.txt"
         small = await api.post("/api/documents/upload", data={
             "collection": "books", "chunk_size": "64"}, files=upload_files(
-            "small.txt", (corpus / "text/book-war-and-peace-1p.txt").read_bytes() + b"\nEnd."))
+            "small.txt", await asyncio.to_thread(book.read_bytes) + b"\nEnd."))
         small_job = await wait_for_job(api, small.json()["job_id"])
         small_id = small_job["result"]["document_id"]
         small_count = small_job["result"]["chunk_count"]

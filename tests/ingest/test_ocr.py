@@ -48,6 +48,14 @@ def test_only_the_page_without_text_is_ocrd_in_a_digital_pdf() -> None:
     assert document.metadata["ocr_pages"] == [2]
 
 
+def test_an_image_page_between_text_pages_is_read_and_an_empty_one_skipped() -> None:
+    document = parse_document(CORPUS_PDF / "layout-parser-paper-with-empty-pages.pdf")
+    assert [(page.number, page.ocr) for page in document.pages] == [(1, False), (3, True),
+                                                                    (4, False)]
+    assert document.pages[1].text == "This page is intentionally left blank"
+    assert document.metadata["ocr_pages"] == [3]  # page 2 has neither text nor writing
+
+
 def test_always_reads_every_page_by_ocr() -> None:
     document = parse_document(MIXED, ocr="always")
     assert [page.ocr for page in document.pages] == [True, True]
