@@ -46,6 +46,7 @@ async def test_a_paused_queue_keeps_its_jobs_until_resumed(
     async with FunctionWorker(config, job_repo=repo, handlers={"t": handler}) as worker:
         slow = await repo.enqueue("t", {"slow": True})
         await asyncio.wait_for(started.wait(), 20)
+        assert [job["id"] for job in worker.stats().current_jobs] == [slow]
         assert await repo.pause() is True
         assert await repo.pause() is False  # already paused: nothing changes
         waiting = [await repo.enqueue("t", {"n": i}) for i in range(5)]
