@@ -8,6 +8,7 @@ The deployment's queues are the configured one and one per routed job type (see
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -108,8 +109,9 @@ def _died(job: Job) -> datetime:
 async def list_queues(state: State) -> dict[str, Any]:
     routed = _queues(state)
     repos = routed.holding()
-    stats = [await repo.stats() for repo in repos]
-    views = [await _queue(repo, part) for repo, part in zip(repos, stats, strict=True)]
+    stats = await asyncio.gather(*(repo.stats() for repo in repos))
+    views = await asyncio.gather(*(_queue(repo, part)
+                                   for repo, part in zip(repos, stats, strict=True)))
     types: dict[str, list[str]] = {}
     for job_type in routed.router.known or routed.router.routed:
         types.setdefault(routed.router.queue_for(job_type), []).append(job_type)

@@ -123,7 +123,16 @@ class QueueAdmin:
 
     async def dead_matching(self, dead_filter: DeadLetterFilter, *, limit: int = 100,
                             offset: int = 0) -> tuple[list[Job], int]:
-        """A page of the dead jobs that match, most recent first, and how many match."""
+        """A page of the dead jobs that match, most recent first, and how many match. Without
+        a filter, one page is read (not the whole set)."""
+        if dead_filter.is_empty:
+            with self._errors:
+                total = int(await self.client.zcard(self.keys.dead))
+            if limit <= 0 or offset >= total:
+                return [], total
+            with self._errors:
+                ids = await self.client.zrevrange(self.keys.dead, offset, offset + limit - 1)
+            return await self.get_jobs(cast("list[str]", ids)), total
         jobs = await self._all_dead(dead_filter)
         return jobs[offset:offset + limit], len(jobs)
 
