@@ -47,18 +47,20 @@ local function record_event(events, event)
   end
 end
 
+-- One RPUSH while the list is short (the common case); past PROGRESS_ROOM the new event
+-- replaces the one before it when that was a progress event too.
 local function record_progress(events, now, progress, message)
   local event = cjson.encode({now, 'progress', progress, event_text(message)})
-  if redis.call('LLEN', events) >= PROGRESS_ROOM then
-    local last = redis.call('LINDEX', events, -1)
-    if last and cjson.decode(last)[2] == 'progress' then
+  local n = redis.call('RPUSH', events, event)
+  if n > PROGRESS_ROOM then
+    local before = redis.call('LINDEX', events, -2)
+    if before and cjson.decode(before)[2] == 'progress' then
+      redis.call('RPOP', events)
       redis.call('LSET', events, -1, event)
       return
     end
   end
-  if redis.call('RPUSH', events, event) > EVENT_CAP then
-    redis.call('LTRIM', events, -EVENT_CAP, -1)
-  end
+  if n > EVENT_CAP then redis.call('LTRIM', events, -EVENT_CAP, -1) end
 end
 
 -- The code and (cut) message of an error stored as JSON by the client.
