@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from docworkers.api import documents, jobs, queues, system
+from docworkers.api import documents, history, jobs, queues, system
 from docworkers.api.documents import UPLOAD_PATH
 from docworkers.api.errors import ErrorResponse, install_error_handlers
 from docworkers.api.guard import RequestGuard
@@ -136,6 +136,7 @@ def _build(runtime: Runtime, *, with_workers: int, owns_runtime: bool,
     app.include_router(jobs.router)
     app.include_router(documents.router)
     app.include_router(queues.router)
+    app.include_router(history.router)
     app.mount("/static", StaticFiles(directory=system.STATIC_DIR), name="static")
     _install_docs(app)
     # Outermost but for Starlette's error middleware: refusals happen before routing and auth.

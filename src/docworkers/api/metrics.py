@@ -8,6 +8,11 @@ Two sources:
   process publishes with its heartbeat. Totals kept in Redis since the queue was created are
   exposed as counters; a counter that goes down (someone flushed Redis) reads to Prometheus as
   a reset.
+* **History totals** from :meth:`HistoryReader.totals`, read at scrape time: the cluster-wide
+  processing-time histogram of completed jobs, in the bins ``GET /api/history`` computes its
+  percentiles from, and failed attempts, by job type; both monotonic since the queue began.
+  The per-minute and per-day buckets are not series: Prometheus derives them with
+  ``increase()`` and ``histogram_quantile()``.
 * **This process**: processing-time and per-stage histograms observed from the results of jobs
   that in-process workers completed, embedding batcher counters, and upload outcomes.
 """
@@ -19,11 +24,17 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from docworkers.ingest.embedding_batcher import BatcherStats
 from docworkers.queue import QueueStats
+from docworkers.queue.history import BOUNDS_MS, Totals
 
 __all__ = ["CONTENT_TYPE_LATEST", "ApiMetrics"]
 
@@ -37,6 +48,7 @@ class _QueueCollector(Collector):
 
     def __init__(self) -> None:
         self.stats: QueueStats | None = None
+        self.totals: Totals | None = None
         self.batchers: Callable[[], Iterable[BatcherStats]] = lambda: ()
 
     def collect(self) -> Iterable[Metric]:
@@ -45,6 +57,8 @@ class _QueueCollector(Collector):
             value=1 if self.stats is not None else 0)
         if self.stats is not None:
             yield from self._queue(self.stats)
+            if self.totals is not None:
+                yield from _history(self.stats.queue, self.totals)
         yield from self._embedding(list(self.batchers()))
 
     @staticmethod
@@ -135,6 +149,31 @@ class _QueueCollector(Collector):
                                   value=sum(b.busy_seconds for b in batchers))
 
 
+def _history(queue: str, totals: Totals) -> Iterable[Metric]:
+    """The processing-time histogram and the failed attempts, every queue's added up under the
+    base queue's name (as the other queue families)."""
+    durations = HistogramMetricFamily(
+        "docworkers_job_duration_seconds",
+        "Processing time of completed jobs, every worker of the cluster (counted in Redis as "
+        "jobs complete; the bins of GET /api/history's percentiles)", labels=["queue", "type"])
+    for job_type, histogram in sorted(totals.durations.items()):
+        buckets: list[tuple[str, float]] = []
+        cumulative = 0
+        for bound, count in zip(BOUNDS_MS, histogram.bins, strict=False):
+            cumulative += count
+            buckets.append((repr(bound / 1000), cumulative))
+        buckets.append(("+Inf", histogram.count))
+        durations.add_metric([queue, job_type], buckets, histogram.sum_ms / 1000)
+    yield durations
+    failures = CounterMetricFamily(
+        "docworkers_job_failures",
+        "Failed job attempts: retried, dead-lettered or failed for good, and expired leases",
+        labels=["queue", "type"])
+    for job_type, count in sorted(totals.failed.items()):
+        failures.add_metric([queue, job_type], count)
+    yield failures
+
+
 def _scaling(s: QueueStats) -> Iterable[Metric]:
     """Autoscaling, cluster-wide: each worker's concurrency limit now and its bounds, and each
     process supervisor's processes (``docworkers worker --max-processes``)."""
@@ -203,7 +242,9 @@ class ApiMetrics:
                 if isinstance(ms, int | float):
                     self.stages.labels(str(stage)).observe(ms / 1000)
 
-    def render(self, stats: QueueStats | None) -> bytes:
-        """The exposition text, with ``stats`` (None when Redis could not be read)."""
+    def render(self, stats: QueueStats | None, totals: Totals | None = None) -> bytes:
+        """The exposition text, with ``stats`` and the history ``totals`` (None when Redis
+        could not be read)."""
         self._queue.stats = stats
+        self._queue.totals = totals
         return bytes(_generate_latest(self.registry))

@@ -16,6 +16,7 @@ from docworkers.api.security import require_token
 from docworkers.api.state import ApiState, api_state
 from docworkers.errors import RepositoryError
 from docworkers.queue import QueueStats
+from docworkers.queue.history import HistoryReader, Totals
 
 log = logging.getLogger("docworkers.api")
 
@@ -83,11 +84,13 @@ async def readyz(state: State) -> JSONResponse:
             response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(state: State) -> Response:
     stats: QueueStats | None = None
+    totals: Totals | None = None
     try:
         stats = await state.runtime.queues.stats()  # every job type's queue
+        totals = await HistoryReader.of(state.runtime.queues.holding()).totals()
     except RepositoryError as exc:
         log.warning("metrics: cannot read queue statistics: %s", exc)
-    return Response(state.metrics.render(stats), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.metrics.render(stats, totals), media_type=CONTENT_TYPE_LATEST)
 
 
 @open_router.get("/", include_in_schema=False)

@@ -159,7 +159,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
         return ScriptCall(
             self._scripts.reserve,
             [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
-             k.stats, k.all_jobs, k.cancelled, k.events_prefix, k.paused],
+             k.stats, k.all_jobs, k.cancelled, k.events_prefix, k.paused, k.history_prefix],
             [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
              "" if min_priority is None else min_priority,
              "" if only is None else " ".join(only), *RESERVE_FIELDS],
@@ -239,7 +239,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
             args.extend((job_id, token, "null" if result is None else _encode_result(result)))
         return ScriptCall(self._scripts.complete,
                           [k.job_prefix, k.active, k.completed, k.all_jobs, k.stats,
-                           k.events_prefix], args)
+                           k.events_prefix, k.history_prefix], args)
 
     async def fail(self, job_id: str, token: int, failure: Failure, *,
                    default_max_retries: int | None = None) -> JobStatus:
@@ -251,7 +251,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
         with self._errors:
             status = await self._scripts.fail(
                 keys=[k.job_prefix, k.active, k.scheduled, k.failed, k.dead, k.cancelled,
-                      k.stats, k.all_jobs, k.events_prefix],
+                      k.stats, k.all_jobs, k.events_prefix, k.history_prefix],
                 args=[job_id, token, failure.error.to_json(), failure.kind.value,
                       _ms(failure.delay), retries,
                       self.config.dead_letter_cap, _ms(self.config.failed_retention)],

@@ -96,3 +96,81 @@ local function trim_expired(prefix, zset, all_jobs, cutoff, events)
   return #old
 end
 
+-- History: counters in time buckets under a prefix from KEYS (the layout, the reader and the
+-- memory bound are in docworkers.queue.history). <prefix>h:<epoch hour> holds the hour's
+-- completed (c<minute>) and failed (f<minute>) attempts per minute and its completed jobs'
+-- durations (d:<type>:<bin>); <prefix>d:<epoch day> the day's durations and failed attempts
+-- per type (f:<type>); <prefix>all the same since the queue began, plus ms:<type> (the sum
+-- of durations), never expiring but bounded by the job types. A bucket expires on its own, a
+-- day after its hour or 29 days after its day: at most 25 hours and 30 days exist.
+local HISTORY_HOUR_MS = 3600000
+local HISTORY_DAY_MS = 86400000
+local HISTORY_HOUR_KEEP_MS = 86400000
+local HISTORY_DAY_KEEP_MS = 29 * 86400000
+local HISTORY_LAST_BIN = 53
+
+-- The duration bin of `ms`: bin i holds durations of at most 2^(i/2) ms (bin 52: 18.6 h), the
+-- last bin longer ones. Compared as ms^2 <= 2^i, exact for whole milliseconds.
+local function duration_bin(ms)
+  if ms < 0 then ms = 0 end
+  local square, bin, bound = ms * ms, 0, 1
+  while bin < HISTORY_LAST_BIN and bound < square do
+    bin = bin + 1
+    bound = bound * 2
+  end
+  return bin
+end
+
+-- Add a completed job's duration to `took` (job type -> {sum, bins}), to record in a batch.
+local function note_duration(took, job_type, ms)
+  local t = took[job_type]
+  if not t then
+    t = {sum = 0, bins = {}}
+    took[job_type] = t
+  end
+  local bin = duration_bin(ms)
+  t.bins[bin] = (t.bins[bin] or 0) + 1
+  t.sum = t.sum + ms
+end
+
+-- HINCRBY a bucket's field; a field's first write (so the bucket's first) sets its expiry,
+-- which costs one EXPIREAT per new field rather than one per call.
+local function history_add(key, field, n, expire_s)
+  if redis.call('HINCRBY', key, field, n) == n then redis.call('EXPIREAT', key, expire_s) end
+end
+
+-- The hour and day buckets of `now` (ms), their expiry times (s) and the minute in the hour.
+local function history_buckets(prefix, now)
+  local hour = math.floor(now / HISTORY_HOUR_MS)
+  local day = math.floor(now / HISTORY_DAY_MS)
+  return prefix .. 'h:' .. hour, prefix .. 'd:' .. day,
+    math.floor(((hour + 1) * HISTORY_HOUR_MS + HISTORY_HOUR_KEEP_MS) / 1000),
+    math.floor(((day + 1) * HISTORY_DAY_MS + HISTORY_DAY_KEEP_MS) / 1000),
+    math.floor(now / 60000) % 60
+end
+
+-- Record `count` completions at `now` with their durations `took` (see note_duration).
+local function history_completed(prefix, now, count, took)
+  local hkey, dkey, hexp, dexp, minute = history_buckets(prefix, now)
+  history_add(hkey, 'c' .. minute, count, hexp)
+  for job_type, t in pairs(took) do
+    for bin, n in pairs(t.bins) do
+      local field = 'd:' .. job_type .. ':' .. bin
+      history_add(hkey, field, n, hexp)
+      history_add(dkey, field, n, dexp)
+      redis.call('HINCRBY', prefix .. 'all', field, n)
+    end
+    redis.call('HINCRBY', prefix .. 'all', 'ms:' .. job_type, t.sum)
+  end
+end
+
+-- Record `count` failed attempts at `now`, `failed` mapping job type -> count.
+local function history_failed(prefix, now, count, failed)
+  local hkey, dkey, hexp, dexp, minute = history_buckets(prefix, now)
+  history_add(hkey, 'f' .. minute, count, hexp)
+  for job_type, n in pairs(failed) do
+    history_add(dkey, 'f:' .. job_type, n, dexp)
+    redis.call('HINCRBY', prefix .. 'all', 'f:' .. job_type, n)
+  end
+end
+

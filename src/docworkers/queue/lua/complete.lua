@@ -4,6 +4,7 @@
 -- it), and a job that succeeded must not show it as its own error.
 -- KEYS[1] job key prefix  KEYS[2] active  KEYS[3] completed  KEYS[4] all-jobs  KEYS[5] stats
 -- KEYS[6] job events prefix (a completion is recorded in the job's events)
+-- KEYS[7] history prefix (completions per minute, durations by type: _lib.lua)
 -- ARGV[1] retention ms  ARGV[2] number of jobs
 -- ARGV[3..] 3 values per job: id, token, result (JSON)
 -- Returns: one integer per job: 1 completed, 0 rejected (lease taken over, or not processing)
@@ -13,6 +14,7 @@ local out = {}
 local done = 0
 local busy_ms = 0
 local by_type = {}
+local took = {}  -- durations by type, for the history
 local ids, finished = {}, {}  -- for the active and completed sets, changed at the end
 for i = 0, tonumber(ARGV[2]) - 1 do
   local b = 3 + i * 3
@@ -29,6 +31,7 @@ for i = 0, tonumber(ARGV[2]) - 1 do
     finished[#finished + 1] = id
     by_type[h[3]] = (by_type[h[3]] or 0) + 1
     busy_ms = busy_ms + now - tonumber(h[4])
+    note_duration(took, h[3], now - tonumber(h[4]))
     done = done + 1
     out[#out + 1] = 1
   else
@@ -43,6 +46,7 @@ end
 if done > 0 then
   redis.call('HINCRBY', KEYS[5], 'completed', done)
   redis.call('HINCRBY', KEYS[5], 'processing_ms', busy_ms)
+  history_completed(KEYS[7], now, done, took)
 end
 trim_expired(prefix, KEYS[3], KEYS[4], now - tonumber(ARGV[1]), KEYS[6])
 return out

@@ -7,6 +7,8 @@
 --         the service was known to be down, so the job never really tried)
 -- ARGV[5] retry delay ms  ARGV[6] default max_retries  ARGV[7] dead-letter cap
 -- ARGV[8] retention ms for failed and cancelled jobs
+-- KEYS[10] history prefix: a failed attempt (retried, dead or failed; not a cancellation or
+--          a deferral) is counted in its minute and day (_lib.lua)
 -- Returns: the new status (retrying, dead, failed, cancelled) or '' if the token was stale.
 -- The outcome is recorded in the job's events: retry/deferred with the delay and due time,
 -- or the final status, each with the error's code and message.
@@ -44,6 +46,9 @@ else
   redis.call('ZADD', KEYS[4], now, id)
 end
 redis.call('HSET', key, 'status', status, 'error', ARGV[3], 'updated_at', now)
+if outcome ~= 'cancel' and outcome ~= 'defer' then
+  history_failed(KEYS[10], now, 1, {[h[5]] = 1})
+end
 local code, message = error_brief(ARGV[3])
 if status == 'retrying' then
   local kind = 'retry'

@@ -5,6 +5,8 @@
 -- KEYS[10] cancelled        KEYS[11] job events prefix
 -- KEYS[12] paused flag: while it exists no job is reserved (due jobs are still promoted
 --          and expired leases recovered), and the wake-up tokens are dropped
+-- KEYS[13] history prefix: a lease that expired is a failed attempt, counted in its minute
+--          and day unless the job was being cancelled (_lib.lua)
 -- ARGV[1] max jobs  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] default max_retries
 -- ARGV[5] dead-letter cap
 -- ARGV[6] lowest priority to take: '' for any job (a worker's capacity kept for urgent jobs
@@ -43,11 +45,12 @@ for _, id in ipairs(due) do
 end
 
 local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 100)
+local lost, lost_by_type = 0, {}  -- failed attempts, for the history
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[4], id)
   local key = prefix .. id
   local h = redis.call('HMGET', key, 'priority', 'retry_count', 'max_retries', 'worker_id',
-    'cancel_requested')
+    'cancel_requested', 'type')
   if h[1] and h[5] == '1' then
     redis.call('HSET', key, 'status', 'cancelled', 'completed_at', now, 'updated_at', now)
     redis.call('ZADD', KEYS[10], now, id)
@@ -58,6 +61,8 @@ for _, id in ipairs(expired) do
     local err = cjson.encode({code = 'lease_expired', message = 'worker ' .. (h[4] or '?') ..
       ' stopped renewing its lease before finishing the job (killed, stalled or disconnected)'})
     redis.call('HINCRBY', KEYS[8], 'lease_expired', 1)
+    lost = lost + 1
+    lost_by_type[h[6]] = (lost_by_type[h[6]] or 0) + 1
     if retries >= max_retries then
       redis.call('HSET', key, 'status', 'dead', 'error', err, 'completed_at', now,
         'updated_at', now)
@@ -73,6 +78,7 @@ for _, id in ipairs(expired) do
     end
   end
 end
+if lost > 0 then history_failed(KEYS[13], now, lost, lost_by_type) end
 
 local out = {-1, now}
 local paused = redis.call('EXISTS', KEYS[12]) == 1

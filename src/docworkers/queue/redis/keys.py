@@ -134,6 +134,25 @@ class QueueKeys:
         return self.prefix + "stats"
 
     @property
+    def history_prefix(self) -> str:
+        """Prefix of the history buckets (docworkers.queue.history): the scripts that finish
+        jobs append ``h:<hour>``, ``d:<day>`` (epoch hour / day numbers, UTC) and ``all``."""
+        return self.prefix + "hist:"
+
+    def history_hour(self, hour: int) -> str:
+        """Per-minute counts and durations of epoch hour ``hour`` (expires a day after it)."""
+        return f"{self.history_prefix}h:{hour}"
+
+    def history_day(self, day: int) -> str:
+        """Durations and failures by type of epoch day ``day`` (expires 29 days after it)."""
+        return f"{self.history_prefix}d:{day}"
+
+    @property
+    def history_all(self) -> str:
+        """Durations and failures by type since the queue began (for /metrics' counters)."""
+        return self.history_prefix + "all"
+
+    @property
     def workers(self) -> str:
         """Live workers, scored by heartbeat expiry (ms)."""
         return self.prefix + "workers"
