@@ -104,6 +104,11 @@ def test_pause_and_resume_a_queue_from_the_page(server: Server, redis_url: str) 
         assert http.get(f"/api/jobs/{job_id}").json()["status"] == "completed"
         seen = worker.locator("td.seen").inner_text()
         assert seen.endswith(" s")
+
+        # A narrow window: the tables scroll inside their cards, the page itself does not.
+        page.set_viewport_size({"width": 400, "height": 800})
+        expect(row.locator(".badge")).to_have_text("running")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     client.close()
 
 
