@@ -107,8 +107,9 @@ def test_documents_and_collections_in_browser(server: Server, corpus: Path) -> N
 
         # Delete one document: asked first, then gone from the list, the counts and search.
         book_row.get_by_role("button", name="Delete war-and-peace.txt").click()
-        expect(page.locator("#documents-confirm")).to_contain_text(
-            f"Delete war-and-peace.txt and its {book_chunks} chunks?")
+        question = page.locator("#documents-confirm")
+        expect(question.locator("strong")).to_have_text("war-and-peace.txt")
+        expect(question).to_contain_text(f"Delete this document and its {book_chunks} chunks?")
         page.get_by_role("button", name="Delete document").click()
         expect(page.locator("#documents-outcome")).to_have_text(
             f"Deleted war-and-peace.txt: {book_chunks} chunks removed.")
@@ -161,8 +162,15 @@ def test_a_255_character_name_at_390_and_1280_px(server: Server, corpus: Path) -
             expect(page.locator("#document-title")).to_have_attribute("title", LONG_NAME)
             one_line(page.locator("#document-title"))
             one_line(page.locator("#document-facts .badge"))
-            one_line(page.get_by_role("button", name=f"Delete {LONG_NAME}"))
+            delete = page.get_by_role("button", name=f"Delete {LONG_NAME}")
+            one_line(delete)
+            delete.click()
+            question = page.locator("#documents-confirm strong")
+            expect(question).to_have_attribute("title", LONG_NAME)
+            one_line(question)
             fits(page)
+            page.get_by_role("button", name="Keep").click()
+            expect(page.locator("#documents-confirm")).to_be_hidden()
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)

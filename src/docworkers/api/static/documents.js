@@ -9,6 +9,9 @@ import {
 const PAGE = 25; // documents per page
 const CHUNK_PAGE = 20; // chunks per page
 const STATUSES = ["pending", "processing", "completed", "failed", "cancelled"];
+const WHY_NO_CHUNKS = { pending: "it waits to be ingested", processing: "it is being ingested",
+  failed: "its ingestion failed", cancelled: "its ingestion was cancelled",
+  completed: "it had no text to store" };
 const root = () => $("view-documents");
 
 // What the view shows now, kept across the 2-second refreshes.
@@ -108,11 +111,13 @@ async function followOutcomeJob() {
   showOutcome();
 }
 
-// A question under the table instead of a modal: "Delete x? [Delete] [Keep]".
-function ask(question, label, action) {
+// A question under the table instead of a modal: "Delete x? [Delete] [Keep]". The name it is
+// about stands on its own line, cut with a tooltip like everywhere else.
+function ask(name, question, label, action) {
   const node = $("documents-confirm");
   const keep = () => { node.hidden = true; node.replaceChildren(); };
-  node.replaceChildren(el("p", { text: question }), el("div", { class: "actions" },
+  node.replaceChildren(el("strong", { class: "truncate", title: name, text: name }),
+    el("p", { text: question }), el("div", { class: "actions" },
     el("button", { type: "button", class: "danger", text: label, onclick: async () => {
       keep();
       await action();
@@ -134,8 +139,9 @@ async function run(action) {
 // -- actions --------------------------------------------------------------------------------
 
 function deleteDocument(doc) {
-  ask(`Delete ${doc.filename} and its ${plural(doc.chunk_count, "chunk")}? Searches stop ` +
-      "finding it at once; this cannot be undone.", "Delete document", () => run(async () => {
+  ask(doc.filename, `Delete this document and its ${plural(doc.chunk_count, "chunk")}? ` +
+      "Searches stop finding it at once; this cannot be undone.", "Delete document",
+  () => run(async () => {
     const result = await api(`/api/documents/${encodeURIComponent(doc.document_id)}`,
       { method: "DELETE" });
     setOutcome(`Deleted ${doc.filename}: ${plural(result.chunks_deleted, "chunk")} removed.`);
@@ -144,8 +150,8 @@ function deleteDocument(doc) {
 }
 
 function deleteCollection(info) {
-  ask(`Delete collection ${info.name} with its ${plural(info.document_count, "document")} and ` +
-      `${plural(info.chunk_count, "chunk")}? This cannot be undone.`, "Delete collection",
+  ask(info.name, `Delete this collection with its ${plural(info.document_count, "document")} ` +
+      `and ${plural(info.chunk_count, "chunk")}? This cannot be undone.`, "Delete collection",
   () => run(async () => {
     const result = await api(`/api/collections/${encodeURIComponent(info.name)}`,
       { method: "DELETE" });
@@ -385,8 +391,7 @@ async function refreshDocument() {
   $("document-chunks").start = state.chunkOffset + 1;
   const none = $("no-chunks");
   none.hidden = chunks.total > 0;
-  none.textContent = doc.status === "completed" ? "This document has no stored chunks."
-    : `No chunks stored (the document is ${doc.status}).`;
+  none.textContent = `No chunks stored: ${WHY_NO_CHUNKS[doc.status] || doc.status}.`;
   pager("chunks-pager", state.chunkOffset, chunks.count, chunks.total, CHUNK_PAGE, (offset) => {
     state.chunkOffset = offset;
     refreshCurrent();
