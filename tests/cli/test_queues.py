@@ -8,6 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import pytest
 from typer.testing import Result
 
 from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE
@@ -34,7 +35,7 @@ def test_pause_and_resume_from_the_command_line(
 
     stats = cli("stats")
     assert stats.exit_code == 0, stats.output
-    assert "paused queues" in stats.stdout and f"paused: {queue}" in stats.stdout
+    assert "paused queues" in stats.stdout and f"Paused: {queue} (no worker" in stats.stdout
     assert json.loads(cli("stats", "--json").stdout)["paused"] == [queue]
     listed = json.loads(cli("queues", "list", "--json").stdout)
     assert [row["queue"] for row in listed if row["paused"]] == [queue]
@@ -56,3 +57,22 @@ def test_an_unknown_queue_is_not_found(cli_env: dict[str, str],
     result = cli("queues", "pause", "no-such-queue")
     assert result.exit_code == 1
     assert "queue 'no-such-queue' not found" in result.output
+
+
+def test_queues_list_fits_80_columns(cli_env: dict[str, str], cli: Callable[..., Result],
+                                     on_queue: OnQueue[Any],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fill(repo: RedisJobRepository) -> None:
+        for _ in range(3):
+            await repo.enqueue(UPLOAD_JOB_TYPE, {"filename": "a.pdf", "file_path": "/x"})
+        await repo.pause()
+
+    on_queue(fill)
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("queues", "list")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if len(line) > 80] == [], result.stdout
+    assert "…" not in result.stdout and "Workers" in result.stdout
+    (row,) = [line for line in lines if "paused" in line]
+    assert row.split()[-6:] == ["3", "0", "0", "0", "0", "0"]  # queued ... workers, whole

@@ -368,16 +368,16 @@ def stats_view(stats: QueueStats) -> Group:
         ("live workers", stats.active_workers),
         ("paused queues", ", ".join(esc(q) for q in stats.paused) if stats.paused else "none"),
     ])
+    head: list[Any] = [depth]
     if stats.paused:
-        depth.caption = (f"[yellow]paused: {', '.join(esc(q) for q in stats.paused)}[/] "
-                         "(workers take none of its jobs; `docworkers queues resume`)")
-        depth.caption_justify = "left"
+        head.append(f"[yellow]Paused: {', '.join(esc(q) for q in stats.paused)}[/] (no worker "
+                    "takes their jobs until `docworkers queues resume QUEUE`)")
     if not stats.workers:
-        return Group(depth, totals, "[dim]No live workers (start one with "
+        return Group(*head, totals, "[dim]No live workers (start one with "
                      "`docworkers worker`).[/]")
     services = services_table(stats.workers)  # circuit breakers and limits, cluster-wide
     extra = [t for t in (services, supervisors_table(stats.supervisors)) if t is not None]
-    return Group(depth, totals, workers_table(stats.workers), *extra)
+    return Group(*head, totals, workers_table(stats.workers), *extra)
 
 
 #: Worker columns: a finished attempt by the status it left its job in, the queue's words

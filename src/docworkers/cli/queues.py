@@ -14,7 +14,7 @@ import typer
 from docworkers.cli.context import EXIT_FAILURE, command_group, state_of
 from docworkers.cli.jobs import on_queue
 from docworkers.cli.options import JsonOption
-from docworkers.cli.render import echo_json, not_found, print_error, when
+from docworkers.cli.render import echo_json, esc, not_found, print_error, when
 
 if TYPE_CHECKING:
     from docworkers.queue.routing import RoutedQueues
@@ -24,7 +24,9 @@ queues_app = command_group("Each queue's jobs by status; pause or resume a queue
 QueueArgument = Annotated[str, typer.Argument(
     help="The queue: DOCWORKERS_QUEUE or a job type's (see `docworkers queues list`).",
     show_default=False)]
-STATUSES = ("queued", "retrying", "processing", "completed", "failed", "dead")
+#: The columns of ``queues list``: (header, status); completed and cancelled are in `stats`.
+COLUMNS = (("Queued", "queued"), ("Retrying", "retrying"), ("Active", "processing"),
+           ("Failed", "failed"), ("Dead", "dead"))
 
 
 @queues_app.command("list")
@@ -44,17 +46,21 @@ def queues_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         echo_json(rows)
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Queues", title_justify="left")
-    table.add_column("Queue", overflow="fold")
+    # No vertical rules, so 80 columns hold a long queue name (folded) and every count whole.
+    table = Table(title="Queues", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    table.add_column("Queue", overflow="fold", min_width=16)
     table.add_column("State", no_wrap=True)
-    for status in STATUSES:
-        table.add_column(status.capitalize(), justify="right", no_wrap=True)
+    for header, _ in COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
     table.add_column("Workers", justify="right", no_wrap=True)
     for row in rows:
         state = "[yellow]paused[/]" if row["paused"] else "running"
-        table.add_row(row["queue"], state, *(str(row["by_status"].get(s, 0)) for s in STATUSES),
+        table.add_row(esc(row["queue"]), state,
+                      *(str(row["by_status"].get(status, 0)) for _, status in COLUMNS),
                       str(row["workers"]))
     state_of(ctx).out.print(table)
 
