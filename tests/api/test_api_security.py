@@ -72,7 +72,10 @@ async def test_dashboard_and_openapi(settings: Settings, embedder: Any) -> None:
         assert page.headers["content-type"].startswith("text/html")
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert 'id="upload-form"' in page.text and "/static/app.js" in page.text
-        assert "localStorage" in (await api.get("/static/app.js")).text
+        assert 'import "./jobs.js"' in (await api.get("/static/app.js")).text
+        core = await api.get("/static/core.js")  # the token lives in the browser's storage
+        assert core.headers["content-type"].startswith("text/javascript")
+        assert "localStorage" in core.text
         assert (await api.get("/static/app.css")).status_code == 200
         schema = (await api.get("/openapi.json")).json()
         paths = set(schema["paths"])
