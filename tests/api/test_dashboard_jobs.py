@@ -86,7 +86,6 @@ def test_jobs_view_filters_pages_and_retries_a_failed_job(server: Server, redis_
         expect(rows.first).to_contain_text("document_delete")
         expect(rows.first.locator("a")).to_have_text(f"doc-{DELETES - 1}")
         expect(rows.nth(DELETES)).to_contain_text(f"report-{UPLOADS - 1:03}.pdf")
-        screenshot(page, "jobs")
 
         for start in (51, 101, 151):
             page.click("#jobs-next")
@@ -123,6 +122,7 @@ def test_jobs_view_filters_pages_and_retries_a_failed_job(server: Server, redis_
         expect(rows).to_have_count(DELETES)
         apply(text="REPORT-01")  # report-010 .. report-019
         expect(page.locator("#jobs-range")).to_have_text(f"Showing 1{DASH}10 of 10 jobs")
+        screenshot(page, "jobs")
         apply(tag="urgent", user="ann")  # i % 20 == 0
         expect(rows).to_have_count(len(range(0, UPLOADS, 20)))
         apply(text="no such file")
