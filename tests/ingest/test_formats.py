@@ -182,6 +182,21 @@ def test_bad_email_csv_and_ppt_files_get_typed_errors(tmp_path: Path, name: str,
         parse_document(path)
 
 
+def test_a_far_away_cell_does_not_blow_a_small_workbook_up(tmp_path: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Counterparty", "Limit"])
+    sheet.append(["Bank A", 5_000_000])
+    sheet["XFD1048576"] = "stray note"  # the sheet now states its size as A1:XFD1048576
+    path = tmp_path / "limits.xlsx"
+    book.save(path)
+    document = parse_document(path, limits=ParseLimits(timeout_seconds=60))
+    assert table_rows(document.text) == [["Counterparty", "Limit", ""],
+                                         ["Bank A", "5000000", ""], ["", "", "stray note"]]
+
+
 def test_a_csv_cell_longer_than_the_csv_modules_default_cap_is_kept(tmp_path: Path) -> None:
     long_cell = "word " * 40_000  # 200 KB, over the csv module's default 128 KiB field cap
     path = tmp_path / "notes.csv"

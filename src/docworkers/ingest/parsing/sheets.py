@@ -53,10 +53,7 @@ def parse_xlsx(
             filename, f"the XLSX file is damaged and could not be read ({summary(exc)}). {_REPAIR}"
         ) from None
     try:
-        sheets = [
-            (str(sheet.title), sheet.iter_rows(values_only=True))
-            for sheet in book.worksheets
-        ]
+        sheets = [(str(sheet.title), _xlsx_rows(sheet)) for sheet in book.worksheets]
         pages, truncated = _pages(sheets, filename, limits, deadline)
         # openpyxl fills in "openpyxl" and now() for a workbook that states neither: only
         # the title is the file's own for sure
@@ -79,7 +76,9 @@ def parse_xls(
 ) -> ParsedDocument:
     """Read an Excel 97-2003 workbook with xlrd, one sheet at a time."""
     try:
-        book = xlrd.open_workbook(str(path), on_demand=True, logfile=io.StringIO())
+        # ragged rows: each row as long as its own last cell, not padded to the widest
+        book = xlrd.open_workbook(str(path), on_demand=True, ragged_rows=True,
+                                  logfile=io.StringIO())
     except xlrd.XLRDError as exc:
         if "encrypted" in str(exc).lower():
             raise EncryptedDocumentError(filename, encrypted_reason()) from None
@@ -131,11 +130,20 @@ def parse_csv(
     return _document(filename, "csv", pages, {"encoding": encoding}, truncated)
 
 
+def _xlsx_rows(sheet: Any) -> Iterable[Sequence[object]]:
+    """The rows as stored, each as long as its last cell. The size a sheet states
+    (``<dimension ref="A1:XFD1048576">``) is not trusted: openpyxl would pad every row to it,
+    so one far cell in a 5 KB file meant a billion empty cells."""
+    if hasattr(sheet, "reset_dimensions"):  # a read-only worksheet (not a chartsheet)
+        sheet.reset_dimensions()
+    return sheet.iter_rows(values_only=True)  # type: ignore[no-any-return]
+
+
 def _xls_rows(book: Any, index: int) -> Iterable[list[object]]:
     sheet = book.sheet_by_index(index)
     try:
         for row in range(sheet.nrows):
-            yield [_xls_value(cell, book.datemode) for cell in sheet.row(row)]
+            yield [_xls_value(cell, book.datemode) for cell in sheet.row_slice(row)]
     finally:
         book.unload_sheet(index)
 
@@ -181,6 +189,9 @@ def _pages(
 
 
 def _sheet_text(name: str | None, rows: list[list[str]]) -> str:
+    used = sorted({n for row in rows for n, cell in enumerate(row) if cell})
+    if used and len(used) < max(len(row) for row in rows):  # spacer columns say nothing
+        rows = [[row[n] if n < len(row) else "" for n in used] for row in rows]
     table = markdown_table(rows)
     if not table:
         return ""
