@@ -19,6 +19,7 @@ from docworkers.ingest.document import ParsedDocument
 from docworkers.ingest.parsing import IsolatedParser, ParseLimits, parse_document
 from docworkers.ingest.parsing.ocr import installed_languages
 from docworkers.ingest.vector_repository import chunk_id, chunk_metadata
+from docworkers.settings import Settings
 
 MEMO = CORPUS_PDF / "scanned-fake-memo.pdf"
 MIXED = CORPUS_PDF / "mixed-layout-parser-paper-p2-scanned.pdf"
@@ -156,6 +157,15 @@ def test_invalid_ocr_limits_name_the_field(fields: dict[str, object], field: str
     with pytest.raises(ConfigurationError) as info:
         ParseLimits(**fields)  # type: ignore[arg-type]
     assert info.value.field == field
+
+
+def test_the_ocr_languages_setting_is_checked_like_the_limit() -> None:
+    assert Settings(ocr_languages="deu+eng").ocr_languages == "deu+eng"
+    assert Settings().ocr_languages is None  # the parser's default: ParseLimits().ocr_languages
+    assert ParseLimits().ocr_languages == "eng"
+    with pytest.raises(ConfigurationError) as info:
+        Settings(ocr_languages="deu, eng")
+    assert info.value.field == "ocr_languages"
 
 
 def test_an_unknown_ocr_mode_names_the_option() -> None:
