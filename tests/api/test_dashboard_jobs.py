@@ -152,6 +152,9 @@ def test_jobs_view_filters_pages_and_retries_a_failed_job(server: Server, redis_
         expect(page.locator("#job-actions button")).to_have_text(["Retry", "Delete"])
         screenshot(page, "job")
 
+        page.set_viewport_size({"width": 400, "height": 800})  # a phone: nothing spills out
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.set_viewport_size({"width": 1200, "height": 900})
         page.click("#job-retry")
         expect(page.locator("#job-action-status")).to_have_text("Queued again.")
         expect(page.locator("#job-detail .job-head .badge")).to_have_text("queued")
@@ -164,3 +167,5 @@ def test_jobs_view_filters_pages_and_retries_a_failed_job(server: Server, redis_
         expect(page.locator("#jobs-range")).to_have_text("No jobs")  # still filtered: failed
         page.click("#jf-clear")
         expect(page.locator("#jobs-range")).to_have_text(f"Showing 1{DASH}50 of {total} jobs")
+        page.set_viewport_size({"width": 400, "height": 800})
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
