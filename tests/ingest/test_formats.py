@@ -214,6 +214,29 @@ def test_an_email_part_in_an_unknown_charset_keeps_what_decodes(tmp_path: Path) 
     assert "The limit for counterparty A is 5 million." in parse_document(path).text
 
 
+SMIME_HEAD = b"From: a@example.com\r\nSubject: Limits\r\nMIME-Version: 1.0\r\n"
+
+
+def test_a_clear_signed_email_is_read_and_sealed_ones_say_why_not(tmp_path: Path) -> None:
+    signed = tmp_path / "signed.eml"
+    signed.write_bytes(
+        SMIME_HEAD + b'Content-Type: multipart/signed; protocol="application/pkcs7-signature";'
+        b' micalg=sha-256; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+        b"The limit for counterparty A is 5 million.\r\n--b\r\nContent-Type: "
+        b'application/pkcs7-signature; name="smime.p7s"\r\nContent-Transfer-Encoding: '
+        b"base64\r\n\r\nMIIBAA==\r\n--b--\r\n")
+    assert "The limit for counterparty A is 5 million." in parse_document(signed).text
+    for smime_type, error in (("enveloped-data", EncryptedDocumentError),
+                              ("signed-data", UnsupportedDocumentTypeError)):
+        sealed = tmp_path / f"{smime_type}.eml"
+        sealed.write_bytes(
+            SMIME_HEAD + b"Content-Type: application/pkcs7-mime; smime-type="
+            + smime_type.encode() + b'; name="smime.p7m"\r\nContent-Transfer-Encoding: '
+            b"base64\r\n\r\nMIIBAA==\r\n")
+        with pytest.raises(error, match="S/MIME"):
+            parse_document(sealed)
+
+
 @pytest.mark.parametrize(
     "relative", [f"{FORMATS}/password_protected.xlsx", f"{FORMATS}/fake-encrypted.msg"],
 )

@@ -14,7 +14,12 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from docworkers.errors import CorruptDocumentError, DocumentError, EncryptedDocumentError
+from docworkers.errors import (
+    CorruptDocumentError,
+    DocumentError,
+    EncryptedDocumentError,
+    UnsupportedDocumentTypeError,
+)
 from docworkers.ingest.document import ParsedDocument
 from docworkers.ingest.parsing._common import Deadline
 from docworkers.ingest.parsing.html import parse_html
@@ -34,6 +39,14 @@ def parse_eml(
     attachments_dir: Path | None,
 ) -> ParsedDocument:  # fmt: skip
     """Parse a MIME message; attachments are saved to ``attachments_dir`` when given."""
+    mail, attachments = read_mime(data, filename, limits, deadline)
+    return email_document(filename, "eml", mail, attachments, limits, attachments_dir)
+
+
+def read_mime(
+    data: bytes, filename: str, limits: ParseLimits, deadline: Deadline
+) -> tuple[Email, list[Attachment]]:
+    """The headers, body and attachments of a MIME message (also inside a signed .msg)."""
     try:
         message = BytesParser(policy=email.policy.default).parsebytes(data)
         assert isinstance(message, EmailMessage)
@@ -42,8 +55,7 @@ def parse_eml(
             raise CorruptDocumentError(
                 filename, f"the email has {len(parts)} MIME parts, more than a mail program "
                 f"would write ({_MAX_PARTS}); it is damaged or hostile.")  # fmt: skip
-        if any(part.get_content_type() in _ENCRYPTED_TYPES for part in parts):
-            raise EncryptedDocumentError(filename, _ENCRYPTED)
+        _refuse_sealed(parts, filename)
         if not message.keys():
             raise CorruptDocumentError(
                 filename, "the file has no email headers (From, To, Subject ...), so it is not "
@@ -64,7 +76,23 @@ def parse_eml(
             filename, f"the email could not be read ({summary(exc)}); save it again from your "
             "mail program and upload that.",
         ) from None
-    return email_document(filename, "eml", mail, attachments, limits, attachments_dir)
+    return mail, attachments
+
+
+def _refuse_sealed(parts: list[Any], filename: str) -> None:
+    """Encrypted parts (S/MIME enveloped data, PGP) and S/MIME opaque signing hide the text;
+    a clear-signed message (multipart/signed) is read as usual."""
+    for part in parts:
+        content_type = part.get_content_type()
+        if content_type not in _ENCRYPTED_TYPES:
+            continue
+        if str(part.get_param("smime-type") or "").lower() == "signed-data":
+            raise UnsupportedDocumentTypeError(
+                filename, "the email is S/MIME signed in the opaque form, which wraps its text "
+                "in the signature; forward it as a clear-signed or unsigned message and upload "
+                "that.",
+            )  # fmt: skip
+        raise EncryptedDocumentError(filename, _ENCRYPTED)
 
 
 def _header(message: Message, name: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from docworkers.errors import CorruptDocumentError, DocumentError, EncryptedDocumentError
 from docworkers.ingest.document import ParsedDocument
 from docworkers.ingest.parsing._common import Deadline
+from docworkers.ingest.parsing.eml import read_mime
 from docworkers.ingest.parsing.html import parse_html
 from docworkers.ingest.parsing.limits import ParseLimits
 from docworkers.ingest.parsing.mail import (
@@ -48,11 +49,15 @@ def parse_msg(
     """Parse the Outlook message ``ole`` (an open olefile)."""
     try:
         reader = _Properties(ole, "", limits)
-        message_class = reader.text(_CLASS)
-        if message_class.upper().startswith(("IPM.NOTE.SMIME", "IPM.NOTE.PGP")):
+        message_class = reader.text(_CLASS).upper()
+        signed = message_class.startswith("IPM.NOTE.SMIME.MULTIPARTSIGNED")
+        if message_class.startswith(("IPM.NOTE.SMIME", "IPM.NOTE.PGP")) and not signed:
             raise EncryptedDocumentError(filename, _ENCRYPTED)
         attachments = _attachments(ole, limits, filename)
         deadline.check()
+        inner = _signed_content(attachments, filename, limits, deadline) if signed else None
+        if inner is not None:  # the text and attachments are in the signed MIME message
+            attachments = inner[1]
         sender = reader.text(_SENDER_NAME)
         address = reader.text(_SENDER_EMAIL) or reader.text(_SENDER_SMTP)
         if address and address not in sender:
@@ -60,7 +65,8 @@ def parse_msg(
         mail = Email(
             subject=reader.text(_SUBJECT), sender=sender, to=reader.text(_DISPLAY_TO),
             cc=reader.text(_DISPLAY_CC), date=reader.date(_SUBMIT_TIME, _DELIVERY_TIME),
-            body=reader.text(_BODY) or _html_body(reader, filename, limits, deadline),
+            body=reader.text(_BODY) or _html_body(reader, filename, limits, deadline)
+            or (inner[0].body if inner is not None else ""),
         )  # fmt: skip
     except DocumentError:
         raise
@@ -120,6 +126,17 @@ class _Properties:
                 except OverflowError:
                     return ""
         return ""
+
+
+def _signed_content(
+    attachments: list[Attachment], filename: str, limits: ParseLimits, deadline: Deadline
+) -> tuple[Email, list[Attachment]] | None:
+    """A clear-signed message keeps its MIME form (text, attachments, signature) in one
+    attachment, usually ``smime.p7m``: read it as an email."""
+    for item in attachments:
+        if item.data is not None and item.filename.lower().endswith(".p7m"):
+            return read_mime(item.data, filename, limits, deadline)
+    return None
 
 
 def _html_body(reader: _Properties, filename: str, limits: ParseLimits, deadline: Deadline) -> str:
