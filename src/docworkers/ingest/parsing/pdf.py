@@ -21,6 +21,7 @@ from docworkers.ingest.document import Page, ParsedDocument
 from docworkers.ingest.parsing._common import Deadline, clean_text
 from docworkers.ingest.parsing.limits import ParseLimits
 from docworkers.ingest.parsing.ocr import DEFAULT_OCR, OcrMode, PageReader
+from docworkers.ingest.parsing.pdf_tables import page_text_with_tables
 
 _PDFIUM_LOCK = threading.Lock()
 _ERR_PASSWORD = 4  # FPDF_ERR_PASSWORD
@@ -121,7 +122,11 @@ def _page_text(pdf: Any, index: int) -> str:
         try:
             # get_text_range returns every character, including text that a tight CropBox
             # would cut off; errors="replace" only marks broken ToUnicode maps with U+FFFD.
-            text = clean_text(textpage.get_text_range(errors="replace"))
+            # pages with ruling lines get their tables as Markdown (parsing/pdf_tables.py)
+            text = clean_text(
+                page_text_with_tables(page, textpage)
+                or textpage.get_text_range(errors="replace")
+            )
             # Text that lies entirely outside the visible page is not part of the document
             # (ImageMagick writes a "Background" label there on image-only pages).
             if text and not textpage.get_text_bounded(errors="replace").strip():

@@ -40,6 +40,7 @@ _MIN_RULE = 8.0  # shorter strokes are ticks, arrows, glyph parts
 _TOUCH = 3.0  # lines this close (pt) meet
 _MAX_PATHS = 3000  # a page drawing more paths is a chart or a map, not a table
 _MAX_SEGMENTS = 20_000
+_MAX_LINES = 1500  # grouping lines compares every pair
 _MAX_MEAN_CELL = 150  # characters: longer "cells" are paragraphs in boxes
 _MIN_RULES = 2  # horizontal rules a page needs before it is examined
 
@@ -126,65 +127,86 @@ def _with_tables(page: Any, textpage: Any) -> str | None:
     lines = _ruling_lines(page)
     if len(lines) < _MIN_RULES:
         return None
-    if not _regions(lines):  # rules that bound no table: skip reading the characters
-        return None
+    groups = [group for group in _regions(lines) if _worth_reading(textpage, group)]
+    if not groups:
+        return None  # rules that bound no text: the characters are not read at all
     chars = _chars(textpage)
-    tables = find_tables(lines, chars)
+    tables = _read_regions(groups, chars)
     if not tables:
         return None
     return _replace(textpage, len(chars), tables, chars)
 
 
 def _ruling_lines(page: Any) -> list[Line]:
-    """Axis-aligned strokes and thin filled shapes of the page's top-level paths."""
+    """Axis-aligned strokes and thin filled shapes of the page's top-level paths.
+
+    A path whose box is thin is one line, read from its box alone; only other paths are
+    walked segment by segment (a grid drawn as one path, stroked cell outlines), and a path
+    with a curve is dropped whole (figures are where the segments are).
+    """
     raw = page.raw
     lines: list[Line] = []
     segments = 0
     x, y = ctypes.c_float(), ctypes.c_float()
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    fill, stroke = ctypes.c_int(), ctypes.c_int()
     matrix = pdfium_c.FS_MATRIX()
-    count = pdfium_c.FPDFPage_CountObjects(raw)
     paths = 0
-    for k in range(count):
+    for k in range(pdfium_c.FPDFPage_CountObjects(raw)):
         obj = pdfium_c.FPDFPage_GetObject(raw, k)
         if pdfium_c.FPDFPageObj_GetType(obj) != _PATH:
             continue
         paths += 1
+        if paths > _MAX_PATHS:
+            return []
+        if not pdfium_c.FPDFPageObj_GetBounds(obj, left, bottom, right, top):
+            continue
+        x0, y0, x1, y1 = left.value, bottom.value, right.value, top.value
+        if y1 - y0 <= _THIN and x1 - x0 >= _MIN_RULE:
+            lines.append(Line(True, (y0 + y1) / 2, x0, x1))
+            continue
+        if x1 - x0 <= _THIN and y1 - y0 >= _MIN_RULE / 2:
+            lines.append(Line(False, (x0 + x1) / 2, y0, y1))
+            continue
+        if x1 - x0 < _MIN_RULE and y1 - y0 < _MIN_RULE:
+            continue  # a dot, a tick, part of a glyph
         n = pdfium_c.FPDFPath_CountSegments(obj)
+        pdfium_c.FPDFPath_GetDrawMode(obj, fill, stroke)
+        outlines = bool(stroke.value)  # a filled box is a background, not cell borders
+        if not outlines and n <= 5:
+            continue  # one filled box
         segments += max(n, 0)
-        if paths > _MAX_PATHS or segments > _MAX_SEGMENTS:
+        if segments > _MAX_SEGMENTS:
             return []
         if not pdfium_c.FPDFPageObj_GetMatrix(obj, matrix):
             continue
         a, b, c, d, e, f = matrix.a, matrix.b, matrix.c, matrix.d, matrix.e, matrix.f
         if abs(b) > 1e-6 or abs(c) > 1e-6:
             continue  # rotated or skewed: not a table we read
-        fill, stroke = ctypes.c_int(), ctypes.c_int()
-        pdfium_c.FPDFPath_GetDrawMode(obj, fill, stroke)
-        outlines = bool(stroke.value)  # a filled box is a background, not cell borders
+        found: list[Line] = []
         subpath: list[tuple[float, float]] = []
-        curved = False
-        for s in range(n):
-            segment = pdfium_c.FPDFPath_GetPathSegment(obj, s)
+        for index in range(n):
+            segment = pdfium_c.FPDFPath_GetPathSegment(obj, index)
             kind = pdfium_c.FPDFPathSegment_GetType(segment)
+            if kind not in (_MOVETO, _LINETO):
+                break  # a curve: a figure, not a table
             pdfium_c.FPDFPathSegment_GetPoint(segment, x, y)
             point = (a * x.value + e, d * y.value + f)
             if kind == _MOVETO:
-                _add_subpath(lines, subpath, curved, outlines)
-                subpath, curved = [point], False
+                _add_subpath(found, subpath, outlines)
+                subpath = [point]
                 continue
-            if kind != _LINETO:
-                curved = True
             subpath.append(point)
-            if pdfium_c.FPDFPathSegment_GetClose(segment) and subpath:
+            if pdfium_c.FPDFPathSegment_GetClose(segment):
                 subpath.append(subpath[0])
-        _add_subpath(lines, subpath, curved, outlines)
+        else:
+            _add_subpath(found, subpath, outlines)
+            lines.extend(found)
     return lines
 
 
-def _add_subpath(
-    lines: list[Line], points: list[tuple[float, float]], curved: bool, outlines: bool
-) -> None:
-    if len(points) < 2 or curved:
+def _add_subpath(lines: list[Line], points: list[tuple[float, float]], outlines: bool) -> None:
+    if len(points) < 2:
         return
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
@@ -202,6 +224,19 @@ def _add_subpath(
             lines.append(Line(True, ya, min(xa, xb), max(xa, xb)))
         elif abs(xa - xb) < 0.5 and abs(ya - yb) >= _MIN_RULE / 2:
             lines.append(Line(False, xa, min(ya, yb), max(ya, yb)))
+
+
+def _worth_reading(textpage: Any, group: Sequence[Line]) -> bool:
+    """Whether the region of ``group`` is big enough for a table and holds two lines of
+    text, a header and a row (one pdfium call, instead of reading every character's box; a
+    page header between two rules is one line)."""
+    rules = [line for line in group if line.horizontal]
+    left, right = min(line.start for line in rules), max(line.end for line in rules)
+    bottom, top = min(line.at for line in rules), max(line.at for line in rules)
+    if top - bottom < 6 or right - left < 20:
+        return False
+    text = textpage.get_text_bounded(left, bottom, right, top, errors="replace").strip()
+    return "\n" in text and sum(1 for char in text if not char.isspace()) >= 4
 
 
 def _chars(textpage: Any) -> list[TextChar]:
@@ -267,9 +302,13 @@ def _absorb_whitespace(owner: dict[int, int], chars: Sequence[TextChar]) -> None
 
 def find_tables(lines: Sequence[Line], chars: Sequence[TextChar]) -> list[FoundTable]:
     """The tables that the ruling ``lines`` bound, read from ``chars`` (see module doc)."""
+    return _read_regions(_regions(lines), chars)
+
+
+def _read_regions(groups: Sequence[Sequence[Line]], chars: Sequence[TextChar]) -> list[FoundTable]:
     tables: list[FoundTable] = []
     visible = [char for char in chars if not char.text.isspace()]
-    for group in _regions(lines):
+    for group in groups:
         table = _read_region(group, visible)
         if table is not None:
             tables.append(table)
@@ -278,7 +317,13 @@ def find_tables(lines: Sequence[Line], chars: Sequence[TextChar]) -> list[FoundT
 
 def _regions(lines: Sequence[Line]) -> list[list[Line]]:
     """Groups of lines that form one table: lines that meet, and horizontal rules of the same
-    width stacked close above each other (booktabs tables have no vertical lines)."""
+    width stacked close above each other (booktabs tables have no vertical lines). A page of
+    more than :data:`_MAX_LINES` lines is a drawing: none.
+
+    Only nearby pairs are compared (sorted sweeps, not every pair: a page of 400 dotted
+    leaders would cost 80,000 comparisons)."""
+    if len(lines) > _MAX_LINES:
+        return []
     parent = list(range(len(lines)))
 
     def find(i: int) -> int:
@@ -287,30 +332,48 @@ def _regions(lines: Sequence[Line]) -> list[list[Line]]:
             i = parent[i]
         return i
 
-    for i, one in enumerate(lines):
-        for j in range(i + 1, len(lines)):
-            if _connected(one, lines[j]):
-                parent[find(i)] = find(j)
+    def join(i: int, j: int) -> None:
+        parent[find(i)] = find(j)
+
+    flat = sorted((i for i, line in enumerate(lines) if line.horizontal), key=lambda i: lines[i].at)
+    heights = [lines[i].at for i in flat]
+    for j, v in enumerate(lines):  # a vertical line meets the horizontal ones it crosses
+        if v.horizontal:
+            continue
+        low = bisect.bisect_left(heights, v.start - _TOUCH)
+        for i in flat[low : bisect.bisect_right(heights, v.end + _TOUCH)]:
+            if lines[i].start - _TOUCH <= v.at <= lines[i].end + _TOUCH:
+                join(i, j)
+    for horizontal in (True, False):  # one rule drawn in pieces: a sweep along each line
+        same = sorted(
+            (i for i, line in enumerate(lines) if line.horizontal == horizontal),
+            key=lambda i: (round(lines[i].at), lines[i].start),
+        )
+        run, reach = -1, 0.0
+        for i in same:
+            line = lines[i]
+            if run >= 0 and abs(line.at - lines[run].at) <= 1 and line.start <= reach + _TOUCH:
+                join(run, i)
+                reach = max(reach, line.end)
+            else:
+                run, reach = i, line.end
+    by_start = sorted(flat, key=lambda i: lines[i].start)
+    for k, i in enumerate(by_start):  # rules of one width stacked above each other
+        for j in by_start[k + 1 :]:
+            if lines[j].start - lines[i].start > 5:
+                break
+            if _stacked(lines[i], lines[j]):
+                join(i, j)
     groups: dict[int, list[Line]] = {}
     for i, line in enumerate(lines):
         groups.setdefault(find(i), []).append(line)
     return [group for group in groups.values() if sum(line.horizontal for line in group) >= 2]
 
 
-def _connected(one: Line, other: Line) -> bool:
-    if one.horizontal != other.horizontal:
-        h, v = (one, other) if one.horizontal else (other, one)
-        return (
-            h.start - _TOUCH <= v.at <= h.end + _TOUCH
-            and v.start - _TOUCH <= h.at <= v.end + _TOUCH
-        )
-    if abs(one.at - other.at) <= _TOUCH:  # the same rule drawn in pieces
-        return one.start <= other.end + _TOUCH and other.start <= one.end + _TOUCH
-    if not one.horizontal:
-        return False
+def _stacked(one: Line, other: Line) -> bool:
+    """Two horizontal rules with the same ends, close enough to bound one table."""
     width = max(one.end - one.start, other.end - other.start)
-    same_span = abs(one.start - other.start) <= 5 and abs(one.end - other.end) <= 5
-    return same_span and abs(one.at - other.at) <= max(width * 0.6, 120.0)
+    return abs(one.end - other.end) <= 5 and abs(one.at - other.at) <= max(width * 0.6, 120.0)
 
 
 def _cluster(values: Iterable[float], tolerance: float = _TOUCH) -> list[float]:
