@@ -79,6 +79,11 @@ def test_pause_and_resume_a_queue_from_the_page(server: Server, redis_url: str) 
 
         scheduled = page.locator(f'#scheduled-rows tr[data-scheduled-id="{delayed}"]')
         expect(scheduled).to_contain_text("delayed")
+        page.select_option("#scheduled-kind", "retrying")
+        expect(scheduled).to_have_count(0)
+        expect(page.locator("#no-scheduled")).to_have_text("No retrying jobs.")
+        page.select_option("#scheduled-kind", "delayed")
+        expect(scheduled).to_contain_text("delayed")
         expect(page.locator("#dead-rows tr")).to_have_count(2)
         screenshot(page, "queues")
 

@@ -111,6 +111,12 @@ function build() {
     card("scheduled-card", "Scheduled",
       el("p", { class: "hint", text: "Delayed jobs and retries waiting for their time, "
         + "soonest first. Run now moves one to its queue's ready jobs." }),
+      el("div", { class: "field kind" }, el("label", { for: "scheduled-kind", text: "Show" }),
+        el("select", { id: "scheduled-kind", onchange: () => refreshScheduled(state.queues)
+          .catch((error) => setOutcome(error.message, "error")) },
+        el("option", { value: "", text: "delayed and retrying" }),
+        el("option", { value: "delayed", text: "delayed" }),
+        el("option", { value: "retrying", text: "retrying" }))),
       el("div", { class: "scroll" }, table([["Job"], ["Type"], ["Queue"], ["Kind"], ["Due"],
         ["Retries"], ["Last error"], ["", ""]], "scheduled-rows", "scheduled")),
       el("p", { id: "no-scheduled", class: "empty", text: "No delayed or retrying jobs." })),
@@ -198,8 +204,10 @@ function renderWorkers(workers) {
 // -- scheduled --------------------------------------------------------------------------------
 
 async function refreshScheduled(queues) {
+  const kind = $("scheduled-kind").value;
+  const query = `limit=50${kind ? `&kind=${kind}` : ""}`;
   const pages = await Promise.all(queues.map((q) =>
-    api(`/api/queues/${encodeURIComponent(q.name)}/scheduled?limit=50`)
+    api(`/api/queues/${encodeURIComponent(q.name)}/scheduled?${query}`)
       .then((body) => body.jobs.map((job) => ({ ...job, queue: q.name })))));
   const jobs = pages.flat().sort((a, b) => (a.run_at || "").localeCompare(b.run_at || ""))
     .slice(0, 50);
@@ -219,6 +227,8 @@ async function refreshScheduled(queues) {
         () => `Queued ${job.payload?.filename || job.type} to run now.`),
       { "aria-label": `Run ${job.payload?.filename || job.id} now` })))));
   $("no-scheduled").hidden = jobs.length > 0;
+  $("no-scheduled").textContent = { "": "No delayed or retrying jobs.", delayed: "No delayed jobs.",
+    retrying: "No retrying jobs." }[kind];
 }
 
 // -- dead -------------------------------------------------------------------------------------
