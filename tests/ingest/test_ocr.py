@@ -114,6 +114,17 @@ def test_a_page_ocr_cannot_read_is_skipped_with_a_warning_not_the_document() -> 
         assert parser.parse(MIXED, filename="again.pdf").pages[0].number == 1  # still serving
 
 
+def test_always_keeps_a_text_layer_where_ocr_fails() -> None:
+    limits = ParseLimits(ocr_max_memory_bytes=TOO_LITTLE_MEMORY)
+    document = parse_document(MIXED, ocr="always", limits=limits)
+    [page] = document.pages
+    assert (page.number, page.ocr) == (1, False) and PAGE_1_SENTENCE in flat(page.text)
+    assert document.metadata["ocr_skipped_pages"] == [2]
+    kept, skipped = document.metadata["ocr_warnings"]
+    assert kept.startswith("page 1: OCR failed") and kept.endswith("its text layer was kept.")
+    assert skipped.startswith("page 2 was skipped: OCR failed")
+
+
 def test_a_page_past_its_ocr_time_limit_is_skipped() -> None:
     document = parse_document(MIXED, limits=ParseLimits(ocr_page_timeout_seconds=0.01))
     assert [page.number for page in document.pages] == [1]

@@ -184,23 +184,34 @@ class PageReader:
 
     def page(self, pdf: Any, index: int, text: str) -> Page | None:
         """Page ``index`` (0-based) from its text layer ``text`` or OCR; None when neither
-        holds text. A page OCR cannot read is skipped (recorded), never an error."""
+        holds text. A page OCR cannot read is skipped (recorded), never an error; with
+        ``always``, its text layer is kept instead (with a warning)."""
         number = index + 1
         if self.mode == "never" or (self.mode == "auto" and text):
             return Page(text, number) if text else None
         reading = self._read(pdf, index)
-        if reading is None or not reading.text:
+        if isinstance(reading, str):  # why OCR failed
+            if text:
+                self.warnings.append(f"page {number}: {reading}; its text layer was kept.")
+                return Page(text, number)
+            self.skipped.append(number)
+            self.warnings.append(f"page {number} was skipped: {reading}.")
+            return None
+        if not reading.text:
             return Page(text, number) if text else None  # "always": keep the text layer
         self.read.append(number)
         return Page(reading.text, number, ocr=True, ocr_confidence=reading.confidence)
 
     def metadata(self) -> dict[str, Any]:
-        """What the document records about OCR (nothing when no page needed it)."""
+        """What the document records about OCR (nothing when no page needed it):
+        ``ocr_pages`` read by OCR, ``ocr_skipped_pages`` it could not read, ``ocr_warnings``
+        (a sentence per page it could not read)."""
         found: dict[str, Any] = {}
         if self.read:
             found["ocr_pages"] = self.read
         if self.skipped:
             found["ocr_skipped_pages"] = self.skipped
+        if self.warnings:
             found["ocr_warnings"] = self.warnings
         return found
 
@@ -217,9 +228,8 @@ class PageReader:
                 "pages, or images without writing). Upload a PDF with real text or a clearer "
                 "scan.")
 
-    def _read(self, pdf: Any, index: int) -> Reading | None:
-        """OCR of one page, or None after recording why it was skipped."""
-        number = index + 1
+    def _read(self, pdf: Any, index: int) -> Reading | str:
+        """OCR of one page, or why it could not be read."""
         limits = self._limits
         self._deadline.check()
         if self._budget_end is None:
@@ -228,9 +238,7 @@ class PageReader:
             self._budget_end = time.monotonic() + limits.ocr_timeout_seconds
         left = self._budget_end - time.monotonic()
         if left <= 0:
-            self._skip(number, f"the document's OCR time limit of "
-                               f"{limits.ocr_timeout_seconds:g} s was used up")
-            return None
+            return f"the document's OCR time limit of {limits.ocr_timeout_seconds:g} s was used up"
         page = pdf[index]
         try:
             image, dpi = render_page(page, limits.ocr_dpi)
@@ -239,12 +247,7 @@ class PageReader:
         try:
             return recognise(image, dpi, limits, min(limits.ocr_page_timeout_seconds, left))
         except OcrPageError as exc:
-            self._skip(number, str(exc))
-            return None
-
-    def _skip(self, number: int, why: str) -> None:
-        self.skipped.append(number)
-        self.warnings.append(f"page {number} was skipped: {why}.")
+            return str(exc)
 
 
 def _limit_memory(limit: int) -> None:
