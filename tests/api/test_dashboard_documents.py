@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 MEMO = "pdf/fake-memo.pdf"  # one page
 BOOK = "text/book-war-and-peace-1p.txt"  # no pages (plain text)
+LOCKED = "pdf/password.pdf"  # fails: encrypted
 BOOK_PHRASE = "Genoa and Lucca are family estates of the Buonapartes"
 LONG_NAME = "quarterly-" + "x" * 241 + ".txt"  # 255 characters, the most a name may have
 
@@ -72,13 +73,15 @@ def test_documents_and_collections_in_browser(server: Server, corpus: Path) -> N
 
     memo = ingest(server, "fake-memo.pdf", (corpus / MEMO).read_bytes(), "memos")
     book = ingest(server, "war-and-peace.txt", (corpus / BOOK).read_bytes(), "memos")
-    assert memo["status"] == book["status"] == "completed"
+    locked = ingest(server, "locked.pdf", (corpus / LOCKED).read_bytes(), "memos")
+    assert memo["status"] == book["status"] == "completed" and locked["status"] == "failed"
     memo_chunks, book_chunks = memo["result"]["chunk_count"], book["result"]["chunk_count"]
     book_id = book["result"]["document_id"]
     assert book_id in search_ids(server, "memos", BOOK_PHRASE)
 
     with dashboard(server, width=1280, height=900) as page:
         page.click(".tabs a[data-view=documents]")
+        expect(page.locator("main.view:visible")).to_have_attribute("id", "view-documents")
         rows = page.locator("#documents-rows tr")
         memo_row = rows.filter(has_text="fake-memo.pdf")
         book_row = rows.filter(has_text="war-and-peace.txt")
@@ -89,10 +92,17 @@ def test_documents_and_collections_in_browser(server: Server, corpus: Path) -> N
         expect(book_row.locator("td.count").nth(1)).to_have_text("\N{EN DASH}")  # no pages
         collection = page.locator("#collections-rows tr[data-collection=memos]")
         expect(collection.locator("td.count")).to_have_text(
-            ["2", str(memo_chunks + book_chunks)])
+            ["3", str(memo_chunks + book_chunks)])
+        failed_row = rows.filter(has_text="locked.pdf")  # its error under its name
+        expect(failed_row.locator(".badge")).to_have_text("failed")
+        expect(failed_row.locator(".detail")).to_contain_text("protected by a password")
+        screenshot(page, "documents")
 
         # The status filter, then one document with its chunks and their pages.
         page.select_option("#documents-status", "failed")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("locked.pdf")
+        page.select_option("#documents-status", "cancelled")
         expect(page.locator("#no-documents")).to_have_text("No documents match these filters.")
         page.select_option("#documents-status", "")
         memo_row.get_by_role("link", name="fake-memo.pdf").click()
@@ -114,7 +124,7 @@ def test_documents_and_collections_in_browser(server: Server, corpus: Path) -> N
         expect(page.locator("#documents-outcome")).to_have_text(
             f"Deleted war-and-peace.txt: {book_chunks} chunks removed.")
         expect(book_row).to_have_count(0)
-        expect(collection.locator("td.count")).to_have_text(["1", str(memo_chunks)])
+        expect(collection.locator("td.count")).to_have_text(["2", str(memo_chunks)])
         assert book_id not in search_ids(server, "memos", BOOK_PHRASE)
 
         # A reindex queues a job and links to it (this server runs only upload workers).
@@ -129,7 +139,6 @@ def test_documents_and_collections_in_browser(server: Server, corpus: Path) -> N
         assert job["type"] == "vector_reindex"
         assert job["payload"]["collection"] == "memos" and job["payload"]["chunk_size"] == 128
         expect(outcome.locator(".badge")).to_have_text("queued")
-        screenshot(page, "documents")
         assert httpx.delete(f"{server.url}/api/jobs/{job_id}", headers=AUTH).status_code == 200
 
 
@@ -186,7 +195,7 @@ def test_nothing_shows_before_signing_in(server: Server, corpus: Path) -> None:
             page.reload()  # the view's own start, not a hash change on a page already asking
             expect(page.locator("#token-dialog")).to_be_visible()
             expect(page.locator("#signin")).to_be_visible()
-            expect(page.locator("#view-documents")).to_be_hidden()
+            expect(page.locator("main.view:visible")).to_have_count(0)
             texts = page.get_by_text(empty)
             for index in range(texts.count()):
                 expect(texts.nth(index)).to_be_hidden()
@@ -202,4 +211,4 @@ def test_nothing_shows_before_signing_in(server: Server, corpus: Path) -> None:
         expect(page.locator("#token-dialog")).to_be_visible()
         expect(page.locator("#signin")).to_be_visible()
         expect(page.get_by_text("private-memo.pdf").locator("visible=true")).to_have_count(0)
-        expect(page.locator("#view-documents")).to_be_hidden()
+        expect(page.locator("main.view:visible")).to_have_count(0)
