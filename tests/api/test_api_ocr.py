@@ -35,6 +35,9 @@ async def test_a_scanned_upload_is_found_and_its_hits_say_ocr(
         assert hit["ocr"] is True and 50 < hit["ocr_confidence"] <= 100
         document = (await api.get(f"/api/documents/{hit['document_id']}")).json()
         assert document["metadata"]["ocr_pages"] == [1]
+        chunks = (await api.get(f"/api/documents/{hit['document_id']}/chunks")).json()
+        assert [(c["page_start"], c["ocr"], c["ocr_confidence"]) for c in chunks["chunks"]] \
+            == [(1, True, hit["ocr_confidence"])]
 
         never = await api.post("/api/documents/upload", files=upload_files("again.pdf", content),
                                data={"collection": "other", "ocr": "never"})

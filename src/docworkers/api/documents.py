@@ -196,7 +196,8 @@ async def get_document(document_id: DocumentId, state: State) -> dict[str, Any]:
 
 def _chunk_view(chunk: SearchHit) -> dict[str, Any]:
     return {"chunk_id": chunk.chunk_id, "chunk_index": chunk.chunk_index,
-            "page_start": chunk.page_start, "page_end": chunk.page_end, "text": chunk.text}
+            "page_start": chunk.page_start, "page_end": chunk.page_end, "ocr": chunk.ocr,
+            "ocr_confidence": chunk.ocr_confidence, "text": chunk.text}
 
 
 @router.get("/documents/{document_id}/chunks", tags=["documents"],

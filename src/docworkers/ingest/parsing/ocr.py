@@ -9,7 +9,7 @@ all OCR of a document shares ``ocr_timeout_seconds``. Tesseract's TSV output giv
 with a confidence; a page's confidence is the mean over its words (0-100).
 
 The ``ocr`` option of an upload says which pages: ``auto`` (those without a text layer),
-``always`` (every page; the text layer is kept where OCR reads nothing) or ``never``.
+``always`` (every page; the text layer is kept where OCR reads nothing or fails) or ``never``.
 """
 
 from __future__ import annotations
