@@ -15,6 +15,7 @@ from docworkers.ingest.defaults import MAX_CHARS_PER_TOKEN
 from docworkers.ingest.document import Page, ParsedDocument
 from docworkers.ingest.parsing import parse_document
 from docworkers.ingest.parsing import pdf as pdf_parser
+from docworkers.ingest.parsing.pdf_tables import Line, TextChar, find_tables
 from docworkers.ingest.parsing.tables import markdown_table
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.search import SearchService
@@ -63,6 +64,68 @@ def test_ruled_korean_tables_join_wrapped_cells(corpus: Path) -> None:
     assert first[3] == ["온라인쇼핑몰",
                         "삼성카드 쇼핑, G마켓, 옥션, 11번가, 인터파크, 쿠팡, 티몬, 위메프"]
     assert second[3] == ["편의점", "CU, GS25, 세븐일레븐, 미니스톱"]
+
+
+def test_a_merged_pdf_cell_lies_in_its_first_column(corpus: Path) -> None:
+    # "Europe" spans the Germany, Austria and France columns: no column line crosses it
+    pdf = corpus / "pdf/pypdf_011-google-doc-document_google-doc-document.pdf"
+    [grid] = grids(parse_document(pdf).text)
+    assert grid[0] == ["", "Indonesia", "Germany", "Austria", "France", "Vatican"]
+    assert grid[1] == ["Continent", "Asia", "Europe", "", "", ""]
+    assert grid[2] == ["Capital", "Jakarta", "Berlin", "Vienna", "Paris", "Vatican City"]
+
+
+def synthetic_page(rows: list[list[str]], xs: list[float]) -> list[TextChar]:
+    """Characters of ``rows`` (a text line each, cells starting at ``xs``), 5 pt wide and
+    8 pt high, lines 12 pt apart from y=200 down; a space between words is an index gap."""
+    chars: list[TextChar] = []
+    index = 0
+    for number, row in enumerate(rows):
+        bottom = 200.0 - 12 * number
+        for x, cell in zip(xs, row, strict=True):
+            for word_start, word in _words_at(cell, x):
+                for k, letter in enumerate(word):
+                    left = word_start + 5 * k
+                    chars.append(TextChar(index, letter, left, bottom, left + 4.5, bottom + 8))
+                    index += 1
+                index += 1  # the space pdfium would put here
+    return chars
+
+
+def _words_at(cell: str, x: float) -> list[tuple[float, str]]:
+    out, position = [], x
+    for word in cell.split():
+        out.append((position, word))
+        position += 5 * (len(word) + 1)
+    return out
+
+
+def test_booktabs_rows_come_from_lines_and_wrapped_cells_join() -> None:
+    rows = [["Facility", "Limit", "Note"],
+            ["Acme Bank", "120", "secured by"],
+            ["", "", "collateral"],  # wraps: joins the row above
+            ["Beta Corp", "80", "unsecured"],
+            ["", "95", "Second line"]]  # a row of its own under the label above
+    chars = synthetic_page(rows, [100.0, 200.0, 260.0])
+    rules = [Line(True, 211.0, 95.0, 360.0), Line(True, 198.0, 95.0, 360.0),
+             Line(True, 150.0, 95.0, 360.0)]
+    [table] = find_tables(rules, chars)
+    assert table.markdown.split("\n") == [
+        "| Facility | Limit | Note |", "|---|---|---|",
+        "| Acme Bank | 120 | secured by collateral |",
+        "| Beta Corp | 80 | unsecured |",
+        "|  | 95 | Second line |",
+    ]
+    assert table.chars == {char.index for char in chars}
+
+
+def test_rules_around_prose_are_not_a_table() -> None:
+    lines = [["the quick brown fox jumps over", "the lazy dog and runs away"],
+             ["into the forest where it", "hides from the hunters who"],
+             ["search for it all day", "and all night long until"]]
+    chars = synthetic_page(lines, [100.0, 260.0])
+    rules = [Line(True, 211.0, 95.0, 420.0), Line(True, 170.0, 95.0, 420.0)]
+    assert find_tables(rules, chars) == []
 
 
 def plain_text(path: Path, monkeypatch: pytest.MonkeyPatch) -> str:

@@ -3,16 +3,20 @@
 A PDF has no tables, only characters and drawn lines. A table is a region bounded by ruling
 lines: a grid (every row and column ruled), or a "booktabs" table (a few horizontal rules and
 perhaps some vertical ones) whose missing rows and columns come from the text's alignment:
-rows are text lines (a line whose first cell is empty continues the row above), columns are
-the vertical gaps that no word crosses. The band above the first inner rule is the header.
+rows are text lines (a wrapped line continues the row above, see :func:`_rows`), columns are
+the vertical gaps that no word of the body crosses. The band above the first inner rule is the
+header. A word stays whole in the column of its middle; where a column line is missing in a
+grid, the text belongs to the merged cell that starts left of it. Regions whose "cells" are
+paragraphs, dot leaders or a formula are not tables (:func:`_table`).
 
 Cost matters (ingestion throughput): :func:`may_have_tables` is the cheap signal, a look at
 the page's top-level path objects (no text, no path segments); only pages that pass it are
-examined. Characters outside tables keep pdfium's reading order and text; the table's
-characters are replaced by its Markdown table, where its first character was.
+examined, and their characters are read only when a region bounds two lines of text.
+Characters outside tables keep pdfium's reading order and text; the table's characters are
+replaced by its Markdown table, where its first character was.
 
 Not handled: tables without any ruling line, lines inside Form XObjects, rotated tables,
-cells spanning several columns (their text lands in the column where it lies).
+curved (rounded) borders, and scans (OCR gives text, not ruling lines).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ _TOUCH = 3.0  # lines this close (pt) meet
 _MAX_PATHS = 3000  # a page drawing more paths is a chart or a map, not a table
 _MAX_SEGMENTS = 20_000
 _MAX_LINES = 1500  # grouping lines compares every pair
+_MIN_LETTERS = 12  # letters and digits a table holds at the least
 _MAX_MEAN_CELL = 150  # characters: longer "cells" are paragraphs in boxes
 _MIN_RULES = 2  # horizontal rules a page needs before it is examined
 
@@ -410,9 +415,41 @@ def _read_region(group: Sequence[Line], chars: Sequence[TextChar]) -> FoundTable
         for x in _cluster(line.at for line in group if not line.horizontal)
         if left + _TOUCH < x < right - _TOUCH
     ]
-    columns = xs if xs else _column_gaps(inside, height)
     bands = _bands(ys, inside)
-    return _table(_rows(bands, columns), inside)
+    # Column lines, and the text's own gaps (columns inside a ruled group, unruled tables),
+    # found below the header, whose group labels ("Top-20" over five columns) span columns.
+    header = bands[0] if len(bands) > 1 else []
+    body = [char for band in bands[1:] for char in band] or inside
+    walls = {x: _wall(group, x, top - bottom) for x in xs}
+    walls.update((x, None) for x in _column_gaps(body, header, xs, height))
+    bounds = sorted(walls)
+    grid = _Columns(bounds, [walls[x] for x in bounds], height)
+    return _table(_rows(bands, grid), inside)
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """Column boundaries (x, ascending) and, for those ruled down most of the table, the
+    y-ranges their lines cover: text where such a line is missing is one merged cell."""
+
+    bounds: Sequence[float]
+    walls: Sequence[Sequence[tuple[float, float]] | None]
+    height: float  # of a line of text: what tells words apart
+
+
+def _wall(group: Sequence[Line], x: float, height: float) -> list[tuple[float, float]] | None:
+    """The y-ranges of the vertical lines at ``x``, if they cover half the table's height
+    (a real column line); None for a line drawn only in part (a header's)."""
+    spans = sorted(
+        (line.start, line.end)
+        for line in group
+        if not line.horizontal and abs(line.at - x) <= _TOUCH
+    )
+    covered, reach = 0.0, float("-inf")
+    for start, end in spans:
+        covered += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return spans if covered >= height / 2 else None
 
 
 def _cuts_through_text(
@@ -437,19 +474,51 @@ def _bands(ys: Sequence[float], chars: Sequence[TextChar]) -> list[list[TextChar
     return [band for band in reversed(bands) if band]
 
 
-def _column_gaps(chars: Sequence[TextChar], height: float) -> list[float]:
-    """Column boundaries where no word crosses: x positions in gaps wider than one line
-    height between the words' horizontal extents."""
-    spans = sorted((word[0].left, word[-1].right) for word in _words(chars, height))
-    if not spans:
+def _column_gaps(
+    body: Sequence[TextChar], header: Sequence[TextChar], lines: Sequence[float], height: float
+) -> list[float]:
+    """Column boundaries from the text: gaps wider than a line height that no word of the
+    body crosses, with words on both sides between the same column ``lines`` (centred text
+    in a ruled column leaves a gap by the line, not a column). Each cut goes where no header
+    word crosses it, if the gap has such a place (a header wider than its column)."""
+    words = [(word[0].left, word[-1].right) for word in _words(body, height)]
+    if not words:
         return []
+    spans = sorted(words)
+    heads = [(word[0].left, word[-1].right) for word in _words(header, height)]
     cuts: list[float] = []
     reach = spans[0][1]
     for start, end in spans[1:]:
-        if start - reach >= height:
-            cuts.append((start + reach) / 2)
+        if start - reach >= height and _sides_hold_words(reach, start, words, lines):
+            cuts.append(_free_cut(reach, start, heads))
         reach = max(reach, end)
-    return cuts
+    return [cut for cut in cuts if all(abs(cut - line) > height for line in lines)]
+
+
+def _sides_hold_words(
+    left: float, right: float, words: Sequence[tuple[float, float]], lines: Sequence[float]
+) -> bool:
+    low = max((x for x in lines if x <= left), default=float("-inf"))
+    high = min((x for x in lines if x >= right), default=float("inf"))
+    centres = [(a + b) / 2 for a, b in words]
+    return any(low < c < left for c in centres) and any(right < c < high for c in centres)
+
+
+def _free_cut(left: float, right: float, heads: Sequence[tuple[float, float]]) -> float:
+    """The middle of the widest part of [left, right] that no header word covers, else the
+    middle of the gap (a group label over several columns)."""
+    pieces = [(left, right)]
+    for a, b in heads:
+        pieces = [
+            part
+            for x, y in pieces
+            for part in ((x, min(y, a)), (max(x, b), y))
+            if part[1] - part[0] > 0
+        ]
+    if not pieces:
+        return (left + right) / 2
+    x, y = max(pieces, key=lambda part: part[1] - part[0])
+    return (x + y) / 2
 
 
 def _words(chars: Sequence[TextChar], height: float) -> list[list[TextChar]]:
@@ -493,20 +562,28 @@ def _lines(chars: Sequence[TextChar]) -> list[list[TextChar]]:
     return out
 
 
-def _rows(
-    bands: Sequence[Sequence[TextChar]], columns: Sequence[float]
-) -> list[list[list[TextChar]]]:
+def _rows(bands: Sequence[Sequence[TextChar]], columns: _Columns) -> list[list[list[TextChar]]]:
     """Cells (lists of characters) of each row. The first of several bands is the header
-    row; the others are cut into text lines, and a line with its first cell empty, or with
-    only one cell, continues the row above in its band (a cell's text wrapped)."""
+    row. In a table ruled row by row (three bands or more) a band is one row, unless two of
+    its lines each fill two cells right of the first column (rows grouped under a label:
+    "Single | DPR", then "| BM25+DPR"). Other bands are cut into text lines, and a line with
+    one cell, or with its first cell empty and at most half the others filled or a cell going
+    on in lower case, continues the row above in its band (a cell's text wrapped)."""
     rows: list[list[list[TextChar]]] = []
+    ruled = len(bands) >= 3
     for number, band in enumerate(bands):
         if number == 0 and len(bands) > 1:
             rows.append(_cells(band, columns))
             continue
-        for position, line in enumerate(_lines(band)):
-            cells = _cells(line, columns)
-            wrapped = not cells[0] or sum(1 for cell in cells if cell) < 2
+        lines = [_cells(line, columns) for line in _lines(band)]
+        if ruled and sum(1 for cells in lines if _filled(cells[1:]) >= 2) < 2:
+            rows.append(_cells(band, columns))
+            continue
+        for position, cells in enumerate(lines):
+            filled = _filled(cells)
+            wrapped = filled < 2 or (
+                not cells[0] and (filled * 2 <= len(cells) or any(map(_goes_on, cells)))
+            )
             if position > 0 and wrapped:
                 for column, part in enumerate(cells):
                     rows[-1][column].extend(part)
@@ -515,16 +592,37 @@ def _rows(
     return rows
 
 
-def _cells(chars: Sequence[TextChar], columns: Sequence[float]) -> list[list[TextChar]]:
-    cells: list[list[TextChar]] = [[] for _ in range(len(columns) + 1)]
-    for char in chars:
-        cells[bisect.bisect_left(columns, char.x)].append(char)
+def _filled(cells: Sequence[Sequence[TextChar]]) -> int:
+    return sum(1 for cell in cells if cell)
+
+
+def _goes_on(cell: Sequence[TextChar]) -> bool:
+    """Whether a cell's text starts in lower case (the rest of a sentence above)."""
+    return bool(cell) and min(cell, key=lambda char: char.index).text[:1].islower()
+
+
+def _cells(chars: Sequence[TextChar], columns: _Columns) -> list[list[TextChar]]:
+    """The characters of one row by column; one that lies where a column line is missing
+    belongs to the merged cell that starts left of it."""
+    cells: list[list[TextChar]] = [[] for _ in range(len(columns.bounds) + 1)]
+    for word in _words(chars, columns.height):  # a word stays whole, in the column of its middle
+        x = (word[0].left + word[-1].right) / 2
+        y = (min(char.bottom for char in word) + max(char.top for char in word)) / 2
+        column = bisect.bisect_left(columns.bounds, x)
+        while column > 0 and not _walled(columns.walls[column - 1], y):
+            column -= 1
+        cells[column].extend(word)
     return cells
+
+
+def _walled(wall: Sequence[tuple[float, float]] | None, y: float) -> bool:
+    return wall is None or any(start - _TOUCH <= y <= end + _TOUCH for start, end in wall)
 
 
 def _table(rows: list[list[list[TextChar]]], inside: Sequence[TextChar]) -> FoundTable | None:
     """Validate the grid (two rows and two columns with text; 60 % of the cells, a third of
-    each column's and half the header filled; not prose) and write it out, or None."""
+    each column's and half the header filled; a dozen letters; not prose) and write it out,
+    or None."""
     # a column without a letter or digit is dot leaders or rules drawn in text
     width = len(rows[0]) if rows else 0
     used = [c for c in range(width) if any(_wordy(row[c]) for row in rows)]
@@ -539,8 +637,9 @@ def _table(rows: list[list[list[TextChar]]], inside: Sequence[TextChar]) -> Foun
     ):
         return None
     text = [[_cell_text(row[c]) for c in used] for row in rows]
-    if _prose(text):
-        return None
+    letters = sum(1 for row in text for cell in row for char in cell if char.isalnum())
+    if letters < _MIN_LETTERS or _prose(text):
+        return None  # a formula between rules ("B(r) = | r") is no table
     markdown = markdown_table(text)
     if not markdown:
         return None
@@ -552,14 +651,23 @@ def _wordy(chars: Sequence[TextChar]) -> bool:
 
 
 def _prose(rows: Sequence[Sequence[str]]) -> bool:
-    """Whether the "cells" are really side-by-side paragraphs: long on average, or cut from
-    lines that mostly go on mid-sentence (a cell starting with a lower-case word)."""
+    """Whether the "cells" are really side-by-side paragraphs: long on average, or a column
+    whose rows mostly run on mid-sentence (a cell of three words or more without a closing
+    stop, then a cell starting in lower case: "This woman has had breast", "conserving")."""
     cells = [cell for row in rows for cell in row if cell]
     if sum(len(cell) for cell in cells) > _MAX_MEAN_CELL * len(cells):
         return True
-    body = rows[2:]
-    continued = sum(1 for row in body if any(cell[:1].islower() for cell in row))
-    return len(body) > 1 and continued * 2 > len(body)
+    for column in range(len(rows[0]) if rows else 0):
+        texts = [row[column] for row in rows]
+        pairs = list(itertools.pairwise(texts))
+        running = sum(
+            1
+            for above, below in pairs
+            if len(above.split()) >= 3 and above[-1:] not in ".!?:;" and below[:1].islower()
+        )
+        if running >= 2 and running * 2 > len(pairs):
+            return True
+    return False
 
 
 def _cell_text(chars: Sequence[TextChar]) -> str:
