@@ -82,7 +82,9 @@ async def test_collections_show_and_delete_the_version_searches_use(api: ApiClie
     document_id = await seed(api, "kitchen", "kitchen--v2")
     await api.runtime.documents.client.set("dw:{documents}:alias:kitchen", "kitchen--v2")
     listed = (await api.get("/api/collections")).json()["collections"]
-    assert listed == [{"name": "kitchen", "chunk_count": 2}]
+    assert listed == [{"name": "kitchen", "document_count": 1, "chunk_count": 2}]
+    chunks = (await api.get(f"/api/documents/{document_id}/chunks")).json()
+    assert chunks["collection"] == "kitchen" and chunks["total"] == 2  # from kitchen--v2
     search: Any = (await api.post("/api/search", json={"collection": "kitchen",
                                                        "query": "baking bread"})).json()
     assert search["hits"][0]["document_id"] == document_id
