@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -249,6 +250,42 @@ def test_a_row_bigger_than_a_chunk_is_cut_with_the_header() -> None:
     texts = assert_table_chunks(doc, 64)
     assert sum("word word" in t for t in texts) > 5
     assert all(t.startswith(HEADER) for t in texts if t.startswith("word"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_tables_keep_every_chunk_promise(seed: int) -> None:
+    """Tables of random shape (huge cells and headers too) between paragraphs: every chunk
+    is its rows, or the header and its rows; in order, within the limits, nothing lost."""
+    rng = random.Random(seed)
+    words = ["limit", "exposure", "AA+", "120.5", "counterparty", "x" * 300, "섹터", "|"]
+
+    def cell() -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.choice([1, 2, 5, 60])))
+
+    parts = []
+    for _ in range(rng.randint(1, 4)):
+        width = rng.randint(1, 5)
+        grid = [[cell() for _ in range(width)] for _ in range(rng.randint(2, 40))]
+        parts += ["Some prose before the table. " * rng.randint(0, 30), markdown_table(grid)]
+    doc = ParsedDocument("t.md", "markdown", [Page("\n\n".join(p for p in parts if p))])
+    size = rng.choice([16, 64, 254])
+    text = doc.text
+    headers = {b.start: text[b.start : b.body] + "\n" for b in table_blocks(text)}
+    blocks = table_blocks(text)
+    covered = bytearray(len(text))
+    previous = None
+    for chunk in chunk_document(doc, chunk_size=size):
+        own = text[chunk.start_char : chunk.end_char]
+        table = next((b for b in blocks if b.start <= chunk.start_char < b.end), None)
+        allowed = {own} | ({headers[table.start] + own} if table else set())
+        assert chunk.text in allowed and own == own.strip()
+        assert chunk.token_count == tokens(chunk.text) <= size
+        assert len(chunk.text) <= size * MAX_CHARS_PER_TOKEN
+        if previous is not None:
+            assert chunk.start_char > previous.start_char and chunk.end_char > previous.end_char
+        covered[chunk.start_char : chunk.end_char] = b"\1" * len(own)
+        previous = chunk
+    assert all(seen or c.isspace() for c, seen in zip(text, covered, strict=True))
 
 
 def test_table_chunks_know_their_pages() -> None:

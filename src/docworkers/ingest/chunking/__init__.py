@@ -187,7 +187,7 @@ def _chunk_pieces(
         )
         if block is not None:
             check()
-            pieces.extend(pack_table(text, block, size, counter))
+            pieces.extend(pack_table(text, block, size, counter, check))
             position = block.end
     return pieces
 

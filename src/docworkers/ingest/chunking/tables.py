@@ -15,12 +15,15 @@ a header too big to repeat (more than half a chunk) is not repeated.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from docworkers.ingest.chunking.spans import max_chunk_chars, split_to_fit, trim
 from docworkers.ingest.tokenizer import TokenCounter
 
 __all__ = ["Piece", "TableBlock", "pack_table", "table_blocks"]
+
+_CHECK_EVERY = 256  # rows between deadline checks
 
 # A header row, then a rule row ("|---|:--:|"), then any further "|...|" lines.
 _TABLE = re.compile(
@@ -60,42 +63,53 @@ def table_blocks(text: str) -> list[TableBlock]:
     return blocks
 
 
-def pack_table(text: str, block: TableBlock, chunk_size: int, counter: TokenCounter) -> list[Piece]:
+def pack_table(
+    text: str,
+    block: TableBlock,
+    chunk_size: int,
+    counter: TokenCounter,
+    check: Callable[[], None] | None = None,
+) -> list[Piece]:
     """Chunks of one table block (see module doc): whole if it fits, else rows packed
-    greedily, each chunk after the first starting with the header."""
+    greedily, each chunk after the first starting with the header.
+
+    Each row is counted once: :class:`~docworkers.ingest.tokenizer.TokenCounter` counts are
+    sums over whitespace-separated runs, so a chunk's count is the sum of its lines' counts
+    (rows joined by newlines). ``check`` (a deadline) is called every few hundred rows."""
     limit = max_chunk_chars(chunk_size)
     whole = _fits(text, block.start, block.end, "", chunk_size, limit, counter)
     if whole is not None:
         return [Piece(block.start, block.end, whole)]
     header = text[block.start : block.body] + "\n"
-    if counter.count(header) * 2 > chunk_size or len(header) * 2 > limit:
-        header = ""  # a header this big would crowd out the rows: not repeated
-    rows = _rows(text, block.body + 1, block.end)
+    header_count = counter.count(header)
+    if header_count * 2 > chunk_size or len(header) * 2 > limit:
+        header, header_count = "", 0  # a header this big would crowd out the rows
+    # the first chunk holds the header itself, as its first line
+    lines = [(block.start, block.body), *_rows(text, block.body + 1, block.end)]
     pieces: list[Piece] = []
-    start: int | None = block.start  # the first chunk holds the header itself
+    start: int | None = None
+    end = count = 0
     prefix = ""
-    end: int | None = None
-    count = 0
-    for row_start, row_end in rows:
-        if start is None:
-            start = row_start
-        fits = _fits(text, start, row_end, prefix, chunk_size, limit, counter)
-        if fits is not None:
-            end, count = row_end, fits
-            continue
-        if end is not None:  # close the chunk; the row starts the next one
-            pieces.append(Piece(start, end, count, prefix))
-            start, prefix, end = row_start, header, None
-            fits = _fits(text, start, row_end, prefix, chunk_size, limit, counter)
-            if fits is not None:
-                end, count = row_end, fits
+    for number, (line_start, line_end) in enumerate(lines):
+        if check is not None and number % _CHECK_EVERY == _CHECK_EVERY - 1:
+            check()
+        tokens = counter.count(text[line_start:line_end])
+        if start is not None:
+            if count + tokens <= chunk_size and len(prefix) + line_end - start <= limit:
+                end, count = line_end, count + tokens
                 continue
-        # a row alone does not fit: cut it into pieces that leave room for the header
+            pieces.append(Piece(start, end, count, prefix))
+            start = None
+        prefix = header if pieces else ""
+        room = chunk_size - (header_count if prefix else 0)
+        if tokens <= room and len(prefix) + line_end - line_start <= limit:
+            start, end, count = line_start, line_end, tokens + (header_count if prefix else 0)
+            continue
+        # a line alone does not fit: cut it into pieces that leave room for the header
         pieces.extend(
-            _split_row(text, start, row_end, header, chunk_size, counter, first=not pieces)
+            _split_row(text, line_start, line_end, header, chunk_size, counter, first=not pieces)
         )
-        start, prefix, end = None, header, None
-    if start is not None and end is not None:
+    if start is not None:
         pieces.append(Piece(start, end, count, prefix))
     return pieces
 
