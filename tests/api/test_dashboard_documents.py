@@ -151,7 +151,9 @@ def test_a_255_character_name_at_390_and_1280_px(server: Server, corpus: Path) -
     document_id = job["result"]["document_id"]
     for width in (390, 1280):
         with dashboard(server, width=width, height=800) as page:
-            page.goto(f"{server.url}/#/documents/collection/long-names")
+            page.goto(f"{server.url}/#/collections/long-names")  # = #/documents/collection/..
+            expect(page).to_have_url(f"{server.url}/#/documents/collection/long-names")
+            expect(page.locator("#documents-collection")).to_have_value("long-names")
             row = page.locator(f"#documents-rows tr[data-document-id='{document_id}']")
             name = row.get_by_role("link", name=LONG_NAME)
             expect(name).to_have_attribute("title", LONG_NAME)  # the whole name as a tooltip

@@ -1,7 +1,8 @@
 // The documents view: collections with their document and chunk counts (reindex, delete), the
 // documents paged and filtered by collection and status, and one document with its status,
-// error, pages and chunks (delete). Routes: #/documents, #/documents/collection/<name>,
-// #/documents/<id>. A delete or reindex says what it did; a reindex links to its job.
+// error, pages and chunks (delete). Routes: #/documents, #/documents/collection/<name> (also
+// #/collections/<name>), #/documents/<id>. A delete or reindex says what it did; a reindex
+// links to its job.
 import {
   $, api, badge, el, navigate, plural, postJson, refreshCurrent, registerView,
 } from "./core.js";
@@ -67,7 +68,8 @@ function pager(id, offset, count, total, limit, onPage) {
   node.hidden = total <= limit && offset === 0;
   const first = total ? offset + 1 : 0;
   renderOnce(node, [offset, count, total], () => [
-    button("Previous", () => onPage(Math.max(0, offset - limit)), { disabled: offset === 0 ? "" : null }),
+    button("Previous", () => onPage(Math.max(0, offset - limit)),
+      { disabled: offset === 0 ? "" : null }),
     el("span", { class: "range", text: `${first}–${offset + count} of ${total}` }),
     button("Next", () => onPage(offset + limit), { disabled: offset + count >= total ? "" : null }),
   ]);
@@ -235,14 +237,15 @@ function listSkeleton() {
     el("section", { class: "card", "aria-labelledby": "documents-title" },
       el("h2", { id: "documents-title", text: "Documents" }),
       el("div", { class: "filters" },
-        el("div", { class: "field" }, el("label", { for: "documents-collection", text: "Collection" }),
-          collection),
+        el("div", { class: "field" },
+          el("label", { for: "documents-collection", text: "Collection" }), collection),
         el("div", { class: "field" }, el("label", { for: "documents-status", text: "Status" }),
           status)),
       el("table", { class: "table stack documents" },
         el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Document" }),
           el("th", { scope: "col", text: "Status" }), el("th", { scope: "col", text: "Chunks" }),
-          el("th", { scope: "col", text: "Pages" }), el("th", { scope: "col", class: "when", text: "Updated" }),
+          el("th", { scope: "col", text: "Pages" }),
+          el("th", { scope: "col", class: "when", text: "Updated" }),
           el("th", { scope: "col" }, el("span", { class: "sr-only", text: "Actions" })))),
         el("tbody", { id: "documents-rows" })),
       el("p", { id: "no-documents", class: "empty", hidden: "" }),
@@ -424,4 +427,16 @@ async function refresh() {
   await Promise.all([state.document ? refreshDocument() : refreshList(), followOutcomeJob()]);
 }
 
+// #/collections and #/collections/<name> are other names for #/documents and
+// #/documents/collection/<name> (links other views may use): rewritten in place, before the
+// router reads the hash (this module's listener is added before app.js's).
+function collectionAlias() {
+  const match = location.hash.match(/^#\/collections(?:\/(.+))?$/);
+  if (match) {
+    history.replaceState(null, "", match[1] ? `#/documents/collection/${match[1]}` : "#/documents");
+  }
+}
+
+collectionAlias();
+window.addEventListener("hashchange", collectionAlias);
 registerView("documents", { show, refresh });
