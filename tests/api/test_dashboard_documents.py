@@ -214,3 +214,34 @@ def test_nothing_shows_before_signing_in(server: Server, corpus: Path) -> None:
         expect(page.locator("#signin")).to_be_visible()
         expect(page.get_by_text("private-memo.pdf").locator("visible=true")).to_have_count(0)
         expect(page.locator("main.view:visible")).to_have_count(0)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
+def test_paging_through_documents(server: Server) -> None:
+    from playwright.sync_api import expect
+
+    for number in range(26):  # one more than a page
+        note = f"# Note {number}\n\nField note number {number} about migrating swallows.\n"
+        assert ingest(server, f"note-{number:02d}.md", note.encode(), "notes")["status"] == \
+            "completed"
+    with dashboard(server, width=1280, height=900) as page:
+        page.goto(f"{server.url}/#/documents/collection/notes")
+        rows = page.locator("#documents-rows tr")
+        pager = page.locator("#documents-pager")
+        expect(pager.locator(".range")).to_have_text("1\N{EN DASH}25 of 26")
+        expect(rows).to_have_count(25)
+        expect(rows.first).to_contain_text("note-25.md")  # newest first
+        expect(pager.get_by_role("button", name="Previous")).to_be_disabled()
+        pager.get_by_role("button", name="Next").click()
+        expect(pager.locator(".range")).to_have_text("26\N{EN DASH}26 of 26")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("note-00.md")
+        expect(pager.get_by_role("button", name="Next")).to_be_disabled()
+
+        # Deleting the last page's only document shows the page before, and no pager.
+        rows.first.get_by_role("button", name="Delete note-00.md").click()
+        page.get_by_role("button", name="Delete document").click()
+        expect(page.locator("#documents-outcome")).to_contain_text("Deleted note-00.md")
+        expect(rows).to_have_count(25)
+        expect(rows.first).to_contain_text("note-25.md")
+        expect(pager).to_be_hidden()
