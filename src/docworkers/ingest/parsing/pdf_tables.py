@@ -27,7 +27,7 @@ import itertools
 import logging
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pypdfium2.raw as pdfium_c
@@ -70,14 +70,12 @@ class TextChar:
     bottom: float
     right: float
     top: float
+    x: float = field(init=False)  # the centre, computed once: read for every comparison
+    y: float = field(init=False)
 
-    @property
-    def x(self) -> float:
-        return (self.left + self.right) / 2
-
-    @property
-    def y(self) -> float:
-        return (self.bottom + self.top) / 2
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "x", (self.left + self.right) / 2)
+        object.__setattr__(self, "y", (self.bottom + self.top) / 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,16 +230,40 @@ def _add_subpath(lines: list[Line], points: list[tuple[float, float]], outlines:
 
 
 def _worth_reading(textpage: Any, group: Sequence[Line]) -> bool:
-    """Whether the region of ``group`` is big enough for a table and holds two lines of
-    text, a header and a row (one pdfium call, instead of reading every character's box; a
-    page header between two rules is one line)."""
+    """Whether the region of ``group`` is big enough for a table, holds two lines of text
+    (a header and a row; a page header between two rules is one line) and is not underlined
+    text: a few pdfium calls, instead of reading every character's box."""
     rules = [line for line in group if line.horizontal]
     left, right = min(line.start for line in rules), max(line.end for line in rules)
     bottom, top = min(line.at for line in rules), max(line.at for line in rules)
-    if top - bottom < 6 or right - left < 20:
+    if top - bottom < 6 or right - left < 20 or _frame(group, left, right, bottom, top):
         return False
     text = textpage.get_text_bounded(left, bottom, right, top, errors="replace").strip()
-    return "\n" in text and sum(1 for char in text if not char.isspace()) >= 4
+    if "\n" not in text or sum(1 for char in text if not char.isspace()) < 4:
+        return False
+    return not _underlines(textpage, rules)
+
+
+def _frame(group: Sequence[Line], left: float, right: float, bottom: float, top: float) -> bool:
+    """Whether the lines only draw a box around text (a framed theorem, a note): two
+    horizontal rules, every vertical line on the box's left or right edge."""
+    walls = [line.at for line in group if not line.horizontal]
+    inner = [x for x in walls if left + _TOUCH < x < right - _TOUCH]
+    rules = _cluster(line.at for line in group if line.horizontal)
+    return bool(walls) and not inner and len(rules) == 2 and bottom < top
+
+
+def _underlines(textpage: Any, rules: Sequence[Line]) -> bool:
+    """Whether most rules have text sitting right on them: underlined links (a table of
+    contents), not a table, whose rows keep some space from its rules. Looks at a dozen."""
+    step = max(len(rules) // 12, 1)
+    sample = sorted(rules, key=lambda line: line.at)[::step]
+    sitting = sum(
+        1
+        for rule in sample
+        if textpage.get_text_bounded(rule.start, rule.at + 0.5, rule.end, rule.at + 2.0).strip()
+    )
+    return sitting * 3 >= len(sample) * 2
 
 
 def _chars(textpage: Any) -> list[TextChar]:
