@@ -132,6 +132,16 @@ def test_a_page_past_its_ocr_time_limit_is_skipped() -> None:
     assert "OCR did not finish within 0.01 s" in document.metadata["ocr_warnings"][0]
 
 
+def test_pages_past_the_documents_ocr_time_limit_are_skipped() -> None:
+    # "always": page 1 is OCR'd first and uses up the document's 1 ms; page 2 is not tried.
+    limits = ParseLimits(ocr_timeout_seconds=0.001)
+    document = parse_document(MIXED, ocr="always", limits=limits)
+    assert [(page.number, page.ocr) for page in document.pages] == [(1, False)]
+    assert document.metadata["ocr_skipped_pages"] == [2]
+    assert document.metadata["ocr_warnings"][-1] == (
+        "page 2 was skipped: the document's OCR time limit of 0.001 s was used up.")
+
+
 def test_ocr_has_its_own_time_budget_on_top_of_the_parse_limit() -> None:
     # Parsing alone may take 0.2 s here; OCR of a 300 dpi page takes longer than that (loading
     # Tesseract's model alone does), and the child is not killed for it: OCR's budget counts.
