@@ -44,7 +44,8 @@ _MIN_RULE = 8.0  # shorter strokes are ticks, arrows, glyph parts
 _TOUCH = 3.0  # lines this close (pt) meet
 _MAX_PATHS = 3000  # a page drawing more paths is a chart or a map, not a table
 _MAX_SEGMENTS = 20_000
-_MAX_LINES = 1500  # grouping lines compares every pair
+_MAX_LINES = 1500  # more is a drawing (a map, a chart), not a page of tables
+_MAX_REGIONS = 40  # examined per page (a hostile page could draw hundreds)
 _MIN_LETTERS = 12  # letters and digits a table holds at the least
 _MAX_MEAN_CELL = 150  # characters: longer "cells" are paragraphs in boxes
 _MIN_RULES = 2  # horizontal rules a page needs before it is examined
@@ -130,7 +131,9 @@ def _with_tables(page: Any, textpage: Any) -> str | None:
     lines = _ruling_lines(page)
     if len(lines) < _MIN_RULES:
         return None
-    groups = [group for group in _regions(lines) if _worth_reading(textpage, group)]
+    # the biggest regions first, and only so many: each reads every character of the page
+    regions = sorted(_regions(lines), key=len, reverse=True)[:_MAX_REGIONS]
+    groups = [group for group in regions if _worth_reading(textpage, group)]
     if not groups:
         return None  # rules that bound no text: the characters are not read at all
     chars = _chars(textpage)
