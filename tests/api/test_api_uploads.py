@@ -28,7 +28,7 @@ async def test_upload_is_accepted_stored_by_content_and_queued(
         "/api/documents/upload", files=upload_files("notes.md", TEXT, "text/markdown"),
         data={"collection": "wind-docs", "chunk_size": "120", "chunk_overlap": "10",
               "extract_metadata": "true", "num_questions": "1", "max_pages": "3",
-              "chunking_strategy": "sentence", "priority": "7", "tags": "a, b",
+              "ocr": "always", "chunking_strategy": "sentence", "priority": "7", "tags": "a, b",
               "user_id": "u1"})
     assert response.status_code == 202, response.text
     body = response.json()
@@ -44,7 +44,8 @@ async def test_upload_is_accepted_stored_by_content_and_queued(
     assert job.payload == {
         "filename": "notes.md", "file_path": str(stored.resolve()), "file_size": len(TEXT),
         "collection": "wind-docs", "chunking_strategy": "sentence", "chunk_size": 120,
-        "chunk_overlap": 10, "extract_metadata": True, "num_questions": 1, "max_pages": 3}
+        "chunk_overlap": 10, "extract_metadata": True, "num_questions": 1, "max_pages": 3,
+        "ocr": "always"}
     shown = (await api.get(f"/api/jobs/{body['job_id']}")).json()
     assert "file_path" not in shown["payload"]  # the server's storage layout stays private
 
