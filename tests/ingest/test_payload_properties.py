@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from docworkers.errors import InvalidPayloadError
 from docworkers.ingest.chunking import CHUNKING_STRATEGIES
+from docworkers.ingest.defaults import OCR_MODES
 from docworkers.ingest.payload import UploadJobPayload
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
@@ -26,6 +27,8 @@ field_values = {
     "extract_metadata": json_scalars,
     "num_questions": st.one_of(st.integers(-3, 15), json_scalars),
     "max_pages": st.one_of(st.integers(-3, 10**6), json_scalars),
+    "ocr": st.one_of(st.sampled_from(OCR_MODES), st.sampled_from(["AUTO", "yes", " never"]),
+                     json_scalars),
 }
 payloads = st.fixed_dictionaries(
     {"filename": field_values["filename"], "file_path": field_values["file_path"]},
@@ -47,6 +50,7 @@ def test_payload_validates_or_raises_a_named_field_error(data: dict[str, Any]) -
     assert 0 <= payload.chunk_overlap < payload.chunk_size
     assert 0 <= payload.num_questions <= 10 and payload.max_pages >= 0
     assert payload.chunking_strategy in CHUNKING_STRATEGIES
+    assert payload.ocr in OCR_MODES
     assert "unexpected" not in data  # unknown fields never pass silently
 
 
