@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pypdfium2 as pdfium
 import pytest
 from scans import (
     CORPUS_PDF,
@@ -17,7 +20,7 @@ from docworkers.errors import ConfigurationError, NoExtractableTextError, OcrUna
 from docworkers.ingest.chunking import chunk_document
 from docworkers.ingest.document import ParsedDocument
 from docworkers.ingest.parsing import IsolatedParser, ParseLimits, parse_document
-from docworkers.ingest.parsing.ocr import installed_languages
+from docworkers.ingest.parsing.ocr import LOW_CONFIDENCE, installed_languages
 from docworkers.ingest.vector_repository import chunk_id, chunk_metadata
 from docworkers.settings import Settings
 
@@ -27,7 +30,7 @@ MIXED = CORPUS_PDF / "mixed-layout-parser-paper-p2-scanned.pdf"
 
 def test_tesseract_and_its_english_pack_are_installed() -> None:
     assert installed_languages() is not None, "tesseract is missing: .ci/run installs it"
-    assert "eng" in (installed_languages() or ())
+    assert {"eng", "osd"} <= (installed_languages() or set())  # osd: orientation detection
 
 
 def test_a_scanned_page_is_read_by_ocr_with_its_confidence() -> None:
@@ -55,6 +58,18 @@ def test_an_image_page_between_text_pages_is_read_and_an_empty_one_skipped() -> 
                                                                     (4, False)]
     assert document.pages[1].text == "This page is intentionally left blank"
     assert document.metadata["ocr_pages"] == [3]  # page 2 has neither text nor writing
+
+
+def test_an_upside_down_scan_is_read_the_right_way_up(tmp_path: Path) -> None:
+    # The scanned memo's page turned by 180 degrees (/Rotate 180: it shows upside down).
+    source = pdfium.PdfDocument(MEMO)
+    turned = pdfium.PdfDocument.new()
+    turned.import_pages(source, [0])
+    turned[0].set_rotation(180)
+    turned.save(tmp_path / "upside-down.pdf")
+    [page] = parse_document(tmp_path / "upside-down.pdf").pages
+    assert page.ocr and MEMO_SENTENCE in flat(page.text)
+    assert page.ocr_confidence is not None and page.ocr_confidence > LOW_CONFIDENCE
 
 
 def test_always_reads_every_page_by_ocr() -> None:

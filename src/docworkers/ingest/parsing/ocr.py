@@ -6,7 +6,10 @@ grey at ``ocr_dpi`` and read by the ``tesseract`` program (Debian's ``tesseract-
 own time and memory limit (``ParseLimits.ocr_page_timeout_seconds``/``ocr_max_memory_bytes``),
 so a page it cannot read is skipped with a warning while the rest of the document is kept;
 all OCR of a document shares ``ocr_timeout_seconds``. Tesseract's TSV output gives each word
-with a confidence; a page's confidence is the mean over its words (0-100).
+with a confidence; a page's confidence is the mean over its words (0-100). Tesseract's default
+layout analysis reads pages turned by 90 degrees but not upside-down ones: a page read with a
+confidence below :data:`LOW_CONFIDENCE` is read again with orientation detection (``--psm 1``,
+the ``osd`` pack), and the better reading kept.
 
 The ``ocr`` option of an upload says which pages: ``auto`` (those without a text layer),
 ``always`` (every page; the text layer is kept where OCR reads nothing or fails) or ``never``.
@@ -31,14 +34,17 @@ from docworkers.ingest.parsing._common import Deadline, clean_text, megabytes
 from docworkers.ingest.parsing.limits import ParseLimits
 
 __all__ = [
-    "DEFAULT_OCR", "MAX_PIXELS", "OCR_MODES", "OcrMode", "OcrPageError", "PageReader", "Reading",
-    "check_languages", "check_mode", "installed_languages", "parse_tsv", "recognise",
-    "render_page",
+    "DEFAULT_OCR", "LOW_CONFIDENCE", "MAX_PIXELS", "OCR_MODES", "OcrMode", "OcrPageError",
+    "PageReader", "Reading", "check_languages", "check_mode", "installed_languages", "parse_tsv",
+    "recognise", "render_page",
 ]
 
 #: A page rendered larger than this many pixels is rendered at a lower resolution instead
 #: (a poster-sized page at 300 dpi would need gigabytes).
 MAX_PIXELS = 40_000_000
+#: A page read with a lower mean confidence is read again with orientation detection (an
+#: upside-down scan reads at about 35, a clean one at 90-96).
+LOW_CONFIDENCE = 60.0
 _WORD_LEVEL = "5"  # TSV rows: 1 page, 2 block, 3 paragraph, 4 line, 5 word
 _LIST_TIMEOUT = 30.0
 
@@ -113,11 +119,14 @@ def render_page(page: Any, dpi: int) -> tuple[bytes, int]:
         bitmap.close()
 
 
-def recognise(image: bytes, dpi: int, limits: ParseLimits, seconds: float) -> Reading:
-    """Read a PGM ``image`` with Tesseract within ``seconds`` and ``ocr_max_memory_bytes``;
-    OcrPageError when it fails, is killed or runs out of time."""
+def recognise(image: bytes, dpi: int, limits: ParseLimits, seconds: float, *,
+              orientation: bool = False) -> Reading:
+    """Read a PGM ``image`` with Tesseract within ``seconds`` and ``ocr_max_memory_bytes``
+    (``orientation``: detect the page's orientation first); OcrPageError when it fails, is
+    killed or runs out of time."""
     program = shutil.which("tesseract") or "tesseract"
-    command = [program, "stdin", "stdout", "-l", limits.ocr_languages, "--dpi", str(dpi), "tsv"]
+    command = [program, "stdin", "stdout", "-l", limits.ocr_languages, "--dpi", str(dpi),
+               *(["--psm", "1"] if orientation else []), "tsv"]
     memory = limits.ocr_max_memory_bytes
     try:
         done = subprocess.run(
@@ -244,10 +253,21 @@ class PageReader:
             image, dpi = render_page(page, limits.ocr_dpi)
         finally:
             page.close()
+        seconds = min(limits.ocr_page_timeout_seconds, left)
+        until = time.monotonic() + seconds
         try:
-            return recognise(image, dpi, limits, min(limits.ocr_page_timeout_seconds, left))
+            reading = recognise(image, dpi, limits, seconds)
         except OcrPageError as exc:
             return str(exc)
+        if reading.confidence is None or reading.confidence >= LOW_CONFIDENCE or \
+                "osd" not in (installed_languages() or ()):
+            return reading
+        try:  # upside down? (within what is left of the page's time)
+            turned = recognise(image, dpi, limits, max(until - time.monotonic(), 0.001),
+                               orientation=True)
+        except OcrPageError:
+            return reading
+        return turned if (turned.confidence or 0.0) > reading.confidence else reading
 
 
 def _limit_memory(limit: int) -> None:
