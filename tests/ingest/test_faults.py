@@ -99,7 +99,8 @@ def hostile_files(folder: Path, corpus: Path) -> dict[str, str]:
     for name, (data, code) in files.items():
         (folder / name).write_bytes(data)
         codes[name] = code
-    for relative, code in [("pdf/password.pdf", "encrypted"), ("docx/fake.doc", "unsupported_type"),
+    for relative, code in [("pdf/password.pdf", "encrypted"),
+                           ("formats/password_protected.xlsx", "encrypted"),
                            ("text/empty.txt", "empty"), ("other/fake.go", "unsupported_type")]:
         shutil.copy(corpus / relative, folder / Path(relative).name)
         codes[Path(relative).name] = code
