@@ -147,3 +147,4 @@ async def test_search_and_document_validation(api: ApiClient) -> None:
     assert (await api.delete("/api/collections/no-such-collection")).status_code == 404
     config = (await api.get("/api/config")).json()
     assert "recursive" in config["chunking_strategies"] and config["max_chunk_size"] == 254
+    assert {".pdf", ".doc", ".xlsx", ".msg", ".eml", ".md"} <= set(config["extensions"])

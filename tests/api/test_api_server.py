@@ -11,7 +11,17 @@ from typing import Any
 import httpx
 import pytest
 from api_support import PAPER, PHRASE, TERMINAL
-from served import AUTH, CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, TOKEN, Server, dashboard, serving
+from served import (
+    AUTH,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NO_CHROMIUM,
+    TOKEN,
+    Server,
+    dashboard,
+    screenshot,
+    serving,
+)
 
 NOTE = (b"# Gliders\n\nA glider is a heavier-than-air aircraft that flies without an engine, "
         b"riding rising air called thermals.\n")
@@ -65,14 +75,21 @@ def test_dashboard_in_browser(server: Server, corpus: Path) -> None:
         worker = page.locator("#workers tr").first  # the server's own upload worker
         expect(worker.locator("td.services")).to_have_text("ok")  # no breaker is open
 
+        # the picker offers every format the server parses (from /api/config), and OCR modes
+        assert ".msg" in (page.locator("#file").get_attribute("accept") or "")
+        assert page.locator("#ocr option").all_inner_texts()[1:] == ["always", "never"]
         page.set_input_files("#file", str(corpus / PAPER))
         page.fill("#collection", "browser-docs")
+        page.select_option("#ocr", "never")
         page.click("#upload-button")
         expect(page.locator("#upload-status")).to_contain_text("Queued")
         row = page.locator("#jobs tr", has_text=Path(PAPER).name)
         expect(row.locator(".percent")).to_have_text("100%", timeout=60_000)
         expect(row.locator(".badge")).to_have_text("completed")
         assert row.locator("progress").evaluate("bar => bar.value") == 100
+        job_id = row.get_attribute("data-job-id")
+        with httpx.Client(base_url=server.url, headers=AUTH) as http:
+            assert http.get(f"/api/jobs/{job_id}").json()["payload"]["ocr"] == "never"
 
         page.fill("#query", "learning-based framework reduces manual specification")
         page.fill("#search-collection", "browser-docs")
@@ -86,6 +103,7 @@ def test_dashboard_in_browser(server: Server, corpus: Path) -> None:
         page.click("#search-form button[type=submit]")
         expect(page.locator("#search-results li").first).to_contain_text(
             "found by keyword #1")
+        screenshot(page, "overview")
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)

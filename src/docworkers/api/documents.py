@@ -27,6 +27,7 @@ from docworkers.ingest.jobs.collection_delete import (
     delete_collection as delete_collection_everywhere,
 )
 from docworkers.ingest.jobs.document_delete import delete_document as delete_document_everywhere
+from docworkers.ingest.parsing.detect import DOCUMENT_EXTENSIONS
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.search_filters import FIELDS, Operator, SearchFilter
 from docworkers.ingest.upload_checks import chunk_size_problem
@@ -158,6 +159,7 @@ async def upload_config(state: State) -> dict[str, Any]:
         "default_chunking_strategy": DEFAULT_STRATEGY,
         "max_chunk_size": state.runtime.embedder_window,
         "max_upload_bytes": state.settings.max_upload_bytes,
+        "extensions": sorted(DOCUMENT_EXTENSIONS),
         "ocr_modes": list(OCR_MODES),
         "default_ocr": DEFAULT_OCR,
         "priority_range": [MIN_PRIORITY, MAX_PRIORITY],

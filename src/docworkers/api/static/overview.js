@@ -255,7 +255,12 @@ export async function loadConfig() {
     $("chunk_size").placeholder = `default ${config.max_chunk_size}`;
   }
   const mib = (config.max_upload_bytes / 1048576).toFixed(0);
-  $("file-hint").textContent = `PDF, DOCX, HTML, Markdown or text, up to ${mib} MiB`;
+  $("file-hint").textContent = `PDF, Office, e-mail, HTML, Markdown or text, up to ${mib} MiB`;
+  if (config.extensions) $("file").accept = config.extensions.join(",");
+  const labels = { auto: "auto (pages without text)" };
+  $("ocr").replaceChildren(...(config.ocr_modes || []).map((mode) =>
+    el("option", { value: mode, text: labels[mode] || mode })));
+  $("ocr").value = config.default_ocr;
 }
 
 $("upload-form").addEventListener("submit", upload);
