@@ -18,6 +18,7 @@ from scans import (
 
 from docworkers.errors import ConfigurationError, NoExtractableTextError, OcrUnavailableError
 from docworkers.ingest.chunking import chunk_document
+from docworkers.ingest.chunking.tables import table_blocks
 from docworkers.ingest.document import ParsedDocument
 from docworkers.ingest.parsing import IsolatedParser, ParseLimits, parse_document
 from docworkers.ingest.parsing.ocr import LOW_CONFIDENCE, installed_languages
@@ -216,3 +217,16 @@ def test_a_digital_pdf_is_not_ocrd() -> None:
     document: ParsedDocument = parse_document(CORPUS_PDF / "fake-memo.pdf")
     assert not document.pages[0].ocr and "ocr_pages" not in document.metadata
     assert MEMO_SENTENCE in flat(document.text)
+
+
+def test_a_scanned_table_becomes_a_markdown_table_with_its_header() -> None:
+    """A ruled table that is only pixels: Tesseract's word boxes and the ruling lines it
+    reports give the same rows and columns as a digital table (its '|' misreadings dropped)."""
+    text = parse_document(CORPUS_PDF / "single_table.pdf").text
+    [block] = table_blocks(text)
+    rows = [[" ".join(cell.split()) for cell in line.strip()[1:-1].split("|")]
+            for line in text[block.start:block.end].split("\n")]
+    assert rows[0][:2] == ["Processing", "total chunks"]
+    assert rows[0][3] == "tables mean (std)"
+    assert rows[3] == ["Base 256", "32,051", "400.64 (242.04)", "N/A"]
+    assert rows[-1] == ["Chipper", "20,843", "260.57 (145.80)", "96.20 (57.53)"]

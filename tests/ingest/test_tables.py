@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pypdfium2 as pdfium
 import pytest
 
 from docworkers.ingest.chunking import chunk_document
@@ -16,6 +17,7 @@ from docworkers.ingest.defaults import MAX_CHARS_PER_TOKEN
 from docworkers.ingest.document import Page, ParsedDocument
 from docworkers.ingest.parsing import parse_document
 from docworkers.ingest.parsing import pdf as pdf_parser
+from docworkers.ingest.parsing.aligned_tables import find_aligned_tables, may_have_aligned_tables
 from docworkers.ingest.parsing.pdf_tables import Line, TextChar, find_tables
 from docworkers.ingest.parsing.tables import markdown_table
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
@@ -319,3 +321,73 @@ async def test_a_table_cell_is_found_with_its_column_name(ingest_env: dict[str, 
         "risk-tables", "layouts of scanned US newspapers from the 20th century", k=3)
     hit = next(h for h in hits if "| Newspaper [17] | F | - |" in h.text)
     assert "| Dataset | Base Model1 | Large Model | Notes |" in hit.text  # its column names
+
+
+# ------------------------------------------------------------------- PDF: aligned text
+
+
+def test_an_aligned_text_table_keeps_rows_and_columns(corpus: Path) -> None:
+    """A table drawn without ruling lines (a 10-K printed from HTML): cells from alignment,
+    the text around it unchanged."""
+    text = parse_document(corpus / "pdf" / "aligned-10k-p14.pdf").text
+    [grid] = grids(text)
+    assert grid[0] == ["Quarter Ended", "High ($)", "Low ($)", "High ($)", "Low ($)"]
+    assert grid[2] == ["June 30,", "3.70", "2.70", "1.36", "0.73"]
+    assert grid[4] == ["December 31,", "4.45", "3.67", "1.95", "0.95"]
+    assert "under the ticker symbol GLXZ.\nThe following table sets forth" in text
+    assert "The Securities and Exchange Commission (the “SEC”) has adopted rules" in text
+
+
+def test_aligned_text_without_rules_gives_cells_in_their_columns() -> None:
+    rows = [["Obligor", "Limit", "Rating"],
+            ["Acme Bank", "120", "AA"],
+            ["Beta Corp", "80", "BBB+"],
+            ["Gamma Ltd", "95", "A-"]]
+    chars = synthetic_page(rows, [100.0, 200.0, 260.0])
+    [table] = find_aligned_tables(chars)
+    assert table.markdown.split("\n")[2:] == [
+        "| Acme Bank | 120 | AA |", "| Beta Corp | 80 | BBB+ |", "| Gamma Ltd | 95 | A- |"]
+    assert find_aligned_tables(chars, taken=[char.index for char in chars]) == []
+
+
+@pytest.mark.parametrize("rows", [
+    [["1.1", "Scope of the policy . . . . . . . .", "3"],  # a table of contents, dot leaders
+     ["1.2", "Definitions . . . . . . . . . . . .", "4"],
+     ["2.1", "Limits and triggers . . . . . . . .", "7"],
+     ["2.2", "Escalation . . . . . . . . . . . .", "9"]],
+    [["Introduction", "Market risk", "12"],  # a table of contents without leaders
+     ["Credit exposure", "Counterparties", "15"],
+     ["Liquidity", "Funding plans", "21"],
+     ["Operational", "Incidents", "30"]],
+    [["carbon intensity from", "offshore platform engineer", "production in Israel"],
+     ["our Eastern Mediterranean", "in Israel was employed by", "is powered by the"],
+     ["operations in the year", "our operations since the", "fields as of the year"]],
+    [["•", "Credit limits are set by", "the board each year"],  # a list beside text
+     ["•", "Exposures are reported", "to the committee"],
+     ["•", "Breaches are escalated", "within one day"]],
+    [["x = load(path);", "y = clean(x);", "z = {a: b};"],  # code
+     ["if (x == y) {", "return z;", "}"],
+     ["for (k : ks) {", "sum += k;", "}"]],
+])
+def test_side_by_side_prose_lists_contents_and_code_are_not_tables(rows: list[list[str]]) -> None:
+    chars = synthetic_page(rows, [60.0, 260.0, 460.0])
+    assert find_aligned_tables(chars) == []
+
+
+def test_a_multi_column_prose_page_gives_no_table(corpus: Path) -> None:
+    """fr_olap's pages 5 and 6 (two columns of prose and formulas) pass the cheap signal:
+    lines with wide gaps at the same places; they hold no table and read as without
+    detection."""
+    pdf = pdfium.PdfDocument(corpus / "pdf" / "fr_olap.pdf")
+    try:
+        for index in (4, 5):
+            page = pdf[index]
+            textpage = page.get_textpage()
+            try:
+                assert may_have_aligned_tables(textpage)
+                assert pdf_parser.page_text_with_tables(page, textpage) is None
+            finally:
+                textpage.close()
+                page.close()
+    finally:
+        pdf.close()

@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from docworkers.errors import ConfigurationError, OcrUnavailableError
 from docworkers.ingest.defaults import DEFAULT_OCR, OCR_MODES, OcrMode
 from docworkers.ingest.document import Page
 from docworkers.ingest.parsing._common import Deadline, clean_text, megabytes
+from docworkers.ingest.parsing.aligned_tables import ocr_tables
 from docworkers.ingest.parsing.limits import ParseLimits
 
 __all__ = [
@@ -141,19 +143,32 @@ def recognise(image: bytes, dpi: int, limits: ParseLimits, seconds: float, *,
         raise OcrPageError(f"OCR could not start ({exc.strerror or exc})") from None
     if done.returncode != 0:
         raise OcrPageError(f"OCR failed ({_describe(done.returncode, done.stderr, memory)})")
-    return parse_tsv(done.stdout.decode("utf-8", errors="replace"))
+    return parse_tsv(done.stdout.decode("utf-8", errors="replace"), dpi)
 
 
-def parse_tsv(tsv: str) -> Reading:
-    """Tesseract's TSV as text (a line per line, a blank line between blocks and paragraphs)
-    and the mean confidence of its words."""
+def parse_tsv(tsv: str, dpi: int = 300) -> Reading:
+    """Tesseract's TSV as text (a line per line, a blank line between blocks and paragraphs;
+    a table, found from the word boxes by :mod:`~docworkers.ingest.parsing.aligned_tables`,
+    as a Markdown table where its first word was) and the mean confidence of its words."""
+    rows = [cells for cells in (row.split("\t") for row in tsv.splitlines()[1:])
+            if len(cells) == 12 and cells[0] == _WORD_LEVEL]
+    boxes = [(cells[11].strip(), *_box(cells)) for cells in rows]
+    owner = {number: markdown for numbers, markdown in ocr_tables(boxes, dpi)
+             for number in numbers}
     lines: list[str] = []
     words: list[str] = []
     confidences: list[float] = []
     where: tuple[str, str, str] | None = None
-    for row in tsv.splitlines()[1:]:
-        cells = row.split("\t")
-        if len(cells) != 12 or cells[0] != _WORD_LEVEL or not cells[11].strip():
+    for number, cells in enumerate(rows):
+        if not cells[11].strip().strip("|"):
+            continue  # nothing, or a ruling line read as a letter
+        table = owner.get(number)
+        if table is not None:
+            if words:
+                lines.append(" ".join(words))
+            lines.extend(["", table, ""] if table not in lines else [])
+            words, where = [], None
+            _confidence(cells, confidences)
             continue
         block, paragraph, line = cells[2], cells[3], cells[4]
         if (block, paragraph, line) != where:
@@ -163,16 +178,28 @@ def parse_tsv(tsv: str) -> Reading:
                 lines.append("")
             words, where = [], (block, paragraph, line)
         words.append(cells[11].strip())
-        try:
-            confidence = float(cells[10])
-        except ValueError:
-            continue
-        if confidence >= 0:
-            confidences.append(confidence)
+        _confidence(cells, confidences)
     if words:
         lines.append(" ".join(words))
     mean = round(sum(confidences) / len(confidences), 1) if confidences else None
     return Reading(clean_text("\n".join(lines)), mean)
+
+
+def _box(cells: Sequence[str]) -> tuple[float, float, float, float]:
+    """A TSV row's left, top, width and height (pixels); an empty box when unreadable."""
+    try:
+        return float(cells[6]), float(cells[7]), float(cells[8]), float(cells[9])
+    except ValueError:
+        return 0.0, 0.0, 0.0, 0.0
+
+
+def _confidence(cells: Sequence[str], confidences: list[float]) -> None:
+    try:
+        confidence = float(cells[10])
+    except ValueError:
+        return
+    if confidence >= 0:
+        confidences.append(confidence)
 
 
 class PageReader:

@@ -15,8 +15,9 @@ examined, and their characters are read only when a region bounds two lines of t
 Characters outside tables keep pdfium's reading order and text; the table's characters are
 replaced by its Markdown table, where its first character was.
 
-Not handled: tables without any ruling line, lines inside Form XObjects, rotated tables,
-curved (rounded) borders, and scans (OCR gives text, not ruling lines).
+Tables without any ruling line are found from aligned text by
+:mod:`~docworkers.ingest.parsing.aligned_tables`, which reads them with the functions here.
+Not handled: lines inside Form XObjects, rotated tables, curved (rounded) borders.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
+from docworkers.ingest.parsing import aligned_tables
 from docworkers.ingest.parsing.tables import markdown_table
 
 __all__ = ["Line", "TextChar", "find_tables", "may_have_tables", "page_text_with_tables"]
@@ -117,9 +119,8 @@ def may_have_tables(page: Any) -> bool:
 
 def page_text_with_tables(page: Any, textpage: Any) -> str | None:
     """The page's text with each table replaced by its Markdown table; None when the page
-    has no table (the caller keeps its plain text)."""
-    if not may_have_tables(page):
-        return None
+    has no table (the caller keeps its plain text). Tables without ruling lines come from
+    aligned text (:mod:`~docworkers.ingest.parsing.aligned_tables`)."""
     try:
         return _with_tables(page, textpage)
     except Exception:  # an odd page must never cost the document its text: read it plainly
@@ -128,19 +129,28 @@ def page_text_with_tables(page: Any, textpage: Any) -> str | None:
 
 
 def _with_tables(page: Any, textpage: Any) -> str | None:
-    lines = _ruling_lines(page)
-    if len(lines) < _MIN_RULES:
-        return None
-    # the biggest regions first, and only so many: each reads every character of the page
-    regions = sorted(_regions(lines), key=len, reverse=True)[:_MAX_REGIONS]
-    groups = [group for group in regions if _worth_reading(textpage, group)]
-    if not groups:
-        return None  # rules that bound no text: the characters are not read at all
-    chars = _chars(textpage)
-    tables = _read_regions(groups, chars)
-    if not tables:
+    chars: list[TextChar] | None = None
+    tables: list[FoundTable] = []
+    groups = _ruled_groups(page, textpage) if may_have_tables(page) else []
+    if groups:  # rules that bound no text: the characters are not read for them
+        chars = _chars(textpage)
+        tables = _read_regions(groups, chars)
+    if aligned_tables.may_have_aligned_tables(textpage):
+        chars = chars if chars is not None else _chars(textpage)
+        taken = [index for table in tables for index in table.chars]
+        tables += aligned_tables.find_aligned_tables(chars, taken)
+    if not tables or chars is None:
         return None
     return _replace(textpage, len(chars), tables, chars)
+
+
+def _ruled_groups(page: Any, textpage: Any) -> list[list[Line]]:
+    lines = _ruling_lines(page)
+    if len(lines) < _MIN_RULES:
+        return []
+    # the biggest regions first, and only so many: each reads every character of the page
+    regions = sorted(_regions(lines), key=len, reverse=True)[:_MAX_REGIONS]
+    return [group for group in regions if _worth_reading(textpage, group)]
 
 
 def _ruling_lines(page: Any) -> list[Line]:
@@ -514,7 +524,8 @@ def _column_gaps(
     cuts: list[float] = []
     reach = spans[0][1]
     for start, end in spans[1:]:
-        if start - reach >= height and _sides_hold_words(reach, start, words, lines):
+        ruled = any(reach < x < start for x in lines)  # the column line is the boundary
+        if start - reach >= height and not ruled and _sides_hold_words(reach, start, words, lines):
             cuts.append(_free_cut(reach, start, heads))
         reach = max(reach, end)
     return [cut for cut in cuts if all(abs(cut - line) > height for line in lines)]

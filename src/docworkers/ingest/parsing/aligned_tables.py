@@ -1,0 +1,250 @@
+"""Tables without ruling lines, found from aligned text: on digital PDF pages and in OCR.
+
+A table drawn with no line at all is still visible as alignment: several consecutive text
+lines whose words fall into the same column gaps. A block qualifies when each of its lines
+has a wide gap (:data:`_GAP` line heights) between words, its lines are no further apart than
+rows are, and the gaps that no word of its body crosses split it into :data:`_MIN_COLUMNS`
+columns or more; its first line is the header. The block is then read exactly like a ruled
+table whose rules are missing (``pdf_tables``: the same column gaps, cell assignment, wrapped
+rows and validation), so the two detectors cannot drift apart.
+
+Being wrong costs more than missing a table (a paragraph read as a grid is garbled), so it is
+conservative: three columns at the least (two-column prose, a table of contents' title and
+page number, and key-value lists have two), at most one column of long cells (side-by-side
+paragraphs), and no dot leaders, ascending page numbers, bullet columns or code punctuation.
+
+The same functions serve OCR (:func:`ocr_words`): Tesseract's word boxes become characters
+in PDF points (y up), and the ruling lines Tesseract reports as empty boxes become
+:class:`~docworkers.ingest.parsing.pdf_tables.Line` objects for the ruled-table reader.
+
+Cost: reading every character's box costs six times the text of a page, so digital pages are
+only examined when :func:`may_have_aligned_tables` (pdfium's text rectangles, nearly free)
+sees three consecutive lines with three separate pieces.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pypdfium2.raw as pdfium_c
+
+import docworkers.ingest.parsing.pdf_tables as pdf_tables  # a cycle: names read at call time
+
+__all__ = ["find_aligned_tables", "may_have_aligned_tables", "ocr_tables", "ocr_words"]
+
+_GAP = 1.5  # a column gap is at least this many line heights wide (justified prose: < 1)
+_MIN_COLUMNS = 3
+_MIN_LINES = 3  # a header and two rows
+_ROW_SPACING = 2.6  # line centres further apart (in line heights) end a table
+_FILLED = 0.75  # of the cells hold text (a ruled table needs 0.6: its rules vouch for it)
+_LONG_CELL = 3.5  # mean words per cell of a column of long cells
+_MAX_RECTS = 4000  # more text runs: a map or a drawing of text, not examined
+_LEADERS = re.compile(r"(\.\s?){4,}|…{2,}|_{4,}|·{3,}")
+_BULLET = re.compile(r"^(\W|\(?[0-9a-zA-Z]{1,2}[.)])$")
+_CODE = re.compile(r"[{};]|\w\(|==|:=|->|^#")
+_PAGE_NUMBER = re.compile(r"^\d{1,4}$")
+
+
+# ---------------------------------------------------------------------------- the cheap signal
+
+
+def may_have_aligned_tables(textpage: Any) -> bool:
+    """Whether three consecutive lines of pdfium's text rectangles (runs of text, one or a
+    few per line) each have three pieces a line height apart: the only pages whose
+    characters :func:`find_aligned_tables` reads."""
+    raw = textpage.raw
+    count = pdfium_c.FPDFText_CountRects(raw, 0, -1)
+    if count < _MIN_LINES * _MIN_COLUMNS or count > _MAX_RECTS:
+        return False
+    boxes = []
+    left_c, top_c, right_c, bottom_c = (ctypes.c_double() for _ in range(4))
+    for index in range(count):
+        pdfium_c.FPDFText_GetRect(raw, index, left_c, top_c, right_c, bottom_c)
+        left, bottom, right, top = left_c.value, bottom_c.value, right_c.value, top_c.value
+        if top - bottom > 1:
+            boxes.append((left, bottom, right, top))
+    lines: list[tuple[float, float, list[tuple[float, float]]]] = []
+    for left, bottom, right, top in sorted(boxes, key=lambda box: -(box[1] + box[3])):
+        y, height = (bottom + top) / 2, top - bottom
+        if lines and abs(lines[-1][0] - y) < min(height, lines[-1][1]) / 2:
+            lines[-1][2].append((left, right))
+        else:
+            lines.append((y, height, [(left, right)]))
+    run = 0
+    for _y, height, spans in lines:
+        run = run + 1 if len(_pieces(spans, height)) >= _MIN_COLUMNS else 0
+        if run >= _MIN_LINES:
+            return True
+    return False
+
+
+def _pieces(spans: Iterable[tuple[float, float]], height: float) -> list[tuple[float, float]]:
+    """Spans merged where less than :data:`_GAP` line heights apart, left to right."""
+    out: list[list[float]] = []
+    for left, right in sorted(spans):
+        if out and left - out[-1][1] < _GAP * height:
+            out[-1][1] = max(out[-1][1], right)
+        else:
+            out.append([left, right])
+    return [(a, b) for a, b in out]
+
+
+# ---------------------------------------------------------------------------- the detector
+
+
+def find_aligned_tables(
+    chars: Sequence[pdf_tables.TextChar], taken: Iterable[int] = ()
+) -> list[pdf_tables.FoundTable]:
+    """The tables that aligned text forms among ``chars`` (those not in ``taken``: already
+    in a ruled table), top first."""
+    skip = set(taken)
+    visible = [c for c in chars if not c.text.isspace() and c.index not in skip]
+    if len(visible) < pdf_tables._MIN_LETTERS:
+        return []
+    lines = pdf_tables._lines(visible)
+    shapes = [_shape(line) for line in lines]
+    tables: list[pdf_tables.FoundTable] = []
+    start = 0
+    while start < len(lines):
+        end = _grow(shapes, start)
+        if end - start >= _MIN_LINES:
+            table = _read_block(lines[start:end])
+            if table is not None:
+                tables.append(table)
+                start = end
+                continue
+        start += 1
+    return tables
+
+
+def _shape(line: Sequence[pdf_tables.TextChar]) -> tuple[float, float, list[tuple[float, float]]]:
+    """A line's centre, height and word spans."""
+    height = statistics.median(c.top - c.bottom for c in line) or 8.0
+    words = pdf_tables._words(line, height)
+    spans = [(word[0].left, word[-1].right) for word in words]
+    centre = statistics.median(c.y for c in line)
+    return centre, height, spans
+
+
+def _grow(shapes: Sequence[tuple[float, float, list[tuple[float, float]]]], start: int) -> int:
+    """The end of the block that starts (header) at line ``start``: lines that each have a
+    wide gap, close enough to be rows, whose body keeps :data:`_MIN_COLUMNS` columns."""
+    y, height, spans = shapes[start]
+    if len(_pieces(spans, height)) < 2:
+        return start
+    body: list[tuple[float, float]] = []
+    end = start + 1
+    while end < len(shapes):
+        below, line_height, line_spans = shapes[end]
+        if y - below > _ROW_SPACING * max(height, line_height) or y < below:
+            break
+        if len(_pieces(line_spans, line_height)) < 2:
+            break
+        merged = body + line_spans
+        if len(_pieces(merged, height)) < _MIN_COLUMNS:
+            break
+        body, y, end = merged, below, end + 1
+    return end
+
+
+def _read_block(lines: Sequence[Sequence[pdf_tables.TextChar]]) -> pdf_tables.FoundTable | None:
+    header = list(lines[0])
+    body = [char for line in lines[1:] for char in line]
+    inside = header + body
+    height = statistics.median(c.top - c.bottom for c in inside) or 8.0
+    bounds = pdf_tables._column_gaps(body, header, [], height)
+    if len(bounds) + 1 < _MIN_COLUMNS:
+        return None
+    columns = pdf_tables._Columns(sorted(bounds), [None] * len(bounds), height)
+    rows = pdf_tables._rows([header, body], columns)
+    if len(rows) < _MIN_LINES or not _looks_tabular(rows):
+        return None
+    return pdf_tables._table(rows, inside)
+
+
+def _looks_tabular(rows: Sequence[Sequence[Sequence[pdf_tables.TextChar]]]) -> bool:
+    """The checks a ruled table does not need: three columns with text, three quarters of
+    the cells and half of each row filled, at most one column of long cells, body cells
+    mostly not starting in lower case, no dot leaders, bullet column, ascending page numbers
+    or code."""
+    width = len(rows[0])
+    used = [c for c in range(width) if any(pdf_tables._wordy(row[c]) for row in rows)]
+    if len(used) < _MIN_COLUMNS:
+        return False
+    text = [[pdf_tables._cell_text(row[c]) for c in used] for row in rows]
+    cells = [cell for row in text for cell in row if cell]
+    if any(sum(1 for cell in row if cell) * 2 < len(used) for row in text):
+        return False  # a row with most of its cells empty: fragments of a layout
+    if len(cells) < _FILLED * len(used) * len(rows):
+        return False
+    if any(_LEADERS.search(cell) for cell in cells):
+        return False
+    body = [cell for row in text[1:] for cell in row if cell]
+    if sum(1 for cell in body if cell[:1].islower()) * 2 > len(body):
+        return False  # sentences running down side-by-side blocks (an infographic)
+    if sum(1 for cell in cells if _CODE.search(cell)) * 4 > len(cells):
+        return False
+    columns = [[row[c] for row in text] for c in range(len(used))]
+    long = 0
+    for column in columns:
+        filled = [cell for cell in column if cell]
+        if filled and sum(len(cell.split()) for cell in filled) > _LONG_CELL * len(filled):
+            long += 1
+    if long > 1:
+        return False
+    if all(_BULLET.match(cell) for cell in columns[0][1:] if cell):
+        return False  # a list: bullets or "1." "a)" beside its items
+    numbers = [int(cell) for cell in columns[-1][1:] if _PAGE_NUMBER.match(cell)]
+    return not (len(numbers) == len(rows) - 1 and numbers == sorted(numbers)
+                and any(c.isalpha() for cell in columns[0] for c in cell))
+
+
+# ---------------------------------------------------------------------------- OCR word boxes
+
+
+def ocr_words(
+    words: Sequence[tuple[str, float, float, float, float]], dpi: int
+) -> tuple[list[pdf_tables.TextChar], list[pdf_tables.Line]]:
+    """Tesseract's words (text, left, top, width, height in pixels, y down) as characters in
+    points with y up (each word's box shared evenly by its letters; a word's characters have
+    consecutive indices, a skipped index between words marks the space), and its empty boxes
+    drawn long and thin as ruling lines. A '|' is a ruling line read as a letter: dropped,
+    and the word split there. Character ``index`` // 1000 is the word's position."""
+    scale = 72.0 / dpi
+    chars: list[pdf_tables.TextChar] = []
+    lines: list[pdf_tables.Line] = []
+    for number, (text, left, top, width, height) in enumerate(words):
+        x0, x1 = left * scale, (left + width) * scale
+        y1, y0 = -top * scale, -(top + height) * scale
+        if not text.strip():
+            if width >= 20 * height:
+                lines.append(pdf_tables.Line(True, (y0 + y1) / 2, x0, x1))
+            elif height >= 20 * width:
+                lines.append(pdf_tables.Line(False, (x0 + x1) / 2, y0, y1))
+            continue
+        step = (x1 - x0) / max(len(text), 1)
+        for position, letter in enumerate(text[:999]):
+            if letter == "|" or letter.isspace():
+                continue
+            index = number * 1000 + position
+            left_x = x0 + position * step
+            chars.append(pdf_tables.TextChar(index, letter, left_x, y0, left_x + step, y1))
+    return chars, lines
+
+
+def ocr_tables(
+    words: Sequence[tuple[str, float, float, float, float]], dpi: int
+) -> list[tuple[frozenset[int], str]]:
+    """The tables among an OCR'd page's ``words`` (see :func:`ocr_words`): those its ruling
+    lines bound, then those its aligned text forms; each as the positions of the words it
+    took and its Markdown."""
+    chars, lines = ocr_words(words, dpi)
+    tables = pdf_tables.find_tables(lines, chars) if len(lines) >= 2 else []
+    taken = [index for table in tables for index in table.chars]
+    tables += find_aligned_tables(chars, taken)
+    return [(frozenset(index // 1000 for index in table.chars), table.markdown)
+            for table in tables]
