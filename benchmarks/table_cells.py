@@ -74,27 +74,29 @@ def score(expected: Sequence[Sequence[str | None]], grid: Sequence[Sequence[str]
 
 def cells_table() -> None:
     data: dict[str, Any] = json.loads(EXPECTED.read_text())
-    _cells_part(data["files"], "overall (tuned on)")
-    print()
     with tempfile.TemporaryDirectory() as folder:
+        _cells_part(data["files"], "overall (tuned on)", Path(folder))
+        print()
         _cells_part(data["held_out"], "held-out (not tuned on)", Path(folder))
 
 
 def _printed(relative: str, folder: Path) -> Path:
-    """``print:<html>``: the corpus HTML printed to PDF by headless Chromium."""
-    source = CORPUS / relative.removeprefix("print:")
+    """``print:<html>[#note]``: the corpus HTML printed to PDF by headless Chromium."""
+    source = CORPUS / relative.removeprefix("print:").partition("#")[0]
     target = folder / (source.stem + ".pdf")
+    if target.exists():
+        return target
     subprocess.run([shutil.which("chromium") or "chromium", "--headless", "--no-sandbox",
                     "--disable-gpu", "--no-pdf-header-footer", f"--print-to-pdf={target}",
                     source.as_uri()], capture_output=True, timeout=300, check=True)
     return target
 
 
-def _cells_part(files: dict[str, Any], label: str, folder: Path | None = None) -> None:
+def _cells_part(files: dict[str, Any], label: str, folder: Path) -> None:
     print(f"{'file':58} {'tables':>6} {'cells':>6} {'right':>6} {'share':>7}")
     total = right = 0
     for relative, tables in files.items():
-        path = _printed(relative, folder) if folder else CORPUS / relative
+        path = _printed(relative, folder) if relative.startswith("print:") else CORPUS / relative
         try:
             text = parse_document(path).text
         except DocumentError as exc:  # a scan without OCR installed: nothing recovered

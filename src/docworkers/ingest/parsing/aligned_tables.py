@@ -42,11 +42,13 @@ _MIN_LINES = 3  # a header and two rows
 _ROW_SPACING = 2.6  # line centres further apart (in line heights) end a table
 _FILLED = 0.75  # of the cells hold text (a ruled table needs 0.6: its rules vouch for it)
 _LONG_CELL = 3.5  # mean words per cell of a column of long cells
+_LABEL_WORDS = 5  # a label over rows is short ("Current assets:"); a longer line is prose
 _MAX_RECTS = 4000  # more text runs: a map or a drawing of text, not examined
 _LEADERS = re.compile(r"(\.\s?){4,}|…{2,}|_{4,}|·{3,}")
 _BULLET = re.compile(r"^(\W|\(?[0-9a-zA-Z]{1,2}[.)])$")
 _CODE = re.compile(r"[{};]|\w\(|==|:=|->|^#")
 _PAGE_NUMBER = re.compile(r"^\d{1,4}$")
+_EQUATION = re.compile(r"^(\(\d{1,3}[a-z]?\)|[=<>≤≥≈])$")  # "(3)", "=": displayed formulas
 
 
 # ---------------------------------------------------------------------------- the cheap signal
@@ -60,25 +62,33 @@ def may_have_aligned_tables(textpage: Any) -> bool:
     count = pdfium_c.FPDFText_CountRects(raw, 0, -1)
     if count < _MIN_LINES * _MIN_COLUMNS or count > _MAX_RECTS:
         return False
-    boxes = []
-    left_c, top_c, right_c, bottom_c = (ctypes.c_double() for _ in range(4))
+    # lines by the rounded centre of their rectangles (a line's runs share a font's box):
+    # a dict, not a sort of every rectangle, since this runs on every page
+    rows: dict[int, list[float]] = {}
+    left, top, right, bottom = (ctypes.c_double() for _ in range(4))
     for index in range(count):
-        pdfium_c.FPDFText_GetRect(raw, index, left_c, top_c, right_c, bottom_c)
-        left, bottom, right, top = left_c.value, bottom_c.value, right_c.value, top_c.value
-        if top - bottom > 1:
-            boxes.append((left, bottom, right, top))
-    lines: list[tuple[float, float, list[tuple[float, float]]]] = []
-    for left, bottom, right, top in sorted(boxes, key=lambda box: -(box[1] + box[3])):
-        y, height = (bottom + top) / 2, top - bottom
-        if lines and abs(lines[-1][0] - y) < min(height, lines[-1][1]) / 2:
-            lines[-1][2].append((left, right))
-        else:
-            lines.append((y, height, [(left, right)]))
+        pdfium_c.FPDFText_GetRect(raw, index, left, top, right, bottom)
+        height = top.value - bottom.value
+        if height > 1:
+            row = rows.setdefault(round(top.value + bottom.value), [height])
+            row[0] = max(row[0], height)
+            row += (left.value, right.value)
     run = 0
-    for _y, height, spans in lines:
-        run = run + 1 if len(_pieces(spans, height)) >= _MIN_COLUMNS else 0
-        if run >= _MIN_LINES:
-            return True
+    line: list[float] = []
+    anchor = 0
+    for key in [*sorted(rows, reverse=True), None]:  # top line first; None closes the last
+        if key is not None and line and anchor - key < min(line[0], rows[key][0]):
+            line += rows[key][1:]  # centres within half a line height: one line (a
+            line[0] = max(line[0], rows[key][0])  # formula's fonts, a superscript)
+            continue
+        if line:
+            wide = len(line) >= 1 + 2 * _MIN_COLUMNS and len(
+                _pieces(zip(line[1::2], line[2::2], strict=True), line[0])) >= _MIN_COLUMNS
+            run = run + 1 if wide else 0
+            if run >= _MIN_LINES:
+                return True
+        if key is not None:
+            line, anchor = list(rows[key]), key
     return False
 
 
@@ -110,9 +120,9 @@ def find_aligned_tables(
     tables: list[pdf_tables.FoundTable] = []
     start = 0
     while start < len(lines):
-        end = _grow(shapes, start)
-        if end - start >= _MIN_LINES:
-            table = _read_block(lines[start:end])
+        end, labels = _grow(shapes, start)
+        if end - start - len(labels) >= _MIN_LINES:
+            table = _read_block(lines[start:end], [label - start for label in labels])
             if table is not None:
                 tables.append(table)
                 start = end
@@ -121,7 +131,10 @@ def find_aligned_tables(
     return tables
 
 
-def _shape(line: Sequence[pdf_tables.TextChar]) -> tuple[float, float, list[tuple[float, float]]]:
+_Shape = tuple[float, float, list[tuple[float, float]]]
+
+
+def _shape(line: Sequence[pdf_tables.TextChar]) -> _Shape:
     """A line's centre, height and word spans."""
     height = statistics.median(c.top - c.bottom for c in line) or 8.0
     words = pdf_tables._words(line, height)
@@ -130,38 +143,66 @@ def _shape(line: Sequence[pdf_tables.TextChar]) -> tuple[float, float, list[tupl
     return centre, height, spans
 
 
-def _grow(shapes: Sequence[tuple[float, float, list[tuple[float, float]]]], start: int) -> int:
-    """The end of the block that starts (header) at line ``start``: lines that each have a
-    wide gap, close enough to be rows, whose body keeps :data:`_MIN_COLUMNS` columns."""
+def _grow(shapes: Sequence[_Shape], start: int) -> tuple[int, list[int]]:
+    """The end of the block that starts (header) at line ``start``, and its label lines:
+    lines that each have a wide gap, close enough to be rows, whose body keeps
+    :data:`_MIN_COLUMNS` columns; a line of one piece within the first column, followed by
+    such a line, is a label over the rows below ("Current assets:")."""
     y, height, spans = shapes[start]
-    if len(_pieces(spans, height)) < 2:
-        return start
+    pieces = _pieces(spans, height)
+    if len(pieces) < 2:
+        return start, []
     body: list[tuple[float, float]] = []
+    labels: list[int] = []
     end = start + 1
     while end < len(shapes):
         below, line_height, line_spans = shapes[end]
         if y - below > _ROW_SPACING * max(height, line_height) or y < below:
             break
-        if len(_pieces(line_spans, line_height)) < 2:
+        line_pieces = _pieces(line_spans, line_height)
+        if len(line_pieces) < 2:
+            second = (_pieces(body, height) if body else pieces)[1][0]
+            if (len(line_pieces) == 1 and len(line_spans) <= _LABEL_WORDS
+                    and line_pieces[0][1] < second and end + 1 < len(shapes)
+                    and len(_pieces(shapes[end + 1][2], shapes[end + 1][1])) >= 2
+                    and (not labels or labels[-1] < end - 1)):
+                labels.append(end)
+                y, end = below, end + 1
+                continue
             break
         merged = body + line_spans
         if len(_pieces(merged, height)) < _MIN_COLUMNS:
             break
         body, y, end = merged, below, end + 1
-    return end
+    while labels and labels[-1] >= end - 1:  # a label needs rows below it
+        end = labels.pop()
+    return end, labels
 
 
-def _read_block(lines: Sequence[Sequence[pdf_tables.TextChar]]) -> pdf_tables.FoundTable | None:
+def _read_block(
+    lines: Sequence[Sequence[pdf_tables.TextChar]], labels: Sequence[int]
+) -> pdf_tables.FoundTable | None:
+    """The table of ``lines`` (the first is the header; ``labels`` are the positions of
+    label lines, rows of their own) or None."""
     header = list(lines[0])
-    body = [char for line in lines[1:] for char in line]
-    inside = header + body
+    body = [char for number, line in enumerate(lines) if number and number not in labels
+            for char in line]
+    inside = [char for line in lines for char in line]
     height = statistics.median(c.top - c.bottom for c in inside) or 8.0
     bounds = pdf_tables._column_gaps(body, header, [], height)
     if len(bounds) + 1 < _MIN_COLUMNS:
         return None
     columns = pdf_tables._Columns(sorted(bounds), [None] * len(bounds), height)
-    rows = pdf_tables._rows([header, body], columns)
-    if len(rows) < _MIN_LINES or not _looks_tabular(rows):
+    bands: list[list[pdf_tables.TextChar]] = [header, []]
+    for number, line in enumerate(lines[1:], start=1):
+        if number in labels:
+            bands += [list(line), []]
+        else:
+            bands[-1].extend(line)
+    bands = [band for band in bands if band]
+    # with labels, each label and each run of rows a band: as in a table ruled by band
+    rows = pdf_tables._rows(bands if labels else [header, body], columns)
+    if len(rows) - len(labels) < _MIN_LINES or not _looks_tabular(rows):
         return None
     return pdf_tables._table(rows, inside)
 
@@ -176,6 +217,7 @@ def _looks_tabular(rows: Sequence[Sequence[Sequence[pdf_tables.TextChar]]]) -> b
     if len(used) < _MIN_COLUMNS:
         return False
     text = [[pdf_tables._cell_text(row[c]) for c in used] for row in rows]
+    text = [text[0]] + [row for row in text[1:] if any(row[1:])]  # label rows left out
     cells = [cell for row in text for cell in row if cell]
     if any(sum(1 for cell in row if cell) * 2 < len(used) for row in text):
         return False  # a row with most of its cells empty: fragments of a layout
@@ -198,6 +240,10 @@ def _looks_tabular(rows: Sequence[Sequence[Sequence[pdf_tables.TextChar]]]) -> b
         return False
     if all(_BULLET.match(cell) for cell in columns[0][1:] if cell):
         return False  # a list: bullets or "1." "a)" beside its items
+    every = [[pdf_tables._cell_text(row[c]) for row in rows[1:]] for c in range(width)]
+    if any(column and all(_EQUATION.match(cell) for cell in column if cell)
+           and any(column) for column in every):
+        return False  # equation numbers or a column of "=": formulas beside text
     numbers = [int(cell) for cell in columns[-1][1:] if _PAGE_NUMBER.match(cell)]
     return not (len(numbers) == len(rows) - 1 and numbers == sorted(numbers)
                 and any(c.isalpha() for cell in columns[0] for c in cell))
