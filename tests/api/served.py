@@ -128,9 +128,9 @@ def dashboard(server: Server, *, width: int = 1100, height: int = 700,
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Save the view for the README when DOCWORKERS_SCREENSHOTS names a folder (the tests
-    regenerate docs/screenshots/ with DOCWORKERS_SCREENSHOTS=docs/screenshots)."""
-    folder = os.environ.get("DOCWORKERS_SCREENSHOTS")
+    """Save the view for the README when SCREENSHOTS_DIR names a folder (the tests
+    regenerate docs/screenshots/ with SCREENSHOTS_DIR=docs/screenshots)."""
+    folder = os.environ.get("SCREENSHOTS_DIR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)

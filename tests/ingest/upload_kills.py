@@ -25,9 +25,14 @@ HERE = Path(__file__).parent
 
 
 async def wait_for(repo: RedisJobRepository, job_id: str, predicate: Any,
-                   timeout: float = 120) -> Job:
+                   timeout: float = 120, worker: subprocess.Popen[str] | None = None) -> Job:
+    """The job once ``predicate`` holds; fails at once if ``worker`` (the process expected to
+    run it) exits first."""
     async def poll() -> Job:
         while not predicate(job := await repo.get_job(job_id)):
+            if worker is not None and worker.poll() is not None:
+                raise AssertionError(f"the worker process exited ({worker.returncode}) before "
+                                     "the job got there: see its traceback in the captured stderr")
             await asyncio.sleep(0.01)
         return job
 
@@ -59,14 +64,14 @@ async def completed_then_killed(
     completed first job and the id of the killed one, still processing under a dead lease."""
     first_proc = spawn(redis_url, chroma)
     first = await jobs.enqueue(UPLOAD_JOB_TYPE, first_payload)
-    done = await wait_for(jobs, first, lambda j: j.is_terminal)
+    done = await wait_for(jobs, first, lambda j: j.is_terminal, worker=first_proc)
     stop(first_proc, signal.SIGTERM)
     assert done.status == JobStatus.COMPLETED, done.error
 
     low, high = progress
     victim = spawn(redis_url, chroma)
     second = await jobs.enqueue(UPLOAD_JOB_TYPE, payload)
-    running = await wait_for(jobs, second, lambda j: low <= j.progress < high)
+    running = await wait_for(jobs, second, lambda j: low <= j.progress < high, worker=victim)
     stop(victim, signal.SIGKILL)
     assert running.status == JobStatus.PROCESSING
     return done, second
