@@ -30,7 +30,7 @@ import pypdfium2 as pdfium
 
 from docworkers.errors import DocumentError
 from docworkers.ingest.chunking.tables import table_blocks
-from docworkers.ingest.parsing import parse_document
+from docworkers.ingest.parsing import aligned_tables, parse_document
 from docworkers.ingest.parsing import pdf as pdf_parser
 from docworkers.ingest.parsing.pdf_tables import may_have_tables
 
@@ -123,32 +123,54 @@ def _off(page: object, textpage: object) -> None:
 
 def cost_table(rounds: int = 5) -> None:
     """CPU seconds of this process (steadier than wall time on a busy machine), the best of
-    ``rounds`` runs with detection on and off, alternated."""
+    ``rounds`` runs with detection off, with ruled tables only (the aligned-text signal
+    answering no) and with both, alternated; ``aligned`` is the aligned-text share."""
     print(f"\n{'PDF (CPU s, best of ' + str(rounds) + ', OCR off)':58} {'pages':>5} {'tables':>6}"
-          f" {'examined':>8} {'before':>7} {'after':>7} {'cost':>6}")
+          f" {'examined':>8} {'aligned':>7} {'before':>7} {'ruled':>7} {'after':>7} {'cost':>6}"
+          f" {'aligned':>7}")
     detect = pdf_parser.page_text_with_tables
+    signal = aligned_tables.may_have_aligned_tables
     for relative in TIMED:
         path = CORPUS / relative
         document = parse_document(path, ocr="never")
         tables = sum(len(table_blocks(page.text)) for page in document.pages)
-        examined = _examined(path)
-        before = after = float("inf")
+        examined, aligned = _examined(path)
+        before = ruled = after = float("inf")
         for _ in range(rounds):
             after = min(after, _cpu_seconds(path))
+            aligned_tables.may_have_aligned_tables = _no  # type: ignore[assignment]
+            try:
+                ruled = min(ruled, _cpu_seconds(path))
+            finally:
+                aligned_tables.may_have_aligned_tables = signal
             pdf_parser.page_text_with_tables = _off  # type: ignore[assignment]
             try:
                 before = min(before, _cpu_seconds(path))
             finally:
                 pdf_parser.page_text_with_tables = detect
         print(f"{relative:58} {document.metadata['page_count']:5} {tables:6} {examined:8}"
-              f" {before:7.3f} {after:7.3f} {after / before - 1:+6.0%}")
+              f" {aligned:7} {before:7.3f} {ruled:7.3f} {after:7.3f} {after / before - 1:+6.0%}"
+              f" {(after - ruled) / before:+7.0%}")
 
 
-def _examined(path: Path) -> int:
-    """Pages that pass the cheap signal (the others cost one look at their path objects)."""
+def _no(textpage: object) -> bool:
+    return False
+
+
+def _examined(path: Path) -> tuple[int, int]:
+    """Pages that pass the cheap signals, ruled and aligned (the others cost one look at
+    their path objects and text rectangles)."""
     pdf = pdfium.PdfDocument(str(path))
     try:
-        return sum(1 for index in range(len(pdf)) if may_have_tables(pdf[index]))
+        ruled = aligned = 0
+        for index in range(len(pdf)):
+            page = pdf[index]
+            textpage = page.get_textpage()
+            ruled += may_have_tables(page)
+            aligned += aligned_tables.may_have_aligned_tables(textpage)
+            textpage.close()
+            page.close()
+        return ruled, aligned
     finally:
         pdf.close()
 

@@ -25,6 +25,7 @@ sees three consecutive lines with three separate pieces.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import re
 import statistics
 from collections.abc import Iterable, Sequence
@@ -56,8 +57,8 @@ _EQUATION = re.compile(r"^(\(\d{1,3}[a-z]?\)|[=<>≤≥≈])$")  # "(3)", "=": d
 
 def may_have_aligned_tables(textpage: Any) -> bool:
     """Whether three consecutive lines of pdfium's text rectangles (runs of text, one or a
-    few per line) each have three pieces a line height apart: the only pages whose
-    characters :func:`find_aligned_tables` reads."""
+    few per line) have three pieces a line height apart, with two gaps that overlap down
+    the three (the columns' gaps): the only pages whose characters are read for this."""
     raw = textpage.raw
     count = pdfium_c.FPDFText_CountRects(raw, 0, -1)
     if count < _MIN_LINES * _MIN_COLUMNS or count > _MAX_RECTS:
@@ -73,7 +74,8 @@ def may_have_aligned_tables(textpage: Any) -> bool:
             row = rows.setdefault(round(top.value + bottom.value), [height])
             row[0] = max(row[0], height)
             row += (left.value, right.value)
-    run = 0
+    # lines in a row whose gaps overlap, and the gaps they share
+    run, common = 0, list[tuple[float, float]]()
     line: list[float] = []
     anchor = 0
     for key in [*sorted(rows, reverse=True), None]:  # top line first; None closes the last
@@ -82,14 +84,42 @@ def may_have_aligned_tables(textpage: Any) -> bool:
             line[0] = max(line[0], rows[key][0])  # formula's fonts, a superscript)
             continue
         if line:
-            wide = len(line) >= 1 + 2 * _MIN_COLUMNS and len(
-                _pieces(zip(line[1::2], line[2::2], strict=True), line[0])) >= _MIN_COLUMNS
-            run = run + 1 if wide else 0
+            gaps = _gaps(line) if len(line) >= 1 + 2 * _MIN_COLUMNS else []
+            shared = _overlaps(common, gaps)
+            if len(gaps) < _MIN_COLUMNS - 1:
+                run, common = 0, []
+            elif run and len(shared) >= _MIN_COLUMNS - 1:
+                run, common = run + 1, shared
+            else:
+                run, common = 1, gaps
             if run >= _MIN_LINES:
                 return True
         if key is not None:
             line, anchor = list(rows[key]), key
     return False
+
+
+def _gaps(line: Sequence[float]) -> list[tuple[float, float]]:
+    """The wide gaps between the pieces of a line (its height, then left, right pairs)."""
+    pieces = _pieces(zip(line[1::2], line[2::2], strict=True), line[0])
+    return [(a[1], b[0]) for a, b in itertools.pairwise(pieces)]
+
+
+def _overlaps(
+    one: Sequence[tuple[float, float]], other: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """Where the gaps of ``one`` (the columns' gaps so far) overlap those of ``other``: for
+    each, its widest overlap with a gap not yet taken, so the count never grows down a run."""
+    shared = []
+    used: set[int] = set()  # a gap of ``other`` shared once (not by two columns' gaps)
+    for a, b in one:
+        parts = [(min(b, d) - max(a, c), k) for k, (c, d) in enumerate(other)
+                 if min(b, d) > max(a, c) and k not in used]
+        if parts:
+            _width, k = max(parts)
+            used.add(k)
+            shared.append((max(a, other[k][0]), min(b, other[k][1])))
+    return shared
 
 
 def _pieces(spans: Iterable[tuple[float, float]], height: float) -> list[tuple[float, float]]:
