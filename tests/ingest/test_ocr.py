@@ -21,7 +21,7 @@ from docworkers.ingest.chunking import chunk_document
 from docworkers.ingest.chunking.tables import table_blocks
 from docworkers.ingest.document import ParsedDocument
 from docworkers.ingest.parsing import IsolatedParser, ParseLimits, parse_document
-from docworkers.ingest.parsing.ocr import LOW_CONFIDENCE, installed_languages
+from docworkers.ingest.parsing.ocr import LOW_CONFIDENCE, installed_languages, parse_tsv
 from docworkers.ingest.vector_repository import chunk_id, chunk_metadata
 from docworkers.settings import Settings
 
@@ -230,3 +230,33 @@ def test_a_scanned_table_becomes_a_markdown_table_with_its_header() -> None:
     assert rows[0][3] == "tables mean (std)"
     assert rows[3] == ["Base 256", "32,051", "400.64 (242.04)", "N/A"]
     assert rows[-1] == ["Chipper", "20,843", "260.57 (145.80)", "96.20 (57.53)"]
+
+
+def _tsv(lines: list[tuple[int, list[tuple[int, str]]]]) -> str:
+    """Tesseract TSV for words (left edge in pixels, text) on lines (top in pixels), each
+    line its own block, as Tesseract reads the columns of an unruled table; letters 25 px
+    wide and 40 px high (300 dpi: 10 pt text)."""
+    rows = ["level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth"
+            "\theight\tconf\ttext"]
+    for block, (top, words) in enumerate(lines, start=1):
+        for number, (left, text) in enumerate(words, start=1):
+            rows.append(f"5\t1\t{block}\t1\t1\t{number}\t{left}\t{top}\t{25 * len(text)}"
+                        f"\t40\t95\t{text}")
+    return "\n".join(rows) + "\n"
+
+
+def test_ocr_words_aligned_without_rules_become_a_table_and_prose_stays_text() -> None:
+    """The aligned-text detector of digital pages reads Tesseract's word boxes: a title,
+    an unruled table (columns 500 px apart), then a sentence, in that order."""
+    lines = [(100, [(100, "Exposure"), (330, "schedule")]),
+             (200, [(100, "Obligor"), (600, "Limit"), (1000, "Rating")]),
+             (260, [(100, "Acme"), (230, "Bank"), (600, "120"), (1000, "AA")]),
+             (320, [(100, "Beta"), (230, "Corp"), (600, "80"), (1000, "BBB+")]),
+             (380, [(100, "Gamma"), (255, "Ltd"), (600, "95"), (1000, "A-")]),
+             (500, [(100, "Limits"), (270, "are"), (370, "reviewed"), (600, "yearly.")])]
+    text = parse_tsv(_tsv(lines), 300).text
+    assert text.split("\n") == [
+        "Exposure schedule", "",
+        "| Obligor | Limit | Rating |", "|---|---|---|",
+        "| Acme Bank | 120 | AA |", "| Beta Corp | 80 | BBB+ |", "| Gamma Ltd | 95 | A- |",
+        "", "Limits are reviewed yearly."]
