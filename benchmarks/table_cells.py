@@ -5,9 +5,11 @@ an upload would be, the Markdown tables of its text are read back into grids, an
 as recovered when one of those tables holds its text at its row and column (each expected table
 is matched to the parsed table where most of its cells land). The ``held_out`` files are
 reported apart: aligned-text tables the detector was not tuned on (``print:`` HTML is printed
-to PDF by headless Chromium first). Part 2: the corpus's PDFs are
-parsed (OCR off) with table detection on and off (``pdf_tables.page_text_with_tables``
-replaced by a function returning None: the text of before), CPU time, best of five.
+to PDF by headless Chromium first; ``scan+print:`` then scans one page of it). Part 2: the
+corpus's PDFs are parsed (OCR off) with table detection off (``pdf_tables.
+page_text_with_tables`` replaced by a function returning None: the text of before), with
+ruled tables only (the aligned-text signal answering no) and with both; CPU time, best of
+five.
 Run from the repository root:
 
     .venv/bin/python benchmarks/table_cells.py            # both parts
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium
+from _scans import scan_pdf
 
 from docworkers.errors import DocumentError
 from docworkers.ingest.chunking.tables import table_blocks
@@ -92,11 +95,23 @@ def _printed(relative: str, folder: Path) -> Path:
     return target
 
 
+def _scanned(relative: str, folder: Path) -> Path:
+    """``scan+print:<html>#p<N>``: page N of the printed HTML as a scan (no text layer)."""
+    printed = _printed(relative.removeprefix("scan+"), folder)
+    page = int(relative.rpartition("#p")[2])
+    return scan_pdf(printed, folder / f"{printed.stem}-p{page}-scan.pdf", [page - 1], dpi=200)
+
+
 def _cells_part(files: dict[str, Any], label: str, folder: Path) -> None:
     print(f"{'file':58} {'tables':>6} {'cells':>6} {'right':>6} {'share':>7}")
     total = right = 0
     for relative, tables in files.items():
-        path = _printed(relative, folder) if relative.startswith("print:") else CORPUS / relative
+        if relative.startswith("scan+"):
+            path = _scanned(relative, folder)
+        elif relative.startswith("print:"):
+            path = _printed(relative, folder)
+        else:
+            path = CORPUS / relative
         try:
             text = parse_document(path).text
         except DocumentError as exc:  # a scan without OCR installed: nothing recovered
