@@ -350,6 +350,35 @@ def test_aligned_text_without_rules_gives_cells_in_their_columns() -> None:
     assert find_aligned_tables(chars, taken=[char.index for char in chars]) == []
 
 
+def test_an_aligned_cell_wrapped_onto_a_second_line_stays_in_its_row() -> None:
+    rows = [["Exhibit", "Description", "Form"],
+            ["3.1", "Articles of", "8-K"],
+            ["", "Incorporation", ""],  # the description wrapped: no gap, one column
+            ["3.2", "Bylaws", "8-K"],
+            ["3.3", "Lease", "10-K"]]
+    [table] = find_aligned_tables(synthetic_page(rows, [100.0, 200.0, 330.0]))
+    assert table.markdown.split("\n")[2:] == [
+        "| 3.1 | Articles of Incorporation | 8-K |", "| 3.2 | Bylaws | 8-K |",
+        "| 3.3 | Lease | 10-K |"]
+
+
+def test_an_aligned_table_whose_text_order_holds_other_text_is_not_read() -> None:
+    """Text that comes between a table's rows in the page's text order would move below
+    the table: such a "table" (a form whose parts are read in another order) is left as
+    text."""
+    rows = [["Obligor", "Limit", "Rating"], ["Acme Bank", "120", "AA"],
+            ["Beta Corp", "80", "BBB+"], ["Gamma Ltd", "95", "A-"]]
+    chars = synthetic_page(rows, [100.0, 200.0, 260.0])
+    assert len(find_aligned_tables(chars)) == 1
+    note = [TextChar(char.index + 10_000, char.text, char.left, char.bottom - 100,
+                     char.right, char.top - 100) for char in synthetic_page([["Signed"]], [100.0])]
+    cut = next(char.index for char in chars if char.text == "B")  # "Beta Corp" row
+    moved = [TextChar(c.index + (20_000 if c.index >= cut else 0), c.text, c.left, c.bottom,
+                      c.right, c.top) for c in chars]
+    assert find_aligned_tables(moved + note) == []
+    assert len(find_aligned_tables(moved + note, in_order=False)) == 1
+
+
 @pytest.mark.parametrize("rows", [
     [["1.1", "Scope of the policy . . . . . . . .", "3"],  # a table of contents, dot leaders
      ["1.2", "Definitions . . . . . . . . . . . .", "4"],

@@ -137,10 +137,12 @@ def _pieces(spans: Iterable[tuple[float, float]], height: float) -> list[tuple[f
 
 
 def find_aligned_tables(
-    chars: Sequence[pdf_tables.TextChar], taken: Iterable[int] = ()
+    chars: Sequence[pdf_tables.TextChar], taken: Iterable[int] = (), *, in_order: bool = True
 ) -> list[pdf_tables.FoundTable]:
     """The tables that aligned text forms among ``chars`` (those not in ``taken``: already
-    in a ruled table), top first."""
+    in a ruled table), top first. ``in_order``: a table whose characters, in text order
+    (``index``), have text it does not take between them is not one, since that text
+    would move below it (a page's text order follows what it means; OCR's does not)."""
     skip = set(taken)
     visible = [c for c in chars if not c.text.isspace() and c.index not in skip]
     if len(visible) < pdf_tables._MIN_LETTERS:
@@ -153,12 +155,17 @@ def find_aligned_tables(
         end, labels = _grow(shapes, start)
         if end - start - len(labels) >= _MIN_LINES:
             table = _read_block(lines[start:end], [label - start for label in labels])
-            if table is not None:
+            if table is not None and (not in_order or _in_order(table, visible)):
                 tables.append(table)
                 start = end
                 continue
         start += 1
     return tables
+
+
+def _in_order(table: pdf_tables.FoundTable, visible: Sequence[pdf_tables.TextChar]) -> bool:
+    low, high = min(table.chars), max(table.chars)
+    return not any(low < c.index < high and c.index not in table.chars for c in visible)
 
 
 _Shape = tuple[float, float, list[tuple[float, float]]]
@@ -199,6 +206,11 @@ def _grow(shapes: Sequence[_Shape], start: int) -> tuple[int, list[int]]:
                 labels.append(end)
                 y, end = below, end + 1
                 continue
+            merged = body + line_spans
+            if (line_pieces and body and _in_a_column(line_pieces[0], _pieces(body, height))
+                    and len(_pieces(merged, height)) >= _MIN_COLUMNS):
+                body, y, end = merged, below, end + 1  # a cell's text wrapped
+                continue
             break
         merged = body + line_spans
         if len(_pieces(merged, height)) < _MIN_COLUMNS:
@@ -207,6 +219,15 @@ def _grow(shapes: Sequence[_Shape], start: int) -> tuple[int, list[int]]:
     while labels and labels[-1] >= end - 1:  # a label needs rows below it
         end = labels.pop()
     return end, labels
+
+
+def _in_a_column(piece: tuple[float, float], columns: Sequence[tuple[float, float]]) -> bool:
+    """Whether ``piece`` starts right of the first column and spans no gap between
+    ``columns``: the wrapped rest of one cell ("O'Bannon Drive (related party)")."""
+    left, right = piece
+    gaps = [(a[1], b[0]) for a, b in itertools.pairwise(columns)]
+    return bool(gaps) and left > gaps[0][0] and not any(
+        left <= start and end <= right for start, end in gaps)
 
 
 def _read_block(
@@ -321,6 +342,6 @@ def ocr_tables(
     chars, lines = ocr_words(words, dpi)
     tables = pdf_tables.find_tables(lines, chars) if len(lines) >= 2 else []
     taken = [index for table in tables for index in table.chars]
-    tables += find_aligned_tables(chars, taken)
+    tables += find_aligned_tables(chars, taken, in_order=False)
     return [(frozenset(index // 1000 for index in table.chars), table.markdown)
             for table in tables]
