@@ -103,6 +103,8 @@ def test_dashboard_in_browser(server: Server, corpus: Path) -> None:
         page.click("#search-form button[type=submit]")
         expect(page.locator("#search-results li").first).to_contain_text(
             "found by keyword #1")
+        # nothing (the workers table, long passages) makes the page scroll sideways
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         screenshot(page, "overview")
 
 
