@@ -379,6 +379,15 @@ def test_an_aligned_table_whose_text_order_holds_other_text_is_not_read() -> Non
     assert len(find_aligned_tables(moved + note, in_order=False)) == 1
 
 
+def test_a_long_page_of_aligned_lines_that_are_no_table_gives_none() -> None:
+    """1,500 lines of code in three aligned columns: rejected once per stretch of lines,
+    not once per line (each retry reads the lines below it: a million comparisons)."""
+    rows = [[f"a{n} = b;", f"c{n} = d;", f"e{n} = f;"] for n in range(1500)]
+    chars = [TextChar(c.index, c.text, c.left, c.bottom + 18_000, c.right, c.top + 18_000)
+             for c in synthetic_page(rows, [100.0, 200.0, 300.0])]
+    assert find_aligned_tables(chars) == []
+
+
 @pytest.mark.parametrize("rows", [
     [["1.1", "Scope of the policy . . . . . . . .", "3"],  # a table of contents, dot leaders
      ["1.2", "Definitions . . . . . . . . . . . .", "4"],

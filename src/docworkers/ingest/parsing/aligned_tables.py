@@ -43,6 +43,7 @@ _MIN_LINES = 3  # a header and two rows
 _ROW_SPACING = 2.6  # line centres further apart (in line heights) end a table
 _FILLED = 0.75  # of the cells hold text (a ruled table needs 0.6: its rules vouch for it)
 _LONG_CELL = 3.5  # mean words per cell of a column of long cells
+_ATTEMPTS = 6  # starts tried inside one rejected block
 _LABEL_WORDS = 5  # a label over rows is short ("Current assets:"); a longer line is prose
 _MAX_RECTS = 4000  # more text runs: a map or a drawing of text, not examined
 _LEADERS = re.compile(r"(\.\s?){4,}|…{2,}|_{4,}|·{3,}")
@@ -150,7 +151,7 @@ def find_aligned_tables(
     lines = pdf_tables._lines(visible)
     shapes = [_shape(line) for line in lines]
     tables: list[pdf_tables.FoundTable] = []
-    start = 0
+    start = attempts = reach = 0
     while start < len(lines):
         end, labels = _grow(shapes, start)
         if end - start - len(labels) >= _MIN_LINES:
@@ -159,7 +160,12 @@ def find_aligned_tables(
                 tables.append(table)
                 start = end
                 continue
-        start += 1
+        # A rejected block is tried again from its next lines (its first was a caption?),
+        # but only so often: a page of a thousand aligned lines that are no table would
+        # otherwise cost a million line comparisons.
+        attempts = attempts + 1 if start < reach else 0
+        reach = max(reach, end)
+        start = start + 1 if attempts < _ATTEMPTS else reach
     return tables
 
 
@@ -198,7 +204,7 @@ def _grow(shapes: Sequence[_Shape], start: int) -> tuple[int, list[int]]:
             break
         line_pieces = _pieces(line_spans, line_height)
         if len(line_pieces) < 2:
-            second = (_pieces(body, height) if body else pieces)[1][0]
+            second = (body or pieces)[1][0]
             if (len(line_pieces) == 1 and len(line_spans) <= _LABEL_WORDS
                     and line_pieces[0][1] < second and end + 1 < len(shapes)
                     and len(_pieces(shapes[end + 1][2], shapes[end + 1][1])) >= 2
@@ -206,14 +212,14 @@ def _grow(shapes: Sequence[_Shape], start: int) -> tuple[int, list[int]]:
                 labels.append(end)
                 y, end = below, end + 1
                 continue
-            merged = body + line_spans
-            if (line_pieces and body and _in_a_column(line_pieces[0], _pieces(body, height))
-                    and len(_pieces(merged, height)) >= _MIN_COLUMNS):
+            merged = _pieces(body + line_spans, height)
+            if (line_pieces and body and _in_a_column(line_pieces[0], body)
+                    and len(merged) >= _MIN_COLUMNS):
                 body, y, end = merged, below, end + 1  # a cell's text wrapped
                 continue
             break
-        merged = body + line_spans
-        if len(_pieces(merged, height)) < _MIN_COLUMNS:
+        merged = _pieces(body + line_spans, height)  # the body's columns so far
+        if len(merged) < _MIN_COLUMNS:
             break
         body, y, end = merged, below, end + 1
     while labels and labels[-1] >= end - 1:  # a label needs rows below it
