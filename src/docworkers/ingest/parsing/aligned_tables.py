@@ -24,6 +24,7 @@ sees three consecutive lines with three separate pieces.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import itertools
 import re
@@ -149,6 +150,7 @@ def find_aligned_tables(
     if len(visible) < pdf_tables._MIN_LETTERS:
         return []
     lines = pdf_tables._lines(visible)
+    indices = sorted(c.index for c in visible)
     shapes = [_shape(line) for line in lines]
     tables: list[pdf_tables.FoundTable] = []
     start = attempts = reach = 0
@@ -156,7 +158,7 @@ def find_aligned_tables(
         end, labels = _grow(shapes, start)
         if end - start - len(labels) >= _MIN_LINES:
             table = _read_block(lines[start:end], [label - start for label in labels])
-            if table is not None and (not in_order or _in_order(table, visible)):
+            if table is not None and (not in_order or _in_order(table, indices)):
                 tables.append(table)
                 start = end
                 continue
@@ -169,9 +171,12 @@ def find_aligned_tables(
     return tables
 
 
-def _in_order(table: pdf_tables.FoundTable, visible: Sequence[pdf_tables.TextChar]) -> bool:
+def _in_order(table: pdf_tables.FoundTable, indices: Sequence[int]) -> bool:
+    """Whether no other character of the page (``indices``, sorted) lies between the
+    table's characters in text order: as many lie in their range as the table has."""
     low, high = min(table.chars), max(table.chars)
-    return not any(low < c.index < high and c.index not in table.chars for c in visible)
+    between = bisect.bisect_right(indices, high) - bisect.bisect_left(indices, low)
+    return between == len(table.chars)
 
 
 _Shape = tuple[float, float, list[tuple[float, float]]]
