@@ -20,7 +20,7 @@ from docworkers.errors import ConfigurationError, NoExtractableTextError, OcrUna
 from docworkers.ingest.chunking import chunk_document
 from docworkers.ingest.chunking.tables import table_blocks
 from docworkers.ingest.document import ParsedDocument
-from docworkers.ingest.parsing import IsolatedParser, ParseLimits, parse_document
+from docworkers.ingest.parsing import IsolatedParser, ParseLimits, ocr, parse_document
 from docworkers.ingest.parsing.ocr import LOW_CONFIDENCE, installed_languages, parse_tsv
 from docworkers.ingest.vector_repository import chunk_id, chunk_metadata
 from docworkers.settings import Settings
@@ -260,3 +260,15 @@ def test_ocr_words_aligned_without_rules_become_a_table_and_prose_stays_text() -
         "| Obligor | Limit | Rating |", "|---|---|---|",
         "| Acme Bank | 120 | AA |", "| Beta Corp | 80 | BBB+ |", "| Gamma Ltd | 95 | A- |",
         "", "Limits are reviewed yearly."]
+
+
+def test_a_page_whose_table_detection_fails_keeps_its_ocr_text(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(words: object, dpi: int) -> None:
+        raise ZeroDivisionError("a page no detector expected")
+
+    monkeypatch.setattr(ocr, "ocr_tables", broken)
+    text = parse_tsv(_tsv([(100, [(100, "Obligor"), (600, "Limit"), (1000, "Rating")]),
+                           (160, [(100, "Acme"), (600, "120"), (1000, "AA")]),
+                           (220, [(100, "Beta"), (600, "80"), (1000, "BBB+")])]), 300).text
+    assert text.split("\n") == ["Obligor Limit Rating", "", "Acme 120 AA", "", "Beta 80 BBB+"]

@@ -18,6 +18,7 @@ The ``ocr`` option of an upload says which pages: ``auto`` (those without a text
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import resource
 import shutil
@@ -40,6 +41,8 @@ __all__ = [
     "PageReader", "Reading", "check_languages", "check_mode", "installed_languages", "parse_tsv",
     "recognise", "render_page",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 #: A page rendered larger than this many pixels is rendered at a lower resolution instead
 #: (a poster-sized page at 300 dpi would need gigabytes).
@@ -152,9 +155,10 @@ def parse_tsv(tsv: str, dpi: int = 300) -> Reading:
     as a Markdown table where its first word was) and the mean confidence of its words."""
     rows = [cells for cells in (row.split("\t") for row in tsv.splitlines()[1:])
             if len(cells) == 12 and cells[0] == _WORD_LEVEL]
-    boxes = [(cells[11].strip(), *_box(cells)) for cells in rows]
-    owner = {number: markdown for numbers, markdown in ocr_tables(boxes, dpi)
+    tables = _tables([(cells[11].strip(), *_box(cells)) for cells in rows], dpi)
+    owner = {number: position for position, (numbers, _) in enumerate(tables)
              for number in numbers}
+    placed: set[int] = set()
     lines: list[str] = []
     words: list[str] = []
     confidences: list[float] = []
@@ -166,7 +170,9 @@ def parse_tsv(tsv: str, dpi: int = 300) -> Reading:
         if table is not None:
             if words:
                 lines.append(" ".join(words))
-            lines.extend(["", table, ""] if table not in lines else [])
+            if table not in placed:
+                placed.add(table)
+                lines.extend(["", tables[table][1], ""])
             words, where = [], None
             _confidence(cells, confidences)
             continue
@@ -183,6 +189,16 @@ def parse_tsv(tsv: str, dpi: int = 300) -> Reading:
         lines.append(" ".join(words))
     mean = round(sum(confidences) / len(confidences), 1) if confidences else None
     return Reading(clean_text("\n".join(lines)), mean)
+
+
+def _tables(words: Sequence[tuple[str, float, float, float, float]],
+            dpi: int) -> list[tuple[frozenset[int], str]]:
+    try:
+        return ocr_tables(words, dpi)
+    except Exception:  # an odd page must never cost its text: read it without tables
+        _LOG.warning("table detection failed on an OCR'd page; its text is kept as is",
+                     exc_info=True)
+        return []
 
 
 def _box(cells: Sequence[str]) -> tuple[float, float, float, float]:
