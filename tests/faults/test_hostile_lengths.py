@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from job_waits import until_finished as until_terminal
+from job_waits import until_job
 from server_start import start_chroma
 
 import docworkers.ingest.vector_store as vector_store
@@ -59,13 +61,6 @@ def one_run(path: Path, size: int) -> Path:
     return path
 
 
-async def until_terminal(jobs: RedisJobRepository, job_id: str, timeout: float = 240) -> Job:
-    async def poll() -> Job:
-        while not (job := await jobs.get_job(job_id)).is_terminal:
-            await asyncio.sleep(0.1)
-        return job
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -73,14 +68,6 @@ async def until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.05)
 
 
-async def until_job(jobs: RedisJobRepository, job_id: str, predicate: Callable[[Job], bool],
-                    timeout: float = 120) -> Job:
-    async def poll() -> Job:
-        while not predicate(job := await jobs.get_job(job_id)):
-            await asyncio.sleep(0.05)
-        return job
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 class World:
@@ -101,7 +88,7 @@ class World:
     async def ingest(self, path: Path, collection: str = "hostile") -> Job:
         job_id = await self.jobs.enqueue(UPLOAD_JOB_TYPE, {
             "filename": path.name, "file_path": str(path), "collection": collection})
-        return await until_terminal(self.jobs, job_id)
+        return await until_terminal(self.jobs, job_id, 240)
 
     def stored_texts(self, job: Job, collection: str = "hostile") -> list[str]:
         chunks = self.vectors.document_chunks(collection, job.result["document_id"])
@@ -205,7 +192,7 @@ async def test_an_enrichment_time_limit_stores_the_document_without_the_rest(
         job_id = await world.jobs.enqueue(UPLOAD_JOB_TYPE, {
             "filename": path.name, "file_path": str(path), "collection": "hostile",
             "extract_metadata": True})
-        job = await until_terminal(world.jobs, job_id)
+        job = await until_terminal(world.jobs, job_id, 240)
     assert job.status == JobStatus.COMPLETED, job.error
     problems = job.result["enrichment_errors"]
     assert len(problems) == 1 and "enrich_timeout" in problems[0], problems
@@ -291,7 +278,7 @@ async def test_a_hung_store_ends_the_attempt_with_store_timeout_then_recovers(
             assert retrying.error is not None and retrying.error.code == "store_timeout"
             assert retrying.error.stage == "storing" and retrying.status != JobStatus.FAILED
             os.kill(server.process.pid, signal.SIGCONT)
-            done = await until_terminal(world.jobs, job_id)
+            done = await until_terminal(world.jobs, job_id, 240)
             assert done.status == JobStatus.COMPLETED, done.error
             assert world.stored_texts(done) == [GOOD.strip()]
             assert world.worker.is_running()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
+
+from job_waits import until_finished
 
 from docworkers.ingest.jobs.children import parent_tag
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.search import SearchService
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
-from docworkers.queue import Job, JobFilter, JobStatus, RedisJobRepository
+from docworkers.queue import JobFilter, JobStatus, RedisJobRepository
 from docworkers.workers import WorkerConfig
 
 MAIL = "formats/memo-with-attachments.eml"
@@ -25,13 +26,6 @@ def make_worker(env: dict[str, Any]) -> UploadWorker:
     ))
 
 
-async def until_finished(repo: RedisJobRepository, job_id: str, timeout: float = 120) -> Job:
-    async def poll() -> Job:
-        while not (job := await repo.get_job(job_id)).is_terminal:
-            await asyncio.sleep(0.02)
-        return job
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 def payload(corpus: Path, relative: str, tmp_path: Path) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import shutil
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from job_waits import until_job as until
 from server_start import start_chroma
 
 from docworkers.ingest.chroma_server import ChromaServer
@@ -19,18 +19,8 @@ from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.pipeline import DocumentServices
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.ingest.vector_store import ChromaVectorRepository
-from docworkers.queue import Job, JobStatus, RedisJobRepository, RepositoryConfig
+from docworkers.queue import JobStatus, RedisJobRepository, RepositoryConfig
 from docworkers.workers import WorkerConfig
-
-
-async def until(repo: RedisJobRepository, job_id: str, predicate: Any,
-                timeout: float = 120) -> Job:
-    async def poll() -> Job:
-        while not predicate(job := await repo.get_job(job_id)):
-            await asyncio.sleep(0.02)
-        return job
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 async def test_chroma_outage_is_retried_and_never_leaves_a_partial_document(

@@ -3,28 +3,22 @@ child, chunked, embedded with the real model, stored in real Chroma and found by
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
 
+from job_waits import until_finished
+
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.search import SearchService
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
-from docworkers.queue import Job, JobStatus, RedisJobRepository
+from docworkers.queue import JobStatus, RedisJobRepository
 from docworkers.workers import WorkerConfig
 
 FILES = ["docx/fake-doc-emphasized-text.doc", "formats/stanley-cups.xlsx",
          "formats/tests-example.xls", "formats/favorite-things.pptx", "formats/fake-email.msg"]
 
 
-async def until_finished(repo: RedisJobRepository, job_id: str, timeout: float = 120) -> Job:
-    async def poll() -> Job:
-        while not (job := await repo.get_job(job_id)).is_terminal:
-            await asyncio.sleep(0.02)
-        return job
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 async def test_each_new_format_is_ingested_and_found_by_search(

@@ -4,11 +4,11 @@ that OCR read it and how sure it was."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
 
+from job_waits import until_finished
 from scans import (
     MEMO_SENTENCE,
     MIXED,
@@ -25,7 +25,7 @@ from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.pipeline import DocumentServices
 from docworkers.ingest.search import SearchService
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
-from docworkers.queue import Job, JobStatus, RedisJobRepository
+from docworkers.queue import JobStatus, RedisJobRepository
 from docworkers.workers import WorkerConfig
 
 
@@ -37,13 +37,6 @@ def make_worker(env: dict[str, Any], **config: Any) -> UploadWorker:
     ))
 
 
-async def until_finished(repo: RedisJobRepository, job_id: str) -> Job:
-    async def poll() -> Job:
-        while not (job := await repo.get_job(job_id)).is_terminal:
-            await asyncio.sleep(0.02)
-        return job
-
-    return await asyncio.wait_for(poll(), 180)
 
 
 def payload(corpus: Path, relative: str, tmp_path: Path, **fields: Any) -> dict[str, Any]:
@@ -60,8 +53,8 @@ async def test_a_sentence_on_a_scanned_page_is_found_by_search(
     memo = await jobs.enqueue(UPLOAD_JOB_TYPE, payload(corpus, SCANNED_MEMO, tmp_path))
     mixed = await jobs.enqueue(UPLOAD_JOB_TYPE, payload(corpus, MIXED, tmp_path))
     async with make_worker(ingest_env):
-        memo_job = await until_finished(jobs, memo)
-        mixed_job = await until_finished(jobs, mixed)
+        memo_job = await until_finished(jobs, memo, 180)
+        mixed_job = await until_finished(jobs, mixed, 180)
     assert memo_job.status == JobStatus.COMPLETED, memo_job.error
     assert mixed_job.status == JobStatus.COMPLETED, mixed_job.error
     search = SearchService(ingest_env["embedder"], ingest_env["vectors"], ingest_env["documents"])
@@ -92,7 +85,7 @@ async def test_ocr_never_fails_a_scan_with_the_typed_no_text_error(
     job_id = await jobs.enqueue(UPLOAD_JOB_TYPE,
                                 payload(corpus, SCANNED_MEMO, tmp_path, ocr="never"))
     async with make_worker(ingest_env, max_retries=3) as worker:
-        job = await until_finished(jobs, job_id)
+        job = await until_finished(jobs, job_id, 180)
         assert worker.is_running()
     assert job.status == JobStatus.FAILED and job.retry_count == 0
     assert job.error and job.error.code == "no_text" and job.error.stage == "parsing"
@@ -110,7 +103,7 @@ async def test_a_page_ocr_cannot_read_is_skipped_and_the_document_recorded_with_
     try:
         job_id = await jobs.enqueue(UPLOAD_JOB_TYPE, payload(corpus, MIXED, tmp_path))
         async with make_worker(env):
-            job = await until_finished(jobs, job_id)
+            job = await until_finished(jobs, job_id, 180)
     finally:
         await services.aclose()
     assert job.status == JobStatus.COMPLETED, job.error

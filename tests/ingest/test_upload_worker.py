@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from job_waits import until_finished
 
 from docworkers.errors import InvalidPayloadError
 from docworkers.ingest.document_repository import DocumentStatus
@@ -15,7 +15,7 @@ from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.pipeline import UploadPipeline
 from docworkers.ingest.search import SearchService
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
-from docworkers.queue import Job, JobStatus, RedisJobRepository
+from docworkers.queue import JobStatus, RedisJobRepository
 from docworkers.workers import WorkerConfig
 
 PAPER = "pdf/layout-parser-paper-fast.pdf"
@@ -30,13 +30,6 @@ def make_worker(env: dict[str, Any], **config: Any) -> UploadWorker:
     ))
 
 
-async def until_finished(repo: RedisJobRepository, job_id: str, timeout: float = 90) -> Job:
-    async def poll() -> Job:
-        while not (job := await repo.get_job(job_id)).is_terminal:
-            await asyncio.sleep(0.02)
-        return job
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 def payload(corpus: Path, relative: str, tmp_path: Path, **fields: Any) -> dict[str, Any]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
+from job_waits import until_finished
 
 from docworkers.ingest.aliases import resolve_collection
 from docworkers.ingest.document_repository import DocumentRepository
@@ -92,13 +92,6 @@ def worker_config(**options: Any) -> WorkerConfig:
     return WorkerConfig(**options)
 
 
-async def until_finished(repo: RedisJobRepository, job_id: str, timeout: float = 60) -> Job:
-    async def poll() -> Job:
-        while not (job := await repo.get_job(job_id)).is_terminal:
-            await asyncio.sleep(0.02)
-        return job
-
-    return await asyncio.wait_for(poll(), timeout)
 
 
 async def run_job(worker: BaseWorker, repo: RedisJobRepository, job_type: str,
