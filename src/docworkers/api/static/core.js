@@ -115,6 +115,33 @@ export function badge(status) {
   return el("span", { class: `badge ${status}`, text: status });
 }
 
+export function button(text, onclick, props = {}) {
+  return el("button", { type: "button", class: "small", text, onclick, ...props });
+}
+
+// A card of a view: a section titled by its heading.
+export function card(id, title, ...children) {
+  return el("section", { class: "card wide", id, "aria-labelledby": `${id}-title` },
+    el("h2", { id: `${id}-title`, text: title }), ...children);
+}
+
+// Replace a container's children only when the data behind them changed, so a refresh keeps
+// keyboard focus and an open tooltip.
+export function renderOnce(container, data, build) {
+  const key = JSON.stringify(data);
+  if (container.dataset.key === key) return;
+  container.dataset.key = key;
+  container.replaceChildren(...build());
+}
+
+// A worker's circuit breakers that are not closed, "ok" when all are, "–" when it has none.
+export function servicesLabel(worker) {
+  const entries = Object.entries(worker.breakers || {});
+  if (!entries.length) return "–";
+  const trouble = entries.filter(([, state]) => state !== "closed");
+  return trouble.length ? trouble.map(([name, state]) => `${name}: ${state}`).join(", ") : "ok";
+}
+
 // -- views ----------------------------------------------------------------------------------
 
 // name -> { show(params), refresh(), hide() }; each view renders into <section id="view-NAME">.

@@ -4,7 +4,7 @@
 // #/collections/<name>), #/documents/<id>. A delete or reindex says what it did; a reindex
 // links to its job.
 import {
-  $, api, badge, el, navigate, plural, postJson, refreshCurrent, registerView,
+  $, api, badge, button, el, navigate, plural, postJson, refreshCurrent, registerView, renderOnce,
 } from "./core.js";
 
 const PAGE = 25; // documents per page
@@ -40,25 +40,12 @@ function truncLink(text, href, props = {}) {
   return el("a", { class: "truncate", href, title: text, text, ...props });
 }
 
-function button(text, onclick, props = {}) {
-  return el("button", { type: "button", class: "small", text, onclick, ...props });
-}
-
 function documentHref(id) {
   return `#/documents/${encodeURIComponent(id)}`;
 }
 
 function collectionHref(name) {
   return `#/documents/collection/${encodeURIComponent(name)}`;
-}
-
-// Replace a container's children only when the data behind them changed, so a refresh keeps
-// keyboard focus and an open tooltip.
-function renderOnce(container, data, build) {
-  const key = JSON.stringify(data);
-  if (container.dataset.key === key) return;
-  container.dataset.key = key;
-  container.replaceChildren(...build());
 }
 
 // "1–25 of 60" with Previous / Next; onPage(newOffset).

@@ -2,7 +2,7 @@
 // over the last 30 days (GET /api/history), drawn as inline SVG built with DOM calls (no
 // library; the page's CSP allows no inline styles, so the look is in history.css), each chart
 // with a title, a description and a table equivalent; and p50/p95 processing time per job type.
-import { $, api, el, plural, registerView } from "./core.js";
+import { $, api, card, el, plural, registerView } from "./core.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 1000;
@@ -117,11 +117,6 @@ function describe(series, span, label) {
 }
 
 // -- the view ---------------------------------------------------------------------------------
-
-function card(id, title, ...children) {
-  return el("section", { class: "card wide", id, "aria-labelledby": `${id}-heading` },
-    el("h2", { id: `${id}-heading`, text: title }), ...children);
-}
 
 function legend() {
   return el("p", { class: "legend" },

@@ -1,7 +1,8 @@
 // The overview: upload, queue tiles, live workers, the latest jobs with live progress, search,
 // and the dead letters.
 import {
-  $, api, authHeaders, el, formatSeconds, nameCell, plural, registerView, showBanner, TERMINAL,
+  $, api, authHeaders, el, formatSeconds, nameCell, plural, registerView, servicesLabel, showBanner,
+  TERMINAL,
 } from "./core.js";
 
 const MAX_STREAMS = 4; // browsers allow ~6 connections per host; keep some for the API calls
@@ -185,12 +186,6 @@ async function refreshStats() {
   const dead = stats.by_status.dead ?? 0;
   $("dlq-summary").textContent = dead ? `${plural(dead, "job")} failed every retry.`
     : "No job is dead-lettered.";
-}
-
-// The circuit breakers of the worker's process that are not closed, else "ok".
-function servicesLabel(w) {
-  const trouble = Object.entries(w.breakers || {}).filter(([, state]) => state !== "closed");
-  return trouble.length ? trouble.map(([name, state]) => `${name}: ${state}`).join(", ") : "ok";
 }
 
 // -- search ---------------------------------------------------------------------------------

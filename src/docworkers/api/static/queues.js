@@ -3,7 +3,10 @@
 // outcomes, how old their numbers are), the scheduled jobs (delayed and retrying) with
 // "run now", and the dead jobs filtered by type, error code and text, retried or deleted in
 // bulk. Routes: #/queues, #/queues/dead (scrolls to the dead jobs).
-import { $, api, badge, el, formatSeconds, nameCell, plural, postJson, registerView } from "./core.js";
+import {
+  $, api, badge, button, card, el, formatSeconds, nameCell, plural, postJson, registerView, renderOnce,
+  servicesLabel,
+} from "./core.js";
 
 const DEPTH = ["ready", "delayed", "retrying", "processing", "failed", "dead"];
 const DEAD_PAGE = 25;
@@ -16,19 +19,6 @@ const state = { built: false, deadOffset: 0, filter: { type: "", code: "", text:
 
 // -- small parts ----------------------------------------------------------------------------
 
-function button(text, onclick, props = {}) {
-  return el("button", { type: "button", class: "small", text, onclick, ...props });
-}
-
-// Replace a container's children only when the data behind them changed, so a refresh keeps
-// keyboard focus and an open tooltip.
-function renderOnce(container, data, build) {
-  const key = JSON.stringify(data);
-  if (container.dataset.key === key) return;
-  container.dataset.key = key;
-  container.replaceChildren(...build());
-}
-
 function jobLink(job, text) {
   const label = text || job.payload?.filename || job.type;
   return el("a", { class: "truncate", href: `#/jobs/${encodeURIComponent(job.id)}`,
@@ -40,11 +30,6 @@ function relative(iso) {
   if (!iso) return "";
   const seconds = (new Date(iso).getTime() - Date.now()) / 1000;
   return seconds >= 0 ? `in ${formatSeconds(seconds)}` : `${formatSeconds(-seconds)} ago`;
-}
-
-function card(id, title, ...children) {
-  return el("section", { class: "card wide", "aria-labelledby": `${id}-title`, id },
-    el("h2", { id: `${id}-title`, text: title }), ...children);
 }
 
 function table(headers, bodyId, className = "") {
@@ -167,13 +152,6 @@ function renderQueues(queues) {
 function scalingLabel(w) {
   const how = w.scaling || "fixed";
   return how === "fixed" ? how : `${w.min_concurrency}-${w.max_concurrency} ${how}`;
-}
-
-function servicesLabel(w) {
-  const entries = Object.entries(w.breakers || {});
-  if (!entries.length) return "–";
-  const trouble = entries.filter(([, s]) => s !== "closed");
-  return trouble.length ? trouble.map(([name, s]) => `${name}: ${s}`).join(", ") : "ok";
 }
 
 function renderWorkers(workers) {
