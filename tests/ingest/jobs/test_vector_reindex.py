@@ -110,6 +110,20 @@ async def test_enrichment_is_kept_unless_the_payload_says_otherwise(env: JobsEnv
     assert "keywords" not in memo_meta and "questions" not in memo_meta
 
 
+async def test_a_reindex_reads_each_document_with_the_ocr_mode_of_its_upload(
+        env: JobsEnv) -> None:
+    memo = await env.ingest(MEMO, ocr="always")  # a digital page, read by OCR all the same
+    note = await env.ingest(NOTE)
+    [(_, _, before)] = env.vectors.document_chunks("docs", memo.document_id)
+    assert before["ocr"] is True
+    reindex = VectorReindex(env.services, env.documents, env.vectors, drain_seconds=0)
+    await reindex.run(VectorReindexPayload.parse({"collection": "docs"}), job_id="r-ocr")
+    [(_, _, after)] = env.vectors.document_chunks("docs--v1", memo.document_id)
+    assert after["ocr"] is True and after["ocr_confidence"] == before["ocr_confidence"]
+    [(_, _, plain)] = env.vectors.document_chunks("docs--v1", note.document_id)
+    assert "ocr" not in plain
+
+
 async def test_a_document_that_cannot_be_reread_fails_the_job_and_changes_nothing(
         env: JobsEnv) -> None:
     note = await env.ingest(NOTE)

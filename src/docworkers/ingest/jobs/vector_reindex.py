@@ -53,6 +53,7 @@ from docworkers.ingest.aliases import (
     physical_version,
     versioned_name,
 )
+from docworkers.ingest.defaults import DEFAULT_OCR
 from docworkers.ingest.document_repository import (
     DocumentRecord,
     DocumentRepository,
@@ -115,7 +116,8 @@ class VectorReindexPayload(JobPayload, ChunkingOptions):
 
     def upload_payload(self, record: DocumentRecord, stored: Mapping[str, Any]
                        ) -> UploadJobPayload:
-        """The upload that rebuilds ``record``; ``stored`` is its first chunk's metadata."""
+        """The upload that rebuilds ``record``; ``stored`` is its first chunk's metadata. OCR
+        reads the pages the upload had it read (``ocr_mode`` in the document's metadata)."""
         extract = self.extract_metadata
         if extract is None:
             extract = "keywords" in stored
@@ -128,6 +130,7 @@ class VectorReindexPayload(JobPayload, ChunkingOptions):
             "collection": record.collection, "chunking_strategy": self.chunking_strategy,
             "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap,
             "extract_metadata": extract, "num_questions": questions,
+            "ocr": record.metadata.get("ocr_mode", DEFAULT_OCR),
         })
 
 

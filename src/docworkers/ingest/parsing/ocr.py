@@ -257,8 +257,11 @@ class PageReader:
     def metadata(self) -> dict[str, Any]:
         """What the document records about OCR (nothing when no page needed it):
         ``ocr_pages`` read by OCR, ``ocr_skipped_pages`` it could not read, ``ocr_warnings``
-        (a sentence per page it could not read)."""
+        (a sentence per page it could not read), and ``ocr_mode`` when it was not the default,
+        so a reindex re-reads the document the way its upload asked."""
         found: dict[str, Any] = {}
+        if self.mode != DEFAULT_OCR:
+            found["ocr_mode"] = self.mode
         if self.read:
             found["ocr_pages"] = self.read
         if self.skipped:
