@@ -251,14 +251,16 @@ class Runtime:
     @property
     def services(self) -> DocumentServices:
         if self._services is None:
+            from docworkers.ingest.embedding_cache import EmbeddingCache
             from docworkers.ingest.parsing import IsolatedParser, ParseLimits
             from docworkers.ingest.pipeline import DocumentServices
 
             languages = self.settings.ocr_languages
             parser = None if languages is None else IsolatedParser(
                 limits=ParseLimits(ocr_languages=languages))
-            self._services = DocumentServices.local(self.embedder, parser=parser,
-                                                    enricher=self.enricher())
+            self._services = DocumentServices.local(
+                self.embedder, parser=parser, enricher=self.enricher(),
+                cache=EmbeddingCache.from_url(self.redis_url))  # shared by every worker
         return self._services
 
     def pipeline(self) -> UploadPipeline:

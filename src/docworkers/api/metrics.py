@@ -208,6 +208,10 @@ def _scaling(s: QueueStats) -> Iterable[Metric]:
     yield processes
 
 
+#: The embedding cache's counts in an upload's result -> the metric's outcome label.
+_CACHE_OUTCOMES = {"hits": "hit", "misses": "miss", "errors": "error"}
+
+
 class ApiMetrics:
     """The app's metrics. ``observe_upload_result`` is called by in-process workers."""
 
@@ -227,12 +231,18 @@ class ApiMetrics:
                                ["outcome"], registry=self.registry)
         self.upload_bytes = Counter("docworkers_upload_bytes",
                                     "Bytes of accepted uploads", registry=self.registry)
+        self.embedding_cache = Counter(
+            "docworkers_embedding_cache_texts",
+            "Chunks of uploads completed by this process's workers, by embedding cache outcome "
+            "(hit: not sent to the model; miss: embedded; error: cache requests that failed)",
+            ["outcome"], registry=self.registry)
 
     def watch_batchers(self, source: Callable[[], Iterable[BatcherStats]]) -> None:
         self._queue.batchers = source
 
     def observe_upload_result(self, job_type: str, result: Mapping[str, Any]) -> None:
-        """Record one completed job's ``processing_time_ms`` and ``timings_ms``."""
+        """Record one completed job's ``processing_time_ms``, ``timings_ms`` and
+        ``embedding_cache`` counts."""
         elapsed = result.get("processing_time_ms")
         if isinstance(elapsed, int | float):
             self.processing.labels(job_type).observe(elapsed / 1000)
@@ -241,6 +251,12 @@ class ApiMetrics:
             for stage, ms in timings.items():
                 if isinstance(ms, int | float):
                     self.stages.labels(str(stage)).observe(ms / 1000)
+        cache = result.get("embedding_cache")
+        if isinstance(cache, Mapping):
+            for outcome in ("hits", "misses", "errors"):
+                count = cache.get(outcome)
+                if isinstance(count, int) and count > 0:
+                    self.embedding_cache.labels(_CACHE_OUTCOMES[outcome]).inc(count)
 
     def render(self, stats: QueueStats | None, totals: Totals | None = None) -> bytes:
         """The exposition text, with ``stats`` and the history ``totals`` (None when Redis

@@ -15,6 +15,8 @@ __all__ = [
     "DEFAULT_OCR",
     "DEFAULT_SEARCH_MODE",
     "DEFAULT_STRATEGY",
+    "EMBEDDING_CACHE_MAX_ENTRIES",
+    "EMBEDDING_CACHE_TTL",
     "MAX_CHARS_PER_TOKEN",
     "MAX_CHUNK_CHARS",
     "MAX_TEXT_TOKENS",
@@ -66,3 +68,9 @@ BM25_B = 0.75
 #: Candidates each side hands to the fusion in hybrid mode (at least ``k``): a chunk ranked
 #: low on one side can still win on the other.
 SEARCH_CANDIDATES = 50
+#: The embedding cache's bound (:mod:`docworkers.ingest.embedding_cache`): at most this many
+#: entries, 2.1 KB each in Redis 7 for 384 dimensions (float32 vector 1.5 KB, key, expiry,
+#: index member), so ~105 MB at most; a write past it evicts the entries stored longest ago.
+EMBEDDING_CACHE_MAX_ENTRIES = 50_000
+#: Seconds an entry lives after it was last stored (30 days).
+EMBEDDING_CACHE_TTL = 30 * 24 * 3600

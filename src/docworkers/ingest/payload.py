@@ -112,6 +112,8 @@ class UploadJobResult(BaseModel):
     truncated: bool = False
     timings_ms: dict[str, int] = Field(default_factory=dict)
     enrichment_errors: list[str] = Field(default_factory=list)
+    # hits / misses / errors of the embedding cache (ingest/embedding_cache.py); {} without one
+    embedding_cache: dict[str, int] = Field(default_factory=dict)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

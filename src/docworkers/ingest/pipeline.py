@@ -59,6 +59,13 @@ from docworkers.ingest.document_repository import (
 )
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.embedding_batcher import BatchingEmbedder
+from docworkers.ingest.embedding_cache import (
+    AsyncEmbedder,
+    CacheCounts,
+    CachedEmbedder,
+    EmbeddingCache,
+    model_identity,
+)
 from docworkers.ingest.enrich import Enricher, LocalEnricher
 from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.keyword_side import KeywordWrites, keyword_chunks
@@ -92,6 +99,8 @@ class DocumentServices:
     batcher: BatchingEmbedder  # the same model, batched across concurrent jobs
     enricher: Enricher = field(default_factory=LocalEnricher)
     limits: StageLimits = DEFAULT_STAGE_LIMITS  # time limits of the stages after parsing
+    cache: EmbeddingCache | None = None  # chunks embedded before are not embedded again
+    cache_counts: CacheCounts = field(default_factory=CacheCounts)  # the process's totals
 
     @classmethod
     def local(
@@ -101,6 +110,7 @@ class DocumentServices:
         parser: IsolatedParser | None = None,
         enricher: Enricher | None = None,
         limits: StageLimits = DEFAULT_STAGE_LIMITS,
+        cache: EmbeddingCache | None = None,
     ) -> DocumentServices:
         return cls(
             parser=parser or IsolatedParser(),
@@ -108,10 +118,21 @@ class DocumentServices:
             batcher=BatchingEmbedder(embedder),
             enricher=enricher or LocalEnricher(),
             limits=limits,
+            cache=cache,
         )
+
+    def job_embedder(self) -> AsyncEmbedder:
+        """What one job embeds its chunks through: the cache (counting this job's hits) in
+        front of the shared batcher, or the batcher alone without a cache."""
+        if self.cache is None:
+            return self.batcher
+        return CachedEmbedder(self.batcher, self.cache, model_identity(self.embedder),
+                              totals=self.cache_counts)
 
     async def aclose(self) -> None:
         await self.batcher.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         await asyncio.to_thread(self.parser.close)
 
 
@@ -196,8 +217,9 @@ class UploadPipeline:
             chunks = await asyncio.to_thread(self._chunk, doc, payload)
         with stage("embedding"):
             await report(50, f"generating embeddings for {len(chunks)} chunks")
+            front = self.services.job_embedder()
             embeddings, (extra, doc_meta, problems) = await self._embed_and_enrich(
-                doc, chunks, payload, report)
+                doc, chunks, payload, report, front)
         with stage("storing"):
             await report(70, f"storing {len(chunks)} chunks in the vector database")
             metadatas = chunk_metadatas(payload, doc_meta, extra)
@@ -229,6 +251,7 @@ class UploadPipeline:
             truncated=doc.truncated,
             timings_ms=timings,
             enrichment_errors=problems,
+            embedding_cache=front.counts.as_dict() if isinstance(front, CachedEmbedder) else {},
         )
 
     async def _embed_and_enrich(
@@ -237,6 +260,7 @@ class UploadPipeline:
         chunks: Sequence[Chunk],
         payload: UploadJobPayload,
         report: Progress,
+        front: AsyncEmbedder,
     ) -> tuple[np.ndarray, Enrichment]:
         """The chunks' embeddings within the embed time limit, and their enrichment, run in a
         thread alongside within its own limit (told to stop early if embedding fails)."""
@@ -248,7 +272,7 @@ class UploadPipeline:
             enrich_chunks, self.services.enricher, doc, chunks, payload, enrich_deadline))
         try:
             async with asyncio.timeout(limits.embed_timeout) as embed_limit:
-                embeddings = await embed_chunks(self.services.batcher, chunks, report)
+                embeddings = await embed_chunks(front, chunks, report)
         except BaseException as exc:
             enrich_deadline.expire()  # not wanted any more: it stops at its next chunk
             if isinstance(exc, TimeoutError) and embed_limit.expired():

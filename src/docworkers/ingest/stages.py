@@ -19,7 +19,7 @@ import numpy as np
 
 from docworkers.errors import DocworkersError
 from docworkers.ingest.document import Chunk, ParsedDocument
-from docworkers.ingest.embedding_batcher import BatchingEmbedder
+from docworkers.ingest.embedding_cache import AsyncEmbedder
 from docworkers.ingest.enrich import Enricher
 from docworkers.ingest.fencing import AttemptFence
 from docworkers.ingest.payload import UploadJobPayload
@@ -81,7 +81,7 @@ def too_slow(what: str, seconds: float) -> str:
 
 
 async def embed_chunks(
-    batcher: BatchingEmbedder, chunks: Sequence[Chunk], report: Progress
+    batcher: AsyncEmbedder, chunks: Sequence[Chunk], report: Progress
 ) -> np.ndarray:
     """The chunks' embeddings, requested in groups of :data:`EMBED_GROUP`, reporting progress
     from 50 to 70 percent as groups finish."""
