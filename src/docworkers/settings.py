@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from docworkers.errors import ConfigurationError
+from docworkers.queue.redis.sentinel_url import SentinelURL, is_sentinel_url
 from docworkers.workers.config import WorkerConfig
 
 PREFIX = "DOCWORKERS_"
@@ -134,6 +135,8 @@ class Settings:
             value = getattr(self, name)
             if value is not None and "://" not in value:
                 raise ConfigurationError(name, f"{value!r} is not a URL (scheme://host...)")
+        if self.redis_url is not None and is_sentinel_url(self.redis_url):
+            SentinelURL.parse(self.redis_url)  # its ConfigurationError names redis_url
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,

@@ -4,6 +4,11 @@ The job repository (:meth:`RedisJobRepository.from_url`), the runtime (one async
 shared by the job and document repositories) and the synchronous client that worker threads use
 for the cluster-wide limits of external services all come from here, so they time out, retry
 and check their connections alike. Replies are decoded to ``str``.
+
+A ``redis+sentinel://`` URL (:mod:`~docworkers.queue.redis.sentinel_url`) gives a client of the
+master that its sentinels name: each new connection asks them where the master is, so after a
+failover the connections that broke reconnect to the promoted replica (a command that met the
+break is retried like any connection error).
 """
 
 from __future__ import annotations
@@ -15,12 +20,19 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from docworkers.errors import ConfigurationError
 from docworkers.queue.redis.packing import use_hiredis_packing
+from docworkers.queue.redis.sentinel_connection import (
+    AsyncSentinelConnection,
+    SyncSentinelConnection,
+)
+from docworkers.queue.redis.sentinel_url import SentinelURL, is_sentinel_url
 
 __all__ = ["DEFAULT_CLIENT_SETTINGS", "ClientSettings", "async_client", "sync_client"]
 
@@ -64,17 +76,37 @@ class ClientSettings:
             "retry_on_error": [RedisConnectionError],
         }
 
+    def sentinel_options(self, retry: type[Retry] | type[AsyncRetry]) -> dict[str, Any]:
+        """Keyword arguments of the clients that ask the sentinels: the same timeouts, but a
+        sentinel that does not answer is not retried (the next one is asked instead)."""
+        return {
+            "decode_responses": True,
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.connect_timeout,
+            "retry": retry(ExponentialBackoff(cap=self.backoff_cap, base=self.backoff_base), 0),
+        }
+
 
 DEFAULT_CLIENT_SETTINGS = ClientSettings()
 
 
 def async_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
                  **options: Any) -> aioredis.Redis:
-    """An asyncio client of ``url`` (``redis://``, ``rediss://`` or ``unix://``), connecting
-    lazily; ``options`` override redis-py keyword arguments. Commands are packed by hiredis."""
+    """An asyncio client of ``url`` (``redis://``, ``rediss://``, ``unix://`` or
+    ``redis+sentinel://``), connecting lazily; ``options`` override redis-py keyword arguments.
+    Commands are packed by hiredis."""
+    kwargs = {**settings.options(AsyncRetry), **options}
+    if is_sentinel_url(url):
+        parts = SentinelURL.parse(url)
+        sentinels = AsyncSentinel(  # type: ignore[no-untyped-call]  # redis-py
+            list(parts.sentinels), sentinel_kwargs=settings.sentinel_options(AsyncRetry))
+        master = sentinels.master_for(parts.master, redis_class=_AsyncSentinelMaster,
+                                      connection_class=AsyncSentinelConnection,
+                                      **_master_options(parts), **kwargs)
+        master.sentinels = sentinels.sentinels
+        return use_hiredis_packing(master)
     try:
-        return use_hiredis_packing(
-            aioredis.Redis.from_url(url, **{**settings.options(AsyncRetry), **options}))
+        return use_hiredis_packing(aioredis.Redis.from_url(url, **kwargs))
     except ValueError as exc:
         raise _bad_url(url, exc) from exc
 
@@ -82,10 +114,46 @@ def async_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
 def sync_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
                 **options: Any) -> redis.Redis:
     """A thread-safe synchronous client of ``url``, connecting lazily (see :func:`async_client`)."""
+    kwargs = {**settings.options(Retry), **options}
+    if is_sentinel_url(url):
+        parts = SentinelURL.parse(url)
+        sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py
+            list(parts.sentinels), sentinel_kwargs=settings.sentinel_options(Retry))
+        master: _SyncSentinelMaster = sentinels.master_for(  # type: ignore[no-untyped-call]
+            parts.master, redis_class=_SyncSentinelMaster,
+            connection_class=SyncSentinelConnection, **_master_options(parts), **kwargs)
+        master.sentinels = sentinels.sentinels
+        return master
     try:
-        return redis.Redis.from_url(url, **{**settings.options(Retry), **options})
+        return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
         raise _bad_url(url, exc) from exc
+
+
+def _master_options(parts: SentinelURL) -> dict[str, Any]:
+    return {"db": parts.db, "username": parts.username, "password": parts.password}
+
+
+class _AsyncSentinelMaster(aioredis.Redis):
+    """The master's client, which also closes its clients of the sentinels."""
+
+    sentinels: list[aioredis.Redis]
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for sentinel in self.sentinels:
+            await sentinel.aclose()
+
+
+class _SyncSentinelMaster(redis.Redis):
+    """The master's client, which also closes its clients of the sentinels."""
+
+    sentinels: list[redis.Redis]
+
+    def close(self) -> None:
+        super().close()
+        for sentinel in self.sentinels:
+            sentinel.close()
 
 
 def _bad_url(url: str, exc: ValueError) -> ConfigurationError:

@@ -14,7 +14,7 @@ from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import MasterDownError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docworkers.errors import DocworkersError, RepositoryConnectionError, RepositoryError
@@ -63,9 +63,23 @@ class RedisErrors:
         """The docworkers error for ``exc`` (also for error replies read from a pipeline)."""
         head = f"{self.what}: " if self.what else ""
         where = f" at {self.url}" if self.url else ""
+        if _no_writes_now(exc):
+            return RepositoryConnectionError(
+                f"{head}Redis{where} cannot take writes now: {str(exc).rstrip('.')}. Is a "
+                "failover under way, or a replica missing (min-replicas-to-write)?"
+            )
         if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
             return RepositoryConnectionError(
                 f"{head}cannot reach Redis{where}: {str(exc).rstrip('.')}. Is the server "
                 "running and the URL (DOCWORKERS_REDIS_URL) right?"
             )
         return RepositoryError(f"{head}Redis{where} failed: {exc}")
+
+
+def _no_writes_now(exc: BaseException) -> bool:
+    """An error reply meaning "not now" rather than "never": a master that has too few replicas
+    in sync (NOREPLICAS), a replica cut off from its master, or one not yet promoted. Nothing
+    was written (the first write of a script is refused, so it wrote nothing either): the
+    caller may send it again, as after a lost connection."""
+    return isinstance(exc, ReadOnlyError | MasterDownError) \
+        or str(exc).startswith("NOREPLICAS")

@@ -21,6 +21,8 @@ from redis.asyncio.connection import (
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
 
+from docworkers.queue.redis.sentinel_connection import AsyncSentinelConnection
+
 if HIREDIS_AVAILABLE:  # redis[hiredis] is a dependency; the check is redis-py's own
     from hiredis import pack_command
 
@@ -49,17 +51,22 @@ class HiredisUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
     pass
 
 
+class HiredisSentinelConnection(_HiredisPacking, AsyncSentinelConnection):
+    pass
+
+
 _FASTER: dict[type[AbstractConnection], type[AbstractConnection]] = {
     Connection: HiredisConnection,
     SSLConnection: HiredisSSLConnection,
     UnixDomainSocketConnection: HiredisUnixConnection,
+    AsyncSentinelConnection: HiredisSentinelConnection,  # a master found by Sentinel
 }
 
 
 def use_hiredis_packing(client: Redis) -> Redis:
     """Make new connections of ``client``'s pool pack with hiredis (if installed); returns it.
 
-    Only redis-py's own three connection classes are swapped; a custom class is left alone.
+    Only redis-py's own connection classes are swapped; a custom class is left alone.
     """
     pool = client.connection_pool
     if HIREDIS_AVAILABLE:
