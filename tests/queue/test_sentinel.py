@@ -24,9 +24,11 @@ from server_start import fail_to_start, server_output
 
 from docworkers.embedded import server_binary
 from docworkers.errors import ConfigurationError, JobNotFoundError, RepositoryConnectionError
+from docworkers.ingest.document_repository import DocumentRecord, DocumentStatus
 from docworkers.queue import Job, JobStatus, RedisJobRepository, RepositoryConfig
 from docworkers.queue.redis.clients import sync_client
 from docworkers.queue.sync_producer import SyncJobProducer
+from docworkers.runtime import Runtime
 from docworkers.settings import Settings
 from docworkers.stack.servers import free_port
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
@@ -83,6 +85,15 @@ class SentinelSet:
     def logs(self) -> str:
         return "\n".join(f"--- {node.name} ({node.log}) ---\n{server_output(node.log)}"
                          for node in self.nodes)
+
+    def all_name(self, port: int) -> bool:
+        """True when every sentinel names the server on ``port`` as the master."""
+        for node in self.sentinels:
+            with node.client() as client:
+                address = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
+            if not address or int(address[1]) != port:
+                return False
+        return True
 
     def master_port(self) -> int | None:
         """The master's port as the first sentinel that answers names it."""
@@ -287,6 +298,41 @@ async def test_failover_mid_run_loses_no_job(sentinel_set: SentinelSet) -> None:
     assert all(not runs[job_id][0] for job_id in twice), {j: runs[j] for j in twice}
     # The worker went on after the failover: jobs enqueued past the kill ran, on the new master.
     assert any(all(after) for after in runs.values())
+
+
+async def test_runtime_parts_follow_the_failover(sentinel_set: SentinelSet,
+                                                 tmp_path: Path) -> None:
+    """The runtime built from DOCWORKERS_REDIS_URL: the document registry (the job
+    repository's client) and the limits of an external service (the sync client) work before
+    the master is killed and on the promoted replica after; the local stack is not started."""
+    nodes = sentinel_set
+    settings = Settings(redis_url=nodes.url(), home=str(tmp_path / "home"))
+    assert not settings.local_redis
+    async with Runtime(settings) as runtime:
+        assert runtime.redis_url == nodes.url()
+        await runtime.documents.register(
+            DocumentRecord("before", "docs", "a.txt", DocumentStatus.COMPLETED))
+        guard = runtime.service_guard("sentinel-svc", rate_limit=1000, max_concurrency=2)
+        assert await asyncio.to_thread(guard.call, lambda: 1) == 1
+        with nodes.master.client() as master:  # the replica has it all before the kill
+            assert master.execute_command("WAIT", 1, 10_000) == 1
+        nodes.master.kill()
+        await _until_async(lambda: nodes.all_name(nodes.replica.port),
+                           "every sentinel names the promoted replica", nodes)
+        record = await runtime.documents.get("before")
+        assert record is not None and record.status is DocumentStatus.COMPLETED
+        await runtime.documents.register(
+            DocumentRecord("after", "docs", "b.txt", DocumentStatus.PENDING))
+
+        def holds_a_slot_on_the_promoted_server() -> bool:  # runs inside guard.call
+            with nodes.replica.client() as promoted:
+                return any("sentinel-svc" in key for key in promoted.keys("*"))
+
+        assert await asyncio.to_thread(guard.call, holds_a_slot_on_the_promoted_server)
+    assert not (tmp_path / "home").exists()  # no local valkey was started
+    with nodes.replica.client() as promoted:
+        assert promoted.info("replication")["role"] == "master"
+        assert promoted.exists("dw:{documents}:doc:after")
 
 
 def test_sentinel_url_reaches_the_master_through_the_sync_client(
