@@ -379,6 +379,7 @@ def _good_replicas(node: Node) -> int:
     ("redis+sentinel://:s3cret@127.0.0.1:26379/jobs/zero", "is not a number"),
     ("redis+sentinel://:s3cret@127.0.0.1:26379,/jobs", "host is missing"),
     ("redis+sentinel://:s3cret@127.0.0.1:26379/jobs?ssl=1", "options"),
+    ("rediss+sentinel://:s3cret@127.0.0.1:26379/jobs", "TLS"),
 ])
 def test_a_malformed_sentinel_url_is_a_configuration_error(url: str, complaint: str) -> None:
     with pytest.raises(ConfigurationError) as caught:

@@ -24,7 +24,9 @@ DEFAULT_SENTINEL_PORT = 26379
 
 
 def is_sentinel_url(url: str) -> bool:
-    return url.partition("://")[0].lower() == SENTINEL_SCHEME
+    """True for ``redis+sentinel://``, and for any other ``...+sentinel://`` (such as
+    ``rediss+sentinel``, TLS, which is not supported), so that parsing it names the mistake."""
+    return url.partition("://")[0].lower().endswith("+sentinel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,8 @@ class SentinelURL:
         says what is wrong with it."""
         scheme, _, rest = url.partition("://")
         if scheme.lower() != SENTINEL_SCHEME:
-            raise _malformed(url, f"the scheme must be {SENTINEL_SCHEME}://")
+            raise _malformed(url, f"the scheme must be {SENTINEL_SCHEME}:// (TLS to the "
+                             "sentinels and the master is not supported)")
         if "?" in rest or "#" in rest:
             raise _malformed(url, "options (?...) are not read in a sentinel URL")
         netloc, _, path = rest.partition("/")
