@@ -246,3 +246,32 @@ async def test_an_edited_paragraph_embeds_only_the_changed_chunks(uploads: Uploa
     assert sorted(uploads.model.texts) == sorted(set(changed))
     assert second.embedding_cache == {"hits": second.chunk_count - len(changed),
                                       "misses": len(changed), "errors": 0}
+
+
+async def test_a_text_repeated_in_a_document_is_embedded_once(uploads: Uploads) -> None:
+    paragraphs = [f"Paragraph {n}: the committee met on day {n} and adjourned without a "
+                  "decision on the budget of the northern district, after a long debate "
+                  "about roads, schools and the new water works." for n in range(40)]
+    boilerplate = ("This page is part of the quarterly report of the district council; it "
+                   "is printed on every page and says nothing new about roads or schools.")
+    path = uploads.folder / "repeats.txt"
+    path.write_text("\n\n".join(p + "\n\n" + boilerplate for p in paragraphs),
+                    encoding="utf-8")
+    result = await uploads.ingest(path)
+    stored = uploads.stored_texts(result.document_id)
+    assert len(stored) == result.chunk_count > 64 > len(set(stored)) - 40  # two groups
+    assert sorted(uploads.model.texts) == sorted(set(stored))
+    assert result.embedding_cache == {"hits": 0, "misses": len(set(stored)), "errors": 0}
+    vectors = uploads.pipeline.vectors
+    assert isinstance(vectors, ChromaVectorRepository)
+    ids = vectors.document_chunk_ids("docs", result.document_id)
+    collection = vectors._collection("docs", create=False)  # the vectors as stored
+    assert collection is not None
+    got = collection.get(ids=ids, include=["documents", "embeddings"])
+    by_text: dict[str, list[np.ndarray]] = {}
+    for text, vector in zip(got["documents"] or [], got["embeddings"], strict=True):
+        by_text.setdefault(text, []).append(np.asarray(vector))
+    for text, same in by_text.items():
+        expected = uploads.model.inner.embed([text])[0]
+        for vector in same:
+            np.testing.assert_allclose(vector, expected, atol=1e-5)

@@ -112,7 +112,8 @@ class UploadJobResult(BaseModel):
     truncated: bool = False
     timings_ms: dict[str, int] = Field(default_factory=dict)
     enrichment_errors: list[str] = Field(default_factory=list)
-    # hits / misses / errors of the embedding cache (ingest/embedding_cache.py); {} without one
+    # the embedding cache's hits / misses / errors over the document's distinct chunk texts
+    # (ingest/embedding_cache.py); {} without a cache
     embedding_cache: dict[str, int] = Field(default_factory=dict)
 
 
