@@ -13,7 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from docworkers.ingest.document_repository import DocumentRepository
+from docworkers.ingest.embedding_cache import EmbeddingCacheKeys
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.pipeline import DocumentServices
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
@@ -49,6 +52,17 @@ def spawn(redis_url: str, chroma: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, text=True, env=env)
 
 
+def forget_embeddings(redis_url: str) -> None:
+    """Empty the embedding cache (ingest/embedding_cache.py), so an upload of a document
+    uploaded before embeds its chunks again: these tests kill a worker while it embeds."""
+    keys = EmbeddingCacheKeys()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(keys.index, *client.scan_iter(match=keys.entry_prefix + "*", count=1000))
+    finally:
+        client.close()
+
+
 def stop(proc: subprocess.Popen[str], sig: int) -> None:
     proc.send_signal(sig)
     proc.wait(30)
@@ -67,6 +81,7 @@ async def completed_then_killed(
     done = await wait_for(jobs, first, lambda j: j.is_terminal, worker=first_proc)
     stop(first_proc, signal.SIGTERM)
     assert done.status == JobStatus.COMPLETED, done.error
+    forget_embeddings(redis_url)  # else the second upload finds every chunk cached
 
     low, high = progress
     victim = spawn(redis_url, chroma)
