@@ -67,6 +67,10 @@ export function setAuth(state) {
   document.body.dataset.auth = state;
 }
 
+// Bumped whenever the token changes: a request sent with the old token that succeeds after the
+// change must not reveal the views again (see refreshCurrent).
+let tokenEpoch = 0;
+
 // -- token ----------------------------------------------------------------------------------
 
 export function askForToken(message) {
@@ -82,6 +86,7 @@ export function setupToken(onChange) {
   $("signin-button").addEventListener("click", () => askForToken("Enter the API token."));
   $("token-dialog").addEventListener("close", () => {
     const choice = $("token-dialog").returnValue;
+    tokenEpoch += 1;
     if (choice === "save" && $("token").value.trim()) {
       localStorage.setItem(TOKEN_KEY, $("token").value.trim());
     } else if (choice === "clear") {
@@ -188,8 +193,10 @@ export async function refreshCurrent(params) {
   const view = views.get(current);
   if (!view) return;
   try {
+    const epoch = tokenEpoch;
     if (params) await view.show(params);
     else await view.refresh();
+    if (epoch !== tokenEpoch) return;  // the token changed meanwhile: this answer is stale
     setAuth("ok");
     if (!$("token-dialog").open) showBanner("");
   } catch (error) {
