@@ -1,4 +1,5 @@
-"""Small helpers shared by the format parsers: deadline, text clean-up, size caps."""
+"""Small helpers shared by the format parsers: deadline, text clean-up, size caps, and the
+reason given when a file's library cannot read it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 import time
 from datetime import datetime
 
-from docworkers.errors import ParseTimeoutError
+from docworkers.errors import CorruptDocumentError, ParseTimeoutError
 
 # C0 controls other than tab and newline (and DEL) carry no text; pdfium also emits U+FFFE
 # where it joined a word hyphenated across lines ("ef\ufffeficient"), so dropping it rejoins it.
@@ -61,3 +62,17 @@ def iso(value: datetime | None) -> str | None:
 
 def megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
+
+
+def summary(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters) for error reasons."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__
+
+
+def damaged(filename: str, what: str, exc: BaseException, repair: str) -> CorruptDocumentError:
+    """The error for a file its library could not read (libraries raise many types for damaged
+    files): ``the <what> is damaged and could not be read (<summary>). <repair>``."""
+    return CorruptDocumentError(
+        filename, f"the {what} is damaged and could not be read ({summary(exc)}). {repair}"
+    )

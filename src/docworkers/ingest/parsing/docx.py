@@ -23,7 +23,7 @@ from docworkers.errors import (
     NoExtractableTextError,
 )
 from docworkers.ingest.document import Page, ParsedDocument
-from docworkers.ingest.parsing._common import Deadline, clean_text, iso
+from docworkers.ingest.parsing._common import Deadline, clean_text, damaged, iso, summary
 from docworkers.ingest.parsing.limits import ParseLimits
 from docworkers.ingest.parsing.packages import MAX_ZIP_MEMBERS as MAX_ZIP_MEMBERS
 from docworkers.ingest.parsing.packages import check_package
@@ -69,9 +69,7 @@ def parse_docx(
     except DocumentError:  # the parse timed out
         raise
     except Exception as exc:  # python-docx/lxml raise many types for damaged packages
-        raise CorruptDocumentError(
-            filename, f"the DOCX file is damaged and could not be read ({_summary(exc)}). {_REPAIR}"
-        ) from None
+        raise damaged(filename, "DOCX file", exc, _REPAIR) from None
     if not text:
         raise NoExtractableTextError(
             filename,
@@ -99,7 +97,7 @@ def _check_zip(path: Path, filename: str, limits: ParseLimits) -> int | None:
             found = _APP_PAGES.search(archive.read(app))
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError) as exc:
             raise CorruptDocumentError(
-                filename, f"the DOCX file's ZIP structure is damaged ({_summary(exc)}). {_REPAIR}"
+                filename, f"the DOCX file's ZIP structure is damaged ({summary(exc)}). {_REPAIR}"
             ) from None
         return int(found.group(1)) if found else None
 
@@ -262,8 +260,3 @@ def _metadata(props: Any) -> dict[str, Any]:
         if date:
             metadata[name] = date
     return metadata
-
-
-def _summary(exc: BaseException) -> str:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__

@@ -21,11 +21,10 @@ from docworkers.errors import (
     UnsupportedDocumentTypeError,
 )
 from docworkers.ingest.document import ParsedDocument
-from docworkers.ingest.parsing._common import Deadline
+from docworkers.ingest.parsing._common import Deadline, summary
 from docworkers.ingest.parsing.html import parse_html
 from docworkers.ingest.parsing.limits import ParseLimits
 from docworkers.ingest.parsing.mail import Attachment, Email, attachment_name, email_document
-from docworkers.ingest.parsing.packages import summary
 
 _ENCRYPTED_TYPES = frozenset({"multipart/encrypted", "application/pkcs7-mime",
                               "application/x-pkcs7-mime", "application/pgp-encrypted"})

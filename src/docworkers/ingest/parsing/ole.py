@@ -13,11 +13,10 @@ from pathlib import Path
 import olefile
 
 from docworkers.errors import (
-    CorruptDocumentError,
     EncryptedDocumentError,
     UnsupportedDocumentTypeError,
 )
-from docworkers.ingest.parsing.packages import summary
+from docworkers.ingest.parsing._common import damaged
 
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 OLE_KINDS = ("doc", "xls", "msg")
@@ -53,11 +52,8 @@ def open_ole(path: Path, filename: str) -> olefile.OleFileIO:
     try:
         return olefile.OleFileIO(str(path))
     except Exception as exc:  # olefile raises OSError, struct.error, IndexError, ...
-        raise CorruptDocumentError(
-            filename,
-            f"the legacy Office file is damaged and could not be read ({summary(exc)}). Open "
-            "it in Office or LibreOffice, save it again (as .docx, .xlsx or PDF) and upload that.",
-        ) from None
+        raise damaged(filename, "legacy Office file", exc, "Open it in Office or LibreOffice, "
+                      "save it again (as .docx, .xlsx or PDF) and upload that.") from None
 
 
 def ole_kind(ole: olefile.OleFileIO, filename: str) -> str:

@@ -13,9 +13,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from docworkers.errors import CorruptDocumentError, DocumentError, EncryptedDocumentError
+from docworkers.errors import DocumentError, EncryptedDocumentError
 from docworkers.ingest.document import ParsedDocument
-from docworkers.ingest.parsing._common import Deadline
+from docworkers.ingest.parsing._common import Deadline, damaged
 from docworkers.ingest.parsing.eml import read_mime
 from docworkers.ingest.parsing.html import parse_html
 from docworkers.ingest.parsing.limits import ParseLimits
@@ -26,7 +26,6 @@ from docworkers.ingest.parsing.mail import (
     attachment_name,
     email_document,
 )
-from docworkers.ingest.parsing.packages import summary
 
 _SUBJECT, _SENDER_NAME, _SENDER_EMAIL, _SENDER_SMTP = 0x0037, 0x0C1A, 0x0C1F, 0x5D01
 _DISPLAY_TO, _DISPLAY_CC, _BODY, _HTML, _CLASS = 0x0E04, 0x0E03, 0x1000, 0x1013, 0x001A
@@ -71,10 +70,7 @@ def parse_msg(
     except DocumentError:
         raise
     except Exception as exc:  # olefile and struct raise many types for damaged files
-        raise CorruptDocumentError(
-            filename, f"the Outlook message is damaged and could not be read ({summary(exc)}). "
-            f"{_REPAIR}",
-        ) from None
+        raise damaged(filename, "Outlook message", exc, _REPAIR) from None
     return email_document(filename, "msg", mail, attachments, limits, attachments_dir)
 
 

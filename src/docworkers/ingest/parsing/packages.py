@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 from docworkers.errors import CorruptDocumentError, DocumentTooLargeError
-from docworkers.ingest.parsing._common import megabytes
+from docworkers.ingest.parsing._common import megabytes, summary
 from docworkers.ingest.parsing.limits import ParseLimits
 
 MAX_ZIP_MEMBERS = 10_000
@@ -60,9 +60,3 @@ def check_package(
         archive.close()
         raise
     return archive, names
-
-
-def summary(exc: BaseException) -> str:
-    """``Type: first line of the message`` (at most 200 characters) for error reasons."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__

@@ -24,11 +24,11 @@ from docworkers.errors import (
     NoExtractableTextError,
 )
 from docworkers.ingest.document import Page, ParsedDocument
-from docworkers.ingest.parsing._common import Deadline, clean_text, iso
+from docworkers.ingest.parsing._common import Deadline, clean_text, damaged, iso
 from docworkers.ingest.parsing.encoding import decode_text
 from docworkers.ingest.parsing.limits import ParseLimits
 from docworkers.ingest.parsing.ole import encrypted_reason
-from docworkers.ingest.parsing.packages import check_package, summary
+from docworkers.ingest.parsing.packages import check_package
 from docworkers.ingest.parsing.tables import markdown_table
 
 _CHECK_EVERY = 1000  # rows between deadline checks
@@ -49,9 +49,7 @@ def parse_xlsx(
         book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:
         handle.close()  # openpyxl/zipfile/lxml raise many types for damaged packages
-        raise CorruptDocumentError(
-            filename, f"the XLSX file is damaged and could not be read ({summary(exc)}). {_REPAIR}"
-        ) from None
+        raise damaged(filename, "XLSX file", exc, _REPAIR) from None
     try:
         sheets = [(str(sheet.title), _xlsx_rows(sheet)) for sheet in book.worksheets]
         pages, truncated = _pages(sheets, filename, limits, deadline)
@@ -62,9 +60,7 @@ def parse_xlsx(
     except DocumentError:
         raise
     except Exception as exc:
-        raise CorruptDocumentError(
-            filename, f"the XLSX file is damaged and could not be read ({summary(exc)}). {_REPAIR}"
-        ) from None
+        raise damaged(filename, "XLSX file", exc, _REPAIR) from None
     finally:
         book.close()
         handle.close()
@@ -79,16 +75,10 @@ def parse_xls(
         # ragged rows: each row as long as its own last cell, not padded to the widest
         book = xlrd.open_workbook(str(path), on_demand=True, ragged_rows=True,
                                   logfile=io.StringIO())
-    except xlrd.XLRDError as exc:
-        if "encrypted" in str(exc).lower():
-            raise EncryptedDocumentError(filename, encrypted_reason()) from None
-        raise CorruptDocumentError(
-            filename, f"the XLS file is damaged and could not be read ({summary(exc)}). {_REPAIR}"
-        ) from None
     except Exception as exc:
-        raise CorruptDocumentError(
-            filename, f"the XLS file is damaged and could not be read ({summary(exc)}). {_REPAIR}"
-        ) from None
+        if isinstance(exc, xlrd.XLRDError) and "encrypted" in str(exc).lower():
+            raise EncryptedDocumentError(filename, encrypted_reason()) from None
+        raise damaged(filename, "XLS file", exc, _REPAIR) from None
     try:
         sheets = [
             (str(name), _xls_rows(book, index)) for index, name in enumerate(book.sheet_names())
@@ -99,9 +89,7 @@ def parse_xls(
     except DocumentError:
         raise
     except Exception as exc:
-        raise CorruptDocumentError(
-            filename, f"the XLS file is damaged and could not be read ({summary(exc)}). {_REPAIR}"
-        ) from None
+        raise damaged(filename, "XLS file", exc, _REPAIR) from None
     finally:
         book.release_resources()
     return _document(filename, "xls", pages, metadata, truncated)

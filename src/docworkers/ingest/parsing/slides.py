@@ -13,11 +13,11 @@ from typing import Any
 import pptx
 from pptx.enum.shapes import MSO_SHAPE_TYPE
 
-from docworkers.errors import CorruptDocumentError, DocumentError, NoExtractableTextError
+from docworkers.errors import DocumentError, NoExtractableTextError
 from docworkers.ingest.document import Page, ParsedDocument
-from docworkers.ingest.parsing._common import Deadline, clean_text, iso
+from docworkers.ingest.parsing._common import Deadline, clean_text, damaged, iso
 from docworkers.ingest.parsing.limits import ParseLimits
-from docworkers.ingest.parsing.packages import check_package, summary
+from docworkers.ingest.parsing.packages import check_package
 from docworkers.ingest.parsing.tables import markdown_table
 
 _REPAIR = "Open it in PowerPoint or LibreOffice, save it again as .pptx and upload that."
@@ -51,9 +51,7 @@ def parse_pptx(
     except DocumentError:
         raise
     except Exception as exc:  # python-pptx/lxml raise many types for damaged packages
-        raise CorruptDocumentError(
-            filename, f"the PPTX file is damaged and could not be read ({summary(exc)}). {_REPAIR}"
-        ) from None
+        raise damaged(filename, "PPTX file", exc, _REPAIR) from None
     if not pages:
         raise NoExtractableTextError(
             filename, "the presentation contains no text (its slides may hold only pictures)."
