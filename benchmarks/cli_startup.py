@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from _redis import redis_server  # benchmarks/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -51,24 +53,14 @@ def main() -> None:
     parser.add_argument("--redis-url", help="a running Redis (default: a private one)")
     args = parser.parse_args()
 
-    server = None
-    url = args.redis_url
-    if url is None:
-        from docworkers.embedded import EmbeddedRedis
-
-        server = EmbeddedRedis()
-        url = server.start()
-    env = {**os.environ, "DOCWORKERS_REDIS_URL": url, "DOCWORKERS_QUEUE": "startup-bench"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    try:
+    with redis_server(args.redis_url) as url:
+        env = {**os.environ, "DOCWORKERS_REDIS_URL": url, "DOCWORKERS_QUEUE": "startup-bench"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         rows = []
         for label, argv, target in COMMANDS:
             timed(argv, env)  # warm-up
             runs = [timed(argv, env) for _ in range(args.runs)]
             rows.append((label, statistics.median(runs), min(runs), max(runs), target))
-    finally:
-        if server is not None:
-            server.stop()
 
     load = os.getloadavg()
     print(f"\nStart-up, {args.runs} runs each (load average {load[0]:.2f} {load[1]:.2f} "

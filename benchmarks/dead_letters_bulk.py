@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis
+from _redis import delete_namespace
 
 from docworkers.queue import Failure, JobErrorInfo, JobSpec, RedisJobRepository, RepositoryConfig
 from docworkers.queue.dead_filter import DeadLetterFilter
@@ -66,11 +66,7 @@ async def main(url: str, count: int) -> None:
             await timed("pause + resume", lambda: _pause_resume(repo)),
         ]
     finally:
-        client = redis.Redis.from_url(url)
-        keys = list(client.scan_iter(match=f"{NAMESPACE}:*", count=1000))
-        for i in range(0, len(keys), 1000):
-            client.delete(*keys[i:i + 1000])
-        client.close()
+        delete_namespace(url, NAMESPACE)
         await repo.close()
     print(f"{count} dead jobs in one queue ({url})")
     print(f"{'action':<32} {'seconds':>8}  result")

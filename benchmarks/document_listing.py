@@ -22,8 +22,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
+from _redis import delete_namespace
 
 from docworkers.ingest.document_repository import (
     STATUS_SLICE,
@@ -75,11 +75,7 @@ async def main(url: str, count: int, collections: int) -> None:
                 args=["failed", 0, STATUS_SLICE])),
         ]
     finally:
-        sync = redis.Redis.from_url(url)
-        keys = list(sync.scan_iter(match=f"{NAMESPACE}:*", count=1000))
-        for i in range(0, len(keys), 1000):
-            sync.delete(*keys[i:i + 1000])
-        sync.close()
+        delete_namespace(url, NAMESPACE)
         await client.aclose()
     print(f"{count} documents in {collections} collections, a tenth failed ({url})")
     print(f"{'read':<32} {'seconds':>8}  result")

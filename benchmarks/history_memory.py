@@ -30,8 +30,8 @@ import asyncio
 import time
 
 import redis
+from _redis import delete_namespace, redis_server
 
-from docworkers.embedded import EmbeddedRedis
 from docworkers.queue import Failure, JobErrorInfo, RedisJobRepository, RepositoryConfig
 from docworkers.queue.history import HOURS_READ, LAST_BIN, MAX_DAYS, MINUTE_MS
 from docworkers.queue.redis.keys import QueueKeys
@@ -118,38 +118,31 @@ def main() -> None:
     parser.add_argument("--redis-url")
     parser.add_argument("--types", default="1,6", help="job types per queue to measure")
     args = parser.parse_args()
-    server = None
-    url = args.redis_url
-    if url is None:
-        server = EmbeddedRedis()
-        url = server.start()
-    client = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        version = client.info("server").get("redis_version", "?")
-        print(f"# history memory, worst case per queue, Redis {version}\n")
-        setting = "hash-max-listpack-entries"
-        original = client.config_get(setting)[setting]
-        print(f"| job types in the queue | keys | fields | {setting} | bytes | MiB |")
-        print("|---|---|---|---|---|---|")
-        for n in (int(x) for x in args.types.split(",")):
-            for entries in (original, "0"):
-                client.config_set(setting, entries)
-                try:
-                    keys = QueueKeys(f"mem{n}", NAMESPACE)
-                    size = fill_worst_case(client, keys, TYPES[:n])
-                finally:
-                    client.config_set(setting, original)
-                    for key in client.scan_iter(match=f"{NAMESPACE}:*"):
-                        client.delete(key)
-                fields = HOURS_READ * (120 + n * (LAST_BIN + 1)) \
-                    + MAX_DAYS * n * (LAST_BIN + 2) + n * (LAST_BIN + 3)
-                print(f"| {n} | {HOURS_READ + MAX_DAYS + 1} | {fields} | {entries} | {size} | "
-                      f"{size / 2**20:.2f} |")
-        asyncio.run(measure_commands(url))
-    finally:
-        client.close()
-        if server is not None:
-            server.stop()
+    with redis_server(args.redis_url) as url:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        try:
+            version = client.info("server").get("redis_version", "?")
+            print(f"# history memory, worst case per queue, Redis {version}\n")
+            setting = "hash-max-listpack-entries"
+            original = client.config_get(setting)[setting]
+            print(f"| job types in the queue | keys | fields | {setting} | bytes | MiB |")
+            print("|---|---|---|---|---|---|")
+            for n in (int(x) for x in args.types.split(",")):
+                for entries in (original, "0"):
+                    client.config_set(setting, entries)
+                    try:
+                        keys = QueueKeys(f"mem{n}", NAMESPACE)
+                        size = fill_worst_case(client, keys, TYPES[:n])
+                    finally:
+                        client.config_set(setting, original)
+                        delete_namespace(url, NAMESPACE)
+                    fields = HOURS_READ * (120 + n * (LAST_BIN + 1)) \
+                        + MAX_DAYS * n * (LAST_BIN + 2) + n * (LAST_BIN + 3)
+                    print(f"| {n} | {HOURS_READ + MAX_DAYS + 1} | {fields} | {entries} | "
+                          f"{size} | {size / 2**20:.2f} |")
+            asyncio.run(measure_commands(url))
+        finally:
+            client.close()
 
 
 if __name__ == "__main__":

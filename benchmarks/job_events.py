@@ -25,8 +25,8 @@ import argparse
 import asyncio
 
 import redis
+from _redis import redis_server
 
-from docworkers.embedded import EmbeddedRedis
 from docworkers.queue import Failure, JobErrorInfo, RedisJobRepository, RepositoryConfig
 from docworkers.queue.events import EVENT_CAP, EVENT_TEXT
 from docworkers.queue.spec import JobSpec
@@ -123,16 +123,8 @@ def main() -> None:
     parser.add_argument("--redis-url", help="default: start a private embedded server")
     parser.add_argument("--jobs", type=int, default=2000)
     args = parser.parse_args()
-    server = None
-    url = args.redis_url
-    if url is None:
-        server = EmbeddedRedis()
-        url = server.start()
-    try:
+    with redis_server(args.redis_url) as url:
         asyncio.run(measure(url, args.jobs))
-    finally:
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":
