@@ -28,7 +28,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from docworkers.embedded import EmbeddedRedis
+from _redis import redis_server  # benchmarks/ is on sys.path when a script runs
+
 from docworkers.queue import Job, JobSpec, RedisJobRepository, RepositoryConfig
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
@@ -102,12 +103,7 @@ async def main() -> None:
     parser.add_argument("--redis-url")
     parser.add_argument("--jobs", type=int, default=400)
     args = parser.parse_args()
-    server = None
-    url = args.redis_url
-    if not url:
-        server = EmbeddedRedis()
-        url = server.start()
-    try:
+    with redis_server(args.redis_url or None) as url:
         print(f"# {args.jobs} jobs per run, {os.cpu_count()} CPUs, load average "
               f"{os.getloadavg()[0]:.1f} at start\n")
         print("| job | policy | jobs/s | p50 ms | p95 ms | most at once |")
@@ -117,9 +113,6 @@ async def main() -> None:
                 r = await drain(url, kind, policy, args.jobs)
                 print(f"| {r.kind} | {r.policy} | {r.jobs_per_s:,.0f} | {r.p50_ms:,.0f} | "
                       f"{r.p95_ms:,.0f} | {r.peak} |", flush=True)
-    finally:
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

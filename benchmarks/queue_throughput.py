@@ -43,8 +43,8 @@ from multiprocessing.synchronize import Event
 from typing import Any, TypeVar
 
 import redis
+from _redis import redis_server  # benchmarks/ is on sys.path when a script runs
 
-from docworkers.embedded import EmbeddedRedis
 from docworkers.queue import Job, JobSpec, RedisJobRepository, RepositoryConfig, SyncJobProducer
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
@@ -351,63 +351,57 @@ def main() -> None:
     use_uvloop = uvloop_available() and not args.no_uvloop
     repeat = max(1, args.repeat)
 
-    server = None
-    url = args.redis_url
-    if not url:
-        server = EmbeddedRedis()
-        url = server.start()
-    admin = redis.Redis.from_url(url, decode_responses=True)
-    try:
-        clean(admin)
-        version = admin.info("server").get("redis_version", "?")
-        print(f"# {args.jobs} no-op jobs, Redis {version} at {url}, "
-              f"loop={'uvloop' if use_uvloop else 'asyncio'}, python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
-        rows: list[tuple[str, str, str]] = []
-        enqueue: dict[str, list[float]] = {}
-        for _ in range(repeat):
-            for label, jobs_per_s in run(bench_enqueue(url, args.jobs, admin),
-                                         use_uvloop).items():
-                enqueue.setdefault(label, []).append(jobs_per_s)
-        rows += [(label, _spread(values, rate), "jobs/s") for label, values in enqueue.items()]
-        sync = [bench_sync_enqueue(url, args.jobs, admin) for _ in range(repeat)]
-        rows.append(("enqueue, sync producer, one at a time", _spread([s.rate for s in sync], rate),
-                     "jobs/s"))
-        rows.append(("  client / total commands per sync enqueue",
-                     f"{sync[0].client_commands:.2f} / {sync[0].total_commands:.2f}", "cmds"))
-        if args.enqueue_only:
+    with redis_server(args.redis_url or None) as url:
+        admin = redis.Redis.from_url(url, decode_responses=True)
+        try:
+            clean(admin)
+            version = admin.info("server").get("redis_version", "?")
+            print(f"# {args.jobs} no-op jobs, Redis {version} at {url}, "
+                  f"loop={'uvloop' if use_uvloop else 'asyncio'}, python {sys.version.split()[0]}, "
+                  f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+            rows: list[tuple[str, str, str]] = []
+            enqueue: dict[str, list[float]] = {}
+            for _ in range(repeat):
+                for label, jobs_per_s in run(bench_enqueue(url, args.jobs, admin),
+                                             use_uvloop).items():
+                    enqueue.setdefault(label, []).append(jobs_per_s)
+            rows += [(label, _spread(values, rate), "jobs/s") for label, values in enqueue.items()]
+            sync = [bench_sync_enqueue(url, args.jobs, admin) for _ in range(repeat)]
+            rows.append(("enqueue, sync producer, one at a time",
+                         _spread([s.rate for s in sync], rate), "jobs/s"))
+            rows.append(("  client / total commands per sync enqueue",
+                         f"{sync[0].client_commands:.2f} / {sync[0].total_commands:.2f}", "cmds"))
+            if args.enqueue_only:
+                _print(rows)
+                return
+            drains = {p: [bench_drain(url, args.jobs, p, use_uvloop, admin) for _ in range(repeat)]
+                      for p in dict.fromkeys([1, *counts])}
+            one = drains[1]
+            rows.append(("drain, 1 worker process", _spread([d.rate for d in one], rate), "jobs/s"))
+            rows.append(("  worker CPU per job", _spread([d.worker_cpu * 1e6 for d in one],
+                                                         lambda v: f"{v:.1f}"), "us"))
+            rows.append(("  Redis CPU per job", _spread([d.redis_cpu * 1e6 for d in one],
+                                                        lambda v: f"{v:.1f}"), "us"))
+            pickup = bench_pickup(url, args.latency_jobs, use_uvloop, admin)
+            rows.append(("pickup latency p50 (idle worker)", f"{pickup.p50_ms:.2f}", "ms"))
+            rows.append(("pickup latency p99 (idle worker)", f"{pickup.p99_ms:.2f}", "ms"))
+            rows.append(("  p50 / p99 after the enqueue call returned",
+                         f"{pickup.after_p50_ms:.2f} / {pickup.after_p99_ms:.2f}", "ms"))
+            rows.append(("client commands/job (bulk enqueue + drain)",
+                         f"{one[0].client_commands:.3f}", "cmds"))
+            rows.append(("total commands/job incl. inside scripts", f"{one[0].total_commands:.2f}",
+                         "cmds"))
+            rows.append(("client commands/job (idle worker, one by one)",
+                         f"{pickup.client_commands:.2f}", "cmds"))
+            rows.append(("total commands/job (idle worker, one by one)",
+                         f"{pickup.total_commands:.2f}", "cmds"))
+            for p in counts:
+                rows.append((f"scaling: drain, {p} worker process{'es' if p > 1 else ''}",
+                             _spread([d.rate for d in drains[p]], rate), "jobs/s"))
             _print(rows)
-            return
-        drains = {p: [bench_drain(url, args.jobs, p, use_uvloop, admin) for _ in range(repeat)]
-                  for p in dict.fromkeys([1, *counts])}
-        one = drains[1]
-        rows.append(("drain, 1 worker process", _spread([d.rate for d in one], rate), "jobs/s"))
-        rows.append(("  worker CPU per job", _spread([d.worker_cpu * 1e6 for d in one],
-                                                     lambda v: f"{v:.1f}"), "us"))
-        rows.append(("  Redis CPU per job", _spread([d.redis_cpu * 1e6 for d in one],
-                                                    lambda v: f"{v:.1f}"), "us"))
-        pickup = bench_pickup(url, args.latency_jobs, use_uvloop, admin)
-        rows.append(("pickup latency p50 (idle worker)", f"{pickup.p50_ms:.2f}", "ms"))
-        rows.append(("pickup latency p99 (idle worker)", f"{pickup.p99_ms:.2f}", "ms"))
-        rows.append(("  p50 / p99 after the enqueue call returned",
-                     f"{pickup.after_p50_ms:.2f} / {pickup.after_p99_ms:.2f}", "ms"))
-        rows.append(("client commands/job (bulk enqueue + drain)",
-                     f"{one[0].client_commands:.3f}", "cmds"))
-        rows.append(("total commands/job incl. inside scripts", f"{one[0].total_commands:.2f}",
-                     "cmds"))
-        rows.append(("client commands/job (idle worker, one by one)",
-                     f"{pickup.client_commands:.2f}", "cmds"))
-        rows.append(("total commands/job (idle worker, one by one)",
-                     f"{pickup.total_commands:.2f}", "cmds"))
-        for p in counts:
-            rows.append((f"scaling: drain, {p} worker process{'es' if p > 1 else ''}",
-                         _spread([d.rate for d in drains[p]], rate), "jobs/s"))
-        _print(rows)
-    finally:
-        clean(admin)
-        admin.close()
-        if server is not None:
-            server.stop()
+        finally:
+            clean(admin)
+            admin.close()
 
 
 def _print(rows: list[tuple[str, str, str]]) -> None:
