@@ -61,13 +61,9 @@ def one_run(path: Path, size: int) -> Path:
     return path
 
 
-
-
 async def until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.05)
-
-
 
 
 class World:

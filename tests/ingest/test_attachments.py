@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from job_waits import until_finished
+from upload_support import make_worker, payload
 
 from docworkers.ingest.jobs.children import parent_tag
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.search import SearchService
-from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import JobFilter, JobStatus, RedisJobRepository
-from docworkers.workers import WorkerConfig
 
 MAIL = "formats/memo-with-attachments.eml"
-
-
-def make_worker(env: dict[str, Any]) -> UploadWorker:
-    return UploadWorker(UploadWorkerConfig(
-        worker=WorkerConfig(worker_name="upload-1", concurrency=2, retry_delay=0.0),
-        job_repo=env["jobs"], document_repo=env["documents"], vector_repo=env["vectors"],
-        services=env["services"],
-    ))
-
-
-
-
-def payload(corpus: Path, relative: str, tmp_path: Path) -> dict[str, Any]:
-    stored = tmp_path / "uploads" / Path(relative).name
-    stored.parent.mkdir(exist_ok=True)
-    shutil.copy(corpus / relative, stored)
-    return {"filename": stored.name, "file_path": str(stored), "collection": "risk-docs",
-            "file_size": stored.stat().st_size}
 
 
 async def test_email_attachments_become_searchable_children_and_a_rerun_adds_none(
         ingest_env: dict[str, Any], corpus: Path, tmp_path: Path) -> None:
     jobs: RedisJobRepository = ingest_env["jobs"]
     body = payload(corpus, MAIL, tmp_path)
-    async with make_worker(ingest_env):
+    async with make_worker(ingest_env, concurrency=2):
         await jobs.enqueue(UPLOAD_JOB_TYPE, body, job_id="mail-1")
         parent = await until_finished(jobs, "mail-1")
         assert parent.status == JobStatus.COMPLETED, parent.error

@@ -3,40 +3,26 @@ child, chunked, embedded with the real model, stored in real Chroma and found by
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from job_waits import until_finished
+from upload_support import make_worker, payload
 
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.search import SearchService
-from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import JobStatus, RedisJobRepository
-from docworkers.workers import WorkerConfig
 
 FILES = ["docx/fake-doc-emphasized-text.doc", "formats/stanley-cups.xlsx",
          "formats/tests-example.xls", "formats/favorite-things.pptx", "formats/fake-email.msg"]
 
 
-
-
 async def test_each_new_format_is_ingested_and_found_by_search(
         ingest_env: dict[str, Any], corpus: Path, tmp_path: Path) -> None:
     jobs: RedisJobRepository = ingest_env["jobs"]
-    storage = tmp_path / "uploads"
-    storage.mkdir()
-    ids = []
-    for relative in FILES:
-        stored = storage / Path(relative).name
-        shutil.copy(corpus / relative, stored)
-        ids.append(await jobs.enqueue(UPLOAD_JOB_TYPE, {
-            "filename": stored.name, "file_path": str(stored), "collection": "risk-docs"}))
-    worker = UploadWorker(UploadWorkerConfig(
-        worker=WorkerConfig(worker_name="upload-1", concurrency=2, retry_delay=0.0),
-        job_repo=jobs, document_repo=ingest_env["documents"], vector_repo=ingest_env["vectors"],
-        services=ingest_env["services"]))
-    async with worker:
+    ids = [await jobs.enqueue(UPLOAD_JOB_TYPE, payload(corpus, relative, tmp_path))
+           for relative in FILES]
+    async with make_worker(ingest_env, concurrency=2):
         finished = [await until_finished(jobs, job_id) for job_id in ids]
     assert [job.status for job in finished] == [JobStatus.COMPLETED] * len(FILES), \
         [job.error for job in finished]

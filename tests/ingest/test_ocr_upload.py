@@ -4,7 +4,6 @@ that OCR read it and how sure it was."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +17,14 @@ from scans import (
     TOO_LITTLE_MEMORY,
     flat,
 )
+from upload_support import make_worker, payload
 
 from docworkers.ingest.document_repository import DocumentStatus
 from docworkers.ingest.parsing import IsolatedParser, ParseLimits
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE
 from docworkers.ingest.pipeline import DocumentServices
 from docworkers.ingest.search import SearchService
-from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import JobStatus, RedisJobRepository
-from docworkers.workers import WorkerConfig
-
-
-def make_worker(env: dict[str, Any], **config: Any) -> UploadWorker:
-    return UploadWorker(UploadWorkerConfig(
-        worker=WorkerConfig(worker_name="ocr-1", retry_delay=0.0, **config),
-        job_repo=env["jobs"], document_repo=env["documents"], vector_repo=env["vectors"],
-        services=env["services"],
-    ))
-
-
-
-
-def payload(corpus: Path, relative: str, tmp_path: Path, **fields: Any) -> dict[str, Any]:
-    stored = tmp_path / "uploads" / Path(relative).name
-    stored.parent.mkdir(exist_ok=True)
-    shutil.copy(corpus / relative, stored)
-    return {"filename": stored.name, "file_path": str(stored), "collection": "risk-docs",
-            "file_size": stored.stat().st_size, **fields}
 
 
 async def test_a_sentence_on_a_scanned_page_is_found_by_search(
@@ -52,7 +32,7 @@ async def test_a_sentence_on_a_scanned_page_is_found_by_search(
     jobs: RedisJobRepository = ingest_env["jobs"]
     memo = await jobs.enqueue(UPLOAD_JOB_TYPE, payload(corpus, SCANNED_MEMO, tmp_path))
     mixed = await jobs.enqueue(UPLOAD_JOB_TYPE, payload(corpus, MIXED, tmp_path))
-    async with make_worker(ingest_env):
+    async with make_worker(ingest_env, "ocr-1"):
         memo_job = await until_finished(jobs, memo, 180)
         mixed_job = await until_finished(jobs, mixed, 180)
     assert memo_job.status == JobStatus.COMPLETED, memo_job.error
@@ -84,7 +64,7 @@ async def test_ocr_never_fails_a_scan_with_the_typed_no_text_error(
     jobs: RedisJobRepository = ingest_env["jobs"]
     job_id = await jobs.enqueue(UPLOAD_JOB_TYPE,
                                 payload(corpus, SCANNED_MEMO, tmp_path, ocr="never"))
-    async with make_worker(ingest_env, max_retries=3) as worker:
+    async with make_worker(ingest_env, "ocr-1", max_retries=3) as worker:
         job = await until_finished(jobs, job_id, 180)
         assert worker.is_running()
     assert job.status == JobStatus.FAILED and job.retry_count == 0
@@ -102,7 +82,7 @@ async def test_a_page_ocr_cannot_read_is_skipped_and_the_document_recorded_with_
     jobs: RedisJobRepository = env["jobs"]
     try:
         job_id = await jobs.enqueue(UPLOAD_JOB_TYPE, payload(corpus, MIXED, tmp_path))
-        async with make_worker(env):
+        async with make_worker(env, "ocr-1"):
             job = await until_finished(jobs, job_id, 180)
     finally:
         await services.aclose()

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from job_waits import until_finished
+from upload_support import make_worker, payload
 
 from docworkers.errors import InvalidPayloadError
 from docworkers.ingest.document_repository import DocumentStatus
 from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.pipeline import UploadPipeline
 from docworkers.ingest.search import SearchService
-from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import JobStatus, RedisJobRepository
-from docworkers.workers import WorkerConfig
 
 PAPER = "pdf/layout-parser-paper-fast.pdf"
 PHRASE = "A generalized learning-based framework dramatically reduces the need"
-
-
-def make_worker(env: dict[str, Any], **config: Any) -> UploadWorker:
-    config.setdefault("retry_delay", 0.0)
-    return UploadWorker(UploadWorkerConfig(
-        worker=WorkerConfig(worker_name="upload-1", **config), job_repo=env["jobs"],
-        document_repo=env["documents"], vector_repo=env["vectors"], services=env["services"],
-    ))
-
-
-
-
-def payload(corpus: Path, relative: str, tmp_path: Path, **fields: Any) -> dict[str, Any]:
-    stored = tmp_path / "uploads" / Path(relative).name
-    stored.parent.mkdir(exist_ok=True)
-    shutil.copy(corpus / relative, stored)
-    return {"filename": stored.name, "file_path": str(stored), "collection": "risk-docs",
-            "file_size": stored.stat().st_size, **fields}
 
 
 async def test_pdf_is_ingested_and_searchable(ingest_env: dict[str, Any], corpus: Path,

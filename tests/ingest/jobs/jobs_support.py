@@ -92,8 +92,6 @@ def worker_config(**options: Any) -> WorkerConfig:
     return WorkerConfig(**options)
 
 
-
-
 async def run_job(worker: BaseWorker, repo: RedisJobRepository, job_type: str,
                   payload: dict[str, Any]) -> Job:
     """Enqueue one job, run the worker until the job is finished, stop the worker."""
