@@ -4,6 +4,7 @@ fails the run (see pytest_sessionfinish)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -88,7 +89,8 @@ def long_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def check_invariants(client: redis.Redis, repo: RedisJobRepository) -> dict[str, str]:
     """Every job hash is in exactly one state collection matching its status, and every
-    collection member has a hash. Returns {job id: status}."""
+    collection member has a hash; a job still in the intake (or claimed from it, not yet
+    absorbed) has neither and is there once. Returns {job id: status}."""
     keys = repo.keys
     expected = {
         "pending": {keys.pending}, "queued": {keys.queued, keys.scheduled},
@@ -111,6 +113,14 @@ def check_invariants(client: redis.Redis, repo: RedisJobRepository) -> dict[str,
         assert ids <= set(statuses), f"{collection} holds ids without a job hash"
     for key in client.scan_iter(match=keys.events_prefix + "*"):  # deleted with their job
         assert key[len(keys.events_prefix):] in statuses, f"{key}: events of no job"
+    pushed = [json.loads(entry.partition("\n")[0])[0]
+              for key in (keys.claimed, keys.intake) for entry in client.lrange(key, 0, -1)
+              if entry]  # '' is a wake-up token
+    assert len(pushed) == len(set(pushed)), f"a job is in the intake twice: {pushed}"
+    for job_id in pushed:
+        assert job_id not in statuses, f"job {job_id} is in the intake and has a hash"
+        assert client.zscore(keys.all_jobs, job_id) is None
+        statuses[job_id] = "queued"
     return statuses
 
 

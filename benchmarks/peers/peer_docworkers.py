@@ -18,8 +18,11 @@ from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 client = redis.asyncio.Redis.from_url(URL)
 
 
+CONFIG = RepositoryConfig(queue="peers", namespace="peers")
+
+
 def repository() -> RedisJobRepository:
-    return RedisJobRepository.from_url(URL, RepositoryConfig(queue="peers", namespace="peers"))
+    return RedisJobRepository.from_url(URL, CONFIG)
 
 
 async def noop(job: Job, ctx: JobContext) -> None:

@@ -49,7 +49,9 @@ from docworkers.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv"
-PEERS = ("docworkers", "huey", "taskiq", "dramatiq", "saq", "arq", "celery")
+# docworkers_sync: the same worker, jobs enqueued by the synchronous producer
+PEERS = ("docworkers", "docworkers_sync", "huey", "taskiq", "dramatiq", "saq", "arq", "celery")
+OURS = ("docworkers", "docworkers_sync")
 COUNTER, PICKUP = "peers:count", "peers:pickup"  # as in _common.py
 DEFAULT_DB = 14
 STALL = 60.0  # seconds without progress before a peer counts as failed
@@ -206,19 +208,20 @@ def print_tables(rows: dict[str, Result], failed: dict[str, str]) -> None:
               f"| {cmds(r.per_enqueue)} + {cmds(r.per_job)} |")
     for label, error in failed.items():
         print(f"| {label} | failed: {error.splitlines()[-1][:120]} | | | |")
-    ours = next((r for label, r in rows.items() if label.startswith("docworkers")), None)
-    if ours is None:
-        return
-    print("\ndocworkers ÷ peer (rates: above 1 = docworkers faster; latency and commands: "
-          "below 1 = docworkers lower)\n")
-    print("| | enqueue | drain | pickup p50 / p99 | commands per enqueue / per run |")
-    print("|---|---|---|---|---|")
-    for label, r in rows.items():
-        if r is not ours:
-            print(f"| {label} | {ratio(ours.enqueue, r.enqueue)} | {ratio(ours.drain, r.drain)} "
-                  f"| {ratio(ours.p50, r.p50)} / {ratio(ours.p99, r.p99)} "
-                  f"| {ratio(ours.per_enqueue, r.per_enqueue)} / "
-                  f"{ratio(ours.per_job, r.per_job)} |")
+    for mine, ours in rows.items():
+        if mine.split()[0] not in OURS:
+            continue
+        print(f"\n{mine.split()[0]} ÷ peer (rates: above 1 = docworkers faster; latency and "
+              "commands: below 1 = docworkers lower)\n")
+        print("| | enqueue | drain | pickup p50 / p99 | commands per enqueue / per run |")
+        print("|---|---|---|---|---|")
+        for label, r in rows.items():
+            if label.split()[0] not in OURS:
+                print(f"| {label} | {ratio(ours.enqueue, r.enqueue)} "
+                      f"| {ratio(ours.drain, r.drain)} "
+                      f"| {ratio(ours.p50, r.p50)} / {ratio(ours.p99, r.p99)} "
+                      f"| {ratio(ours.per_enqueue, r.per_enqueue)} / "
+                      f"{ratio(ours.per_job, r.per_job)} |")
 
 
 def with_db(url: str) -> str:
@@ -240,7 +243,7 @@ def main() -> None:
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     if unknown := set(names) - set(PEERS):
         parser.error(f"unknown peer(s) {sorted(unknown)}; choose from {', '.join(PEERS)}")
-    others = peers_python() if set(names) - {"docworkers"} else None
+    others = peers_python() if set(names) - set(OURS) else None
 
     server = None
     if args.redis_url:
@@ -259,7 +262,7 @@ def main() -> None:
         env = {**os.environ, "PEERS_REDIS_URL": url}
         rows: dict[str, Result] = {}
         for name in names:
-            python = Path(sys.executable) if name == "docworkers" else others
+            python = Path(sys.executable) if name in OURS else others
             assert python is not None
             peer = Peer(name, python, env, logs / f"{name}.log")
             version = peer.run("version", timeout=60).strip()

@@ -218,11 +218,12 @@ class World:
     def state(self) -> dict[str, Any]:
         """Every key in Redis with its value, and every Chroma collection with every chunk's
         id, text, metadata and embedding. Left out: the live-worker registry (worker A's
-        heartbeat publishes its uptime) and the wake-up list (an idle worker pops it)."""
+        heartbeat publishes its uptime) and the intake and claimed lists (wake-up tokens, which
+        an idle worker pops)."""
         keys: dict[str, Any] = {}
         for key in sorted(self.redis.scan_iter("*")):  # type: ignore[type-var]
             name = str(key)
-            if ":worker:" in name or name.endswith((":workers", ":notify")):
+            if ":worker:" in name or name.endswith((":workers", ":intake", ":claimed")):
                 continue
             kind = self.redis.type(name)
             if kind == "string":

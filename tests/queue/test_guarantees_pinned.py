@@ -76,6 +76,7 @@ async def test_a_failed_attempt_is_retried_after_its_exponential_backoff(
         repo: RedisJobRepository, clean_redis: redis.Redis) -> None:
     fresh = await repo.enqueue("t", {})
     third = await repo.enqueue("t", {})
+    await repo.get_job(third)  # the intake absorbed: its hash exists to be changed below
     # As if it had failed twice already: its next retry is the third, 2^2 times the base.
     clean_redis.hset(repo.keys.job_prefix + third, "retry_count", 2)
     config = WorkerConfig(worker_name="w", retry_delay=50.0, retry_delay_cap=1000.0,
@@ -88,6 +89,7 @@ async def test_a_failed_attempt_is_retried_after_its_exponential_backoff(
     capped = WorkerConfig(worker_name="w", retry_delay=50.0, retry_delay_cap=60.0,
                           retry_jitter=False, max_retries=5, poll_interval=60)
     again = await repo.enqueue("t", {})
+    await repo.get_job(again)
     clean_redis.hset(repo.keys.job_prefix + again, "retry_count", 2)
     async with FunctionWorker(capped, job_repo=repo, handlers={"t": failing_handler}):
         await wait_status(repo, again, JobStatus.RETRYING)
@@ -284,7 +286,7 @@ async def test_wake_up_tokens_are_capped(redis_url: str, clean_redis: redis.Redi
         for _ in range(20):  # no worker takes the tokens
             await repo.enqueue("t", {})
         await repo.enqueue_many([JobSpec("t", {}) for _ in range(20)])
-        assert 0 < clean_redis.llen(repo.keys.notify) <= 5
+        assert 0 < clean_redis.llen(repo.keys.intake) <= 5
     finally:
         await repo.close()
 

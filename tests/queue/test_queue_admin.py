@@ -77,10 +77,10 @@ async def test_resuming_wakes_idle_workers(repo: RedisJobRepository,
         await repo.enqueue("t", {"n": i})
     reply = await repo.reserve("w", 10, lease=30)
     assert reply.jobs == []  # paused: nothing reserved ...
-    assert clean_redis.llen(repo.keys.notify) == 0  # ... and no token left to wake anyone
+    assert clean_redis.llen(repo.keys.intake) == 0  # ... and no token left to wake anyone
     assert await repo.queue_depth() == 0  # autoscaling adds no worker for a paused queue
     await repo.resume()
-    assert clean_redis.llen(repo.keys.notify) == 3  # one wake-up per ready job
+    assert clean_redis.llen(repo.keys.intake) == 3  # one wake-up per ready job
     assert await repo.queue_depth() == 3
     reply = await repo.reserve("w", 10, lease=30)
     assert len(reply.jobs) == 3
@@ -178,7 +178,7 @@ async def test_dead_jobs_retried_and_deleted_by_filter(repo: RedisJobRepository,
 
 
 async def _drained(client: redis.Redis, repo: RedisJobRepository) -> bool:
-    return client.llen(repo.keys.notify) == 0
+    return client.llen(repo.keys.intake) == 0
 
 
 async def _is(repo: RedisJobRepository, job_id: str, status: JobStatus) -> bool:

@@ -105,7 +105,9 @@ async def made_alike(redis_url: str, clean_redis: redis.Redis, repo: RedisJobRep
     producer; assert both sent the same script calls and left the same keyspace."""
     # Scripts loaded and connections open first, so that only the calls themselves are seen.
     await repo.cancel(await repo.enqueue("warm-up"))
+    await repo.cancel(await repo.enqueue("warm-up", job_id="warm-up-a"))  # enqueue.lua too
     producer.cancel(producer.enqueue("warm-up"))
+    producer.cancel(producer.enqueue("warm-up", job_id="warm-up-s"))
     seen = []
     for side in (repo, producer):
         clean_redis.flushdb()  # also the arrival counter: the queued scores must match too

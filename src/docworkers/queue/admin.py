@@ -67,7 +67,7 @@ class QueueAdmin:
     async def _set_paused(self, paused: bool) -> bool:
         k = self.keys
         with self._errors:
-            changed = await self._scripts.pause(keys=[k.paused, k.queued, k.notify],
+            changed = await self._scripts.pause(keys=[k.paused, k.queued, k.intake],
                                                 args=["1" if paused else "0",
                                                       self.config.notify_cap])
         return bool(changed)
@@ -111,7 +111,8 @@ class QueueAdmin:
         k = self.keys
         with self._errors:
             previous, moved = await self._scripts.run_now(
-                keys=[k.job(job_id), k.scheduled, k.queued, k.sequence, k.notify],
+                keys=[k.job(job_id), k.scheduled, k.queued, k.sequence, k.intake,
+                      *k.absorb_keys()],
                 args=[job_id, self.config.notify_cap])
         if not previous:
             raise JobNotFoundError(f"no job {job_id!r} in queue {self.queue!r}")

@@ -24,7 +24,7 @@ ENQUEUE_BATCH = 500  # jobs per enqueue.lua call: big enough to amortise, small 
 def enqueue_keys(keys: QueueKeys) -> list[str]:
     """enqueue.lua's KEYS, in its order."""
     return [keys.job_prefix, keys.queued, keys.scheduled, keys.pending, keys.all_jobs,
-            keys.sequence, keys.notify]
+            keys.sequence, keys.intake, *keys.absorb_keys()]
 
 
 def enqueue_batches(encoded: Sequence[tuple[str, ...]], notify_cap: int) -> list[list[Any]]:
@@ -45,7 +45,7 @@ def cancel_keys(keys: QueueKeys, job_id: str) -> list[str]:
     ``[job_id]``."""
     validate_job_id(job_id)
     return [keys.job(job_id), keys.pending, keys.queued, keys.scheduled, keys.cancelled,
-            keys.notify, keys.events(job_id)]
+            keys.events(job_id), *keys.absorb_keys()]
 
 
 def cancel_outcome(reply: str, job_id: str, queue: str) -> str:

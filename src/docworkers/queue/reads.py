@@ -1,6 +1,8 @@
 """The read side of :class:`~docworkers.queue.repository.RedisJobRepository`: finding and
 listing jobs, the dead-letter queue, statistics and live workers. Nothing here changes a job;
-reads of many keys are pipelined (one round trip). Also the connection checks (ping, server
+reads of many keys are pipelined (one round trip). Reads that look at waiting jobs first move
+the jobs pushed on the intake into the queue (absorb.lua, see intake.py), so a job is found,
+listed and counted as soon as its enqueue returned. Also the connection checks (ping, server
 settings) and :meth:`JobReads.owns`, the fencing check other writers make before each write."""
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
     from docworkers.queue.redis.errors import RedisErrors
     from docworkers.queue.redis.keys import QueueKeys
+    from docworkers.queue.redis.scripts import QueueScripts
     from docworkers.queue.repository_config import RepositoryConfig
 
 log = logging.getLogger("docworkers.queue")
@@ -50,6 +53,7 @@ class JobReads:
     keys: QueueKeys
     url: str
     _errors: RedisErrors  # ``with self._errors:`` around every command
+    _scripts: QueueScripts
 
     @property
     def queue(self) -> str:
@@ -86,12 +90,18 @@ class JobReads:
                 self.keys.job(job_id), ["token", "status"]))
         return current == str(token) and status == JobStatus.PROCESSING.value
 
+    async def _absorb(self) -> None:
+        """Move the intake's jobs into the queue (absorb.lua), so a read sees them."""
+        with self._errors:
+            await self._scripts.absorb(keys=self.keys.absorb_keys(), args=[])
+
     async def _range(self, key: str, start: int, stop: int) -> list[str]:
         with self._errors:
             return cast("list[str]", await self.client.zrange(key, start, stop))
 
     async def find_job(self, job_id: str) -> Job | None:
         validate_job_id(job_id)
+        await self._absorb()
         with self._errors:
             reply = self.client.hgetall(self.keys.job(job_id))
             data = await cast("Awaitable[dict[str, str]]", reply)
@@ -107,6 +117,7 @@ class JobReads:
         """The jobs that still exist among ``job_ids``, in that order (one round trip)."""
         if not job_ids:
             return []
+        await self._absorb()
         with self._errors:
             pipe = self.client.pipeline(transaction=False)
             for job_id in job_ids:
@@ -131,6 +142,7 @@ class JobReads:
         f = job_filter or JobFilter()
         if f.queues and self.queue not in f.queues:
             return JobPage([], 0)
+        await self._absorb()
         source = self.keys.all_jobs
         if len(f.statuses) == 1 and (only := self._collection_for(next(iter(f.statuses)))):
             source = only
@@ -190,6 +202,7 @@ class JobReads:
     async def stats(self) -> QueueStats:
         """Counts by status, totals, average processing time and live workers, one round trip."""
         k = self.keys
+        await self._absorb()
         with self._errors:
             now_s, now_us = await self.client.time()
             now_ms = now_s * 1000 + now_us // 1000
@@ -248,6 +261,7 @@ class JobReads:
     async def queue_depth(self) -> int:
         """Ready jobs a worker could take now (not delayed, not running; none while the queue
         is paused, so autoscaling adds no worker for them): one round trip."""
+        await self._absorb()
         with self._errors:
             pipe = self.client.pipeline(transaction=False)
             pipe.zcard(self.keys.queued)

@@ -1,7 +1,8 @@
 """The Redis job repository: every state change is one Lua script, one round trip.
 
-Round trips: one to enqueue (a bulk enqueue sends 500 jobs per script call, all pipelined;
-concurrent single enqueues share calls, see coalescer.py), one per reserved batch, with the
+Round trips: one to enqueue (a ready job with a generated id is one RPUSH on the intake list,
+see intake.py; a bulk enqueue sends 500 jobs per script call, all pipelined; concurrent single
+enqueues share calls, see coalescer.py), one per reserved batch, with the
 completions of finished jobs in the same pipeline; an idle worker's wait and its next
 reservation also share one (waiter.py). Reads (get, list, stats) are pipelined.
 
@@ -21,6 +22,7 @@ import redis.asyncio as aioredis
 from docworkers.errors import InvalidStateError, LeaseLostError
 from docworkers.queue.admin import QueueAdmin
 from docworkers.queue.coalescer import Coalescer
+from docworkers.queue.intake import IntakeLane, intake_entry
 from docworkers.queue.job import RESERVE_FIELDS, Job, JobStatus
 from docworkers.queue.producer_calls import (
     ENQUEUE_BATCH,
@@ -69,6 +71,8 @@ class RedisJobRepository(JobReads, QueueAdmin):
         self._loaded: set[str] = set()  # SHAs of scripts this repository loaded into Redis
         self._errors = RedisErrors(url=url)  # ``with self._errors:`` around every command
         self._enqueue_coalescer = Coalescer(self._enqueue_encoded, limit=ENQUEUE_BATCH)
+        self._intake = IntakeLane(client, self._errors)
+        self._intake_coalescer = Coalescer(self._push_intake, limit=ENQUEUE_BATCH)
 
     @classmethod
     def from_url(cls, url: str, config: RepositoryConfig | None = None, **options: Any) -> Self:
@@ -84,6 +88,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
     # -- connection -------------------------------------------------------------------------
 
     async def close(self) -> None:
+        await self._intake.close()
         await self.client.aclose()
 
     async def __aenter__(self) -> Self:
@@ -98,11 +103,20 @@ class RedisJobRepository(JobReads, QueueAdmin):
                       **options: Any) -> str:
         """Enqueue one job in one round trip; returns its id. See :class:`JobSpec`.
 
-        Concurrent calls share script calls (see :class:`Coalescer`).
+        A ready job with a generated id is one RPUSH on the intake list (intake.py); others
+        run enqueue.lua. Concurrent calls share commands (see :class:`Coalescer`).
         """
-        job_args = JobSpec(job_type, payload or {}, **options).script_args()
+        spec = JobSpec(job_type, payload or {}, **options)
+        fast = intake_entry(spec)
+        if fast is not None:
+            await self._intake_coalescer.submit(fast[1])
+            return fast[0]
+        job_args = spec.script_args()
         await self._enqueue_coalescer.submit(job_args)
         return job_args[0]
+
+    async def _push_intake(self, entries: Sequence[str]) -> None:
+        await self._intake.push(self.keys.intake, entries)
 
     async def create_job(self, job_type: str, payload: Mapping[str, Any] | None = None,
                          **options: Any) -> str:
@@ -158,8 +172,9 @@ class RedisJobRepository(JobReads, QueueAdmin):
             max_jobs = 0
         return ScriptCall(
             self._scripts.reserve,
-            [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.notify,
-             k.stats, k.all_jobs, k.cancelled, k.events_prefix, k.paused, k.history_prefix],
+            [k.job_prefix, k.queued, k.scheduled, k.active, k.dead, k.sequence, k.intake,
+             k.stats, k.all_jobs, k.cancelled, k.events_prefix, k.paused, k.history_prefix,
+             *k.absorb_keys()],
             [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
              "" if min_priority is None else min_priority,
              "" if only is None else " ".join(only), *RESERVE_FIELDS],
@@ -211,9 +226,10 @@ class RedisJobRepository(JobReads, QueueAdmin):
         # stopping worker need not rely on cancelling a blocked read (redis-py can swallow a
         # cancellation that lands while the command is being sent).
         timeout = min(timeout, MAX_BLOCK)
-        with self._errors:
-            got = await cast("Awaitable[list[str] | None]",
-                             client.blpop([self.keys.notify], timeout=max(timeout, 0.001)))
+        with self._errors:  # what it takes stays in the claimed list for the next absorb
+            got = await cast("Awaitable[str | None]", client.execute_command(  # type: ignore[no-untyped-call]
+                "BLMOVE", self.keys.intake, self.keys.claimed, "LEFT", "RIGHT",
+                max(timeout, 0.001)))
         return got is not None
 
     async def complete(self, job_id: str, token: int, result: Any = None) -> None:
@@ -309,7 +325,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
             args.extend((job_id, token))
         with self._errors:
             return int(await self._scripts.release(
-                keys=[k.job_prefix, k.active, k.queued, k.notify, k.events_prefix], args=args
+                keys=[k.job_prefix, k.active, k.queued, k.intake, k.events_prefix], args=args
             ))
 
     # -- managing ---------------------------------------------------------------------------
@@ -328,7 +344,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
         with self._errors:
             previous = await self._scripts.requeue(
                 keys=[k.job(job_id), k.failed, k.dead, k.cancelled, k.pending, k.queued,
-                      k.sequence, k.notify, k.events(job_id)],
+                      k.sequence, k.intake, k.events(job_id), *k.absorb_keys()],
                 args=[job_id, self.config.notify_cap],
             )
         if not previous:
@@ -357,8 +373,8 @@ class RedisJobRepository(JobReads, QueueAdmin):
         k = self.keys
         with self._errors:
             reply = await self._scripts.delete(
-                keys=[k.job(job_id), *k.collections(), k.all_jobs, k.notify,
-                      k.events(job_id)], args=[job_id]
+                keys=[k.job(job_id), *k.collections(), k.all_jobs, k.events(job_id),
+                      *k.absorb_keys()], args=[job_id]
             )
         if reply < 0:
             raise InvalidStateError(f"job {job_id!r} is running; cancel it before deleting")

@@ -5,7 +5,9 @@ one per call to reach :class:`~docworkers.queue.repository.RedisJobRepository` c
 the enqueue itself. This producer does the same through a synchronous redis-py client: it runs
 the same Lua scripts with the same keys and arguments (built in
 :mod:`docworkers.queue.producer_calls`) and validates jobs with the same :class:`JobSpec`, so a
-worker cannot tell which of the two made a job. No asyncio code runs on its path: it works in a
+worker cannot tell which of the two made a job (a ready job with a generated id is one RPUSH on
+the intake list, packed by :mod:`docworkers.queue.intake`, as the async repository does). No
+asyncio code runs on its path: it works in a
 plain thread, and inside a running loop's thread it is plain blocking code (there, prefer the
 async repository). As :mod:`docworkers.queue.rate_limit_sync` is to the async limiters.
 """
@@ -19,6 +21,7 @@ from typing import Any, Self, TypedDict, Unpack, cast
 
 import redis
 
+from docworkers.queue.intake import SyncIntakeLane, intake_entry
 from docworkers.queue.job import Job
 from docworkers.queue.producer_calls import (
     cancel_keys,
@@ -67,6 +70,8 @@ class SyncJobProducer:
         # Bound to the client, called by SHA, loaded again on NOSCRIPT (no round trip here).
         self._enqueue = register(client, "enqueue")
         self._cancel = register(client, "cancel")
+        self._absorb = register(client, "absorb")
+        self._intake = SyncIntakeLane(client, self._errors)
 
     @classmethod
     def from_url(cls, url: str, config: RepositoryConfig | None = None, **options: Any) -> Self:
@@ -92,6 +97,7 @@ class SyncJobProducer:
 
     def close(self) -> None:
         """Close the connection pool; closing again does nothing."""
+        self._intake.close()
         self.client.close()
 
     def __enter__(self) -> Self:
@@ -105,8 +111,14 @@ class SyncJobProducer:
     def enqueue(self, job_type: str, payload: Mapping[str, Any] | None = None,
                 **options: Unpack[EnqueueOptions]) -> str:
         """Enqueue one job in one round trip; returns its id. A given ``job_id`` makes it
-        idempotent: a job of that id that already exists is left as it is."""
-        job_args = JobSpec(job_type, payload or {}, **options).script_args()
+        idempotent: a job of that id that already exists is left as it is. A ready job with a
+        generated id is one RPUSH on the intake list (a retried push stays one job)."""
+        spec = JobSpec(job_type, payload or {}, **options)
+        fast = intake_entry(spec)
+        if fast is not None:
+            self._intake.push(self.keys.intake, [fast[1]])
+            return fast[0]
+        job_args = spec.script_args()
         self._store([job_args])
         return job_args[0]
 
@@ -138,6 +150,7 @@ class SyncJobProducer:
         """The job, or None if there is none of that id (or it was cleaned up)."""
         validate_job_id(job_id)
         with self._errors:
+            self._absorb(keys=self.keys.absorb_keys(), args=[])  # the intake's jobs first
             data = cast("dict[str, str]", self.client.hgetall(self.keys.job(job_id)))
         return Job.from_hash(data, self.queue) if data else None
 

@@ -1,11 +1,15 @@
-"""How an idle worker waits for work: BLPOP on the queue's wake-up list, on its own connection.
+"""How an idle worker waits for work: BLMOVE on the queue's intake list, on its own connection.
 
-Every enqueue that makes jobs ready pushes wake-up tokens (enqueue.lua); an idle worker blocks
-on that list instead of sleep-polling. :meth:`Waiter.wait_and_reserve` sends the BLPOP and the
-reserve script together: Redis runs the script the moment the BLPOP returns, woken or timed out,
-so a new job reaches an idle worker in one round trip instead of two.
+A job pushed on the intake (intake.py) and every script that makes jobs ready (wake-up tokens,
+pushed there too) end the wait; an idle worker blocks on that list instead of sleep-polling.
+BLMOVE, not BLPOP: the entry it takes goes to the claimed list, where the next script absorbs
+it (lua/_lib.lua), so a job entry taken by a worker that dies before reserving is not lost.
+:meth:`Waiter.wait_and_reserve` sends the BLMOVE and the reserve script together: Redis runs the
+script the moment the BLMOVE returns, woken or timed out, so a new job reaches an idle worker in
+one round trip instead of two. One blocking key per queue (a worker waits on its own queue),
+so the wait works on Redis Cluster too.
 
-Such a wait must not be cancelled: once the BLPOP has returned, the script may have leased jobs
+Such a wait must not be cancelled: once the BLMOVE has returned, the script may have leased jobs
 whose reply would be lost (they would sit leased until the lease ran out). :meth:`interrupt`
 ends a wait early instead, with CLIENT UNBLOCK from another connection, and the caller receives
 the reservation as usual.
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
     from docworkers.queue.protocol import Reservation
     from docworkers.queue.repository import RedisJobRepository
 
-MAX_BLOCK = 1.0  # seconds one BLPOP may block
+MAX_BLOCK = 1.0  # seconds one BLMOVE may block
 
 
 class Waiter:
@@ -54,7 +58,7 @@ class Waiter:
 
     async def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` (at most MAX_BLOCK) passes; True if woken."""
-        (woken,) = await self._send([self._blpop(timeout)])
+        (woken,) = await self._send([self._blmove(timeout)])
         return woken is not None
 
     async def wait_and_reserve(self, timeout: float, worker_id: str, max_jobs: int,
@@ -64,7 +68,7 @@ class Waiter:
         script, keys, args = self._repo._reserve_call(worker_id, max_jobs, lease,
                                                       default_max_retries, min_priority)
         _, reply = await self._send(
-            [self._blpop(timeout), ("EVALSHA", script.sha, len(keys), *keys, *args)]
+            [self._blmove(timeout), ("EVALSHA", script.sha, len(keys), *keys, *args)]
         )
         if isinstance(reply, NoScriptError):  # nothing ran: load the script and reserve now
             return await self._repo.reserve(worker_id, max_jobs, lease, default_max_retries,
@@ -84,9 +88,11 @@ class Waiter:
             await conn.disconnect()
             await self._repo.client.connection_pool.release(conn)
 
-    def _blpop(self, timeout: float) -> tuple[Any, ...]:
+    def _blmove(self, timeout: float) -> tuple[Any, ...]:
         # At most MAX_BLOCK, well below the socket timeout; never 0, which blocks forever.
-        return ("BLPOP", self._repo.keys.notify, max(min(timeout, MAX_BLOCK), 0.001))
+        keys = self._repo.keys
+        return ("BLMOVE", keys.intake, keys.claimed, "LEFT", "RIGHT",
+                max(min(timeout, MAX_BLOCK), 0.001))
 
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` in one write and read every reply; error replies raise, except

@@ -1,8 +1,8 @@
 """The fetcher: reserve jobs while the worker has free slots, and wait on Redis when there are none.
 
 Each reservation also carries the completions waiting in the acker (one round trip for both).
-When a reservation comes back short, the next one is sent together with a BLPOP on the queue's
-wake-up list on the waiter's own connection (:mod:`docworkers.queue.waiter`), so a new job
+When a reservation comes back short, the next one is sent together with a BLMOVE on the queue's
+intake list on the waiter's own connection (:mod:`docworkers.queue.waiter`), so a new job
 reaches an idle worker in one round trip; ``poll_interval`` (or the next delayed job) bounds the
 wait. Fair priority: the last ``urgent_slots`` free slots only take jobs of at least
 ``urgent_priority``.

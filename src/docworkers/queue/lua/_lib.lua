@@ -19,11 +19,69 @@ local function call_chunked(command, key, args)
   end
 end
 
--- Wake at most `count` idle workers, keeping the token list below `cap`.
-local function wake(notify, count, cap)
-  local room = cap - redis.call('LLEN', notify)
+-- Wake at most `count` idle workers: idle workers block on the intake list (see absorb), so a
+-- wake-up is an empty entry there, skipped by absorb. The list is kept below `cap` entries.
+local function wake(intake, count, cap)
+  local room = cap - redis.call('LLEN', intake)
   if count < room then room = count end
-  for _ = 1, room do redis.call('LPUSH', notify, '1') end
+  for _ = 1, room do redis.call('RPUSH', intake, '') end
+end
+
+-- The intake: a producer enqueues a ready job with a generated id in ONE command, an RPUSH of
+-- the packed job on the queue's intake list (docworkers.queue.intake packs it):
+--   JSON header [id, type, priority, max_retries, user_id, tags JSON, created ms] "\n" payload
+-- Idle workers block on that list with BLMOVE into the claimed list (so an entry taken by a
+-- worker that dies before its reservation is not lost). Every script that reads or changes the
+-- queue first calls absorb: it moves every job entry, claimed ones first (they were taken from
+-- the head), into a job hash, all-jobs and queued, with arrival numbers in list order, so FIFO
+-- by arrival at Redis holds across the intake and enqueue.lua. Wake-up tokens ('') stay: one
+-- is left whenever jobs are absorbed (however many tokens were there), and with only tokens
+-- there absorb writes nothing (so readers still work on a master that refuses writes:
+-- min-replicas-to-write). An entry
+-- whose job already exists is dropped (a producer's retried RPUSH after a lost reply:
+-- at-least-once into the list, exactly one job).
+-- KEYS (in this order, at `base` in the caller's KEYS): job key prefix, intake, claimed,
+-- queued, all-jobs, sequence. Returns the number of jobs created and whether a wake-up token
+-- is left in the intake.
+local function absorb(keys, base)
+  local prefix, intake, claimed = keys[base], keys[base + 1], keys[base + 2]
+  if redis.call('EXISTS', claimed, intake) == 0 then return 0, false end
+  local entries, tokens = {}, false
+  for _, list in ipairs({claimed, intake}) do
+    for _, entry in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      if entry == '' then tokens = true else entries[#entries + 1] = entry end
+    end
+  end
+  if #entries == 0 then return 0, tokens end
+  -- One token for the jobs made here: a worker between two waits has missed their entries.
+  redis.call('DEL', claimed, intake)
+  redis.call('RPUSH', intake, '')
+  local jobs = {}
+  for _, entry in ipairs(entries) do
+    local cut = string.find(entry, '\n', 1, true)
+    local ok, h = pcall(cjson.decode, string.sub(entry, 1, (cut or 1) - 1))
+    if cut and ok and type(h) == 'table' and redis.call('EXISTS', prefix .. h[1]) == 0 then
+      h.payload = string.sub(entry, cut + 1)
+      jobs[#jobs + 1] = h
+    end
+  end
+  if #jobs == 0 then return 0, true end
+  local seq = redis.call('INCRBY', keys[base + 5], #jobs) - #jobs
+  local listed, queued = {}, {}
+  for i, h in ipairs(jobs) do
+    local id, created = h[1], h[7]
+    redis.call('HSET', prefix .. id, 'id', id, 'type', h[2], 'payload', h.payload,
+      'priority', h[3], 'status', 'queued', 'progress', 0, 'message', '', 'retry_count', 0,
+      'max_retries', h[4], 'user_id', h[5], 'tags', h[6], 'created_at', created,
+      'updated_at', created, 'token', 0)
+    listed[#listed + 1] = created
+    listed[#listed + 1] = id
+    queued[#queued + 1] = ready_score(tonumber(h[3]), seq + i)
+    queued[#queued + 1] = id
+  end
+  call_chunked('ZADD', keys[base + 4], listed)
+  call_chunked('ZADD', keys[base + 3], queued)
+  return #jobs, true
 end
 
 -- A job's timeline: a list of events, each a JSON array [ms, kind, details...] (see

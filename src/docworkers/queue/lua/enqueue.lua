@@ -1,10 +1,13 @@
 -- Create jobs and queue them (or park them as pending or delayed). Idempotent per job id.
+-- The intake is absorbed first (_lib.lua), so these jobs queue behind the ones already pushed.
 -- KEYS[1] job key prefix  KEYS[2] queued zset  KEYS[3] scheduled zset  KEYS[4] pending zset
--- KEYS[5] all-jobs zset   KEYS[6] sequence     KEYS[7] notify list
+-- KEYS[5] all-jobs zset   KEYS[6] sequence     KEYS[7] intake list (wake-up tokens go there)
+-- KEYS[8..13] absorb's keys (_lib.lua)
 -- ARGV[1] number of jobs  ARGV[2] notify cap
 -- ARGV[3..] 8 values per job: id, type, payload (JSON), priority, delay ms (-1 = pending),
 --           max_retries ("" = the worker's default), user_id, tags (JSON)
 -- Returns: one integer per job: 1 created, 0 a job with that id already existed (no change)
+absorb(KEYS, 8)
 local now = now_ms()
 local n = tonumber(ARGV[1])
 local out = {}

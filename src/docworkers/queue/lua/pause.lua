@@ -1,8 +1,8 @@
 -- Pause or resume a queue. While its paused flag exists, reserve.lua leases none of its jobs
 -- (it still promotes due delayed jobs and recovers expired leases, so nothing is lost or
 -- failed); running jobs finish as usual. Resuming wakes idle workers, which block on the
--- notify list, one token per ready job (capped).
--- KEYS[1] paused flag  KEYS[2] queued  KEYS[3] notify
+-- intake list, one token per ready job (capped).
+-- KEYS[1] paused flag  KEYS[2] queued  KEYS[3] intake
 -- ARGV[1] '1' pause, '0' resume  ARGV[2] notify cap
 -- Returns: 1 if the call changed the queue's state, 0 if it already was paused (or running)
 local paused = redis.call('EXISTS', KEYS[1]) == 1

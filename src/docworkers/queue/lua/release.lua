@@ -1,6 +1,6 @@
 -- Hand jobs back to the ready queue at shutdown, ahead of their priority class, without
 -- counting an attempt; only jobs whose fencing token still holds.
--- KEYS[1] job key prefix  KEYS[2] active  KEYS[3] queued  KEYS[4] notify
+-- KEYS[1] job key prefix  KEYS[2] active  KEYS[3] queued  KEYS[4] intake (wake-ups)
 -- KEYS[5] job events prefix (each hand-back is recorded in the job's events)
 -- ARGV[1] notify cap  ARGV[2..] pairs: job id, fencing token
 -- Returns: number of jobs handed back

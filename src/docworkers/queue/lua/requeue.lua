@@ -1,8 +1,10 @@
 -- Put a failed, dead, cancelled or pending job back in the ready queue with a fresh retry budget.
 -- KEYS[1] job key  KEYS[2] failed  KEYS[3] dead  KEYS[4] cancelled  KEYS[5] pending
--- KEYS[6] queued   KEYS[7] sequence  KEYS[8] notify  KEYS[9] the job's events (recorded there)
+-- KEYS[6] queued   KEYS[7] sequence  KEYS[8] intake  KEYS[9] the job's events (recorded there)
+-- KEYS[10..15] absorb's keys (_lib.lua): the intake's jobs arrived first and queue first
 -- ARGV[1] id  ARGV[2] notify cap
 -- Returns: the job's previous status ('' if missing); only the four listed statuses move
+absorb(KEYS, 10)
 local h = redis.call('HMGET', KEYS[1], 'status', 'priority')
 local status = h[1]
 if not status then return '' end

@@ -1,12 +1,14 @@
 -- Reserve up to ARGV[1] ready jobs for a worker, after promoting due delayed jobs and
 -- recovering jobs whose lease expired (their worker died or stalled: that counts as an attempt).
 -- KEYS[1] job key prefix  KEYS[2] queued  KEYS[3] scheduled  KEYS[4] active (lease expiry)
--- KEYS[5] dead            KEYS[6] sequence  KEYS[7] notify  KEYS[8] stats  KEYS[9] all-jobs
+-- KEYS[5] dead            KEYS[6] sequence  KEYS[7] intake  KEYS[8] stats  KEYS[9] all-jobs
 -- KEYS[10] cancelled        KEYS[11] job events prefix
 -- KEYS[12] paused flag: while it exists no job is reserved (due jobs are still promoted
 --          and expired leases recovered), and the wake-up tokens are dropped
 -- KEYS[13] history prefix: a lease that expired is a failed attempt, counted in its minute
 --          and day unless the job was being cancelled (_lib.lua)
+-- KEYS[14..19] absorb's keys (_lib.lua): the intake is absorbed before anything else, so the
+--          jobs pushed there take their place by priority and arrival before any is popped
 -- ARGV[1] max jobs  ARGV[2] lease ms  ARGV[3] worker id  ARGV[4] default max_retries
 -- ARGV[5] dead-letter cap
 -- ARGV[6] lowest priority to take: '' for any job (a worker's capacity kept for urgent jobs
@@ -22,6 +24,7 @@
 --          reservation sets status processing, started_at and updated_at now, worker_id
 --          ARGV[3], progress 0 and message '', and deletes completed_at. Each reservation and
 --          each recovered lease is recorded in the job's events.
+local _, woken = absorb(KEYS, 14)
 local now = now_ms()
 local prefix = KEYS[1]
 
@@ -135,8 +138,15 @@ if n > 0 then
   end
   call_chunked('ZADD', KEYS[4], leased)
 end
--- Paused: no worker may take the ready jobs, so a token would only wake one in vain.
-if paused or redis.call('ZCARD', KEYS[2]) == 0 then redis.call('DEL', KEYS[7]) end
+-- The intake holds at most wake-up tokens now (absorbed above). None are needed while paused
+-- or with nothing ready. A full batch may have left ready jobs behind: one token wakes one more
+-- idle worker, whose full batch does the same in turn (a short batch pushes none, so a worker
+-- cannot wake itself in a loop).
+if paused or redis.call('ZCARD', KEYS[2]) == 0 then
+  if woken then redis.call('DEL', KEYS[7]) end
+elseif not woken and n > 0 and #out - 2 >= n then
+  redis.call('RPUSH', KEYS[7], '')
+end
 local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 if nxt[2] then out[1] = tonumber(nxt[2]) end
 return out

@@ -119,9 +119,22 @@ class QueueKeys:
         return self.prefix + "seq"
 
     @property
-    def notify(self) -> str:
-        """Wake-up tokens: idle workers block on this list instead of sleep-polling."""
-        return self.prefix + "notify"
+    def intake(self) -> str:
+        """Ready jobs pushed in one command each (docworkers.queue.intake), not yet moved into
+        the queue's hashes and sets, and wake-up tokens: idle workers block on this list."""
+        return self.prefix + "intake"
+
+    @property
+    def claimed(self) -> str:
+        """Intake entries an idle worker's blocking wait took, until its reservation (or any
+        script) absorbs them: kept here so that a worker dying in between loses nothing."""
+        return self.prefix + "claimed"
+
+    def absorb_keys(self) -> list[str]:
+        """The KEYS of absorb (queue/lua/_lib.lua), which scripts that read or change the
+        queue take at the end of their own."""
+        return [self.job_prefix, self.intake, self.claimed, self.queued, self.all_jobs,
+                self.sequence]
 
     @property
     def paused(self) -> str:

@@ -117,6 +117,7 @@ class QueueScripts:
     cleanup: AsyncScript
     pause: AsyncScript
     run_now: AsyncScript
+    absorb: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> QueueScripts:

@@ -1,0 +1,183 @@
+"""The intake: a ready job with a generated id is enqueued in ONE Redis command.
+
+enqueue.lua runs about eight commands per job (the time, an arrival number, an existence check,
+the hash, two sorted sets, the wake-up list). A job that needs none of its checks (no ``job_id``
+of the caller's, so no idempotency to keep; no delay; not pending) is instead packed here and
+pushed with ``RPUSH <queue>:intake``: a generated id cannot collide, and the push itself wakes
+an idle worker, which blocks on that list (waiter.py). The first script that reads or changes
+the queue afterwards (a reservation, an enqueue, cancel, delete...) absorbs the list into job
+hashes and the ready set, in arrival order, before anything else (``absorb`` in
+``lua/_lib.lua``, which also documents the entry format); readers in Python run
+``absorb.lua`` first. So priority and FIFO hold exactly as if enqueue.lua had run at the push.
+
+:class:`IntakeLane` sends the pushes of the asyncio repository on a connection of its own, in
+one write and one read per push: redis-py's per-command timeout runs every send as a task of
+its own (``asyncio.wait_for``), which costs more than the push. :class:`SyncIntakeLane` does the
+same for the synchronous producer, under a lock, without the pool and retry machinery of each
+redis-py call (a third of the time of ``client.rpush`` on a loaded machine). A push lost to a
+broken connection is sent again; if the first one had arrived after all, absorb keeps the one
+job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio as aioredis
+    from redis.asyncio.connection import AbstractConnection
+
+    from docworkers.queue.redis.errors import RedisErrors
+    from docworkers.queue.spec import JobSpec
+
+__all__ = ["IntakeLane", "SyncIntakeLane", "intake_entry"]
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+RETRIES = 3  # a push that meets a broken connection is sent again on a new one, this often
+BACKOFF = 0.05  # seconds before the first retry, doubling
+
+
+def intake_entry(spec: JobSpec) -> tuple[str, str] | None:
+    """``(job id, entry)`` for the intake list, or None when ``spec`` needs enqueue.lua (its
+    own ``job_id``, a delay or a ``run_at``)."""
+    if spec.job_id is not None or spec.run_at is not None or spec.delay:
+        return None
+    job_id, job_type, payload, priority, _, max_retries, user_id, tags = spec.script_args()
+    created = str(time.time_ns() // 1_000_000)
+    header = _encode([job_id, job_type, priority, max_retries, user_id, tags, created])
+    return job_id, f"{header}\n{payload}"
+
+
+class IntakeLane:
+    """RPUSHes of intake entries on a connection of this lane's own (see the module doc).
+
+    Used by one caller at a time (the repository's coalescer); a client without a connection
+    pool (Redis Cluster) pushes through the client itself.
+    """
+
+    def __init__(self, client: aioredis.Redis, errors: RedisErrors) -> None:
+        self._client = client
+        self._errors = errors
+        self._conn: AbstractConnection | None = None
+        pool = getattr(client, "connection_pool", None)
+        self._timeout: float | None = (
+            pool.connection_kwargs.get("socket_timeout") if pool is not None else None)
+
+    async def push(self, key: str, entries: Sequence[str]) -> None:
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is None:
+            with self._errors:
+                await cast("Any", self._client.rpush(key, *entries))
+            return
+        pause = BACKOFF
+        for attempt in range(RETRIES + 1):
+            try:
+                with self._errors:
+                    await self._push(pool, key, entries)
+                return
+            except Exception as exc:
+                if attempt == RETRIES or not _resend(exc):
+                    raise
+            await asyncio.sleep(pause)
+            pause *= 2
+
+    async def _push(self, pool: Any, key: str, entries: Sequence[str]) -> None:
+        conn = self._conn
+        if conn is None:
+            # Held until close() (the pool closes it with the client otherwise), without its
+            # socket timeout: the timeout below bounds the whole push instead, with no task
+            # per command.
+            conn = await pool.get_connection()
+            conn.socket_timeout = None
+            self._conn = conn
+        try:
+            async with asyncio.timeout(self._timeout):
+                await conn.send_packed_command(conn.pack_command("RPUSH", key, *entries),
+                                               check_health=False)
+                await conn.read_response()
+        except TimeoutError as exc:
+            await self._drop()
+            raise RedisTimeoutError(f"no reply to the intake push within {self._timeout} s"
+                                    ) from exc
+        except BaseException:
+            await self._drop()  # a reply may be left unread
+            raise
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.disconnect(nowait=True)
+            conn.socket_timeout = self._timeout
+            await cast("Any", self._client).connection_pool.release(conn)
+
+    async def close(self) -> None:
+        await self._drop()
+
+
+class SyncIntakeLane:
+    """:class:`IntakeLane` for synchronous code: thread-safe (one push at a time, under a
+    lock), on a connection taken from the client's pool and held until :meth:`close`."""
+
+    def __init__(self, client: redis.Redis, errors: RedisErrors) -> None:
+        self._client = client
+        self._errors = errors
+        self._conn: Any = None  # a redis-py connection (its sync API is partly untyped)
+        self._lock = threading.Lock()
+
+    def push(self, key: str, entries: Sequence[str]) -> None:
+        pool = getattr(self._client, "connection_pool", None)
+        if pool is None:  # Redis Cluster
+            with self._errors:
+                self._client.rpush(key, *entries)
+            return
+        pause = BACKOFF
+        for attempt in range(RETRIES + 1):
+            try:
+                with self._errors, self._lock:
+                    self._push(pool, key, entries)
+                return
+            except Exception as exc:
+                if attempt == RETRIES or not _resend(exc):
+                    raise
+            time.sleep(pause)
+            pause *= 2
+
+    def _push(self, pool: Any, key: str, entries: Sequence[str]) -> None:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_command("RPUSH", key, *entries),
+                                     check_health=False)
+            conn.read_response()
+        except BaseException:
+            self._drop()  # a reply may be left unread
+            raise
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.disconnect()
+            self._client.connection_pool.release(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def _resend(exc: Exception) -> bool:
+    """Whether a push that raised ``exc`` (translated by RedisErrors) may be sent again: the
+    connection broke (the push may or may not have arrived; absorb keeps one job either way),
+    but not a timeout (the server may be stuck: the caller hears of it at once)."""
+    cause = exc.__cause__
+    return isinstance(cause, RedisConnectionError | OSError) \
+        and not isinstance(cause, RedisTimeoutError | TimeoutError)
