@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis_cluster import ClusterStartError, RedisClusterSet, keyspace_client, start_cluster
 from server_start import start_valkey
 
 from docworkers.embedded import EmbeddedRedis
 from docworkers.queue import RedisJobRepository, RepositoryConfig
+from docworkers.queue.redis.clients import async_client
 from docworkers.workers.circuit_breaker import breakers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +49,24 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterSet]:
+    """A real Redis Cluster (3 primaries, 3 replicas; tests/redis_cluster.py), started when a
+    test first asks for it and stopped at the end of the session. Never a skip: without
+    redis-server the test fails saying how to install it."""
+    try:
+        cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    except ClusterStartError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def clean_redis(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = keyspace_client(redis_url)  # on a cluster FLUSHDB and KEYS reach every primary
     client.flushdb()
     yield client
     client.close()
@@ -151,14 +168,12 @@ def parser():  # type: ignore[no-untyped-def]
 async def ingest_env(redis_url: str, clean_redis: redis.Redis, tmp_path: Path,
                      embedder):  # type: ignore[no-untyped-def]
     """Real Redis, real embedded Chroma in tmp_path, the real model: an UploadWorker's world."""
-    import redis.asyncio as aioredis
-
     from docworkers.ingest.document_repository import DocumentRepository
     from docworkers.ingest.pipeline import DocumentServices
     from docworkers.ingest.vector_store import ChromaVectorRepository
 
     jobs = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="ingest"))
-    documents = DocumentRepository(aioredis.Redis.from_url(redis_url, decode_responses=True))
+    documents = DocumentRepository(async_client(redis_url))
     vectors = ChromaVectorRepository.from_path(tmp_path / "chroma")
     services = DocumentServices.local(embedder)
     yield {"jobs": jobs, "documents": documents, "vectors": vectors, "services": services,

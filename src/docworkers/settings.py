@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from docworkers.errors import ConfigurationError
+from docworkers.queue.redis.cluster_url import ClusterURL, is_cluster_url
 from docworkers.queue.redis.sentinel_url import SentinelURL, is_sentinel_url
 from docworkers.workers.config import WorkerConfig
 
@@ -137,6 +138,8 @@ class Settings:
                 raise ConfigurationError(name, f"{value!r} is not a URL (scheme://host...)")
         if self.redis_url is not None and is_sentinel_url(self.redis_url):
             SentinelURL.parse(self.redis_url)  # its ConfigurationError names redis_url
+        if self.redis_url is not None and is_cluster_url(self.redis_url):
+            ClusterURL.parse(self.redis_url)  # the same
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,

@@ -9,32 +9,45 @@ A ``redis+sentinel://`` URL (:mod:`~docworkers.queue.redis.sentinel_url`) gives 
 master that its sentinels name: each new connection asks them where the master is, so after a
 failover the connections that broke reconnect to the promoted replica (a command that met the
 break is retried like any connection error).
+
+A ``redis+cluster://`` URL (:mod:`~docworkers.queue.redis.cluster_url`) gives redis-py's
+``RedisCluster``, which sends each command to the primary owning its keys' slot and follows the
+cluster through failovers (a command that meets a dead primary is retried after the client
+reads the slots again). It is returned under the ``Redis`` type: it offers the same commands,
+and every key docworkers builds carries a hash tag, so what one script or pipeline touches sits
+in one slot. The few places that need one connection of their own (the waiter) or every
+primary (listings by SCAN) ask :func:`is_cluster`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from docworkers.errors import ConfigurationError
-from docworkers.queue.redis.packing import use_hiredis_packing
+from docworkers.queue.redis.cluster_url import ClusterURL, is_cluster_url
+from docworkers.queue.redis.packing import use_hiredis_packing, use_hiredis_packing_cluster
 from docworkers.queue.redis.sentinel_connection import (
     AsyncSentinelConnection,
     SyncSentinelConnection,
 )
 from docworkers.queue.redis.sentinel_url import SentinelURL, is_sentinel_url
 
-__all__ = ["DEFAULT_CLIENT_SETTINGS", "ClientSettings", "async_client", "sync_client"]
+__all__ = ["DEFAULT_CLIENT_SETTINGS", "ClientSettings", "async_client", "is_cluster",
+           "sync_client"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,10 +105,12 @@ DEFAULT_CLIENT_SETTINGS = ClientSettings()
 
 def async_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
                  **options: Any) -> aioredis.Redis:
-    """An asyncio client of ``url`` (``redis://``, ``rediss://``, ``unix://`` or
-    ``redis+sentinel://``), connecting lazily; ``options`` override redis-py keyword arguments.
-    Commands are packed by hiredis."""
+    """An asyncio client of ``url`` (``redis://``, ``rediss://``, ``unix://``,
+    ``redis+sentinel://`` or ``redis+cluster://``), connecting lazily; ``options`` override
+    redis-py keyword arguments. Commands are packed by hiredis."""
     kwargs = {**settings.options(AsyncRetry), **options}
+    if is_cluster_url(url):
+        return cast("aioredis.Redis", _async_cluster(ClusterURL.parse(url), kwargs))
     if is_sentinel_url(url):
         parts = SentinelURL.parse(url)
         sentinels = AsyncSentinel(  # type: ignore[no-untyped-call]  # redis-py
@@ -115,6 +130,8 @@ def sync_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
                 **options: Any) -> redis.Redis:
     """A thread-safe synchronous client of ``url``, connecting lazily (see :func:`async_client`)."""
     kwargs = {**settings.options(Retry), **options}
+    if is_cluster_url(url):
+        return cast("redis.Redis", _sync_cluster(ClusterURL.parse(url), kwargs))
     if is_sentinel_url(url):
         parts = SentinelURL.parse(url)
         sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py
@@ -128,6 +145,28 @@ def sync_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
         return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
         raise _bad_url(url, exc) from exc
+
+
+def _async_cluster(parts: ClusterURL, kwargs: dict[str, Any]) -> AsyncRedisCluster:
+    """The asyncio cluster client (returned as ``Redis``: see the module's doc)."""
+    nodes = [AsyncClusterNode(host, port) for host, port in parts.nodes]
+    return use_hiredis_packing_cluster(
+        AsyncRedisCluster(startup_nodes=nodes, **{**kwargs, **parts.options}))
+
+
+def _sync_cluster(parts: ClusterURL, kwargs: dict[str, Any]) -> RedisCluster:
+    nodes = [ClusterNode(host, port) for host, port in parts.nodes]  # type: ignore[no-untyped-call]
+    return RedisCluster(startup_nodes=nodes, **{**kwargs, **parts.options})
+
+
+def is_cluster(client: object) -> bool:
+    """True when ``client`` (from :func:`async_client` or :func:`sync_client`, or a pipeline of
+    one) talks to a Redis Cluster."""
+    from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
+    from redis.cluster import ClusterPipeline
+
+    return isinstance(client, AsyncRedisCluster | RedisCluster | AsyncClusterPipeline
+                      | ClusterPipeline)
 
 
 def _master_options(parts: SentinelURL) -> dict[str, Any]:

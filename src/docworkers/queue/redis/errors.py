@@ -13,8 +13,18 @@ from __future__ import annotations
 from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MasterDownError,
+    MovedError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MasterDownError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docworkers.errors import DocworkersError, RepositoryConnectionError, RepositoryError
@@ -78,8 +88,20 @@ class RedisErrors:
 
 def _no_writes_now(exc: BaseException) -> bool:
     """An error reply meaning "not now" rather than "never": a master that has too few replicas
-    in sync (NOREPLICAS), a replica cut off from its master, or one not yet promoted. Nothing
-    was written (the first write of a script is refused, so it wrote nothing either): the
-    caller may send it again, as after a lost connection."""
-    return isinstance(exc, ReadOnlyError | MasterDownError) \
+    in sync (NOREPLICAS), a replica cut off from its master, or one not yet promoted; on a
+    cluster, a node that no longer (MOVED, ASK) or not yet (TRYAGAIN) serves the slot, or a
+    cluster without a primary for it (CLUSTERDOWN, during a failover) or whose topology the
+    client cannot read now. Nothing was written (the
+    first write of a script is refused, so it wrote nothing either): the caller may send it
+    again, as after a lost connection."""
+    return isinstance(exc, ReadOnlyError | MasterDownError | ClusterDownError | MovedError
+                      | AskError | TryAgainError | SlotNotCoveredError) \
+        or _no_cluster_now(exc) \
         or str(exc).startswith("NOREPLICAS")
+
+
+def _no_cluster_now(exc: BaseException) -> bool:
+    """redis-py's cluster client could not read the topology: no node answered, or the slots
+    are not all served (a failover under way)."""
+    return type(exc) is RedisClusterException and (
+        "cannot be connected" in str(exc) or "not covered" in str(exc))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -19,6 +20,7 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.utils import HIREDIS_AVAILABLE
 
 from docworkers.queue.redis.sentinel_connection import AsyncSentinelConnection
@@ -55,6 +57,25 @@ class HiredisSentinelConnection(_HiredisPacking, AsyncSentinelConnection):
     pass
 
 
+class ClusterConnection(Connection):
+    """A connection of a cluster client's node. The client closes every node's connections
+    when it reads the slots again (after a connection error, e.g. a dead primary), also those
+    another task is about to write on; redis-py then fails with an AttributeError on the
+    missing socket, which nothing retries. It is a ConnectionError here, which the client
+    retries on the new topology (nothing was sent)."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except AttributeError as exc:
+            raise RedisConnectionError(f"the connection was closed under a command: {exc}") \
+                from exc
+
+
+class HiredisClusterConnection(_HiredisPacking, ClusterConnection):
+    pass
+
+
 _FASTER: dict[type[AbstractConnection], type[AbstractConnection]] = {
     Connection: HiredisConnection,
     SSLConnection: HiredisSSLConnection,
@@ -71,4 +92,15 @@ def use_hiredis_packing(client: Redis) -> Redis:
     pool = client.connection_pool
     if HIREDIS_AVAILABLE:
         pool.connection_class = _FASTER.get(pool.connection_class, pool.connection_class)
+    return client
+
+
+def use_hiredis_packing_cluster(client: RedisCluster) -> RedisCluster:
+    """The same for a cluster client, with :class:`ClusterConnection`: the connections of
+    every node, found now or later."""
+    connection_class = HiredisClusterConnection if HIREDIS_AVAILABLE else ClusterConnection
+    if client.connection_kwargs["connection_class"] is Connection:  # not TLS, nor custom
+        client.connection_kwargs["connection_class"] = connection_class  # shared with the
+        for node in client.startup_nodes:  # nodes manager: nodes found later get it too
+            node.connection_class = connection_class
     return client

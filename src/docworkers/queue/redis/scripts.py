@@ -23,6 +23,8 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
+from docworkers.queue.redis.clients import is_cluster
+from docworkers.queue.redis.cluster import cluster_script, load_on_owner
 from docworkers.queue.redis.errors import RedisErrors
 
 __all__ = ["QueueScripts", "ReserveReply", "ScriptCall", "lua_source", "register",
@@ -46,7 +48,9 @@ def register(client: redis.Redis, name: str, package: str = QUEUE) -> Script: ..
 def register(client: aioredis.Redis | redis.Redis, name: str,
              package: str = QUEUE) -> AsyncScript | Script:
     """Script ``name`` of ``package`` bound to ``client`` (no round trip: it is loaded into the
-    server on its first call)."""
+    server on its first call; on a cluster, into the primary of its keys' slot)."""
+    if (script := cluster_script(client, lua_source(name, package))) is not None:
+        return script
     return client.register_script(lua_source(name, package))
 
 
@@ -80,7 +84,9 @@ async def run_pipelined(client: aioredis.Redis, calls: Sequence[ScriptCall], *,
         pipe = client.pipeline(transaction=False)
         for i in todo:
             script, keys, args = calls[i]
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            # execute_command: a cluster's pipeline refuses evalsha() by name (redis-py blocks
+            # it), yet sends EVALSHA to the primary of its keys' slot like any keyed command.
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         with errors:
             results = await pipe.execute(raise_on_error=False)
         missing = []
@@ -94,8 +100,12 @@ async def run_pipelined(client: aioredis.Redis, calls: Sequence[ScriptCall], *,
         if not missing:
             break
         with errors:
-            for script in {calls[i].script.sha: calls[i].script for i in missing}.values():
-                await client.script_load(script.script)
+            if is_cluster(client):  # into the primary that refused it
+                for i in missing:
+                    await load_on_owner(client, calls[i].script.script, calls[i].keys)
+            else:
+                for script in {calls[i].script.sha: calls[i].script for i in missing}.values():
+                    await client.script_load(script.script)
         todo = missing
     return replies
 
