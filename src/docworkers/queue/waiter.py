@@ -23,6 +23,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
 from docworkers.errors import RepositoryError
+from docworkers.queue.redis.clients import is_cluster
+from docworkers.queue.redis.cluster import own_connection, unblock
 
 if TYPE_CHECKING:
     from docworkers.queue.protocol import Reservation
@@ -43,10 +45,13 @@ class Waiter:
         if self._conn is not None:
             return
         with self._repo._errors:
-            pool = self._repo.client.connection_pool
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py
+            if is_cluster(self._repo.client):  # to the primary serving the queue's slot now
+                conn = await own_connection(self._repo.client, self._repo.keys.prefix)
+            else:
+                pool = self._repo.client.connection_pool
+                conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py
             self._conn = conn
-            conn.register_connect_callback(self._on_connect)
+            conn.register_connect_callback(self._on_connect)  # type: ignore[no-untyped-call]
             await self._read_client_id(conn)  # the pool may hand out a connected connection
 
     async def _on_connect(self, conn: AbstractConnection) -> None:
@@ -79,14 +84,18 @@ class Waiter:
         """End a wait in progress as if it timed out (no-op when there is none)."""
         if self._client_id is not None:
             with self._repo._errors:
-                await self._repo.client.client_unblock(self._client_id)
+                if not is_cluster(self._repo.client):
+                    await self._repo.client.client_unblock(self._client_id)
+                elif self._conn is not None:  # on the node of our connection
+                    await unblock(self._repo.client, self._conn, self._client_id)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.deregister_connect_callback(self._on_connect)  # type: ignore[no-untyped-call]
             await conn.disconnect()
-            await self._repo.client.connection_pool.release(conn)
+            if not is_cluster(self._repo.client):  # a cluster's is no pool's
+                await self._repo.client.connection_pool.release(conn)
 
     def _blmove(self, timeout: float) -> tuple[Any, ...]:
         # At most MAX_BLOCK, well below the socket timeout; never 0, which blocks forever.
@@ -97,6 +106,8 @@ class Waiter:
     async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` in one write and read every reply; error replies raise, except
         NOSCRIPT, which is returned (the caller knows how to recover)."""
+        if self._conn is None and is_cluster(self._repo.client):
+            await self.connect()  # dropped after an error (below): ask who serves the queue now
         if self._conn is None:
             raise RepositoryError("the waiter is not connected; call connect() first")
         conn = self._conn
@@ -111,8 +122,12 @@ class Waiter:
                         replies.append(exc)
             except BaseException:
                 await conn.disconnect(nowait=True)  # replies may be left unread
+                if is_cluster(self._repo.client):  # after a failover the next wait goes to
+                    await self.close()  # the promoted replica, not the dead primary
                 raise
         for reply in replies:
             if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
+                if is_cluster(self._repo.client):  # e.g. MOVED: the slot has a new owner
+                    await self.close()
                 raise self._repo._errors.translate(reply) from reply
         return replies
