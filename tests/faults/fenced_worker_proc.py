@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import redis
 
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.queue import RedisJobRepository, RepositoryConfig
+from docworkers.queue.redis.clients import sync_client
 from docworkers.runtime import Runtime
 from docworkers.settings import Settings
 
@@ -34,7 +34,7 @@ class GatedEmbedder:
     def __init__(self, inner: Embedder, url: str, gate: str) -> None:
         self.inner = inner
         self.gate = gate
-        self.client = redis.Redis.from_url(url)
+        self.client = sync_client(url)
         self.reached = False
         self.model_name = inner.model_name
         self.dimension = inner.dimension

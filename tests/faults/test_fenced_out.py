@@ -31,7 +31,6 @@ from typing import Any
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from docworkers.errors import EmptyDocumentError, LeaseLostError
 from docworkers.ingest.aliases import CollectionAliases, resolve_collection
@@ -59,6 +58,7 @@ from docworkers.ingest.search import SearchService
 from docworkers.ingest.upload_worker import UploadWorker, UploadWorkerConfig
 from docworkers.ingest.vector_store import ChromaVectorRepository
 from docworkers.queue import Job, JobStatus, RedisJobRepository, RepositoryConfig
+from docworkers.queue.redis.clients import async_client
 from docworkers.workers import BaseWorker, JobContext, WorkerConfig
 
 HERE = Path(__file__).parent
@@ -251,7 +251,7 @@ class World:
 @pytest.fixture
 async def world(redis_url: str, clean_redis: redis.Redis, tmp_path: Path, corpus: Path,
                 embedder: Embedder, parser: IsolatedParser) -> AsyncIterator[World]:
-    documents = DocumentRepository(aioredis.Redis.from_url(redis_url, decode_responses=True))
+    documents = DocumentRepository(async_client(redis_url))
     vectors = ChromaVectorRepository.from_path(tmp_path / "chroma")
     services = DocumentServices(parser=parser, embedder=embedder,
                                 batcher=BatchingEmbedder(embedder), enricher=LocalEnricher())
@@ -556,7 +556,7 @@ async def test_two_worker_processes_sigstop_sigcont_then_reindex_keeps_the_docum
            "DOCWORKERS_CONCURRENCY": "1", "DOCWORKERS_RETRY_DELAY": "0",
            "DOCWORKERS_STORAGE_DIR": str(tmp_path / "uploads")}
     jobs = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue=QUEUE))
-    documents = DocumentRepository(aioredis.Redis.from_url(redis_url, decode_responses=True))
+    documents = DocumentRepository(async_client(redis_url))
     vectors = ChromaVectorRepository.from_url(chroma_url)
     stored = tmp_path / "uploads" / "fr_olap.pdf"
     stored.parent.mkdir()
