@@ -142,6 +142,13 @@ def check_invariants(client: redis.Redis, repo: RedisJobRepository) -> dict[str,
 
 
 @pytest.fixture
+def invariants_of():  # type: ignore[no-untyped-def]
+    """check_invariants itself, for a test with clients of its own (``from conftest import``
+    may find another folder's conftest.py)."""
+    return check_invariants
+
+
+@pytest.fixture
 def invariants(clean_redis: redis.Redis, repo: RedisJobRepository):  # type: ignore[no-untyped-def]
     return lambda: check_invariants(clean_redis, repo)
 

@@ -13,10 +13,10 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from conftest import check_invariants
 from redis_cluster import (
     ClusterStartError,
     RedisClusterSet,
@@ -62,7 +62,8 @@ async def _enqueue(repo: RedisJobRepository, job_id: str, n: int) -> None:
             await asyncio.sleep(0.05)
 
 
-async def test_a_primary_killed_mid_drain_loses_no_job(cluster: RedisClusterSet) -> None:
+async def test_a_primary_killed_mid_drain_loses_no_job(cluster: RedisClusterSet,
+                                                       invariants_of: Any) -> None:
     queues = tags_on_distinct_primaries(cluster, 3, stem="shard")
     victim_queue = queues[0]
     primary = cluster.primary_of("{" + victim_queue + "}")
@@ -144,7 +145,7 @@ async def test_a_primary_killed_mid_drain_loses_no_job(cluster: RedisClusterSet)
         assert all(all(after for after, _ in runs[ids[q][-1]]) for q in queues)
         with keyspace_client(cluster.url) as client:
             for repo in repos:
-                statuses = check_invariants(client, repo)
+                statuses = invariants_of(client, repo)
                 assert set(statuses.values()) == {"completed"}
     finally:
         await client_repo.close()
