@@ -1,12 +1,16 @@
 """Existing suites again, on a real Redis Cluster: the queue's guarantees and repository, the
-worker (with a worker process SIGKILLed mid-job), an upload end to end, and fenced-out attempts.
+worker (with a worker process SIGKILLed mid-job), an upload end to end, and fenced-out attempts;
+with the queue's admin, fast paths, routing, restricted views, history, job events and
+scheduler, so that every queue script runs on the cluster (a script given keys of two slots
+fails there: CROSSSLOT).
 
 The tests are the very functions of their own modules, collected here a second time; this
 module's ``redis_url`` overrides the session's server with the ``redis+cluster://`` URL of the
 session's cluster (tests/redis_cluster.py: 3 primaries, 3 replicas), so every client they
 build, every fixture they use (``clean_redis``, ``repo``, ``ingest_env``...) and every keyspace
 assertion they make goes to the cluster. Chosen to keep the extra time small (about a minute
-on 2 cores); the queue's failover has its own test (test_cluster_failover.py).
+on 2 cores); the queue's failover has its own test (test_cluster_failover.py), and the other
+parts kept in Redis (limits, registry, aliases, keyword index, embedding cache) test_cluster.py.
 """
 
 from __future__ import annotations
@@ -21,11 +25,19 @@ from redis_cluster import RedisClusterSet
 
 TESTS = Path(__file__).resolve().parents[1]
 
-# Test module (under tests/) -> the names taken from it: "*" for every test, or the tests and
-# the module's own fixtures they need.
+# Test module (under tests/) -> the names taken from it: "*" for every test, and the tests and
+# the module's own fixtures they need by name.
 SUITES: dict[str, tuple[str, ...]] = {
     "queue/test_guarantees_pinned.py": ("*",),
     "queue/test_repository.py": ("*",),
+    "queue/test_queue_admin.py": ("*",),
+    "queue/test_queue_fast_paths.py": ("*",),
+    "queue/test_queue_routing.py": ("*",),
+    "queue/test_reserve_restricted.py": ("*",),
+    "queue/test_completion_clears_error.py": ("*",),
+    "queue/test_history.py": ("*",),
+    "queue/test_job_events.py": ("*", "small"),
+    "queue/test_scheduler.py": ("*", "counting"),
     "workers/test_worker.py": ("*",),
     "ingest/test_upload_worker.py": ("test_pdf_is_ingested_and_searchable",
                                      "test_rerun_and_reupload_never_duplicate_chunks"),
@@ -44,8 +56,9 @@ def _collected(suites: dict[str, tuple[str, ...]]) -> dict[str, Any]:
         if str(path.parent) not in sys.path:
             sys.path.insert(0, str(path.parent))
         module = importlib.import_module(path.stem)
-        wanted = [n for n in vars(module) if n.startswith("test_")] if names == ("*",) \
-            else list(names)
+        wanted = [n for n in names if n != "*"]
+        if "*" in names:
+            wanted += [n for n in vars(module) if n.startswith("test_")]
         for name in wanted:
             if name in found:
                 raise AssertionError(f"{relative}: {name} is taken from two suites")
