@@ -60,6 +60,12 @@ async def test_search_mode_in_the_api(settings: Settings, embedder: Any) -> None
         assert [(h["found_by"], h["dense_rank"]) for h in dense["hits"]] == [
             (["dense"], 1), (["dense"], 2)]
 
+        grouped = (await api.post("/api/search", json={
+            "collection": "parts", "query": "cabinet", "group_by_document": True})).json()
+        assert grouped["group_by_document"] is True
+        assert len(grouped["hits"]) == 1  # three chunks, one document: its best chunk
+        assert grouped["hits"][0]["chunk_id"] in {f"{DOCUMENT}:0", f"{DOCUMENT}:1"}
+
         bad = await api.post("/api/search", json={"query": CODE, "mode": "sparse"})
         assert bad.status_code == 422
         assert "mode" in bad.json()["error"]["fields"], bad.text

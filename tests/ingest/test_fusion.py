@@ -8,7 +8,7 @@ import pytest
 
 from docworkers.errors import ConfigurationError
 from docworkers.ingest.defaults import RRF_K
-from docworkers.ingest.fusion import rrf, score_fusion
+from docworkers.ingest.fusion import rrf, score_fusion, zscore_fusion
 
 
 def test_rrf_sums_reciprocal_ranks() -> None:
@@ -93,3 +93,31 @@ def test_score_fusion_equal_scores_all_count_fully() -> None:
 def test_score_fusion_rejects_non_finite_scores() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         score_fusion([[("a", math.nan)]])
+
+
+def test_zscore_fusion_standardises_each_side_over_the_union() -> None:
+    # dense: a 0.9, b 0.5 (c missing: its lowest, 0.5); keyword: c 8, a 2 (b missing: 2)
+    fused = dict(zscore_fusion([[("a", 0.9), ("b", 0.5)], [("c", 8.0), ("a", 2.0)]],
+                               weights=(0.3, 0.7)))
+
+    def z(values: list[float]) -> list[float]:
+        mean = sum(values) / len(values)
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        return [(v - mean) / spread for v in values]
+
+    dense, keyword = z([0.9, 0.5, 0.5]), z([2.0, 2.0, 8.0])  # a, b, c
+    for i, id_ in enumerate("abc"):
+        assert fused[id_] == pytest.approx(0.3 * dense[i] + 0.7 * keyword[i])
+    assert list(fused) == ["c", "a", "b"]
+
+
+def test_zscore_fusion_ties_and_constant_sides() -> None:
+    # every score equal on both sides: all 0, ordered by best rank, then the earlier side
+    fused = zscore_fusion([[("x", 1.0), ("y", 1.0)], [("z", 3.0)]])
+    assert fused == [("x", 0.0), ("z", 0.0), ("y", 0.0)]
+    assert zscore_fusion([[], []]) == []
+    assert [id_ for id_, _ in zscore_fusion([[("a", 1.0), ("a", 0.0)], []])] == ["a"]
+    with pytest.raises(ValueError, match="non-finite"):
+        zscore_fusion([[("a", math.inf)]])
+    with pytest.raises(ConfigurationError):
+        zscore_fusion([[("a", 1.0)]], weights=(1.0, 2.0))

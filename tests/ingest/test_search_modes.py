@@ -10,10 +10,20 @@ from typing import Any
 import pytest
 
 from docworkers.errors import ConfigurationError
-from docworkers.ingest.defaults import RRF_K, SEARCH_CANDIDATES
+from docworkers.ingest.defaults import (
+    FEEDBACK_CHUNKS,
+    FEEDBACK_ORIGINAL_WEIGHT,
+    FEEDBACK_TERMS,
+    HYBRID_DENSE_WEIGHT,
+    RRF_K,
+    SEARCH_CANDIDATES,
+)
+from docworkers.ingest.fusion import rrf, zscore_fusion
+from docworkers.ingest.lexical.feedback import rm3
+from docworkers.ingest.lexical.tokens import tokenize
 from docworkers.ingest.payload import UploadJobPayload, UploadJobResult
 from docworkers.ingest.pipeline import UploadPipeline
-from docworkers.ingest.search import SearchService, fuse
+from docworkers.ingest.search import SearchService, best_per_document, fuse
 from docworkers.ingest.vector_repository import SearchHit
 
 CODE = "ZX-4471-Q"
@@ -67,30 +77,70 @@ async def test_keyword_and_hybrid_find_the_planted_code_first(world: dict[str, A
     assert await search.search("docs", "qqqzzz-unknownword", k=3, mode="keyword") == []
 
 
-async def test_hybrid_fuses_both_sides_candidates_by_rrf(world: dict[str, Any]) -> None:
+async def test_hybrid_rescores_both_sides_candidates_with_the_expanded_query(
+        world: dict[str, Any]) -> None:
+    # Recomputed here from the two plain sides: the first fusion (RRF) picks the feedback
+    # chunks, their stored terms expand the keyword query (RM3); every candidate of either side
+    # gets its cosine and its BM25 for the expanded query, and the answer is their z-score
+    # fusion. Ranks and found_by are the plain sides' candidate lists.
     search: SearchService = world["search"]
+    assert search.keywords is not None
     query = "hinge of the cabinet door"
     hybrid = await search.search("docs", query, k=5, mode="hybrid")
     dense = await search.search("docs", query, k=SEARCH_CANDIDATES, mode="dense")
     keyword = await search.search("docs", query, k=SEARCH_CANDIDATES, mode="keyword")
+    assert len(keyword) >= 2  # both planted documents mention a hinge
+    first = rrf([[hit.chunk_id for hit in dense], [hit.chunk_id for hit in keyword]], k=RRF_K)
+    feedback_ids = [id_ for id_, _ in first[:FEEDBACK_CHUNKS]]
+    counts = await search.keywords.term_counts("docs", feedback_ids)
+    assert set(counts) == set(feedback_ids)
+    terms = rm3(tokenize(query), [counts[id_] for id_ in feedback_ids],
+                terms=FEEDBACK_TERMS, original_weight=FEEDBACK_ORIGINAL_WEIGHT)
+    assert len(terms) > len(set(tokenize(query)))  # expanded
+    union = list(dict.fromkeys([hit.chunk_id for hit in dense + keyword]))
+    rescored = dict(zip(union, await search.keywords.score("docs", union, terms), strict=True))
+    keyword_ids = {hit.chunk_id for hit in keyword}
+    assert any(rescored[id_] > 0 for id_ in union if id_ not in keyword_ids)  # new words match
+    vector = world["embedder"].embed([query])[0]
+    cosine = world["vectors"].similarities("docs", union, vector)
+    for hit in dense:
+        assert cosine[hit.chunk_id] == pytest.approx(hit.score, abs=1e-5)
+    fused = zscore_fusion(
+        [sorted(cosine.items(), key=lambda pair: -pair[1]),
+         sorted(rescored.items(), key=lambda pair: -pair[1])],
+        weights=(HYBRID_DENSE_WEIGHT, 1 - HYBRID_DENSE_WEIGHT))
+    assert [hit.chunk_id for hit in hybrid] == [id_ for id_, _ in fused[:5]]
     dense_ranks = {hit.chunk_id: rank for rank, hit in enumerate(dense, start=1)}
     keyword_ranks = {hit.chunk_id: rank for rank, hit in enumerate(keyword, start=1)}
-    assert len(keyword) >= 2  # both planted documents mention a hinge
-    assert len(hybrid) == 5
     check_ranks(hybrid)
-    for hit in hybrid:
+    for hit, (_, score) in zip(hybrid, fused, strict=False):
         assert hit.dense_rank == dense_ranks.get(hit.chunk_id)
         assert hit.keyword_rank == keyword_ranks.get(hit.chunk_id)
-        expected = sum(1 / (RRF_K + rank) for rank in (hit.dense_rank, hit.keyword_rank)
-                       if rank is not None)
-        assert hit.score == pytest.approx(expected)
-    assert [hit.score for hit in hybrid] == sorted((hit.score for hit in hybrid), reverse=True)
-    assert hybrid[0].found_by == ("dense", "keyword")  # found by both beats found by one
+        assert hit.score == pytest.approx(score, abs=1e-4)
+        assert hit.text  # text and metadata from the vector store, whichever side found it
+    assert hybrid[0].found_by == ("dense", "keyword")
 
     assert [(hit.dense_rank, hit.keyword_rank) for hit in dense[:5]] == [
         (rank, None) for rank in range(1, 6)]
     assert all(hit.found_by == ("dense",) for hit in dense)
     assert all(-1 <= hit.score <= 1 for hit in dense)  # cosine similarity
+
+
+async def test_group_by_document_returns_each_document_once_by_its_best_chunk(
+        world: dict[str, Any]) -> None:
+    search: SearchService = world["search"]
+    query = "human rights, dogs and the brass hinge of the memo"
+    for mode in ("dense", "keyword", "hybrid"):
+        chunks = await search.search("docs", query, k=200, mode=mode)
+        documents = {hit.document_id for hit in chunks}
+        assert len(chunks) > len(documents) >= 3, mode  # some documents have several chunks
+        grouped = await search.search("docs", query, k=3, mode=mode, group_by_document=True)
+        assert len(grouped) == 3 and len({hit.document_id for hit in grouped}) == 3, mode
+        if mode != "hybrid":  # one side's order does not depend on k: MaxP of its ranking
+            assert grouped == best_per_document(chunks)[:3]
+        every = await search.search("docs", query, k=200, mode=mode, group_by_document=True)
+        assert {hit.document_id for hit in every} == documents, mode
+        check_ranks(every)
 
 
 async def test_filters_apply_to_the_keyword_side(world: dict[str, Any]) -> None:
@@ -141,13 +191,13 @@ async def test_hybrid_puts_the_chunk_with_an_exact_code_first(world: dict[str, A
 
 
 def test_fuse_puts_the_exact_matches_first_in_fused_order() -> None:
-    def hit(chunk_id: str) -> SearchHit:
-        return SearchHit.stored(chunk_id, "text", {}, 0.0)
+    def hit(chunk_id: str, score: float) -> SearchHit:
+        return SearchHit.stored(chunk_id, "text", {}, score)
 
-    dense = [hit("d:0"), hit("d:1"), hit("d:2")]
-    keyword = [hit("d:1"), hit("d:3")]
+    dense = [hit("d:0", 0.9), hit("d:1", 0.8), hit("d:2", 0.7)]
+    keyword = [hit("d:1", 5.0), hit("d:3", 2.0)]
     plain = [h.chunk_id for h in fuse(dense, keyword, 4)]
-    assert plain == ["d:1", "d:0", "d:3", "d:2"]  # RRF: d:1 found by both sides
+    assert plain == ["d:1", "d:0", "d:3", "d:2"]  # d:1 high on both sides
     pinned = fuse(dense, keyword, 4, first={"d:3", "d:2"})
     assert [h.chunk_id for h in pinned] == ["d:3", "d:2", "d:1", "d:0"]
     assert pinned[0].keyword_rank == 2 and pinned[0].dense_rank is None

@@ -288,9 +288,13 @@ class SearchRequest(BaseModel):
                                   f"{', '.join(op.value for op in Operator)}; fields: "
                                   f"{', '.join(FIELDS)}")
     mode: Literal["hybrid", "dense", "keyword"] = Field(
-        default="hybrid", description="hybrid: by meaning and keywords, fused by reciprocal "
-                                      "rank fusion (score: the fused score); dense: by meaning "
-                                      "(score: cosine similarity); keyword: BM25 (score: BM25)")
+        default="hybrid", description="hybrid: by meaning and keywords (the keyword query "
+                                      "expanded by the best first results), fused (score: the "
+                                      "fused score, comparable within one answer); dense: by "
+                                      "meaning (score: cosine similarity); keyword: BM25 "
+                                      "(score: BM25)")
+    group_by_document: bool = Field(
+        default=False, description="each document once, by its best chunk: k documents")
 
     @field_validator("collection")
     @classmethod
@@ -308,7 +312,8 @@ async def search(request: SearchRequest, state: State) -> dict[str, Any]:
                        fields={exc.field: exc.problem}) from None
     service = await state.search_service()
     hits = await service.search(request.collection, request.query, request.k, where,
-                                mode=request.mode)
+                                mode=request.mode,
+                                group_by_document=request.group_by_document)
     found = [
         {"document_id": h.document_id, "filename": h.filename, "page_start": h.page_start,
          "page_end": h.page_end, "score": round(h.score, 6), "text": h.text,
@@ -318,4 +323,4 @@ async def search(request: SearchRequest, state: State) -> dict[str, Any]:
         for h in hits
     ]
     return {"collection": request.collection, "query": request.query, "mode": request.mode,
-            "hits": found}
+            "group_by_document": request.group_by_document, "hits": found}

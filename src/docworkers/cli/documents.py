@@ -114,13 +114,16 @@ def search_command(
     mode: Annotated[str, typer.Option(
         help=f"{' | '.join(SEARCH_MODES)}: by meaning and keywords fused, by meaning only, "
              "or by keywords only (exact terms, codes).")] = DEFAULT_SEARCH_MODE,
+    group_by_document: Annotated[bool, typer.Option(
+        "--group-by-document", help="Each document once, by its best passage.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Search: the passages that best match QUERY, by meaning and by keywords."""
     state = state_of(ctx)
 
     async def action(runtime: Runtime) -> list[SearchHit]:
-        return await runtime.search_service().search(collection, query, k, mode=mode)
+        return await runtime.search_service().search(collection, query, k, mode=mode,
+                                                     group_by_document=group_by_document)
 
     hits = with_runtime(state.settings, action)
     if as_json:

@@ -98,6 +98,28 @@ class ChromaReads:
                   for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)}
         return [stored[id_] for id_ in dict.fromkeys(ids) if id_ in stored]
 
+    def similarities(self, collection: str, ids: Sequence[str],
+                     query_embedding: np.ndarray) -> dict[str, float]:
+        """Cosine similarity of ``query_embedding`` to each stored chunk among ``ids`` (the
+        score a dense search gives): hybrid search compares the keyword side's candidates by
+        meaning too."""
+        validate_collection_name(collection)
+        if not ids:
+            return {}
+        with self._translate("read", collection):
+            target = self._collection(collection, create=False)
+            if target is None:
+                return {}
+            found = target.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])
+        vectors = np.asarray(found["embeddings"] if found["embeddings"] is not None else [],
+                             dtype=np.float32)
+        if not len(found["ids"]):
+            return {}
+        query = np.asarray(query_embedding, dtype=np.float32).reshape(-1)
+        norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
+        cosine = vectors @ query / np.where(norms > 0, norms, 1.0)
+        return {id_: float(value) for id_, value in zip(found["ids"], cosine, strict=True)}
+
     def search(
         self,
         collection: str,

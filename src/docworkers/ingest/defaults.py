@@ -17,6 +17,10 @@ __all__ = [
     "DEFAULT_STRATEGY",
     "EMBEDDING_CACHE_MAX_ENTRIES",
     "EMBEDDING_CACHE_TTL",
+    "FEEDBACK_CHUNKS",
+    "FEEDBACK_ORIGINAL_WEIGHT",
+    "FEEDBACK_TERMS",
+    "HYBRID_DENSE_WEIGHT",
     "MAX_CHARS_PER_TOKEN",
     "MAX_CHUNK_CHARS",
     "MAX_TEXT_TOKENS",
@@ -56,6 +60,17 @@ DEFAULT_OCR: OcrMode = "auto"
 #: How a search finds chunks: both sides fused (hybrid), embeddings only, BM25 keywords only.
 SEARCH_MODES = ("hybrid", "dense", "keyword")
 DEFAULT_SEARCH_MODE = "hybrid"
+#: Hybrid search (:mod:`docworkers.ingest.search`): the RRF fusion (RRF_K, below) of both
+#: sides' candidates picks FEEDBACK_CHUNKS chunks whose FEEDBACK_TERMS most frequent terms
+#: expand the keyword query (RM3: the query's own terms keep FEEDBACK_ORIGINAL_WEIGHT of the
+#: weight); every candidate is ranked by HYBRID_DENSE_WEIGHT * z(cosine) + (1 - it) *
+#: z(BM25 of the expanded query). Chosen on the tuning half of Cranfield (odd query positions;
+#: benchmarks/retrieval_quality.py prints the grid): feedback from 3, 5 or 10 chunks, 10, 20 or
+#: 40 terms, query weight 0.3 or 0.5, dense weight 0.2 to 0.5, against RRF of the plain sides.
+FEEDBACK_CHUNKS = 3
+FEEDBACK_TERMS = 40
+FEEDBACK_ORIGINAL_WEIGHT = 0.3
+HYBRID_DENSE_WEIGHT = 0.4
 #: Reciprocal rank fusion's constant: a chunk at rank r on one side adds 1 / (RRF_K + r). Chosen
 #: on the tuning half of Cranfield (odd query positions; benchmarks/retrieval_quality.py): 80,
 #: equal weights (nDCG@10 0.4194 against 0.4177 at the usual 60; weights and min-max score

@@ -162,6 +162,11 @@ class VectorRepository(Protocol):
         in the order of ``ids``; ids not stored (or filtered out) are left out."""
         ...
 
+    def similarities(self, collection: str, ids: Sequence[str],
+                     query_embedding: np.ndarray) -> dict[str, float]:
+        """Cosine similarity of ``query_embedding`` to each stored chunk among ``ids``."""
+        ...
+
     def search(
         self,
         collection: str,

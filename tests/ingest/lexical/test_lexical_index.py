@@ -269,6 +269,35 @@ async def test_bm25_scores_match_a_hand_computation(index: LexicalIndex) -> None
     assert len(await index.search(COLLECTION, "apple banana cherry date", 2)) == 2
 
 
+async def test_weighted_terms_scale_each_terms_contribution(index: LexicalIndex) -> None:
+    # An expanded query (pseudo-relevance feedback) weighs its terms: a term's BM25 part is
+    # multiplied by its weight, and a weight can turn the order around.
+    await index.replace_document(COLLECTION, "toy", chunks("toy", [
+        "apple banana apple", "banana cherry", "cherry cherry cherry date"]))
+    plain = {hit.chunk_id: hit.score for hit in await index.search(COLLECTION, "apple", 10)}
+    assert list(plain) == ["toy:0"]
+    doubled = await index.search(COLLECTION, "ignored", 10, terms={"appl": 2.0})
+    assert [hit.chunk_id for hit in doubled] == ["toy:0"]
+    assert doubled[0].score == pytest.approx(2 * plain["toy:0"], rel=1e-12)
+    date = {hit.chunk_id: hit.score for hit in await index.search(COLLECTION, "date", 10)}
+    apple_first = await index.search(COLLECTION, "", 10, terms={"appl": 1.0, "date": 0.1})
+    date_first = await index.search(COLLECTION, "", 10, terms={"appl": 0.1, "date": 1.0})
+    assert [hit.chunk_id for hit in apple_first] == ["toy:0", "toy:2"]
+    assert [hit.chunk_id for hit in date_first] == ["toy:2", "toy:0"]
+    assert date_first[0].score == pytest.approx(date["toy:2"], rel=1e-12)
+    assert await index.search(COLLECTION, "apple", 10, terms={"appl": 0.0}) == []
+
+
+async def test_term_counts_are_the_stored_terms_of_each_chunk(index: LexicalIndex) -> None:
+    await index.replace_document(COLLECTION, "toy", chunks("toy", [
+        "apple banana apple", "the ZX-4471 part"]))
+    counts = await index.term_counts(COLLECTION, ["toy:1", "toy:0", "toy:9"])
+    assert counts == {"toy:0": {"appl": 2, "banana": 1},
+                      "toy:1": {"zx": 1, "4471": 1, "zx-4471": 1, "part": 1}}
+    assert await index.term_counts(COLLECTION, []) == {}
+    assert await index.term_counts("never-written", ["toy:0"]) == {}
+
+
 async def test_a_fenced_out_attempt_changes_nothing(documents: DocumentRepository,
                                                     index: LexicalIndex,
                                                     clean_redis: redis.Redis) -> None:
@@ -372,3 +401,21 @@ async def test_common_terms_score_the_candidates_of_rare_ones_exactly(
     scanned = await index.search(COLLECTION, "river", 40, common_share=0.5, common_df=0,
                                  common_candidates=5)  # HSCAN: a small hash in one page
     assert scanned == alone
+
+
+async def test_score_gives_each_chunk_what_search_would(index: LexicalIndex) -> None:
+    texts = prose(21, 40)
+    texts[5] += " the penalty under ZX-4471 applies"
+    await index.replace_document(COLLECTION, "doc", chunks("doc", texts))
+    terms = {"river": 0.5, "loan": 1.0, "zx-4471": 2.0, "never-indexed": 1.0}
+    found = {hit.chunk_id: hit.score for hit in await index.search(COLLECTION, "", 40,
+                                                                   terms=terms)}
+    ids = [f"doc:{i}" for i in range(40)] + ["doc:99", "other:0"]
+    scores = await index.score(COLLECTION, ids, terms)
+    assert len(scores) == len(ids)
+    for chunk_id, score in zip(ids, scores, strict=True):
+        assert score == pytest.approx(found.get(chunk_id, 0.0), rel=1e-12), chunk_id
+    assert max(zip(scores, ids, strict=True))[1] == "doc:5"
+    assert await index.score(COLLECTION, [], terms) == []
+    assert await index.score(COLLECTION, ["doc:1"], {}) == [0.0]
+    assert await index.score("never-written", ["doc:1"], terms) == [0.0]

@@ -79,6 +79,10 @@ class RedirectedVectors:
                       where: SearchFilter | None = None) -> list[tuple[str, str, dict[str, Any]]]:
         return self.inner.chunks_by_ids(self._to(collection), ids, where)
 
+    def similarities(self, collection: str, ids: Sequence[str],
+                     query_embedding: np.ndarray) -> dict[str, float]:
+        return self.inner.similarities(self._to(collection), ids, query_embedding)
+
     def search(self, collection: str, query_embedding: np.ndarray, k: int = 5,
                where: SearchFilter | None = None) -> list[SearchHit]:
         return self.inner.search(self._to(collection), query_embedding, k, where)

@@ -15,7 +15,8 @@ one call; a changed document two.
 
 A search is one script call that blocks Redis while it runs, so its work is bounded: see
 :meth:`LexicalIndex.search` for the common terms (measured on 100,000 synthetic 200-word chunks
-in the report of issue 15).
+in the report of issue 15). :meth:`LexicalIndex.score` scores given chunks only (hybrid search's
+rescoring with an expanded query): chunks x terms lookups.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -121,6 +122,7 @@ class LexicalIndex:
         self.registry = RegistryKeys("documents", namespace)
         self._replace: AsyncScript = register(client, "lexical_replace", _LUA)
         self._search: AsyncScript = register(client, "lexical_search", _LUA)
+        self._score: AsyncScript = register(client, "lexical_score", _LUA)
         self._drop: AsyncScript = register(client, "lexical_drop", _LUA)
 
     @classmethod
@@ -238,10 +240,13 @@ class LexicalIndex:
                      k1: float = BM25_K1, b: float = BM25_B,
                      common_share: float = COMMON_SHARE, common_df: int = COMMON_DF,
                      common_candidates: int = COMMON_CANDIDATES,
-                     terms: Sequence[str] | None = None) -> list[LexicalHit]:
+                     terms: Sequence[str] | Mapping[str, float] | None = None
+                     ) -> list[LexicalHit]:
         """The ``k`` best chunks for ``query`` by BM25, best first; [] when no query term is
         indexed. ``terms``: score these index terms instead of the query's (e.g. only its
-        :func:`~docworkers.ingest.lexical.tokens.exact_terms`).
+        :func:`~docworkers.ingest.lexical.tokens.exact_terms`); a mapping gives each term a
+        weight that multiplies its contribution (an expanded query,
+        :mod:`~docworkers.ingest.lexical.feedback`).
 
         A term in more than ``common_share`` of the chunks and more than ``common_df`` chunks
         is *common*: it adds to the score of the chunks the query's rarer terms found, exactly,
@@ -253,18 +258,61 @@ class LexicalIndex:
         if k < 1:
             return []
         keys = self.keys(collection)
-        terms = sorted(set(tokenize(query) if terms is None else terms))
+        weights: list[str] = []
+        if isinstance(terms, Mapping):
+            weighted = sorted((term, weight) for term, weight in terms.items() if weight > 0)
+            terms = [term for term, _ in weighted]
+            weights = [repr(float(weight)) for _, weight in weighted]
+        else:
+            terms = sorted(set(tokenize(query) if terms is None else terms))
         if not terms:
             return []
         with self.errors("search", collection):
             reply = await self._search(
                 keys=[keys.stats, keys.numbers, *(keys.postings(term) for term in terms)],
-                args=[k, repr(k1), repr(b), repr(common_share), common_df, common_candidates])
+                args=[k, repr(k1), repr(b), repr(common_share), common_df, common_candidates,
+                      *weights])
         ids = [_text(chunk_id) for chunk_id in reply[::2]]
         return [LexicalHit(chunk_id=chunk_id, document_id=chunk_id.rpartition(":")[0],
                            score=float(score), rank=rank)
                 for rank, (chunk_id, score) in enumerate(zip(ids, reply[1::2], strict=True),
                                                          start=1)]
+
+    async def score(self, collection: str, chunk_ids: Sequence[str],
+                    terms: Mapping[str, float], *, k1: float = BM25_K1, b: float = BM25_B
+                    ) -> list[float]:
+        """The BM25 score of each of ``chunk_ids`` for the weighted ``terms`` (as
+        :meth:`search` would give it; 0 for a chunk not indexed or without any of them), in
+        order. Bounded by chunks x terms lookups: how hybrid search rescores its candidates
+        with an expanded query without searching the whole index again."""
+        weighted = sorted((term, weight) for term, weight in terms.items() if weight > 0)
+        if not chunk_ids or not weighted:
+            return [0.0] * len(chunk_ids)
+        keys = self.keys(collection)
+        with self.errors("score", collection):
+            reply = await self._score(
+                keys=[keys.stats, keys.chunks, *(keys.postings(term) for term, _ in weighted)],
+                args=[repr(k1), repr(b), len(chunk_ids), *chunk_ids,
+                      *(repr(float(weight)) for _, weight in weighted)])
+        return [float(value) for value in reply]
+
+    async def term_counts(self, collection: str, chunk_ids: Sequence[str]
+                          ) -> dict[str, dict[str, int]]:
+        """The index terms of each of ``chunk_ids`` with their counts (as stored: what BM25
+        scores), for pseudo-relevance feedback; ids not in the index are left out."""
+        if not chunk_ids:
+            return {}
+        keys = self.keys(collection)
+        with self.errors("read", collection):
+            stored = await cast("Awaitable[list[str | bytes | None]]",
+                                self.client.hmget(keys.chunks, list(chunk_ids)))
+        counts: dict[str, dict[str, int]] = {}
+        for chunk_id, record in zip(chunk_ids, stored, strict=True):
+            if record is not None:
+                fields = _text(record).split()  # number, length, then term, tf pairs
+                counts[chunk_id] = {term: int(tf) for term, tf in zip(fields[2::2],
+                                                                      fields[3::2], strict=True)}
+        return counts
 
     async def size(self, collection: str) -> LexicalSize:
         """Chunks, terms and bytes (MEMORY USAGE of every key) of ``collection``'s index."""

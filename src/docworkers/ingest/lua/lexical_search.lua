@@ -10,6 +10,8 @@
 -- KEYS[3..] postings (hashes: chunk number -> tf + length * 2^16) of the query's distinct terms
 -- ARGV[1] k  ARGV[2] k1  ARGV[3] b  ARGV[4] share of N above which a term is common, if it is
 -- in more than ARGV[5] chunks too  ARGV[6] most candidates taken from a common term
+-- ARGV[7..] optional: the weight of each query term, in KEYS[3..] order (default 1; a term's
+--   contribution is multiplied by it: how an expanded query weighs its added terms)
 -- Returns: chunk id, score (a string), chunk id, score ... best first (ties: by chunk number,
 --   the order chunks were first indexed)
 local stats = redis.call('HMGET', KEYS[1], 'chunks', 'length')
@@ -44,13 +46,15 @@ local function add(number, packed, weight)
     candidates[#candidates + 1] = number
   end
 end
-local function weight(df) return math.log(1 + (n - df + 0.5) / (df + 0.5)) * (k1 + 1) end
+local function weight(df, i)
+  return math.log(1 + (n - df + 0.5) / (df + 0.5)) * (k1 + 1) * tonumber(ARGV[i + 4] or '1')
+end
 
 local scored = {}
 for i = 3, #KEYS do
   local df = dfs[i]
   if df > 0 and (df <= limit or (not rare and i == rarest)) then
-    local w, flat = weight(df), nil
+    local w, flat = weight(df, i), nil
     if df <= limit or df <= cap then
       flat = redis.call('HGETALL', KEYS[i])
     else
@@ -70,7 +74,7 @@ end
 local known = #candidates
 for i = 3, #KEYS do
   if dfs[i] > 0 and not scored[i] then
-    local w = weight(dfs[i])
+    local w = weight(dfs[i], i)
     for start = 1, known, 1000 do
       local slice = {}
       for j = start, math.min(start + 999, known) do slice[#slice + 1] = candidates[j] end
