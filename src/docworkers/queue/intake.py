@@ -26,10 +26,13 @@ import json
 import threading
 import time
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from docworkers.queue.spec import new_job_id
 
 if TYPE_CHECKING:
     import redis
@@ -41,20 +44,24 @@ if TYPE_CHECKING:
 
 __all__ = ["IntakeLane", "SyncIntakeLane", "intake_entry"]
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_string = encode_basestring_ascii  # a str as a JSON string, in C
 RETRIES = 3  # a push that meets a broken connection is sent again on a new one, this often
 BACKOFF = 0.05  # seconds before the first retry, doubling
 
 
 def intake_entry(spec: JobSpec) -> tuple[str, str] | None:
     """``(job id, entry)`` for the intake list, or None when ``spec`` needs enqueue.lua (its
-    own ``job_id``, a delay or a ``run_at``)."""
+    own ``job_id``, a delay or a ``run_at``). The header is written out by hand: the id and
+    numbers need no escaping, and this runs once per enqueue (json's list encoder took a third
+    of a producer's time per call)."""
     if spec.job_id is not None or spec.run_at is not None or spec.delay:
         return None
-    job_id, job_type, payload, priority, _, max_retries, user_id, tags = spec.script_args()
-    created = str(time.time_ns() // 1_000_000)
-    header = _encode([job_id, job_type, priority, max_retries, user_id, tags, created])
-    return job_id, f"{header}\n{payload}"
+    job_id = new_job_id()
+    retries = "" if spec.max_retries is None else str(spec.max_retries)
+    tags = _string(json.dumps(list(spec.tags))) if spec.tags else '"[]"'  # as script_args
+    header = (f'["{job_id}",{_string(spec.type)},"{spec.priority}","{retries}",'
+              f'{_string(spec.user_id or "")},{tags},"{time.time_ns() // 1_000_000}"]')
+    return job_id, f"{header}\n{spec.encoded_payload()}"
 
 
 class IntakeLane:

@@ -82,9 +82,12 @@ class Heartbeat:
 
     def stats_changed(self) -> None:
         """A job finished: publish soon (at once unless the last publication is younger than
-        STATS_MIN_GAP), so a finished job shows in the stats within a fraction of a second."""
-        self._changed = True
-        self._wake.set()
+        STATS_MIN_GAP), so a finished job shows in the stats within a fraction of a second.
+        Only the first job since the last publication wakes the loop: each wake-up costs the
+        loop a timed wait (a task), and in a drain jobs finish thousands of times a second."""
+        if not self._changed:
+            self._changed = True
+            self._wake.set()
 
     def _next_due(self) -> float:
         due = min(self._renewed + self.interval, self._published + self.stats_period)

@@ -45,10 +45,16 @@ end
 -- is left in the intake.
 local function absorb(keys, base)
   local prefix, intake, claimed = keys[base], keys[base + 1], keys[base + 2]
-  if redis.call('EXISTS', claimed, intake) == 0 then return 0, false end
+  local lists = redis.call('EXISTS', claimed, intake)
+  if lists == 0 then return 0, false end
   local entries, tokens = {}, false
-  for _, list in ipairs({claimed, intake}) do
-    for _, entry in ipairs(redis.call('LRANGE', list, 0, -1)) do
+  -- The claimed list is read only when it exists: mostly the intake alone does (one token
+  -- left while a backlog lasts), and every reservation comes here.
+  local claims = {}
+  local pushed = redis.call('LRANGE', intake, 0, -1)
+  if lists == 2 or #pushed == 0 then claims = redis.call('LRANGE', claimed, 0, -1) end
+  for _, got in ipairs({claims, pushed}) do
+    for _, entry in ipairs(got) do
       if entry == '' then tokens = true else entries[#entries + 1] = entry end
     end
   end
