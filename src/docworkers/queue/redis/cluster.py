@@ -11,9 +11,11 @@ things still differ from a single server, and are handled here:
   EVALSHA met NOSCRIPT again); :class:`ClusterAsyncScript` and :class:`ClusterScript` load into
   the node owning the slot, as the client routes it now, and try again.
 * **A connection of one's own** (the waiter's blocking wait) must be to the primary of the
-  queue's slot: :func:`own_connection` gives one, asked for again after a failover or a
-  redirection (:func:`is_redirect`), and :func:`unblock` ends its wait on that node.
-* **Listings by SCAN** must walk every primary; redis-py's ``scan_iter`` on a cluster does.
+  queue's slot: :func:`own_connection` gives one (the waiter asks again after any error, e.g.
+  MOVED after a failover), and :func:`unblock` ends its wait on that node.
+* **Commands without keys** go to one node (the client's default): nothing of docworkers needs
+  an answer from every node (no listing walks the keyspace by SCAN or KEYS; every collection
+  is an index key), except PING/TIME/CONFIG GET, for which one node speaks for all.
 """
 
 from __future__ import annotations
@@ -27,16 +29,10 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript, Script
-from redis.exceptions import (
-    AskError,
-    ClusterDownError,
-    MovedError,
-    NoScriptError,
-    TryAgainError,
-)
+from redis.exceptions import NoScriptError
 
-__all__ = ["ClusterAsyncScript", "ClusterScript", "cluster_script", "is_redirect",
-           "load_on_owner", "own_connection", "unblock"]
+__all__ = ["ClusterAsyncScript", "ClusterScript", "cluster_script", "load_on_owner",
+           "own_connection", "unblock"]
 
 NOSCRIPT_ATTEMPTS = 3  # a slot moving between the load and the call gets another try
 
@@ -127,12 +123,6 @@ async def unblock(client: Any, conn: AbstractConnection, client_id: int) -> None
     node = client.get_node(host=host, port=port)
     if node is not None:
         await client.execute_command("CLIENT UNBLOCK", client_id, target_nodes=node)
-
-
-def is_redirect(reply: object) -> bool:
-    """True for the replies of a node that no longer serves the slot, or not yet: MOVED, ASK,
-    CLUSTERDOWN, TRYAGAIN (nothing ran; ask the cluster again)."""
-    return isinstance(reply, MovedError | AskError | ClusterDownError | TryAgainError)
 
 
 def cluster_script(client: object, source: str) -> ClusterAsyncScript | ClusterScript | None:
