@@ -22,9 +22,11 @@ Commands per job come from ``INFO commandstats`` before and after one drain (bul
 worker process starting, draining every job, stopping) and around the pickup phase (jobs
 enqueued one by one to an idle worker). Redis counts the commands a Lua script runs as well, so
 the table shows two numbers: *client* commands are those no script here ever runs (EVALSHA,
-BLPOP, PING, CLIENT, CONFIG, ...; the worker's hot path sends no plain reads such as TIME or
+BLMOVE, PING, CLIENT, CONFIG, ...; the worker's hot path sends no plain reads such as TIME or
 HGETALL, which scripts also use), and *total* counts every command, inside scripts too. The
-benchmark's own polling (ZCARD, ZRANGE, INFO) is subtracted.
+benchmark's own polling (ZCARD, ZRANGE, INFO) is subtracted. A single enqueue of a ready job is
+one RPUSH on the intake list (docworkers.queue.intake); scripts push wake-up tokens with RPUSH
+too, so it counts as total only (0 client / 1 total per enqueue).
 """
 
 from __future__ import annotations

@@ -171,3 +171,16 @@ async def test_a_full_batch_leaves_one_wake_up_for_the_jobs_it_left(
     assert len((await repo.reserve("c", 2, 30)).jobs) == 1
     assert clean_redis.exists(repo.keys.intake) == 0  # nothing ready: no token left
     invariants()
+
+
+async def test_producers_push_again_after_their_connection_is_killed(
+        repo: RedisJobRepository, producer: SyncJobProducer, clean_redis: redis.Redis,
+        invariants: Any) -> None:
+    """The intake's own connections (intake.IntakeLane, SyncIntakeLane) reconnect: a push
+    that meets a connection the server closed is sent again on a new one."""
+    ids = [await repo.enqueue("t", {}), producer.enqueue("t", {})]
+    killed = clean_redis.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 2  # at least the two lanes' connections
+    ids += [await repo.enqueue("t", {}), producer.enqueue("t", {})]
+    assert [job.id for job in (await repo.reserve("w", 10, 30)).jobs] == ids
+    assert invariants() == dict.fromkeys(ids, "processing")
