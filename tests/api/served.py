@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import redis
+from redis_cluster import keyspace_client
 
 from docworkers.stack.servers import free_port
 
@@ -56,7 +57,7 @@ def serving(redis_url: str, base: Path, *, workers: int = 1,
             env: dict[str, str] | None = None) -> Iterator[Server]:
     """A server on an emptied Redis database with ``workers`` in-process upload workers; on
     exit it must stop cleanly (no traceback, its workers gone) and the database is emptied."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = keyspace_client(redis_url)  # a cluster's too
     client.flushdb()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DOCWORKERS_")}
     environ.update(DOCWORKERS_REDIS_URL=redis_url, DOCWORKERS_QUEUE=QUEUE,

@@ -2,7 +2,7 @@
 worker (with a worker process SIGKILLed mid-job), an upload end to end, and fenced-out attempts;
 with the queue's admin, fast paths, routing, restricted views, history, job events and
 scheduler, so that every queue script runs on the cluster (a script given keys of two slots
-fails there: CROSSSLOT).
+fails there: CROSSSLOT); and the HTTP API's queue endpoints (a server process on the cluster).
 
 The tests are the very functions of their own modules, collected here a second time; this
 module's ``redis_url`` overrides the session's server with the ``redis+cluster://`` URL of the
@@ -41,6 +41,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "workers/test_worker.py": ("*",),
     "ingest/test_upload_worker.py": ("test_pdf_is_ingested_and_searchable",
                                      "test_rerun_and_reupload_never_duplicate_chunks"),
+    "api/test_dashboard_queues.py": ("server", "test_the_queue_endpoints_on_the_server"),
     "faults/test_fenced_out.py": ("world", "test_a_stale_completion_of_the_job_is_refused",
                                   "test_a_stale_attempt_writes_no_chunks",
                                   "test_a_stale_reindex_attempt_switches_and_drops_nothing"),
