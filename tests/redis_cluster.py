@@ -2,8 +2,8 @@
 
 Six ``redis-server --cluster-enabled yes`` processes (Debian's redis-server, which ``.ci/run``
 installs with redis-tools when missing), each in a folder of its own, joined by ``redis-cli
---cluster create ... --cluster-replicas 1``. A primary that stops answering for
-``NODE_TIMEOUT_MS`` is failed over to its replica by the cluster itself. Every wait is a bounded
+--cluster create ... --cluster-replicas 1``. A primary that stops answering for the node
+timeout is failed over to its replica by the cluster itself. Every wait is a bounded
 poll that fails with the servers' logs; nothing is timed.
 """
 
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import redis
 
-NODE_TIMEOUT_MS = 1500  # a primary silent this long is failed over to its replica
+NODE_TIMEOUT_MS = 5000  # a primary silent this long is failed over to its replica
+FAILOVER_TIMEOUT_MS = 1500  # for a test that kills a primary (short: the test waits for it)
 DEADLINE = 60.0  # seconds any one condition gets before giving up (a hang guard)
 BUS_OFFSET = 10000  # a node's cluster bus listens on its port + 10000
 
@@ -67,6 +68,7 @@ class Node:
 
     port: int
     folder: Path
+    node_timeout_ms: int = NODE_TIMEOUT_MS
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,9 +84,9 @@ class Node:
         self.process = subprocess.Popen(
             [server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-             "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--logfile", str(self.log), "--protected-mode", "no",
-             "--repl-diskless-sync-delay", "0"],
+             "--cluster-node-timeout", str(self.node_timeout_ms), "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.log),
+             "--protected-mode", "no", "--repl-diskless-sync-delay", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def client(self) -> redis.Redis:
@@ -224,12 +226,18 @@ class RedisClusterSet:
             node.stop()
 
 
-def start_cluster(folder: Path, primaries: int = 3) -> RedisClusterSet:
-    """Start ``primaries`` primaries and as many replicas, join them, wait until healthy."""
+def start_cluster(folder: Path, primaries: int = 3,
+                  node_timeout_ms: int = NODE_TIMEOUT_MS) -> RedisClusterSet:
+    """Start ``primaries`` primaries and as many replicas, join them, wait until healthy.
+
+    ``node_timeout_ms``: how long a primary may be silent before its replica takes over. The
+    default leaves a loaded 2-core box room (a busy node answering late is not failed over
+    mid-test); a test that kills a primary passes FAILOVER_TIMEOUT_MS.
+    """
     server, cli = binaries()
     taken: set[int] = set()
     cluster = RedisClusterSet(folder)
-    cluster.nodes = [Node(port, folder / f"node-{port}")
+    cluster.nodes = [Node(port, folder / f"node-{port}", node_timeout_ms)
                      for port in (cluster_port(taken) for _ in range(primaries * 2))]
     try:
         for node in cluster.nodes:

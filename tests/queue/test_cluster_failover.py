@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 from redis_cluster import (
+    FAILOVER_TIMEOUT_MS,
     ClusterStartError,
     RedisClusterSet,
     keyspace_client,
@@ -38,7 +39,7 @@ KILL_AFTER = 40  # jobs run (over all queues) before the primary is killed
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[RedisClusterSet]:
     try:
-        started = start_cluster(tmp_path)
+        started = start_cluster(tmp_path, node_timeout_ms=FAILOVER_TIMEOUT_MS)
     except ClusterStartError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
