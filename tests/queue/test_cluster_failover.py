@@ -3,13 +3,15 @@ promoted by the cluster, and no job lost.
 
 A cluster of its own (tests/redis_cluster.py: 3 primaries, 3 replicas, node timeout 1.5 s),
 three queues whose hash tags land on the three primaries, one worker per queue sharing one
-``redis+cluster://`` client. Every wait is a bounded poll with a generous deadline that fails
-with the servers' logs; nothing is timed.
+``redis+cluster://`` client, async producers and a synchronous one (SyncJobProducer). Every
+wait is a bounded poll with a generous deadline that fails with the servers' logs; nothing is
+timed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from redis_cluster import (
 
 from docworkers.errors import LeaseLostError, RepositoryConnectionError
 from docworkers.queue import Job, JobStatus, RedisJobRepository, RepositoryConfig
+from docworkers.queue.sync_producer import SyncJobProducer
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 DEADLINE = 60.0  # seconds any one condition gets before the test fails (a hang guard)
@@ -63,6 +66,16 @@ async def _enqueue(repo: RedisJobRepository, job_id: str, n: int) -> None:
             await asyncio.sleep(0.05)
 
 
+def _enqueue_sync(producer: SyncJobProducer, job_id: str, n: int) -> None:
+    """The same through the synchronous producer (its own cluster client)."""
+    while True:
+        try:
+            producer.enqueue("count", {"n": n}, job_id=job_id)
+            return
+        except RepositoryConnectionError:
+            time.sleep(0.05)
+
+
 async def test_a_primary_killed_mid_drain_loses_no_job(cluster: RedisClusterSet,
                                                        invariants_of: Any) -> None:
     queues = tags_on_distinct_primaries(cluster, 3, stem="shard")
@@ -71,6 +84,7 @@ async def test_a_primary_killed_mid_drain_loses_no_job(cluster: RedisClusterSet,
     replica = cluster.replica_of(primary)
     client_repo = RedisJobRepository.from_url(cluster.url, RepositoryConfig(queue=queues[0]))
     repos = [client_repo.for_queue(q) for q in queues]  # one pool for every queue
+    sync_producer = SyncJobProducer.from_url(cluster.url, RepositoryConfig(queue=victim_queue))
     killed = asyncio.Event()
     kill_now = asyncio.Event()
     runs: dict[str, list[tuple[bool, int]]] = defaultdict(list)  # id -> (after kill?, token)
@@ -103,7 +117,10 @@ async def test_a_primary_killed_mid_drain_loses_no_job(cluster: RedisClusterSet,
         killed.set()
         await _until(cluster, lambda: replica.role() == "master" and cluster.healthy(),
                      "the cluster promotes the replica and is healthy again")
-        for repo, q in zip(repos, queues, strict=True):  # producers go on after the failover
+        # Producers go on after the failover: the synchronous one on the killed shard's queue.
+        for n, job_id in enumerate(ids[victim_queue][BEFORE:], start=BEFORE):
+            await asyncio.to_thread(_enqueue_sync, sync_producer, job_id, n)
+        for repo, q in zip(repos[1:], queues[1:], strict=True):
             for n, job_id in enumerate(ids[q][BEFORE:], start=BEFORE):
                 await _enqueue(repo, job_id, n)
 
@@ -150,6 +167,7 @@ async def test_a_primary_killed_mid_drain_loses_no_job(cluster: RedisClusterSet,
                 assert set(statuses.values()) == {"completed"}
     finally:
         await client_repo.close()
+        sync_producer.close()
     with replica.client() as promoted:
         assert promoted.info("replication")["role"] == "master"
         assert promoted.exists("{" + victim_queue + "}:replicated")
