@@ -3,6 +3,10 @@
 A finished job's result waits here. When the fetcher is about to reserve, it takes the waiting
 results and sends their completion in the same pipeline (:meth:`Acker.take`); otherwise the
 acker's own loop sends them one event-loop turn later, as one script call for the whole batch.
+While the fetcher has a reservation on the wire (:meth:`Acker.carried_by`), the acker waits for
+it instead: the fetcher takes the results for its next reservation, or, if it has no free slot
+or goes to wait for work, wakes the acker (:meth:`poke`) to send them. In a drain that saves a
+round trip per finished job (jobs finish while the fetcher is out reserving).
 A completion refused by fencing is a stale attempt: the worker that took the job over counts it.
 """
 
@@ -46,6 +50,17 @@ class Acker:
         self._ready = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._carrier: Callable[[], bool] = lambda: False
+
+    def carried_by(self, in_flight: Callable[[], bool]) -> None:
+        """Hold completions while ``in_flight()``: a reservation is on the wire whose caller
+        takes them next or pokes the acker."""
+        self._carrier = in_flight
+
+    def poke(self) -> None:
+        """Look at the waiting completions again (the carrier's round trip ended)."""
+        if self._pending:
+            self._ready.set()
 
     def add(self, ack: Ack) -> None:
         self._pending.append(ack)
@@ -87,6 +102,8 @@ class Acker:
             await self._ready.wait()
             self._ready.clear()
             await asyncio.sleep(0)  # let the fetcher piggy-back these acks if it can
+            if self._carrier():
+                continue  # its round trip ends with a reservation carrying them, or a poke
             await self.flush()
 
     async def flush(self, final: bool = False) -> None:

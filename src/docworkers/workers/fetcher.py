@@ -51,6 +51,8 @@ class Fetcher:
         self._stopping = False
         self._idle = False  # the loop waits, with no round trip in flight
         self._blocked = False  # the loop is in a wait-and-reserve round trip
+        self._reserving = False  # a reservation that will loop back to reserving is in flight
+        acker.carried_by(lambda: self._reserving)
 
     async def connect(self) -> None:
         """Open the waiter's connection (raises if Redis is down)."""
@@ -83,10 +85,15 @@ class Fetcher:
             acks = self._acker.take() if block is None else []  # when idle the acker sends them
             try:
                 if block is None:
-                    oks, reservation = await self.repo.complete_and_reserve(
-                        completions(acks), self.worker_id, want, self.config.lease_timeout,
-                        self.config.max_retries, min_priority=min_priority,
-                    )
+                    self._reserving = True
+                    try:
+                        oks, reservation = await self.repo.complete_and_reserve(
+                            completions(acks), self.worker_id, want, self.config.lease_timeout,
+                            self.config.max_retries, min_priority=min_priority,
+                        )
+                    finally:
+                        self._reserving = False
+                        self._acker.poke()  # completions that came meanwhile: see acker.py
                 else:
                     oks, reservation = [], await self._wait_and_reserve(block, want,
                                                                         min_priority)
