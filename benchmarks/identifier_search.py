@@ -21,8 +21,9 @@ target >= 98 % for keyword and hybrid), top-``k`` rate and MRR, and per code kin
 the hybrid top-1 rate of other fusions (``--fusions``), computed here with
 ``docworkers.ingest.fusion`` from each side's top ``SEARCH_CANDIDATES`` chunks as the service
 would (specs: ``rrf:K`` or ``rrf:K:DENSE_WEIGHT``, ``score:ALPHA`` with ALPHA the dense weight of
-min-max score fusion, ``gap:K:RATIO``: RRF, but the keyword side's first hit goes first when its
-BM25 is at least RATIO times the second's).
+min-max score fusion, ``z:ALPHA`` the same with z-scores (the service's fusion, here of the
+plain sides' own scores, without its feedback rescoring), ``gap:K:RATIO``: RRF, but the keyword
+side's first hit goes first when its BM25 is at least RATIO times the second's).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ MODES = ("dense", "keyword", "hybrid")
 KINDS = ("policy", "counterparty", "clause", "ticker", "regulation")
 PER_KIND = 10
 DEFAULT_FUSIONS = ("rrf:60,rrf:80,rrf:10,rrf:60:0.3,score:0.1,score:0.2,score:0.3,score:0.5,"
-                   "gap:60:1.5,gap:60:2,gap:60:3")
+                   "z:0.4,gap:60:1.5,gap:60:2,gap:60:3")
 REGULATIONS = ("EMIR", "MIFIR", "SFTR", "DORA", "CRR", "BMR", "MAR", "CSDR", "SFDR", "PRIIPS")
 # The sentence planted in a document, and the question asked about it, per kind.
 PLANTED = {
@@ -199,9 +200,11 @@ def parse_fusion(spec: str) -> Fusion:
             return Fusion("gap", int(parts[1]), float(parts[2]))
         if parts[0] == "score" and len(parts) == 2:
             return Fusion("score", dense_weight=float(parts[1]))
+        if parts[0] == "z" and len(parts) == 2:
+            return Fusion("z", dense_weight=float(parts[1]))
     except ValueError:
         pass
-    raise SystemExit(f"bad fusion {spec!r}: use rrf:K, rrf:K:DENSE_WEIGHT, score:ALPHA or "
+    raise SystemExit(f"bad fusion {spec!r}: use rrf:K, rrf:K:DENSE_WEIGHT, score:ALPHA, z:ALPHA or "
                      "gap:K:RATIO")
 
 

@@ -17,24 +17,28 @@ documents by their best chunk (file name -> id). Metrics:
 * nDCG@10 with graded gain ``5 - rel`` (cranqrel's relevance 1 is the *most* relevant, 4 the
   least, -1 not relevant, gain 0);
 * R@100: recall among the documents of the top 100 *chunks* (what one ``k=100`` search gives);
-* R@100d: recall among the top 100 *documents* (the search is widened until 100 distinct
-  documents are found, up to 1,000 chunks), which is fair to strategies that cut a record into
-  several chunks.
+* R@100d: recall among the top 100 *documents*: a ``group_by_document`` search (each document
+  once, by its best chunk; the service widens its candidates until 100 distinct documents are
+  found), the standard passage-to-document evaluation, fair to strategies that cut a record into
+  several chunks. nDCG@10 is over the first 10 documents of that search.
 
 Search modes: every strategy's collection is searched in each mode of
 ``SearchService.search`` (``dense``, ``keyword``: BM25 on the keyword index the pipeline
-writes beside Chroma, ``hybrid``: both fused with the service's defaults). Fusion tuning, on the
-first strategy: the queries are split by their position in cran.qry, odd positions the TUNING
-half, even the REPORT half. Each side's top 100 chunks are fetched once per query, and the
-fusion is computed here with ``docworkers.ingest.fusion`` exactly as the service does (each
-side's top ``max(k, SEARCH_CANDIDATES)`` candidates, chunk ids fused, documents by their best
-chunk): RRF with k in 10..150 and dense:keyword weights, and min-max score fusion with the
-dense weight alpha in 0..1 (keyword 1 - alpha). The best by mean nDCG@10 on the tuning half is
-chosen; its nDCG@10 and R@100 on the report half (and all queries) stand beside dense, keyword
-and the service's hybrid. Shown for comparison, not what the service does: fusing documents
-(each side's best chunk per document) instead of chunks, and RRF where the keyword side's first
-hit goes first when its BM25 is clearly ahead (``gap``). Then BM25's k1 and b
-(``LexicalIndex.search``) are varied under the chosen fusion, on the tuning half too.
+writes beside Chroma, ``hybrid``: the service's defaults). Tuning, on the first strategy: the
+queries are split by their position in cran.qry, odd positions the TUNING half, even the REPORT
+half; everything is chosen on the tuning half and reported once on the other. Each side's top
+100 chunks are fetched once per query, and fusions are computed here with
+``docworkers.ingest.fusion`` as the service does (each side's top ``max(k, SEARCH_CANDIDATES)``
+candidates, documents by their best chunk). First the fusions of the plain sides: RRF with k in
+10..150 and dense:keyword weights, min-max score fusion with the dense weight alpha in 0..1,
+for comparison fusing documents (each side's best chunk per document) instead of chunks, and RRF
+where the keyword side's first hit goes first when its BM25 is clearly ahead (``gap``); BM25's k1
+and b under the best of them. Then what the service's hybrid does: the keyword query expanded
+by RM3 from the best chunks of the RRF fusion (3, 5 or 10 chunks, 10, 20 or 40 terms, the
+query keeping 0.3 or 0.5 of the weight), every candidate of either side rescored by it
+(``LexicalIndex.score``) and by cosine (``similarities``), fused by z-scores (dense weight 0.2
+to 0.5) or RRF. The report table sets the service's modes beside the previous default (RRF of
+the plain sides) and the combination chosen on the tuning half.
 
 The baseline embeds each record's text (the same title + abstract) as one chunk with the model
 directly and ranks by cosine similarity, without the pipeline. Queries are numbered in cranqrel
@@ -60,15 +64,23 @@ from typing import Any
 import numpy as np
 from _ingest_harness import IngestHarness, corpus_dir, quiet_logs, upload_payload
 
-from docworkers.ingest.defaults import RRF_K, SEARCH_CANDIDATES
+from docworkers.ingest.defaults import (
+    FEEDBACK_CHUNKS,
+    FEEDBACK_ORIGINAL_WEIGHT,
+    FEEDBACK_TERMS,
+    HYBRID_DENSE_WEIGHT,
+    RRF_K,
+    SEARCH_CANDIDATES,
+)
 from docworkers.ingest.embedding import OnnxMiniLMEmbedder
-from docworkers.ingest.fusion import rrf, score_fusion
+from docworkers.ingest.fusion import rrf, score_fusion, zscore_fusion
+from docworkers.ingest.lexical.feedback import rm3
 from docworkers.ingest.lexical.index import LexicalIndex
+from docworkers.ingest.lexical.tokens import tokenize
 from docworkers.ingest.search import SearchService
 
 QUICK_DOCS = 250
 DEPTH = 100
-MAX_CHUNKS = 1000
 STRATEGIES: dict[str, dict[str, Any]] = {
     "recursive": {"chunking_strategy": "recursive"},
     "sentence": {"chunking_strategy": "sentence"},
@@ -83,6 +95,10 @@ RRF_DENSE_WEIGHTS = (0.5, 0.7, 1.0, 1.4, 2.0)  # the keyword side's weight is 1
 GAP_RATIOS = (1.5, 2.0, 3.0)
 BM25_K1S = (0.9, 1.2, 1.5, 2.0)
 BM25_BS = (0.5, 0.75, 0.9)
+FEEDBACK_DEPTHS = (3, 5, 10)  # feedback chunks (RM3) from the first, RRF-fused ranking
+FEEDBACK_TERM_COUNTS = (10, 20, 40)
+FEEDBACK_ORIGINALS = (0.3, 0.5)  # the weight the query's own terms keep
+Z_DENSE_WEIGHTS = (0.2, 0.3, 0.4, 0.5)  # z-score fusion, keyword 1 - it
 QueryScores = dict[int, tuple[float, float, float]]  # position -> nDCG@10, R@100, R@100d
 
 
@@ -178,7 +194,8 @@ async def ranked_documents(search: SearchService, collection: str, query: str,
                            owners: dict[str, list[str]], mode: str,
                            ) -> tuple[list[str], list[str], list[Any]]:
     """(documents of the top 100 chunks, top 100 documents, the top 100 chunk hits), the
-    documents each by its best chunk."""
+    documents each by its best chunk: the top 100 documents are a ``group_by_document``
+    search (the service widens it until 100 distinct documents are found)."""
 
     def documents(hits: Sequence[Any]) -> list[str]:
         ids: list[str] = []
@@ -186,14 +203,10 @@ async def ranked_documents(search: SearchService, collection: str, query: str,
             ids.extend(owners[Path(hit.filename).stem])  # every record with this text
         return unique(ids)
 
-    first = hits = await search.search(collection, query, k=DEPTH, mode=mode)
-    top_chunks = documents(hits)
-    ranked, k = top_chunks, DEPTH
-    while len(ranked) < DEPTH and len(hits) == k and k < MAX_CHUNKS:
-        k = min(MAX_CHUNKS, k * 3)
-        hits = await search.search(collection, query, k=k, mode=mode)
-        ranked = documents(hits)
-    return top_chunks, ranked[:DEPTH], first
+    hits = await search.search(collection, query, k=DEPTH, mode=mode)
+    grouped = await search.search(collection, query, k=DEPTH, mode=mode,
+                                  group_by_document=True)
+    return documents(hits), documents(grouped)[:DEPTH], hits
 
 
 @dataclass(slots=True)
@@ -260,7 +273,8 @@ def print_table(scores: list[Score], base: Score) -> None:
 class Fusion:
     """One way of fusing the dense and keyword sides."""
 
-    method: str  # "rrf", "score", or "gap" (RRF, but a clear keyword winner goes first)
+    method: str  # "rrf", "score", "z" (z-scores, as the service), or "gap" (RRF, but a clear
+    # keyword winner goes first)
     k: int = RRF_K  # rrf and gap
     dense_weight: float = 1.0  # keyword weight: 1 for rrf, 1 - dense_weight for score;
     # gap: how many times the second keyword hit's BM25 the first's must be to go first
@@ -274,6 +288,8 @@ class Fusion:
             return f"RRF k={self.k}{weights}{level}"
         if self.method == "gap":
             return f"RRF k={self.k}, keyword 1st first if >= {self.dense_weight:g}x 2nd{level}"
+        if self.method == "z":
+            return f"z-score, dense weight {self.dense_weight:.1f}{level}"
         return f"min-max score, alpha (dense) {self.dense_weight:.1f}{level}"
 
     def fuse(self, dense: list[tuple[str, float]],
@@ -291,6 +307,9 @@ class Fusion:
         if self.method == "rrf":
             fused = rrf([[c for c, _ in dense], [c for c, _ in keyword]], k=self.k,
                         weights=(self.dense_weight, 1.0))
+        elif self.method == "z":
+            fused = zscore_fusion([dense, keyword],
+                                  weights=(self.dense_weight, 1.0 - self.dense_weight))
         else:
             fused = score_fusion([dense, keyword],
                                  weights=(self.dense_weight, 1.0 - self.dense_weight))
@@ -317,21 +336,29 @@ def fusion_grid() -> list[Fusion]:
 
 def fused_scores(run: ModeRun, fusion: Fusion, qrels: dict[int, dict[str, int]],
                  owners: dict[str, list[str]], positions: Sequence[int],
-                 keyword: dict[int, list[tuple[str, float]]] | None = None) -> QueryScores:
+                 keyword: dict[int, list[tuple[str, float]]] | None = None,
+                 dense: dict[int, list[tuple[str, float]]] | None = None) -> QueryScores:
     """What a ``k=100`` hybrid search fusing this way would score: each side's top
     ``max(100, SEARCH_CANDIDATES)`` chunks fused, the top 100 ids mapped to documents (per
-    document: the top 100 documents). ``keyword``: another keyword side than the service's."""
+    document: the top 100 documents); R@100d: the first 100 documents of all fused candidates.
+    ``keyword``, ``dense``: other sides than the plain ones."""
     candidates = max(DEPTH, SEARCH_CANDIDATES)
     keyword = keyword or run.sides["keyword"]
+    dense = dense or run.sides["dense"]
     scores: QueryScores = {}
+
+    def documents(ids: Sequence[str]) -> list[str]:
+        return unique([doc for id_ in ids
+                       for doc in owners[run.stems[id_.rpartition(":")[0]
+                                                   if ":" in id_ else id_]]])
+
     for position in positions:
-        ids = fusion.fuse(run.sides["dense"][position][:candidates],
-                          keyword[position][:candidates])[:DEPTH]
-        documents = unique([doc for id_ in ids
-                            for doc in owners[run.stems[id_.rpartition(":")[0]
-                                                        if ":" in id_ else id_]]])
+        ids = fusion.fuse(dense[position][:2 * candidates],
+                          keyword[position][:2 * candidates])
+        top = documents(ids[:DEPTH])
         gains = qrels[position]
-        scores[position] = (ndcg(documents, gains), recall(documents, gains), -1.0)
+        scores[position] = (ndcg(documents(ids), gains), recall(top, gains),
+                            recall(documents(ids)[:DEPTH], gains))
     return scores
 
 
@@ -366,6 +393,64 @@ async def bm25_sides(keywords: LexicalIndex, collection: str, queries: list[str]
                     collection, queries[p - 1], DEPTH, k1=k1, b=b)]
                 for p in positions}
     return sides
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """RM3 of the keyword query from the first (RRF) ranking's best ``chunks``."""
+
+    chunks: int = FEEDBACK_CHUNKS
+    terms: int = FEEDBACK_TERMS
+    original: float = FEEDBACK_ORIGINAL_WEIGHT
+
+    @property
+    def label(self) -> str:
+        return f"RM3 {self.chunks} chunks, {self.terms} terms, query {self.original:g}"
+
+
+def expansion_grid() -> list[Expansion]:
+    return [Expansion(c, t, o) for c in FEEDBACK_DEPTHS for t in FEEDBACK_TERM_COUNTS
+            for o in FEEDBACK_ORIGINALS]
+
+
+Sides = dict[int, list[tuple[str, float]]]  # query position -> (chunk id, score), best first
+
+
+async def expanded_sides(search: SearchService, collection: str, queries: list[str],
+                         run: ModeRun, positions: Sequence[int], expansions: list[Expansion]
+                         ) -> tuple[Sides, dict[Expansion, Sides]]:
+    """As the service's hybrid search scores its candidates (both sides' top
+    ``max(100, SEARCH_CANDIDATES)`` chunks): by cosine, every candidate (the vector store's
+    ``similarities`` for the keyword side's), and by BM25 of the keyword query expanded by
+    the best chunks of the RRF fusion of the two sides (``LexicalIndex.score``), per
+    expansion. Both lists cover every candidate, best first."""
+    assert search.keywords is not None
+    candidates = max(DEPTH, SEARCH_CANDIDATES)
+    cosines: Sides = {}
+    sides: dict[Expansion, Sides] = {e: {} for e in expansions}
+    deepest = max(e.chunks for e in expansions)
+    for p in positions:
+        dense = run.sides["dense"][p][:candidates]
+        keyword = run.sides["keyword"][p][:candidates]
+        union = unique([c for c, _ in dense] + [c for c, _ in keyword])
+        vector = search.embedder.embed([queries[p - 1]])[0]
+        cosine = dict(dense) | search.vectors.similarities(
+            collection, [c for c in union if c not in dict(dense)], vector)
+        cosines[p] = sorted(cosine.items(), key=lambda pair: -pair[1])
+        first = rrf([[c for c, _ in dense], [c for c, _ in keyword]], k=RRF_K)
+        feedback_ids = [c for c, _ in first[:deepest]]
+        counts = await search.keywords.term_counts(collection, feedback_ids)
+        for e in expansions:
+            weighted = rm3(tokenize(queries[p - 1]),
+                           [counts[c] for c in feedback_ids[:e.chunks] if c in counts],
+                           terms=e.terms, original_weight=e.original)
+            scores = await search.keywords.score(collection, union, weighted)
+            sides[e][p] = sorted(zip(union, scores, strict=True), key=lambda pair: -pair[1])
+    return cosines, sides
+
+
+def final_fusions() -> list[Fusion]:
+    return [*(Fusion("z", dense_weight=w) for w in Z_DENSE_WEIGHTS), Fusion("rrf", RRF_K)]
 
 
 def keyword_scores(run: ModeRun, side: dict[int, list[tuple[str, float]]],
@@ -470,13 +555,23 @@ async def main_async(args: argparse.Namespace) -> None:
                     note=run.note))
             print(f"{name} done in {time.perf_counter() - started:.0f} s", flush=True)
         assert search.keywords is not None
-        bm25 = await bm25_sides(search.keywords, f"cranfield-{names[0]}", queries, everyone)
+        collection = f"cranfield-{names[0]}"
+        bm25 = await bm25_sides(search.keywords, collection, queries, everyone)
+        grid = expansion_grid()
+        chosen_default = Expansion()
+        if chosen_default not in grid:
+            grid.append(chosen_default)
+        cosines, expanded = await expanded_sides(
+            search, collection, queries, runs[names[0]], everyone,
+            grid)  # chosen on the tuning half only
     print()
     print(f"Cranfield: {len(records)} records with text (left out, empty: "
           f"{', '.join(empty) or 'none'}; {duplicates} share their text with another), "
           f"{len(qrels)} queries with judged relevant documents; worker concurrency "
-          f"{args.concurrency}; hybrid = the service's defaults (RRF k={RRF_K}, "
-          f"{SEARCH_CANDIDATES} candidates a side at least)")
+          f"{args.concurrency}; hybrid = the service's defaults ({Expansion().label}, z-score "
+          f"fusion dense weight {HYBRID_DENSE_WEIGHT}, {SEARCH_CANDIDATES} candidates a side at "
+          f"least); R@100 counts the documents of the top 100 chunks, R@100d the top 100 "
+          f"distinct documents (group_by_document)")
     print()
     print_table(scores, base)
 
@@ -498,36 +593,60 @@ async def main_async(args: argparse.Namespace) -> None:
     k1, b = max(bm25_rows, key=lambda kb: (round(bm25_rows[kb].ndcg10, 6),
                                            round(bm25_rows[kb].recall_chunks, 6)))
     print(f"chosen BM25 (by the hybrid's nDCG@10): k1 {k1}, b {b}")
+
+    print()
+    print("Keyword query expanded by feedback (RM3 from the best chunks of the RRF fusion of "
+          "both sides), then fused with the dense side; tuning half, nDCG@10 / R@100 / R@100d:")
+    print()
+    fusions = final_fusions()
+    print(f"| {'expansion':<36} | {'keyword, rescored':>21} | "
+          + " | ".join(f"{f.label:>21}" for f in fusions))
+    print(f"|{'-' * 38}|" + "|".join("-" * 23 for _ in range(len(fusions) + 1)) + "|")
+    tuned: dict[tuple[Expansion, Fusion], Score] = {}
+    for expansion in grid:
+        alone = summary("", keyword_scores(first, expanded[expansion], qrels, owners, tuning),
+                        tuning)
+        cells = [f"{alone.ndcg10:.4f} / {alone.recall_chunks:.3f}      "]
+        for fusion in fusions:
+            tuned[expansion, fusion] = t = summary("", fused_scores(
+                first, fusion, qrels, owners, tuning, expanded[expansion], cosines), tuning)
+            cells.append(f"{t.ndcg10:.4f} / {t.recall_chunks:.3f} / {t.recall_docs:.3f}")
+        print(f"| {expansion.label:<36} | " + " | ".join(f"{c:>21}" for c in cells))
+    chosen = max(tuned, key=lambda key: (round(tuned[key].ndcg10, 6),
+                                         round(tuned[key].recall_chunks, 6)))
+    print(f"chosen on the tuning half: {chosen[0].label}, {chosen[1].label} "
+          f"(the service's defaults: {Expansion().label}, "
+          f"{Fusion('z', dense_weight=HYBRID_DENSE_WEIGHT).label})")
+
     default = Fusion("rrf", RRF_K)
     print()
-    print(f"Report ({names[0]} chunking): nDCG@10 / R@100 on the report half "
+    print(f"Report ({names[0]} chunking): nDCG@10 / R@100 / R@100d on the report half "
           f"({len(reporting)} queries, even positions), the tuning half and all "
-          f"{len(everyone)}; 'service' rows are SearchService.search(mode=...), 'fused here' "
-          f"rows fuse each side's top 100 with docworkers.ingest.fusion (fusion alone, without "
-          f"the service's exact-terms-first rule):")
+          f"{len(everyone)}; 'service' rows are SearchService.search(mode=...) (R@100d: "
+          f"group_by_document=True), 'fused here' rows fuse each side's top 100 with "
+          f"docworkers.ingest.fusion (fusion alone, without the service's exact-terms-first "
+          f"rule):")
     print()
     halves = (("report", reporting), ("tuning", tuning), ("all", everyone))
-    print(f"| {'run':<66} | " + " | ".join(f"{h + ' half' if h != 'all' else 'all':>15}"
+    print(f"| {'run':<70} | " + " | ".join(f"{h + ' half' if h != 'all' else 'all':>23}"
                                            for h, _ in halves))
-    print(f"|{'-' * 68}|" + "|".join("-" * 17 for _ in halves) + "|")
+    print(f"|{'-' * 72}|" + "|".join("-" * 25 for _ in halves) + "|")
     rows: list[tuple[str, QueryScores]] = [
         (f"service: {mode}", first.scores[mode]) for mode in MODES]
-    rows.append((f"fused here: {default.label} (the default)",
+    rows.append((f"fused here: {default.label}, plain sides (the previous default)",
                  fused_scores(first, default, qrels, owners, everyone)))
-    rows.append((f"fused here: {best.label} (chosen)",
+    rows.append((f"fused here: {best.label}, plain sides (best plain)",
                  fused_scores(first, best, qrels, owners, everyone)))
-    rows.append((f"fused here: chosen, BM25 k1 {k1} b {b}",
-                 fused_scores(first, best, qrels, owners, everyone, bm25[k1, b])))
-    rows.append((f"fused here: {best_any.label}",
-                 fused_scores(first, best_any, qrels, owners, everyone)))
-    rows.append((f"fused here: {best_any.label}, BM25 k1 {k1} b {b}",
-                 fused_scores(first, best_any, qrels, owners, everyone, bm25[k1, b])))
+    rows.append((f"fused here: {chosen[1].label}, {chosen[0].label} (chosen)",
+                 fused_scores(first, chosen[1], qrels, owners, everyone, expanded[chosen[0]],
+                              cosines)))
     for label, query_scores in rows:
         cells = []
         for _, positions in halves:
-            s = summary(label, query_scores, positions)
-            cells.append(f"{s.ndcg10:.4f} / {s.recall_chunks:.3f}")
-        print(f"| {label:<66} | " + " | ".join(f"{c:>15}" for c in cells))
+            half = summary(label, query_scores, positions)
+            cells.append(f"{half.ndcg10:.4f} / {half.recall_chunks:.3f} / "
+                         f"{half.recall_docs:.3f}")
+        print(f"| {label:<70} | " + " | ".join(f"{c:>23}" for c in cells))
 
 
 def main() -> None:
