@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -145,17 +146,18 @@ class SearchService:
             self._exact(collection, query, candidates))
         first = rrf([[hit.chunk_id for hit in dense], [hit.chunk_id for hit in keyword]],
                     k=self.rrf_k)
-        feedback_ids = [id_ for id_, _ in first[:FEEDBACK_CHUNKS]]
-        counts = await self.keywords.term_counts(collection, feedback_ids)
-        expanded = rm3(tokenize(query), [counts[id_] for id_ in feedback_ids if id_ in counts],
-                       terms=FEEDBACK_TERMS, original_weight=FEEDBACK_ORIGINAL_WEIGHT)
-        union = list(dict.fromkeys([hit.chunk_id for hit in dense]
-                                   + [hit.chunk_id for hit in keyword]))
+        texts = {hit.chunk_id: hit.text for hit in [*dense, *keyword]}
+        # The feedback chunks' terms from their texts, as the index stored them (the same
+        # tokenize): no round trip to Redis on the way.
+        feedback = [Counter(tokenize(texts[id_])) for id_, _ in first[:FEEDBACK_CHUNKS]]
+        expanded = rm3(tokenize(query), feedback, terms=FEEDBACK_TERMS,
+                       original_weight=FEEDBACK_ORIGINAL_WEIGHT)
+        union = list(texts)
         dense_ids = {hit.chunk_id for hit in dense}
+        others = [id_ for id_ in union if id_ not in dense_ids]
         similar, rescored = await asyncio.gather(
             asyncio.to_thread(self.vector_breaker.call_sync, self.vectors.similarities,
-                              collection, [id_ for id_ in union if id_ not in dense_ids],
-                              vector),
+                              collection, others, vector) if others else _nothing(),
             self.keywords.score(collection, union, expanded))
         cosine = {hit.chunk_id: hit.score for hit in dense} | similar
         return fuse(dense, keyword, k, dense_scores=cosine,
@@ -213,6 +215,10 @@ class SearchService:
             return set()
         found = await self.keywords.search(collection, query, n, terms=terms)
         return {hit.chunk_id for hit in found}
+
+
+async def _nothing() -> dict[str, float]:
+    return {}
 
 
 def ranked(hits: list[SearchHit], side: str) -> list[SearchHit]:
