@@ -1,17 +1,27 @@
-"""What the ingest benchmarks share: the corpus location, and a real upload worker to feed.
+"""What the ingest benchmarks share: the corpus location, a real upload worker to feed, and the
+``docworkers ingest --wait`` command run in a fresh process with its memory watched.
 
 :class:`IngestHarness` is the world of one UploadWorker process: a private Redis
 (:class:`EmbeddedRedis`), the job and document repositories, embedded Chroma in a temporary
 folder, and :class:`DocumentServices` around a given embedder. :meth:`IngestHarness.ingest`
 enqueues ``document_upload`` jobs and times them from the first enqueue to the last completion,
 with the worker already running (a worker in production is started once, not per batch).
+
+:func:`run_ingest_command` runs the command as a user does, start-up included, on a private
+Redis and a new embedded Chroma folder, and samples the memory of its whole process tree (the
+command, its parser child, anything else it starts) with :class:`TreeMemory`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +47,8 @@ from docworkers.workers import WorkerConfig
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 QUEUE = "bench-ingest"
+COMMAND = [str(Path(sys.executable).with_name("docworkers"))]
+SAMPLE_SECONDS = 0.2
 
 
 def corpus_dir(option: str | None) -> Path:
@@ -172,3 +184,156 @@ class IngestHarness:
         )
         failed = [job for job in jobs if job.status != JobStatus.COMPLETED]
         return IngestRun(jobs=jobs, seconds=seconds, batcher=delta, failed=failed)
+
+
+def load() -> str:
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+@dataclass(slots=True)
+class TreeMemory:
+    """Memory of a process and its descendants, sampled from /proc every SAMPLE_SECONDS.
+
+    ``largest_sum``: the largest sum of the live processes' RSS at one sampled moment (the
+    tree's peak, unless a spike fell between two samples). ``bound``: the largest sum of the
+    live processes' own peaks (VmHWM) at one moment, which no spike escapes: an upper bound.
+    """
+
+    root: int
+    peaks: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> (name, VmHWM)
+    largest_sum: float = 0.0
+    bound: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def sample(self) -> None:
+        total = bound = 0.0
+        for pid in tree(self.root):
+            hwm, rss = status_mb(pid, "VmHWM"), status_mb(pid, "VmRSS")
+            if hwm is None or rss is None:
+                continue
+            total += rss
+            bound += hwm
+            name = self.peaks[pid][0] if pid in self.peaks else process_name(pid, self.root)
+            self.peaks[pid] = (name, max(self.peaks.get(pid, ("", 0.0))[1], hwm))
+        self.largest_sum = max(self.largest_sum, total)
+        self.bound = max(self.bound, bound)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def lines(self) -> list[str]:
+        return [f"  {name}: peak {mb:.0f} MB" for name, mb in self.peaks.values()]
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and its live descendants, from /proc/<pid>/task/<tid>/children."""
+    found, index = [root], 0
+    while index < len(found):
+        try:
+            for entry in os.scandir(f"/proc/{found[index]}/task"):
+                with open(f"{entry.path}/children") as handle:
+                    found.extend(int(pid) for pid in handle.read().split())
+        except OSError:
+            pass
+        index += 1
+    return found
+
+
+def process_name(pid: int, root: int) -> str:
+    if pid == root:
+        return "the command"
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return str(pid)
+    text = " ".join(part.decode(errors="replace") for part in argv[1:4])
+    return "parser child" if "spawn_main" in text else text[:70]
+
+
+def status_mb(pid: int | str, name: str) -> float | None:
+    """A memory field of /proc/<pid>/status (VmRSS, VmHWM) in MB; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass(slots=True)
+class CommandRun:
+    """One run of ``docworkers ingest --wait``."""
+
+    seconds: float  # start of the process -> its exit
+    cpu_seconds: float  # the command and its reaped children
+    memory: TreeMemory
+    chunks: int
+    embedded: int  # texts the pipeline's model embedded (embedding cache misses)
+    note: str  # the load average when it started
+
+
+def run_ingest_command(folder: Path, workdir: Path, redis_url: str, *,
+                       command: Sequence[str] = COMMAND,
+                       extra: Sequence[str] = ()) -> CommandRun:
+    """``command ingest FOLDER --wait`` in a fresh process on an emptied Redis (``redis_url``,
+    the embedding cache included) and a new embedded Chroma folder under ``workdir``."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    env = {**os.environ, "DOCWORKERS_REDIS_URL": redis_url,
+           "DOCWORKERS_CHROMA_PATH": str(workdir / "chroma"),
+           "DOCWORKERS_HOME": str(workdir / "home"),
+           "DOCWORKERS_STORAGE_DIR": str(workdir / "uploads")}
+    note = load()
+    started = time.perf_counter()
+    proc = subprocess.Popen([*command, "ingest", str(folder), "--wait", "--collection", "bench",
+                             *extra], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, cwd=workdir)
+    memory = TreeMemory(proc.pid)
+    sampler = threading.Thread(target=memory.run, daemon=True)
+    sampler.start()
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    memory.stop()
+    sampler.join()
+    # The command's own peak: its last moments may fall between two samples.
+    name, sampled = memory.peaks.get(proc.pid, ("the command", 0.0))
+    memory.peaks[proc.pid] = (name, max(sampled, usage.ru_maxrss / 1024))
+    if proc.returncode != 0:
+        raise RuntimeError(f"docworkers ingest failed ({proc.returncode}):\n"
+                           + output.decode(errors="replace")[-3000:])
+    chunks, embedded = asyncio.run(_job_counts(redis_url))
+    return CommandRun(seconds, usage.ru_utime + usage.ru_stime, memory, chunks, embedded, note)
+
+
+async def _job_counts(url: str) -> tuple[int, int]:
+    """Chunks stored and texts embedded (cache misses) over the upload jobs on ``url``."""
+    from docworkers.queue.filters import JobFilter
+
+    jobs_repo = RedisJobRepository.from_url(url, RepositoryConfig(queue="default"))
+    try:
+        jobs = await jobs_repo.list_jobs(JobFilter(types=frozenset({UPLOAD_JOB_TYPE}),
+                                                   limit=10_000))
+    finally:
+        await jobs_repo.close()
+    failed = [job for job in jobs if job.status != JobStatus.COMPLETED]
+    if failed or not jobs:
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} upload job(s) did not complete"
+                           + (f": {failed[0].error}" if failed else ""))
+    chunks = sum(int(job.result["chunk_count"]) for job in jobs)
+    misses = sum(int(job.result.get("embedding_cache", {}).get("misses", 0)) for job in jobs)
+    return chunks, misses

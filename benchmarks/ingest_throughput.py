@@ -35,17 +35,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _ingest_harness import corpus_dir, quiet_logs
+from _ingest_harness import CommandRun, corpus_dir, load, quiet_logs, run_ingest_command
 
 from docworkers.embedded import EmbeddedRedis
 from docworkers.ingest.chunking import chunk_document
@@ -78,25 +76,20 @@ QUICK_DOCUMENTS = [
     "html/example-10k-1p.html",
     "text/norwich-city.txt",
 ]
-REPO_ROOT = Path(__file__).resolve().parents[1]
-COMMAND = [str(Path(sys.executable).with_name("docworkers"))]
 STAGE_CPU = [sys.executable, str(Path(__file__).with_name("_stage_cpu.py"))]
 MEMORY_TARGET_MB = 600
-SAMPLE_SECONDS = 0.25
 
 
-def load() -> str:
-    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-
-
-def embedded_texts(paths: Sequence[Path]) -> list[str]:
-    """What the pipeline embeds of ``paths`` at the default settings: each document's chunk
-    texts, a text repeated within the document once (``stages.embed_chunks``)."""
+def embedded_texts(paths: Sequence[Path]) -> tuple[list[str], int]:
+    """What the pipeline embeds of ``paths`` at the default settings: the distinct chunk texts
+    (a text repeated within a document is embedded once, see ``stages.embed_chunks``; one
+    repeated across documents is found in the embedding cache, unless both documents embed it
+    at the same moment), and the most it may embed (each document's distinct texts)."""
     texts: list[str] = []
     for path in paths:
         chunks = chunk_document(parse_document(path))
         texts.extend(dict.fromkeys(chunk.text for chunk in chunks))
-    return texts
+    return list(dict.fromkeys(texts)), len(texts)
 
 
 def model_tokens(texts: Sequence[str]) -> int:
@@ -104,158 +97,11 @@ def model_tokens(texts: Sequence[str]) -> int:
     return sum(min(count_tokens(t), MAX_TEXT_TOKENS) + SPECIAL_TOKENS_PER_INPUT for t in texts)
 
 
-@dataclass(slots=True)
-class TreeMemory:
-    """Peak memory of a process and its descendants, sampled from /proc while it runs."""
-
-    root: int
-    peaks: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> (name, VmHWM)
-    largest_sum: float = 0.0  # the largest sum of the tree's VmRSS seen at one moment
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(SAMPLE_SECONDS)
-
-    def sample(self) -> None:
-        total = 0.0
-        for pid in tree(self.root):
-            hwm, rss = status_mb(pid, "VmHWM"), status_mb(pid, "VmRSS")
-            if hwm is None or rss is None:
-                continue
-            total += rss
-            name = self.peaks[pid][0] if pid in self.peaks else process_name(pid, self.root)
-            self.peaks[pid] = (name, max(self.peaks.get(pid, ("", 0.0))[1], hwm))
-        self.largest_sum = max(self.largest_sum, total)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def tree_peak(self) -> float:
-        """Sum of each process's own peak: an upper bound of the tree's peak."""
-        return sum(mb for _, mb in self.peaks.values())
-
-
-def tree(root: int) -> list[int]:
-    """``root`` and its live descendants, from /proc/<pid>/task/<tid>/children."""
-    found, index = [root], 0
-    while index < len(found):
-        try:
-            for entry in os.scandir(f"/proc/{found[index]}/task"):
-                with open(f"{entry.path}/children") as handle:
-                    found.extend(int(pid) for pid in handle.read().split())
-        except OSError:
-            pass
-        index += 1
-    return found
-
-
-def process_name(pid: int, root: int) -> str:
-    if pid == root:
-        return "the command"
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return str(pid)
-    return " ".join(part.decode(errors="replace") for part in argv[1:4])[:70]
-
-
-def status_mb(pid: int, name: str) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith(name + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-@dataclass(slots=True)
-class PipelineRun:
-    seconds: float
-    cpu_seconds: float  # the command and its reaped children
-    memory: TreeMemory
-    chunks: int
-    embedded: int  # texts the pipeline's model embedded (embedding cache misses)
-    note: str
-
-
 def redis_cpu(server: EmbeddedRedis) -> float:
     if server.process is None:
         return 0.0
     fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_command(args: Sequence[str], folder: Path, workdir: Path,
-                server: EmbeddedRedis) -> PipelineRun:
-    """``args`` (a docworkers command line) on ``folder``, in a fresh process, on an emptied
-    Redis and a new Chroma folder; its wall time, CPU, peak memory and job results."""
-    import redis
-
-    client = redis.Redis.from_url(server.url)
-    client.flushall()
-    shutil.rmtree(workdir, ignore_errors=True)
-    env = {**os.environ, "DOCWORKERS_REDIS_URL": server.url,
-           "DOCWORKERS_CHROMA_PATH": str(workdir / "chroma"),
-           "DOCWORKERS_HOME": str(workdir / "home"),
-           "DOCWORKERS_STORAGE_DIR": str(workdir / "uploads")}
-    note = load()
-    started = time.perf_counter()
-    proc = subprocess.Popen([*args, "ingest", str(folder), "--wait", "--collection", "bench"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            cwd=workdir.parent)
-    memory = TreeMemory(proc.pid)
-    sampler = threading.Thread(target=memory.run, daemon=True)
-    sampler.start()
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    memory.stop()
-    sampler.join()
-    # The command's own peak (its last moments may fall between two samples).
-    name, sampled = memory.peaks.get(proc.pid, ("command", 0.0))
-    memory.peaks[proc.pid] = (name, max(sampled, usage.ru_maxrss / 1024))
-    if proc.returncode != 0:
-        raise RuntimeError(f"docworkers ingest failed ({proc.returncode}):\n"
-                           + output.decode(errors="replace")[-3000:])
-    chunks, embedded = job_counts(server.url)
-    client.close()
-    return PipelineRun(seconds, usage.ru_utime + usage.ru_stime, memory, chunks, embedded,
-                       note)
-
-
-def job_counts(url: str) -> tuple[int, int]:
-    """Chunks stored and texts embedded (cache misses) over the upload jobs on ``url``."""
-    import asyncio
-
-    from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE
-    from docworkers.queue import JobStatus
-    from docworkers.queue.filters import JobFilter
-    from docworkers.runtime import Runtime
-    from docworkers.settings import Settings
-
-    async def read() -> tuple[int, int]:
-        runtime = Runtime(Settings.from_env({"DOCWORKERS_REDIS_URL": url}, env_file=None))
-        try:
-            await runtime.open()
-            jobs = await runtime.queues.for_type(UPLOAD_JOB_TYPE).list_jobs(
-                JobFilter(limit=10_000))
-        finally:
-            await runtime.close()
-        failed = [job for job in jobs if job.status != JobStatus.COMPLETED]
-        if failed:
-            raise RuntimeError(f"{len(failed)} upload job(s) did not complete: {failed[0].error}")
-        chunks = sum(int(job.result["chunk_count"]) for job in jobs)
-        misses = sum(int(job.result.get("embedding_cache", {}).get("misses", 0)) for job in jobs)
-        return chunks, misses
-
-    return asyncio.run(read())
 
 
 @dataclass(slots=True)
@@ -340,39 +186,42 @@ def main() -> None:
         for name in names:
             paths.append(folder / Path(name).name)
             shutil.copy(corpus / name, paths[-1])
-        texts = embedded_texts(paths)
+        texts, most = embedded_texts(paths)
         tokens = model_tokens(texts)
         embedder = OnnxMiniLMEmbedder()  # the command's model: one onnxruntime thread per CPU
         embedder.embed(texts[:64])  # warm
 
         raws: list[RawRun] = []
-        pipes: list[PipelineRun] = []
+        pipes: list[CommandRun] = []
         for round_ in range(args.rounds):
             sides = ["raw", "pipeline"] if round_ % 2 == 0 else ["pipeline", "raw"]
             for side in sides:
                 if side == "raw":
                     raws.append(run_raw(embedder, texts))
                 else:
-                    pipes.append(run_command(COMMAND, folder, root / "work", server))
-                    if pipes[-1].embedded != len(texts):
+                    pipes.append(run_ingest_command(folder, root / "work", server.url))
+                    if not len(texts) <= pipes[-1].embedded <= most:
                         raise RuntimeError(f"the pipeline embedded {pipes[-1].embedded} texts, "
-                                           f"the raw model {len(texts)}")
+                                           f"expected {len(texts)} to {most}")
         stages: list[str] = []
         if not args.no_stages:
             report_path = root / "stages.json"
             before = redis_cpu(server)
-            profiled = run_command([*STAGE_CPU, str(report_path)], folder, root / "work",
-                                   server)
+            profiled = run_ingest_command(folder, root / "work", server.url,
+                                          command=[*STAGE_CPU, str(report_path)])
             stages = stage_table(json.loads(report_path.read_text()),
                                  redis_cpu(server) - before, profiled.seconds)
             stages.insert(0, f"stage CPU of one more run ({profiled.seconds:.1f} s, "
                              f"{profiled.note}):")
 
     raw, pipe = min(raws, key=lambda r: r.seconds), min(pipes, key=lambda r: r.seconds)
-    print(f"{len(names)} documents: {pipe.chunks} chunks stored, {len(texts)} texts embedded "
-          f"({pipe.chunks - len(texts)} repeat a text of their document), {tokens:,} model "
-          f"tokens ({tokens / len(texts):.0f}/text); {os.cpu_count()} CPUs, onnxruntime "
-          f"intra-op threads {embedder.intra_op_threads}; best of {args.rounds}")
+    embedded = sorted({p.embedded for p in pipes})
+    print(f"{len(names)} documents: {pipe.chunks} chunks stored, {len(texts)} distinct texts "
+          f"embedded by the raw model ({most - len(texts)} more repeat a text of another "
+          f"document; the pipeline embedded {'/'.join(map(str, embedded))}, credited with "
+          f"{len(texts)}), {tokens:,} model tokens ({tokens / len(texts):.0f}/text); "
+          f"{os.cpu_count()} CPUs, onnxruntime intra-op threads {embedder.intra_op_threads}; "
+          f"best of {args.rounds}")
     print()
     print(f"| {'side':<44} | {'seconds':>7} | {'tokens/s':>8} | {'vs raw':>6} | {'CPU s':>6} "
           f"| note")
@@ -387,13 +236,12 @@ def main() -> None:
           + "; pipeline " + ", ".join(f"{p.seconds:.1f} ({p.note})" for p in pipes))
     print(f"end to end / raw model = {raw.seconds / pipe.seconds:.3f} (target >= 0.92)")
     print()
-    worst = max(pipes, key=lambda p: p.memory.tree_peak)
-    print(f"peak memory of the command's process tree (largest of {len(pipes)} runs): "
-          f"{worst.memory.tree_peak:.0f} MB as the sum of each process's peak, "
-          f"{worst.memory.largest_sum:.0f} MB the largest sum at one moment "
-          f"(target <= {MEMORY_TARGET_MB} MB):")
-    for name, mb in worst.memory.peaks.values():
-        print(f"  {name}: {mb:.0f} MB")
+    worst = max(pipes, key=lambda p: p.memory.bound)
+    print(f"peak RSS of the command's whole process tree (the worst of {len(pipes)} runs): "
+          f"{worst.memory.largest_sum:.0f} MB (largest sum at one moment, sampled every "
+          f"0.2 s), at most {worst.memory.bound:.0f} MB (sum of the live processes' own peaks); "
+          f"target <= {MEMORY_TARGET_MB} MB")
+    print("\n".join(worst.memory.lines()))
     if stages:
         print()
         print("\n".join(stages))

@@ -256,8 +256,9 @@ class Runtime:
             from docworkers.ingest.pipeline import DocumentServices
 
             languages = self.settings.ocr_languages
-            parser = None if languages is None else IsolatedParser(
+            parser = IsolatedParser() if languages is None else IsolatedParser(
                 limits=ParseLimits(ocr_languages=languages))
+            parser.start()  # its child imports the parsers while this process loads the model
             self._services = DocumentServices.local(
                 self.embedder, parser=parser, enricher=self.enricher(),
                 cache=EmbeddingCache.from_url(self.redis_url))  # shared by every worker
@@ -302,9 +303,10 @@ class Runtime:
 
         config = self.upload_worker_config(name, concurrency)
         repo = job_repo or self.job_repository(queue)
+        services = self.services  # before Chroma: it starts the parser (see services)
         return UploadWorker(UploadWorkerConfig(
             worker=config, job_repo=repo,
-            document_repo=self.documents, vector_repo=self.vectors, services=self.services,
+            document_repo=self.documents, vector_repo=self.vectors, services=services,
             hooks=[*default_hooks(config, repo), *hooks] if hooks else None,
         ))
 

@@ -10,6 +10,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -513,6 +515,41 @@ async def test_isolated_parser_async_pool_and_close() -> None:
     assert parser.pids == []
     with pytest.raises(RuntimeError, match="closed"):
         parser.parse(corpus_file("text/fake-text.txt"))
+
+
+def test_isolated_parser_start_runs_the_children_before_the_first_parse() -> None:
+    parser = IsolatedParser(size=2)
+    try:
+        parser.start()  # returns at once; the children start in the background
+        until_true(lambda: len(parser.pids) == 2, "both children to be running")
+        started = sorted(parser.pids)
+        assert UNIT_TEST_SENTENCE in parser.parse(corpus_file("text/fake-text.txt")).text
+        assert sorted(parser.pids) == started  # the started children did the work
+        parser.start()  # idempotent: running children are left alone
+        time.sleep(0.2)
+        assert sorted(parser.pids) == started
+    finally:
+        parser.close()
+    assert parser.pids == []
+    parser.start()  # a closed parser starts nothing
+    time.sleep(0.2)
+    assert parser.pids == []
+
+
+def test_the_parsers_are_imported_by_the_children_only() -> None:
+    """A worker process imports IsolatedParser (and the pipeline) without the parsers' heavy
+    dependencies; parse_document is still there for code that parses in process."""
+    code = (
+        "import sys; import docworkers.ingest.pipeline, docworkers.ingest.upload_worker; "
+        "heavy = ['pypdfium2', 'docx', 'lxml', 'openpyxl', 'pptx', 'selectolax', 'PIL']; "
+        "print(sorted(m for m in heavy if m in sys.modules)); "
+        "from docworkers.ingest.parsing import parse_document; "
+        "print(parse_document.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "docworkers.ingest.parsing.parse"
 
 
 def test_isolated_parser_validates_its_arguments() -> None:

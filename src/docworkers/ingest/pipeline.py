@@ -68,6 +68,7 @@ from docworkers.ingest.embedding_cache import (
 )
 from docworkers.ingest.enrich import Enricher, LocalEnricher
 from docworkers.ingest.fencing import AttemptFence
+from docworkers.ingest.heap import trim_heap
 from docworkers.ingest.keyword_side import KeywordWrites, keyword_chunks
 from docworkers.ingest.lexical.index import LexicalIndex
 from docworkers.ingest.parsing import IsolatedParser
@@ -193,6 +194,8 @@ class UploadPipeline:
             await record_failure(self.documents, document_id, exc, fence=fence,
                                  stage=stage.failed)
             raise
+        finally:
+            trim_heap()  # the document's text, chunks and vectors are free now (see heap.py)
 
     async def _stages(
         self,

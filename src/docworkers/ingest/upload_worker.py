@@ -45,6 +45,11 @@ class UploadWorker(BaseWorker):
         self.upload_config = config
         self.pipeline = UploadPipeline(config.services, config.document_repo, config.vector_repo)
 
+    async def start(self) -> None:
+        # The parser's children start while the worker starts and fetches its first jobs.
+        self.upload_config.services.parser.start()
+        await super().start()
+
     async def process(self, job: Job, ctx: JobContext) -> Any:
         payload = UploadJobPayload.parse(job.payload)
         # Every write of this attempt is fenced: once another worker takes the job over, the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import multiprocessing
 import queue
 import resource
@@ -38,11 +39,13 @@ from docworkers.errors import (
     RetryableJobError,
     UnsupportedDocumentTypeError,
 )
+from docworkers.ingest.defaults import DEFAULT_OCR, OcrMode
 from docworkers.ingest.document import Page, ParsedDocument
+from docworkers.ingest.heap import trim_heap
 from docworkers.ingest.parsing._common import Deadline, megabytes, timeout_reason
-from docworkers.ingest.parsing.limits import DEFAULT_LIMITS, ParseLimits
-from docworkers.ingest.parsing.ocr import DEFAULT_OCR, OcrMode, check_mode
-from docworkers.ingest.parsing.parse import parse_with_deadline
+from docworkers.ingest.parsing.limits import DEFAULT_LIMITS, ParseLimits, check_mode
+
+log = logging.getLogger("docworkers.ingest.parsing")
 
 START_TIMEOUT_SECONDS = 60.0
 _READY = b"ready"
@@ -67,7 +70,8 @@ class IsolatedParser:
 
     Thread-safe: concurrent :meth:`parse` calls each take an idle child (waiting if none is
     idle). A child that times out is killed (ParseTimeoutError); one that dies while parsing is
-    replaced (CorruptDocumentError). Children start lazily and are restarted on next use.
+    replaced (CorruptDocumentError). Children start on first use, or at once in the background
+    with :meth:`start`, and are restarted on next use.
     """
 
     def __init__(self, *, limits: ParseLimits = DEFAULT_LIMITS, size: int = 1) -> None:
@@ -118,6 +122,26 @@ class IsolatedParser:
         """:meth:`parse` in a thread, so the event loop keeps running while a child works."""
         return await asyncio.to_thread(self.parse, path, filename=filename, max_pages=max_pages,
                                        ocr=ocr, attachments_dir=attachments_dir)
+
+    def start(self) -> None:
+        """Start the children now, in a background thread, instead of on first use: a worker
+        calls this as it starts, so a child's start (an interpreter importing every parser,
+        ~1 s of one core) overlaps the worker's own start-up rather than delaying its first
+        document. Returns at once; a child that fails to start here starts on its next parse."""
+        threading.Thread(target=self._start_children, name="docworkers-parser-start",
+                         daemon=True).start()
+
+    def _start_children(self) -> None:
+        for _ in self._children:
+            child = self._idle.get()  # a busy child is started already
+            try:
+                if not self._closed:
+                    child.ensure_started()
+            except RetryableJobError as exc:
+                log.warning("a parser process did not start (it is tried again on the next "
+                            "document): %s", exc)
+            finally:
+                self._idle.put(child)
 
     def close(self) -> None:
         """Stop every child, after letting parses in flight finish. Idempotent."""
@@ -197,17 +221,18 @@ class _Child:
             until += self._limits.ocr_timeout_seconds
 
     def stop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()  # the child reads EOF and exits
-            self._conn = None
-        if self._process is not None:
-            self._process.join(timeout=2.0)
+        # Killed rather than asked to exit: an idle child holds nothing to save, and its
+        # interpreter's own shutdown (every parser's modules) would take up to a second that a
+        # command exiting after its last document waits for.
         self._kill()
+
+    def ensure_started(self) -> None:
+        if self._conn is None or self._process is None or not self._process.is_alive():
+            self._start()
 
     def _send(self, request: bytes) -> Connection:
         for _attempt in range(2):
-            if self._conn is None or self._process is None or not self._process.is_alive():
-                self._start()
+            self.ensure_started()
             assert self._conn is not None
             try:
                 self._conn.send_bytes(request)
@@ -297,6 +322,10 @@ def _document_from_reply(
 def _child_main(conn: Connection, limits: ParseLimits) -> None:
     """Serve parse requests until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    # The parsers, before saying ready and before the memory limit is set (as when they
+    # were imported with this module: a limit meant for documents would stop the import).
+    import docworkers.ingest.parsing.parse  # noqa: F401
+
     _limit_memory(limits.max_memory_bytes)
     conn.send_bytes(_READY)
     while True:
@@ -304,7 +333,10 @@ def _child_main(conn: Connection, limits: ParseLimits) -> None:
             raw = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        conn.send_bytes(_handle(json.loads(raw), limits, conn))
+        reply = _handle(json.loads(raw), limits, conn)
+        conn.send_bytes(reply)
+        del reply, raw
+        trim_heap()  # a large document's pages go back to the system, not kept for the next
 
 
 class _OcrNotice(Deadline):
@@ -322,6 +354,10 @@ class _OcrNotice(Deadline):
 
 
 def _handle(request: dict[str, Any], limits: ParseLimits, conn: Connection) -> bytes:
+    # The parsers are imported by the children only (loaded by _child_main before it says
+    # ready): a worker process never needs them, and they cost it ~35 MB and half a second.
+    from docworkers.ingest.parsing.parse import parse_with_deadline
+
     filename = str(request["filename"])
     try:
         document = parse_with_deadline(

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, fields
 
 from docworkers.errors import ConfigurationError
+from docworkers.ingest.defaults import OCR_MODES, OcrMode
 
 # Tesseract's names of its language packs ("eng", "chi_sim", "deu"), several joined by "+".
 _LANGUAGES = re.compile(r"[A-Za-z0-9_]+(?:\+[A-Za-z0-9_]+)*")
@@ -60,3 +61,12 @@ class ParseLimits:
 
 
 DEFAULT_LIMITS = ParseLimits()
+
+
+def check_mode(value: object) -> OcrMode:
+    """``value`` as an OCR mode; ConfigurationError naming ``ocr`` otherwise. (Here, not in
+    ``ocr.py``: the parent process checks modes without importing OCR's dependencies.)"""
+    for mode in OCR_MODES:
+        if value == mode:
+            return mode
+    raise ConfigurationError("ocr", f"must be one of {', '.join(OCR_MODES)}, got {value!r}")

@@ -29,12 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from docworkers.errors import ConfigurationError, OcrUnavailableError
+from docworkers.errors import OcrUnavailableError
 from docworkers.ingest.defaults import DEFAULT_OCR, OCR_MODES, OcrMode
 from docworkers.ingest.document import Page
 from docworkers.ingest.parsing._common import Deadline, clean_text, megabytes
 from docworkers.ingest.parsing.aligned_tables import ocr_tables
-from docworkers.ingest.parsing.limits import ParseLimits
+from docworkers.ingest.parsing.limits import ParseLimits, check_mode
 
 __all__ = [
     "DEFAULT_OCR", "LOW_CONFIDENCE", "MAX_PIXELS", "OCR_MODES", "OcrMode", "OcrPageError",
@@ -64,14 +64,6 @@ class Reading:
 
 class OcrPageError(Exception):
     """One page could not be read; the message is the warning recorded on the document."""
-
-
-def check_mode(value: object) -> OcrMode:
-    """``value`` as an OCR mode; ConfigurationError naming ``ocr`` otherwise."""
-    for mode in OCR_MODES:
-        if value == mode:
-            return mode
-    raise ConfigurationError("ocr", f"must be one of {', '.join(OCR_MODES)}, got {value!r}")
 
 
 @functools.cache
