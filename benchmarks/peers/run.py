@@ -7,8 +7,10 @@ Run from the repository root with the project's interpreter:
 
 The peers live in their own virtualenv, ``benchmarks/peers/.venv``, made here on first use from
 the pinned ``requirements.txt`` (the project's lock never sees them); docworkers runs from the
-project's virtualenv. Every system gets one adapter, ``peer_NAME.py``, run as a subprocess, and
-runs at its defaults with one worker process. The job is the same everywhere: one ``INCR``
+project's virtualenv, twice: ``docworkers`` enqueues with the asyncio repository,
+``docworkers_sync`` with ``SyncJobProducer`` (the same worker drains both). Every system gets
+one adapter, ``peer_NAME.py``, run as a subprocess, and runs at its defaults with one worker
+process. The job is the same everywhere: one ``INCR``
 (redis-py sends it as ``INCRBY key 1``).
 
 Per system and run, on an emptied database (FLUSHDB of the chosen DB between phases):
