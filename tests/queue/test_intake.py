@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import check_invariants
 from job_waits import until_finished
 
 from docworkers.queue import (
@@ -35,13 +34,14 @@ def producer(redis_url: str, clean_redis: redis.Redis) -> Iterator[SyncJobProduc
 
 
 async def test_a_ready_job_with_a_generated_id_is_one_entry_in_the_intake(
-        repo: RedisJobRepository, clean_redis: redis.Redis, producer: SyncJobProducer) -> None:
+        repo: RedisJobRepository, clean_redis: redis.Redis, producer: SyncJobProducer,
+        invariants: Any) -> None:
     first = await repo.enqueue("t", {"n": 1})
     second = producer.enqueue("t", {"n": 2})
     # Nothing but the intake list: no hash, no set, no counter (one RPUSH each).
     assert clean_redis.keys("*") == [repo.keys.intake]
     assert clean_redis.llen(repo.keys.intake) == 2
-    assert check_invariants(clean_redis, repo) == {first: "queued", second: "queued"}
+    assert invariants() == {first: "queued", second: "queued"}
 
 
 async def test_intake_jobs_are_found_listed_counted_and_cancelled_before_any_worker(
