@@ -38,10 +38,12 @@ async def producer() -> AsyncIterator[Enqueue]:
         yield enqueue
 
 
-async def _work() -> None:
+async def _work(concurrency: int | None) -> None:
+    config = WorkerConfig(worker_name="peers")
+    if concurrency is not None:
+        config = WorkerConfig(worker_name="peers", concurrency=concurrency)
     async with repository() as repo:
-        running = FunctionWorker(WorkerConfig(worker_name="peers"), job_repo=repo,
-                                 handlers={"noop": noop})
+        running = FunctionWorker(config, job_repo=repo, handlers={"noop": noop})
         await running.start()
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -49,8 +51,9 @@ async def _work() -> None:
         await running.stop()
 
 
-def worker() -> None:
-    asyncio.run(_work())
+def worker(concurrency: int | None = None) -> None:
+    """One worker process at the default concurrency, or at ``concurrency``."""
+    asyncio.run(_work(concurrency))
 
 
 if __name__ == "__main__":
