@@ -252,7 +252,13 @@ def process_name(pid: int, root: int) -> str:
     except OSError:
         return str(pid)
     text = " ".join(part.decode(errors="replace") for part in argv[1:4])
-    return "parser child" if "spawn_main" in text else text[:70]
+    if "spawn_main" in text:
+        return "parser child"
+    if "resource_tracker" in text:
+        return "multiprocessing's resource tracker"
+    if "tesseract" in argv[0].decode(errors="replace") or "stdout -l" in text:
+        return "tesseract (OCR of a page, started by the parser child)"
+    return text[:50]
 
 
 def status_mb(pid: int | str, name: str) -> float | None:
