@@ -20,7 +20,9 @@ other processes hits all modes alike), k=10, after a warm-up. The query embeddin
 model (``--query-vector model``, the default: a dense search's latency then includes what a
 real one does) or a random unit vector (``random``: the stores alone). The queries are lowercase
 made-up words, so they hold no exact terms (``lexical.tokens.exact_terms``): hybrid asks the two
-sides, not the third, exact-term keyword search an identifier query adds. Reported: p50/p95/p99
+sides, not the third, exact-term keyword search an identifier query adds, then rescores both
+sides' candidates (the keyword query expanded by feedback, ``LexicalIndex.score``, and the
+keyword candidates' cosines, ``similarities``). Reported: p50/p95/p99
 per mode, the hybrid/dense p50 ratio (target <= 2), the keyword index's Redis memory
 (``LexicalIndex.size`` and ``INFO memory``), Chroma's size on disk, and the write rates.
 
