@@ -96,7 +96,10 @@ async def test_uploaded_paper_is_searchable_then_deleted(settings: Settings, emb
         assert hits[0]["document_id"] == document_id
         assert hits[0]["filename"] == "layout-parser.pdf"
         assert hits[0]["page_start"] == 2 and hits[0]["page_end"] == 2
-        assert 0 < hits[0]["score"] <= 1
+        # hybrid (the default): the fused score, z-scores of cosine and BM25, best first
+        assert [hit["score"] for hit in hits] == sorted((hit["score"] for hit in hits),
+                                                        reverse=True)
+        assert hits[0]["found_by"] == ["dense", "keyword"]
         filtered = await api.post("/api/search", json={
             "collection": "papers", "query": "layout", "filters": {"page_start": {"$gte": 2}}})
         assert filtered.status_code == 200

@@ -78,6 +78,7 @@ def test_every_ticks_are_aligned_to_the_epoch() -> None:
     ("priority", {"every": 1, "priority": 5000}),
 ])
 def test_invalid_schedules_name_the_field(field: str, kw: dict[str, Any]) -> None:
+    kw = dict(kw)  # the parameters are shared: the cluster suites run this test again
     name = kw.pop("name", "s")
     with pytest.raises(ConfigurationError) as info:
         Schedule(name, "t", {}, **kw)
