@@ -422,7 +422,8 @@ async def expanded_sides(search: SearchService, collection: str, queries: list[s
     """As the service's hybrid search scores its candidates (both sides' top
     ``max(100, SEARCH_CANDIDATES)`` chunks): by cosine, every candidate (the vector store's
     ``similarities`` for the keyword side's), and by BM25 of the keyword query expanded by
-    the best chunks of the RRF fusion of the two sides (``LexicalIndex.score``), per
+    the best chunks of the RRF fusion of the two sides that the keyword side found
+    (``LexicalIndex.score``), per
     expansion. Both lists cover every candidate, best first."""
     assert search.keywords is not None
     candidates = max(DEPTH, SEARCH_CANDIDATES)
@@ -438,7 +439,8 @@ async def expanded_sides(search: SearchService, collection: str, queries: list[s
             collection, [c for c in union if c not in dict(dense)], vector)
         cosines[p] = sorted(cosine.items(), key=lambda pair: -pair[1])
         first = rrf([[c for c, _ in dense], [c for c, _ in keyword]], k=RRF_K)
-        feedback_ids = [c for c, _ in first[:deepest]]
+        matched = {c for c, _ in keyword}  # as the service: chunks holding a query term
+        feedback_ids = [c for c, _ in first if c in matched][:deepest]
         counts = await search.keywords.term_counts(collection, feedback_ids)
         for e in expansions:
             weighted = rm3(tokenize(queries[p - 1]),

@@ -147,9 +147,14 @@ class SearchService:
         first = rrf([[hit.chunk_id for hit in dense], [hit.chunk_id for hit in keyword]],
                     k=self.rrf_k)
         texts = {hit.chunk_id: hit.text for hit in [*dense, *keyword]}
-        # The feedback chunks' terms from their texts, as the index stored them (the same
-        # tokenize): no round trip to Redis on the way.
-        feedback = [Counter(tokenize(texts[id_])) for id_, _ in first[:FEEDBACK_CHUNKS]]
+        # Feedback comes only from chunks that hold a term of the query (the keyword side found
+        # them): in a small or narrowly filtered collection the first ranking's best include
+        # chunks that merely fill the list, and their words would pull them to the top. The
+        # terms are read from the texts, as the index stored them (the same tokenize): no round
+        # trip to Redis on the way.
+        matched = {hit.chunk_id for hit in keyword}
+        feedback = [Counter(tokenize(texts[id_]))
+                    for id_ in [id_ for id_, _ in first if id_ in matched][:FEEDBACK_CHUNKS]]
         expanded = rm3(tokenize(query), feedback, terms=FEEDBACK_TERMS,
                        original_weight=FEEDBACK_ORIGINAL_WEIGHT)
         union = list(texts)
