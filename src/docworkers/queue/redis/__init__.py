@@ -11,7 +11,8 @@ module            owns
 ``errors``        translating redis-py's exceptions into docworkers errors
 ``keys``          every key name: a queue's, the limiters', a registry's (``{documents}``)
 ``packing``       hiredis command packing for asyncio connections
-``cluster_url``   the ``redis+cluster://`` URL (``sentinel_url``: ``redis+sentinel://``)
+``cluster_url``   the ``redis+cluster://`` URL (``sentinel_url``: ``redis+sentinel://``;
+                  ``addresses``: the ``host:port`` list both share)
 ``cluster``       what a Redis Cluster needs beyond a server: scripts loaded per node, the
                   waiter's connection to its queue's primary
 ================  =========================================================================

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from redis.connection import SSLConnection, parse_url
 
 from docworkers.errors import ConfigurationError
+from docworkers.queue.redis.addresses import host_port
 
 __all__ = ["CLUSTER_SCHEMES", "CLUSTER_URL_FORM", "ClusterURL", "is_cluster_url"]
 
@@ -81,21 +82,11 @@ class ClusterURL:
 
 
 def _address(url: str, host: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port``; no port: 6379) of one startup node."""
-    if host.startswith("["):
-        name, bracket, port = host[1:].partition("]")
-        if not bracket or (port and not port.startswith(":")):
-            raise _malformed(url, f"{host!r} is not an address [ipv6]:port")
-        port = port[1:]
-    else:
-        name, _, port = host.partition(":")
-    if not name:
-        raise _malformed(url, "a node's host is missing (host:port[,host:port...])")
-    if not port:
-        return name, DEFAULT_PORT
-    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise _malformed(url, f"the port {port!r} of node {name!r} is not a port number")
-    return name, int(port)
+    """``host:port`` of one startup node (no port: DEFAULT_PORT)."""
+    try:
+        return host_port(host, DEFAULT_PORT, "node")
+    except ValueError as exc:
+        raise _malformed(url, str(exc)) from None
 
 
 def _malformed(url: str, why: str) -> ConfigurationError:

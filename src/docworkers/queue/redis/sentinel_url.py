@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from docworkers.errors import ConfigurationError
+from docworkers.queue.redis.addresses import host_port
 
 __all__ = ["SENTINEL_SCHEME", "SENTINEL_URL_FORM", "SentinelURL", "is_sentinel_url"]
 
@@ -69,21 +70,11 @@ class SentinelURL:
 
 
 def _address(url: str, host: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port``; no port: 26379) of one sentinel."""
-    if host.startswith("["):
-        name, bracket, port = host[1:].partition("]")
-        if not bracket or (port and not port.startswith(":")):
-            raise _malformed(url, f"{host!r} is not an address [ipv6]:port")
-        port = port[1:]
-    else:
-        name, _, port = host.partition(":")
-    if not name:
-        raise _malformed(url, "a sentinel's host is missing (host:port[,host:port...])")
-    if not port:
-        return name, DEFAULT_SENTINEL_PORT
-    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise _malformed(url, f"the port {port!r} of sentinel {name!r} is not a port number")
-    return name, int(port)
+    """``host:port`` of one sentinel (no port: DEFAULT_SENTINEL_PORT)."""
+    try:
+        return host_port(host, DEFAULT_SENTINEL_PORT, "sentinel")
+    except ValueError as exc:
+        raise _malformed(url, str(exc)) from None
 
 
 def _malformed(url: str, why: str) -> ConfigurationError:
