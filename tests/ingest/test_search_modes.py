@@ -80,9 +80,9 @@ async def test_keyword_and_hybrid_find_the_planted_code_first(world: dict[str, A
 async def test_hybrid_rescores_both_sides_candidates_with_the_expanded_query(
         world: dict[str, Any]) -> None:
     # Recomputed here from the two plain sides: the first fusion (RRF) picks the feedback
-    # chunks, their stored terms expand the keyword query (RM3); every candidate of either side
-    # gets its cosine and its BM25 for the expanded query, and the answer is their z-score
-    # fusion. Ranks and found_by are the plain sides' candidate lists.
+    # chunks among those the keyword side found, their stored terms expand the keyword query
+    # (RM3); every candidate of either side gets its cosine and its BM25 for the expanded
+    # query, and the answer is their z-score fusion. Ranks and found_by are the plain sides' candidate lists.
     search: SearchService = world["search"]
     assert search.keywords is not None
     query = "hinge of the cabinet door"
@@ -91,7 +91,10 @@ async def test_hybrid_rescores_both_sides_candidates_with_the_expanded_query(
     keyword = await search.search("docs", query, k=SEARCH_CANDIDATES, mode="keyword")
     assert len(keyword) >= 2  # both planted documents mention a hinge
     first = rrf([[hit.chunk_id for hit in dense], [hit.chunk_id for hit in keyword]], k=RRF_K)
-    feedback_ids = [id_ for id_, _ in first[:FEEDBACK_CHUNKS]]
+    matched = {hit.chunk_id for hit in keyword}
+    feedback_ids = [id_ for id_, _ in first if id_ in matched][:FEEDBACK_CHUNKS]
+    # a chunk only the dense side found is among the first ranking's best, and left out
+    assert [id_ for id_, _ in first[:FEEDBACK_CHUNKS]] != feedback_ids
     counts = await search.keywords.term_counts("docs", feedback_ids)
     assert set(counts) == set(feedback_ids)
     terms = rm3(tokenize(query), [counts[id_] for id_ in feedback_ids],
