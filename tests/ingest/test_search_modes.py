@@ -82,7 +82,8 @@ async def test_hybrid_rescores_both_sides_candidates_with_the_expanded_query(
     # Recomputed here from the two plain sides: the first fusion (RRF) picks the feedback
     # chunks among those the keyword side found, their stored terms expand the keyword query
     # (RM3); every candidate of either side gets its cosine and its BM25 for the expanded
-    # query, and the answer is their z-score fusion. Ranks and found_by are the plain sides' candidate lists.
+    # query, and the answer is their z-score fusion. Ranks and found_by are the plain sides'
+    # candidate lists.
     search: SearchService = world["search"]
     assert search.keywords is not None
     query = "hinge of the cabinet door"
