@@ -103,6 +103,30 @@ async def test_both_clients_are_cluster_clients_with_the_settings(
         sclient.close()
 
 
+async def test_clients_find_the_cluster_again_after_losing_every_startup_node(
+        cluster: RedisClusterSet) -> None:
+    # redis-py drops a node from its startup nodes on each connection error or timeout; on a
+    # loaded machine a failover emptied the list and the client never found the cluster again
+    # (seen in CI). The state that left, made by hand: the next topology read must still work.
+    aclient, sclient = async_client(cluster.url), sync_client(cluster.url)
+    key = "{" + tags_on_distinct_primaries(cluster, 1)[0] + "}:before"
+    try:
+        await aclient.set(key, "1")
+        assert sclient.get(key) == "1"
+        await aclient.nodes_manager.aclose("startup_nodes")  # as redis-py does before a re-read
+        for client in (aclient, sclient):
+            client.nodes_manager.startup_nodes.clear()
+        await aclient.nodes_manager.initialize()
+        sclient.nodes_manager.initialize()
+        for q in tags_on_distinct_primaries(cluster, 3):
+            await aclient.set("{" + q + "}:again", "1")
+            assert sclient.get("{" + q + "}:again") == "1"
+        assert aclient.nodes_manager.startup_nodes and sclient.nodes_manager.startup_nodes
+    finally:
+        await aclient.aclose()
+        sclient.close()
+
+
 async def test_scripts_are_loaded_into_each_node_that_lacks_them(
         cluster: RedisClusterSet) -> None:
     """SCRIPT FLUSH on every node (as a promoted replica has none): the next call on each

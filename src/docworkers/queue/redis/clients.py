@@ -38,6 +38,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from docworkers.errors import ConfigurationError
+from docworkers.queue.redis.cluster import keep_seeds
 from docworkers.queue.redis.cluster_url import ClusterURL, is_cluster_url
 from docworkers.queue.redis.packing import use_hiredis_packing, use_hiredis_packing_cluster
 from docworkers.queue.redis.sentinel_connection import (
@@ -150,13 +151,16 @@ def sync_client(url: str, settings: ClientSettings = DEFAULT_CLIENT_SETTINGS,
 def _async_cluster(parts: ClusterURL, kwargs: dict[str, Any]) -> AsyncRedisCluster:
     """The asyncio cluster client (returned as ``Redis``: see the module's doc)."""
     nodes = [AsyncClusterNode(host, port) for host, port in parts.nodes]
-    return use_hiredis_packing_cluster(
-        AsyncRedisCluster(startup_nodes=nodes, **{**kwargs, **parts.options}))
+    client = AsyncRedisCluster(startup_nodes=nodes, **{**kwargs, **parts.options})
+    keep_seeds(client, parts.nodes)
+    return use_hiredis_packing_cluster(client)
 
 
 def _sync_cluster(parts: ClusterURL, kwargs: dict[str, Any]) -> RedisCluster:
     nodes = [ClusterNode(host, port) for host, port in parts.nodes]  # type: ignore[no-untyped-call]
-    return RedisCluster(startup_nodes=nodes, **{**kwargs, **parts.options})
+    client = RedisCluster(startup_nodes=nodes, **{**kwargs, **parts.options})
+    keep_seeds(client, parts.nodes)
+    return client
 
 
 def is_cluster(client: object) -> bool:

@@ -13,6 +13,11 @@ things still differ from a single server, and are handled here:
 * **A connection of one's own** (the waiter's blocking wait) must be to the primary of the
   queue's slot: :func:`own_connection` gives one (the waiter asks again after any error, e.g.
   MOVED after a failover), and :func:`unblock` ends its wait on that node.
+* **The URL's nodes stay known.** redis-py drops a node from its startup nodes on every
+  connection error or timeout; on a loaded machine, timeouts of healthy nodes around a failover
+  emptied the list, and the client could then never find the cluster again ("provide at least
+  one reachable node", seen in CI). :func:`keep_seeds` gives it the URL's nodes again when the
+  list is empty.
 * **Commands without keys** go to one node (the client's default): nothing of docworkers needs
   an answer from every node (no listing walks the keyspace by SCAN or KEYS; every collection
   is an index key), except PING/TIME/CONFIG GET, for which one node speaks for all.
@@ -20,19 +25,20 @@ things still differ from a single server, and are handled here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.cluster import ClusterPipeline, RedisCluster
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
-__all__ = ["ClusterAsyncScript", "ClusterScript", "cluster_script", "load_on_owner",
-           "own_connection", "unblock"]
+__all__ = ["ClusterAsyncScript", "ClusterScript", "cluster_script", "keep_seeds",
+           "load_on_owner", "own_connection", "unblock"]
 
 NOSCRIPT_ATTEMPTS = 3  # a slot moving between the load and the call gets another try
 
@@ -133,3 +139,39 @@ def cluster_script(client: object, source: str) -> ClusterAsyncScript | ClusterS
     if isinstance(client, RedisCluster):
         return ClusterScript(client, source)  # type: ignore[arg-type]
     return None
+
+
+def keep_seeds(client: AsyncRedisCluster | RedisCluster, seeds: Sequence[tuple[str, int]]
+               ) -> None:
+    """Give ``client`` the ``seeds`` (host, port) again whenever it reads the topology with no
+    startup node left (see the module's doc). The asyncio client's nodes manager has fixed
+    slots, so its startup nodes become a dict that refills itself when read empty; the sync
+    client's manager replaces that dict on every read, so its read is wrapped instead."""
+    manager: Any = client.nodes_manager
+    if isinstance(client, AsyncRedisCluster):
+        manager.startup_nodes = _Refilling(manager.startup_nodes, lambda: [
+            AsyncClusterNode(host, port, **manager.connection_kwargs) for host, port in seeds])
+        return
+    read_topology = manager.initialize
+
+    def initialize() -> None:
+        if not manager.startup_nodes:
+            for host, port in seeds:
+                node = ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                manager.startup_nodes[node.name] = node
+        read_topology()
+
+    manager.initialize = initialize
+
+
+class _Refilling(dict[str, Any]):
+    """Startup nodes that are never empty when read: ``refill()`` gives the seeds again."""
+
+    def __init__(self, nodes: dict[str, Any], refill: Callable[[], list[Any]]) -> None:
+        super().__init__(nodes)
+        self._refill = refill
+
+    def values(self) -> Any:
+        if not self:
+            self.update((node.name, node) for node in self._refill())
+        return super().values()
