@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from docworkers.queue.redis.clients import is_cluster
 from docworkers.queue.spec import new_job_id
 
 if TYPE_CHECKING:
@@ -75,13 +76,12 @@ class IntakeLane:
         self._client = client
         self._errors = errors
         self._conn: AbstractConnection | None = None
-        pool = getattr(client, "connection_pool", None)
+        self._pool: Any = None if is_cluster(client) else client.connection_pool
         self._timeout: float | None = (
-            pool.connection_kwargs.get("socket_timeout") if pool is not None else None)
+            None if self._pool is None else self._pool.connection_kwargs.get("socket_timeout"))
 
     async def push(self, key: str, entries: Sequence[str]) -> None:
-        pool = getattr(self._client, "connection_pool", None)
-        if pool is None:
+        if self._pool is None:  # Redis Cluster
             with self._errors:
                 await cast("Any", self._client.rpush(key, *entries))
             return
@@ -89,7 +89,7 @@ class IntakeLane:
         for attempt in range(RETRIES + 1):
             try:
                 with self._errors:
-                    await self._push(pool, key, entries)
+                    await self._push(key, entries)
                 return
             except Exception as exc:
                 if attempt == RETRIES or not _resend(exc):
@@ -97,13 +97,13 @@ class IntakeLane:
             await asyncio.sleep(pause)
             pause *= 2
 
-    async def _push(self, pool: Any, key: str, entries: Sequence[str]) -> None:
+    async def _push(self, key: str, entries: Sequence[str]) -> None:
         conn = self._conn
         if conn is None:
             # Held until close() (the pool closes it with the client otherwise), without its
             # socket timeout: the timeout below bounds the whole push instead, with no task
             # per command.
-            conn = await pool.get_connection()
+            conn = await self._pool.get_connection()
             conn.socket_timeout = None
             self._conn = conn
         try:
@@ -124,7 +124,7 @@ class IntakeLane:
         if conn is not None:
             await conn.disconnect(nowait=True)
             conn.socket_timeout = self._timeout
-            await cast("Any", self._client).connection_pool.release(conn)
+            await self._pool.release(conn)
 
     async def close(self) -> None:
         await self._drop()
@@ -138,11 +138,11 @@ class SyncIntakeLane:
         self._client = client
         self._errors = errors
         self._conn: Any = None  # a redis-py connection (its sync API is partly untyped)
+        self._pool: Any = None if is_cluster(client) else client.connection_pool
         self._lock = threading.Lock()
 
     def push(self, key: str, entries: Sequence[str]) -> None:
-        pool = getattr(self._client, "connection_pool", None)
-        if pool is None:  # Redis Cluster
+        if self._pool is None:  # Redis Cluster
             with self._errors:
                 self._client.rpush(key, *entries)
             return
@@ -150,7 +150,7 @@ class SyncIntakeLane:
         for attempt in range(RETRIES + 1):
             try:
                 with self._errors, self._lock:
-                    self._push(pool, key, entries)
+                    self._push(key, entries)
                 return
             except Exception as exc:
                 if attempt == RETRIES or not _resend(exc):
@@ -158,10 +158,10 @@ class SyncIntakeLane:
             time.sleep(pause)
             pause *= 2
 
-    def _push(self, pool: Any, key: str, entries: Sequence[str]) -> None:
+    def _push(self, key: str, entries: Sequence[str]) -> None:
         conn = self._conn
         if conn is None:
-            conn = self._conn = pool.get_connection()
+            conn = self._conn = self._pool.get_connection()
         try:
             conn.send_packed_command(conn.pack_command("RPUSH", key, *entries),
                                      check_health=False)
@@ -174,7 +174,7 @@ class SyncIntakeLane:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.disconnect()
-            self._client.connection_pool.release(conn)
+            self._pool.release(conn)
 
     def close(self) -> None:
         with self._lock:
