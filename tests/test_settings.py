@@ -15,9 +15,10 @@ from docworkers.errors import ConfigurationError
 from docworkers.queue import RepositoryConfig
 from docworkers.settings import Settings
 from docworkers.workers import WorkerConfig
+from docworkers.workers.config import CPU_BOUND_CONCURRENCY
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-WORKER_SETTINGS = ("concurrency", "max_retries", "retry_delay", "lease_timeout",
+WORKER_SETTINGS = ("max_retries", "retry_delay", "lease_timeout",
                    "shutdown_timeout", "log_level")
 
 
@@ -26,6 +27,8 @@ def test_the_worker_settings_default_to_the_worker_configs_defaults() -> None:
     for name in WORKER_SETTINGS:
         assert getattr(settings, name) == getattr(worker, name), name
     assert settings.lease_timeout == 30.0
+    # concurrency sets the CPU-bound upload workers': fewer slots than a generic worker's
+    assert settings.concurrency == CPU_BOUND_CONCURRENCY == 3 < worker.concurrency
     assert RepositoryConfig().default_max_retries == worker.max_retries
 
 

@@ -1,5 +1,5 @@
 """docworkers: run by the project's own virtualenv; one FunctionWorker at its default settings
-(concurrency 3), enqueued with ``RedisJobRepository.enqueue``."""
+(concurrency 50), enqueued with ``RedisJobRepository.enqueue``."""
 
 from __future__ import annotations
 

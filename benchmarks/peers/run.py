@@ -9,10 +9,11 @@ The peers live in their own virtualenv, ``benchmarks/peers/.venv``, made here on
 the pinned ``requirements.txt`` (the project's lock never sees them); docworkers runs from the
 project's virtualenv, twice: ``docworkers`` enqueues with the asyncio repository,
 ``docworkers_sync`` with ``SyncJobProducer`` (the same worker drains both), and a third time as
-``docworkers_c50``, its worker at concurrency 50 instead of the default 3 (the only row not at its
-defaults, labelled so). Every system gets one adapter, ``peer_NAME.py``, run as a subprocess,
-and runs at its defaults with one worker process. The job is the same everywhere: one ``INCR``
-(redis-py sends it as ``INCRBY key 1``).
+``docworkers_c3``, its worker at concurrency 3 (the upload workers' default, for CPU-bound jobs)
+instead of a generic worker's default 50 (the only row not at its defaults, labelled so). Every
+system gets one adapter, ``peer_NAME.py``, run as a subprocess, and runs at its defaults with
+one worker process. The job is the same everywhere: one ``INCR`` (redis-py sends it as
+``INCRBY key 1``).
 
 Per system and run, on an emptied database (FLUSHDB of the chosen DB between phases):
 
@@ -53,10 +54,10 @@ from docworkers.embedded import EmbeddedRedis
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv"
 # docworkers_sync: the same worker, jobs enqueued by the synchronous producer
-# docworkers_c50: the same worker at concurrency 50, its async producer
-PEERS = ("docworkers", "docworkers_sync", "docworkers_c50", "huey", "taskiq", "dramatiq", "saq",
+# docworkers_c3: the same worker at concurrency 3 (the upload workers'), its async producer
+PEERS = ("docworkers", "docworkers_sync", "docworkers_c3", "huey", "taskiq", "dramatiq", "saq",
          "arq", "celery")
-OURS = ("docworkers", "docworkers_sync", "docworkers_c50")
+OURS = ("docworkers", "docworkers_sync", "docworkers_c3")
 COUNTER, PICKUP = "peers:count", "peers:pickup"  # as in _common.py
 DEFAULT_DB = 14
 STALL = 60.0  # seconds without progress before a peer counts as failed

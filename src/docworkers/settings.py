@@ -3,7 +3,8 @@
 Only the front doors (CLI, API) read the environment; the library takes these values as
 arguments. An unknown DOCWORKERS_* variable is an error, so a misspelt setting never goes
 silently ignored. The settings that configure workers take their defaults from
-:class:`~docworkers.workers.config.WorkerConfig`, so each default is written once.
+:class:`~docworkers.workers.config.WorkerConfig`, so each default is written once; concurrency,
+which sets the CPU-bound upload workers', takes ``CPU_BOUND_CONCURRENCY`` from the same module.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, get_args, get_type_hints
 from docworkers.errors import ConfigurationError
 from docworkers.queue.redis.cluster_url import ClusterURL, is_cluster_url
 from docworkers.queue.redis.sentinel_url import SentinelURL, is_sentinel_url
-from docworkers.workers.config import WorkerConfig
+from docworkers.workers.config import CPU_BOUND_CONCURRENCY, WorkerConfig
 
 PREFIX = "DOCWORKERS_"
 # Variables with our prefix that are not settings (the test suite's server, for one).
@@ -63,7 +64,9 @@ class Settings:
     api_request_timeout: float = 30.0  # seconds to send a request's headers, and between body
     # bytes; then the API answers 408 and closes the connection
     max_upload_bytes: int = 100 * 1024 * 1024
-    concurrency: int = _worker_default("concurrency")
+    # Jobs at once per upload worker (CPU-bound; the other document job types run one at a
+    # time unless `docworkers worker --concurrency` says otherwise).
+    concurrency: int = CPU_BOUND_CONCURRENCY
     max_retries: int = _worker_default("max_retries")
     retry_delay: float = _worker_default("retry_delay")
     lease_timeout: float = _worker_default("lease_timeout")

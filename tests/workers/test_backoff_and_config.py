@@ -36,8 +36,8 @@ def test_backoff_rejects_retry_zero() -> None:
 
 
 def test_worker_config_defaults_are_the_documented_ones() -> None:
-    config = default_worker_config("upload-worker-1")
-    assert (config.concurrency, config.poll_interval, config.shutdown_timeout) == (3, 2.0, 30.0)
+    config = default_worker_config("worker-1")
+    assert (config.concurrency, config.poll_interval, config.shutdown_timeout) == (50, 2.0, 30.0)
     assert (config.max_retries, config.retry_delay, config.enable_recovery) == (3, 5.0, True)
 
 
