@@ -83,6 +83,36 @@ async def test_delayed_job_waits_for_its_time(repo: RedisJobRepository, invarian
     assert [j.id for j in (await repo.reserve("w", 5, 30)).jobs] == [job_id]
 
 
+async def test_next_due_comes_with_a_short_batch_only(repo: RedisJobRepository) -> None:
+    """A full batch reports no next due time (the worker reserves again at once, and
+    reserve.lua saves the lookup); a short one reports it."""
+    await repo.enqueue("t", {}, delay=60.0)
+    for _ in range(3):
+        await repo.enqueue("t", {})
+    full = await repo.reserve("w", 2, 30)
+    assert len(full.jobs) == 2 and full.next_due is None
+    short = await repo.reserve("w", 2, 30)
+    assert len(short.jobs) == 1 and short.next_due is not None
+
+
+async def test_a_reservation_deletes_a_stale_completed_at(repo: RedisJobRepository,
+                                                           clean_redis: redis.Redis,
+                                                           invariants) -> None:
+    """reserve.lua deletes completed_at only where there is one (read with the job's fields,
+    not returned with them): a queued job carrying one, as a keyspace from before requeue.lua
+    cleared it may hold, starts without it; one without it is left as it was."""
+    stale_id = await repo.enqueue("t", {}, job_id="stale")
+    fresh_id = await repo.enqueue("t", {}, job_id="fresh")
+    clean_redis.hset(repo.keys.job(stale_id), "completed_at", 1)
+    jobs = (await repo.reserve("w", 2, 30)).jobs
+    assert [(j.id, j.completed_at, j.token) for j in jobs] == [(stale_id, None, 1),
+                                                                (fresh_id, None, 1)]
+    for job_id in (stale_id, fresh_id):
+        assert not clean_redis.hexists(repo.keys.job(job_id), "completed_at")
+    assert (await repo.get_job(stale_id)).completed_at is None
+    invariants()
+
+
 async def test_run_at_in_the_past_runs_now(repo: RedisJobRepository) -> None:
     job_id = await repo.enqueue("t", run_at=datetime.now(UTC) - timedelta(hours=1))
     assert [j.id for j in (await repo.reserve("w", 5, 30)).jobs] == [job_id]

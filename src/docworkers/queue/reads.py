@@ -228,7 +228,8 @@ class JobReads:
         if scheduled:
             statuses = await self._statuses(scheduled_ids)
             retrying = sum(1 for s in statuses if s == JobStatus.RETRYING)
-        count = int(totals.get("completed", 0))
+        completed_by_type = _by_type(totals, "completed:")
+        count = sum(completed_by_type.values())  # complete.lua counts by type only
         return QueueStats(
             queue=self.queue,
             by_status={
@@ -241,7 +242,7 @@ class JobReads:
                 "dead": dead,
                 "cancelled": cancelled,
             },
-            completed_by_type=_by_type(totals, "completed:"),
+            completed_by_type=completed_by_type,
             failed_by_type=_by_type(totals, "failed:"),
             total_completed=count,
             total_failed=int(totals.get("failed", 0)),

@@ -3,6 +3,7 @@
 -- earlier attempt's failure or deferral is history (retry_count counts it, the worker's log has
 -- it), and a job that succeeded must not show it as its own error.
 -- KEYS[1] job key prefix  KEYS[2] active  KEYS[3] completed  KEYS[4] all-jobs  KEYS[5] stats
+--         (completed:<type> per job type, whose sum is the total, and processing_ms)
 -- KEYS[6] job events prefix (a completion is recorded in the job's events)
 -- KEYS[7] history prefix (completions per minute, durations by type: _lib.lua)
 -- ARGV[1] retention ms  ARGV[2] number of jobs
@@ -20,11 +21,11 @@ for i = 0, tonumber(ARGV[2]) - 1 do
   local b = 3 + i * 3
   local id = ARGV[b]
   local key = prefix .. id
-  local h = redis.call('HMGET', key, 'token', 'status', 'type', 'started_at')
+  local h = redis.call('HMGET', key, 'token', 'status', 'type', 'started_at', 'error')
   if h[1] == ARGV[b + 1] and h[2] == 'processing' then
     redis.call('HSET', key, 'status', 'completed', 'result', ARGV[b + 2], 'progress', 100,
       'completed_at', now, 'updated_at', now)
-    redis.call('HDEL', key, 'error')
+    if h[5] then redis.call('HDEL', key, 'error') end
     record_event(KEYS[6] .. id, {now, 'completed'})
     ids[#ids + 1] = id
     finished[#finished + 1] = now
@@ -44,7 +45,6 @@ for job_type, count in pairs(by_type) do
   redis.call('HINCRBY', KEYS[5], 'completed:' .. job_type, count)
 end
 if done > 0 then
-  redis.call('HINCRBY', KEYS[5], 'completed', done)
   redis.call('HINCRBY', KEYS[5], 'processing_ms', busy_ms)
   history_completed(KEYS[7], now, done, took)
 end

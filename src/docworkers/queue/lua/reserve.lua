@@ -18,8 +18,9 @@
 --         Due delayed jobs are promoted and expired leases recovered for the whole queue.
 -- ARGV[8..] the job hash fields to return for each reserved job, in this order; they must
 --          include id and token
--- Returns: {due, now, job...}: due = ms time of the next scheduled job or -1; now = the time of
---          the reservation (ms); each job is the values of those fields (false when absent),
+-- Returns: {due, now, job...}: due = ms time of the next scheduled job, or -1 when there is none
+--          or the batch is full (the caller reserves again at once, so it is not looked up);
+--          now = the time of the reservation (ms); each job is the values of those fields (false when absent),
 --          read before the reservation except token, which is the new fencing token. The
 --          reservation sets status processing, started_at and updated_at now, worker_id
 --          ARGV[3], progress 0 and message '', and deletes completed_at. Each reservation and
@@ -36,6 +37,10 @@ end
 if not (at.id and at.token) then
   return redis.error_reply('reserve: the returned fields must include id and token')
 end
+-- completed_at is read too (dropped from the row before it is returned), so that it is deleted
+-- only from the jobs that have one (an HDEL per job saved on the common path).
+local returned = #fields
+fields[#fields + 1] = 'completed_at'
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(due) do
@@ -84,6 +89,7 @@ end
 if lost > 0 then history_failed(KEYS[13], now, lost, lost_by_type) end
 
 local out = {-1, now}
+local emptied = false  -- the queue is known to be empty now
 local paused = redis.call('EXISTS', KEYS[12]) == 1
 local n = tonumber(ARGV[1])
 if paused then n = 0 end
@@ -109,6 +115,7 @@ if n > 0 then
     end
   elseif ARGV[6] == '' then
     popped = redis.call('ZPOPMIN', KEYS[2], n)
+    if #popped < 2 * n then emptied = true end  -- no ZCARD needed below
   else
     popped = {}
     -- Up to the score of the last possible arrival (2^42 - 1) of the lowest priority taken.
@@ -128,7 +135,8 @@ if n > 0 then
       local token = tonumber(row[at.token] or 0) + 1
       redis.call('HSET', key, 'token', token, 'status', 'processing', 'started_at', now,
         'updated_at', now, 'worker_id', ARGV[3], 'progress', 0, 'message', '')
-      redis.call('HDEL', key, 'completed_at')
+      if row[returned + 1] then redis.call('HDEL', key, 'completed_at') end
+      row[returned + 1] = nil
       record_event(KEYS[11] .. id, {now, 'reserved', ARGV[3], token, lease_until})
       leased[#leased + 1] = lease_until
       leased[#leased + 1] = id
@@ -142,11 +150,14 @@ end
 -- or with nothing ready. A full batch may have left ready jobs behind: one token wakes one more
 -- idle worker, whose full batch does the same in turn (a short batch pushes none, so a worker
 -- cannot wake itself in a loop).
-if paused or redis.call('ZCARD', KEYS[2]) == 0 then
+local full = n > 0 and #out - 2 >= n
+if paused or emptied or redis.call('ZCARD', KEYS[2]) == 0 then
   if woken then redis.call('DEL', KEYS[7]) end
-elseif not woken and n > 0 and #out - 2 >= n then
+elseif not woken and full then
   redis.call('RPUSH', KEYS[7], '')
 end
-local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-if nxt[2] then out[1] = tonumber(nxt[2]) end
+if not full then
+  local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if nxt[2] then out[1] = tonumber(nxt[2]) end
+end
 return out
