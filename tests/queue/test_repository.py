@@ -95,6 +95,20 @@ async def test_next_due_comes_with_a_short_batch_only(repo: RedisJobRepository) 
     assert len(short.jobs) == 1 and short.next_due is not None
 
 
+async def test_next_due_after_promoting_due_jobs_is_the_next_one(
+        repo: RedisJobRepository) -> None:
+    """reserve.lua reads the first delayed job once: not due, it is the next due time; due, the
+    due jobs are promoted and the next one is looked up after them."""
+    soon = await repo.enqueue("t", {}, delay=0.3)
+    await repo.enqueue("t", {}, delay=60.0)
+    waiting = await repo.reserve("w", 5, 30)
+    assert waiting.jobs == [] and waiting.next_due is not None
+    await until_redis_time(repo, waiting.next_due)
+    promoted = await repo.reserve("w", 5, 30)
+    assert [j.id for j in promoted.jobs] == [soon]
+    assert promoted.next_due is not None and promoted.next_due > waiting.next_due + 30
+
+
 async def test_a_reservation_deletes_a_stale_completed_at(repo: RedisJobRepository,
                                                            clean_redis: redis.Redis,
                                                            invariants) -> None:

@@ -42,17 +42,17 @@ end
 -- at-least-once into the list, exactly one job).
 -- KEYS (in this order, at `base` in the caller's KEYS): job key prefix, intake, claimed,
 -- queued, all-jobs, sequence. Returns the number of jobs created and whether a wake-up token
--- is left in the intake.
-local function absorb(keys, base)
+-- is left in the intake. With `settle` true the caller settles the token itself (reserve.lua,
+-- which pops jobs next and knows whether any are left for another worker): where one would be
+-- pushed, none is and 'owed' is returned instead of true (the intake is left empty).
+local function absorb(keys, base, settle)
   local prefix, intake, claimed = keys[base], keys[base + 1], keys[base + 2]
-  local lists = redis.call('EXISTS', claimed, intake)
-  if lists == 0 then return 0, false end
-  local entries, tokens = {}, false
-  -- The claimed list is read only when it exists: mostly the intake alone does (one token
-  -- left while a backlog lasts), and every reservation comes here.
-  local claims = {}
+  -- Both lists are read outright (every reservation comes here): two commands whether the
+  -- intake alone holds something (a token left while a backlog lasts), the claimed list alone
+  -- (a job an idle worker's BLMOVE took) or neither.
+  local claims = redis.call('LRANGE', claimed, 0, -1)
   local pushed = redis.call('LRANGE', intake, 0, -1)
-  if lists == 2 or #pushed == 0 then claims = redis.call('LRANGE', claimed, 0, -1) end
+  local entries, tokens = {}, false
   for _, got in ipairs({claims, pushed}) do
     for _, entry in ipairs(got) do
       if entry == '' then tokens = true else entries[#entries + 1] = entry end
@@ -61,7 +61,11 @@ local function absorb(keys, base)
   if #entries == 0 then return 0, tokens end
   -- One token for the jobs made here: a worker between two waits has missed their entries.
   redis.call('DEL', claimed, intake)
-  redis.call('RPUSH', intake, '')
+  local left = 'owed'
+  if not settle then
+    redis.call('RPUSH', intake, '')
+    left = true
+  end
   local jobs = {}
   for _, entry in ipairs(entries) do
     local cut = string.find(entry, '\n', 1, true)
@@ -71,7 +75,7 @@ local function absorb(keys, base)
       jobs[#jobs + 1] = h
     end
   end
-  if #jobs == 0 then return 0, true end
+  if #jobs == 0 then return 0, left end
   local seq = redis.call('INCRBY', keys[base + 5], #jobs) - #jobs
   local listed, queued = {}, {}
   for i, h in ipairs(jobs) do
@@ -87,7 +91,7 @@ local function absorb(keys, base)
   end
   call_chunked('ZADD', keys[base + 4], listed)
   call_chunked('ZADD', keys[base + 3], queued)
-  return #jobs, true
+  return #jobs, left
 end
 
 -- A job's timeline: a list of events, each a JSON array [ms, kind, details...] (see

@@ -25,7 +25,10 @@
 --          reservation sets status processing, started_at and updated_at now, worker_id
 --          ARGV[3], progress 0 and message '', and deletes completed_at. Each reservation and
 --          each recovered lease is recorded in the job's events.
-local _, woken = absorb(KEYS, 14)
+-- woken: a wake-up token is in the intake; owed: absorb emptied the intake of new jobs' entries
+-- and left the token to this script (pushed below only if jobs are left for another worker).
+local _, token = absorb(KEYS, 14, true)
+local woken, owed = token == true, token == 'owed'
 local now = now_ms()
 local prefix = KEYS[1]
 
@@ -42,7 +45,17 @@ end
 local returned = #fields
 fields[#fields + 1] = 'completed_at'
 
-local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)
+-- The first delayed job: when it is not due yet (or there is none) it is also the next due
+-- time returned, as nothing below adds delayed jobs; otherwise the due ones are promoted and
+-- the next one is looked up at the end.
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+local next_due = -1
+if first[2] then next_due = tonumber(first[2]) end
+local due = {}
+if next_due >= 0 and next_due <= now then
+  due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)
+  next_due = nil
+end
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[3], id)
   local pri = redis.call('HGET', prefix .. id, 'priority')
@@ -147,17 +160,22 @@ if n > 0 then
   call_chunked('ZADD', KEYS[4], leased)
 end
 -- The intake holds at most wake-up tokens now (absorbed above). None are needed while paused
--- or with nothing ready. A full batch may have left ready jobs behind: one token wakes one more
--- idle worker, whose full batch does the same in turn (a short batch pushes none, so a worker
--- cannot wake itself in a loop).
+-- or with nothing ready. Jobs absorbed here and left ready are owed one (a worker between two
+-- waits missed their entries); a full batch may have left ready jobs behind: one token wakes
+-- one more idle worker, whose full batch does the same in turn (a short batch pushes none, so
+-- a worker cannot wake itself in a loop).
 local full = n > 0 and #out - 2 >= n
 if paused or emptied or redis.call('ZCARD', KEYS[2]) == 0 then
   if woken then redis.call('DEL', KEYS[7]) end
-elseif not woken and full then
+elseif not woken and (owed or full) then
   redis.call('RPUSH', KEYS[7], '')
 end
 if not full then
-  local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  if nxt[2] then out[1] = tonumber(nxt[2]) end
+  if next_due == nil then
+    local nxt = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    next_due = -1
+    if nxt[2] then next_due = tonumber(nxt[2]) end
+  end
+  out[1] = next_due
 end
 return out
