@@ -195,13 +195,11 @@ async def test_hybrid_puts_the_chunk_with_an_exact_code_first(world: dict[str, A
 
 
 def test_fuse_puts_the_exact_matches_first_in_fused_order() -> None:
-    def hit(chunk_id: str, score: float) -> SearchHit:
-        return SearchHit.stored(chunk_id, "text", {}, score)
-
-    dense = [hit("d:0", 0.9), hit("d:1", 0.8), hit("d:2", 0.7)]
-    keyword = [hit("d:1", 5.0), hit("d:3", 2.0)]
-    plain = [h.chunk_id for h in fuse(dense, keyword, 4)]
+    dense, keyword = ["d:0", "d:1", "d:2"], ["d:1", "d:3"]
+    scores = {"dense_scores": {"d:0": 0.9, "d:1": 0.8, "d:2": 0.7},
+              "keyword_scores": {"d:1": 5.0, "d:3": 2.0}}
+    plain = [id_ for id_, _ in fuse(dense, keyword, 4, **scores)]
     assert plain == ["d:1", "d:0", "d:3", "d:2"]  # d:1 high on both sides
-    pinned = fuse(dense, keyword, 4, first={"d:3", "d:2"})
-    assert [h.chunk_id for h in pinned] == ["d:3", "d:2", "d:1", "d:0"]
-    assert pinned[0].keyword_rank == 2 and pinned[0].dense_rank is None
+    pinned = fuse(dense, keyword, 4, **scores, first={"d:3", "d:2"})
+    assert [id_ for id_, _ in pinned] == ["d:3", "d:2", "d:1", "d:0"]
+    assert fuse(dense, keyword, 2, **scores) == fuse(dense, keyword, 4, **scores)[:2]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
-from chromadb.api.types import GetResult, Include
+from chromadb.api.types import GetResult, Include, QueryResult
 from chromadb.errors import NotFoundError
 
 from docworkers.ingest.chroma_client import check_cosine
@@ -24,6 +24,7 @@ from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import (
     CollectionInfo,
     SearchHit,
+    cosine_similarities,
     validate_collection_name,
 )
 
@@ -98,11 +99,11 @@ class ChromaReads:
                   for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)}
         return [stored[id_] for id_ in dict.fromkeys(ids) if id_ in stored]
 
-    def similarities(self, collection: str, ids: Sequence[str],
-                     query_embedding: np.ndarray) -> dict[str, float]:
-        """Cosine similarity of ``query_embedding`` to each stored chunk among ``ids`` (the
-        score a dense search gives): hybrid search compares the keyword side's candidates by
-        meaning too."""
+    def similarities(self, collection: str, ids: Sequence[str], query_embedding: np.ndarray,
+                     where: SearchFilter | None = None) -> dict[str, float]:
+        """Cosine similarity of ``query_embedding`` to each stored chunk among ``ids`` that
+        ``where`` matches (the score a dense search gives): hybrid search compares the keyword
+        side's candidates by meaning too. Reads the embeddings only."""
         validate_collection_name(collection)
         if not ids:
             return {}
@@ -110,15 +111,22 @@ class ChromaReads:
             target = self._collection(collection, create=False)
             if target is None:
                 return {}
-            found = target.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])
-        vectors = np.asarray(found["embeddings"] if found["embeddings"] is not None else [],
-                             dtype=np.float32)
+            found = target.get(ids=list(dict.fromkeys(ids)), where=chroma_where(where),
+                               include=["embeddings"])
         if not len(found["ids"]):
             return {}
-        query = np.asarray(query_embedding, dtype=np.float32).reshape(-1)
-        norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
-        cosine = vectors @ query / np.where(norms > 0, norms, 1.0)
+        cosine = cosine_similarities(np.asarray(found["embeddings"]), query_embedding)
         return {id_: float(value) for id_, value in zip(found["ids"], cosine, strict=True)}
+
+    def nearest(self, collection: str, query_embedding: np.ndarray, k: int,
+                where: SearchFilter | None = None) -> list[tuple[str, float]]:
+        """The ``k`` nearest chunks' ids and cosine similarities, best first (no texts)."""
+        result = self._query(collection, query_embedding, k, where, ["distances"])
+        if result is None:
+            return []
+        distances = (result["distances"] or [[]])[0]
+        return [(id_, 1.0 - float(distance))
+                for id_, distance in zip(result["ids"][0], distances, strict=True)]
 
     def search(
         self,
@@ -129,6 +137,13 @@ class ChromaReads:
     ) -> list[SearchHit]:
         """The ``k`` chunks most similar to ``query_embedding`` (an empty list if the
         collection does not exist yet), among those ``where`` matches."""
+        result = self._query(collection, query_embedding, k, where,
+                             ["documents", "metadatas", "distances"])
+        return [] if result is None else search_hits(result)
+
+    def _query(self, collection: str, query_embedding: np.ndarray, k: int,
+               where: SearchFilter | None, include: Include) -> QueryResult | None:
+        """Chroma's nearest-neighbour query (None when the collection does not exist)."""
         validate_collection_name(collection)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -140,14 +155,9 @@ class ChromaReads:
         with self._translate("search", collection):
             target = self._collection(collection, create=False)
             if target is None:
-                return []
-            result = target.query(
-                query_embeddings=vector[np.newaxis, :],
-                n_results=k,
-                where=chroma_where(where),
-                include=["documents", "metadatas", "distances"],
-            )
-        return search_hits(result)
+                return None
+            return target.query(query_embeddings=vector[np.newaxis, :], n_results=k,
+                                where=chroma_where(where), include=include)
 
     def list_collections(self) -> list[CollectionInfo]:
         with self._translate("list collections in"):

@@ -5,16 +5,20 @@
   BM25 matches, then read their text and metadata from the vector store by id, with the
   filters as its ``where`` clause: the filter language is the vector store's, so it applies to
   both sides alike.
-* hybrid (the default): both sides' best ``max(k, SEARCH_CANDIDATES)`` are the candidates.
-  Their reciprocal rank fusion (:mod:`docworkers.ingest.fusion`) picks the best
-  ``FEEDBACK_CHUNKS``, whose most frequent terms expand the keyword query (RM3,
-  :mod:`docworkers.ingest.lexical.feedback`). Then every candidate is scored on both sides:
-  its cosine similarity (the vector store's ``similarities`` for the keyword side's) and its
-  BM25 for the expanded query (:meth:`LexicalIndex.score`: a bounded rescoring of the
-  candidates, not a second search of the index, whose cost grows with the added terms'
-  postings), and they are ranked by ``HYBRID_DENSE_WEIGHT`` x z(cosine) + (1 - it) x z(BM25)
-  (README, Performance: on Cranfield this beats RRF of the two sides; weights, min-max
-  fusion and per-document fusion alone did not). A chunk only one side found can still win.
+* hybrid (the default): both sides' best ``max(k, SEARCH_CANDIDATES)`` are the candidates,
+  read as ids and scores only (the vector store's ``nearest``, and ``similarities`` for the
+  keyword side's cosines, which applies the filters too); the texts and metadata are read for
+  the ``k`` hits returned, not for every candidate: at 100,000 chunks reading 50 candidates'
+  texts cost more than the nearest-neighbour search itself (README, Performance). The
+  candidates' reciprocal rank fusion (:mod:`docworkers.ingest.fusion`) picks the best
+  ``FEEDBACK_CHUNKS`` the keyword side found, whose most frequent index terms expand the
+  keyword query (RM3, :mod:`docworkers.ingest.lexical.feedback`). Then every candidate is
+  scored on both sides: its cosine similarity and its BM25 for the expanded query
+  (:meth:`LexicalIndex.score`: a bounded rescoring of the candidates, not a second search of
+  the index, whose cost grows with the added terms' postings), and they are ranked by
+  ``HYBRID_DENSE_WEIGHT`` x z(cosine) + (1 - it) x z(BM25) (README, Performance: on
+  Cranfield this beats RRF of the two sides; weights, min-max fusion and per-document fusion
+  alone did not). A chunk only one side found can still win.
   When the query names something exactly (an identifier with a digit such as ``CPTY-8F3K2``,
   a word in capitals such as a ticker: :func:`~docworkers.ingest.lexical.tokens.exact_terms`),
   the fused chunks that contain one of those terms come first, in fused order: fusion alone
@@ -40,8 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,7 +64,7 @@ from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder
 from docworkers.ingest.fusion import rrf, zscore_fusion
 from docworkers.ingest.lexical.feedback import rm3
-from docworkers.ingest.lexical.index import LexicalIndex
+from docworkers.ingest.lexical.index import LexicalHit, LexicalIndex
 from docworkers.ingest.lexical.tokens import exact_terms, tokenize
 from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import (
@@ -137,36 +140,46 @@ class SearchService:
     async def _hybrid(self, collection: str, query: str, k: int,
                       where: SearchFilter) -> list[SearchHit]:
         """Both sides' candidates, ranked by cosine and by BM25 of the query expanded by the
-        first fused ranking's best chunks (every candidate scored exactly on both)."""
+        first fused ranking's best chunks (every candidate scored exactly on both); texts and
+        metadata are read for the hits returned only."""
         assert self.keywords is not None  # checked by _mode
         candidates = max(k, SEARCH_CANDIDATES)
-        (vector, dense), keyword, exact = await asyncio.gather(
-            self._dense_with_vector(collection, query, candidates, where),
-            self._keyword(collection, query, candidates, where),
-            self._exact(collection, query, candidates))
-        first = rrf([[hit.chunk_id for hit in dense], [hit.chunk_id for hit in keyword]],
-                    k=self.rrf_k)
-        texts = {hit.chunk_id: hit.text for hit in [*dense, *keyword]}
+        vector = asyncio.ensure_future(asyncio.to_thread(self.embedder.embed, [query]))
+        try:
+            dense, (keyword, keyword_cosines), exact = await asyncio.gather(
+                self._nearest(collection, vector, candidates, where),
+                self._keyword_candidates(collection, query, candidates, where, vector),
+                self._exact(collection, query, candidates))
+        finally:
+            vector.cancel()  # done by now, unless a side failed first
+        dense_ids = [id_ for id_, _ in dense]
+        keyword_ids = [hit.chunk_id for hit in keyword]
+        first = rrf([dense_ids, keyword_ids], k=self.rrf_k)
         # Feedback comes only from chunks that hold a term of the query (the keyword side found
         # them): in a small or narrowly filtered collection the first ranking's best include
-        # chunks that merely fill the list, and their words would pull them to the top. The
-        # terms are read from the texts, as the index stored them (the same tokenize): no round
-        # trip to Redis on the way.
-        matched = {hit.chunk_id for hit in keyword}
-        feedback = [Counter(tokenize(texts[id_]))
-                    for id_ in [id_ for id_, _ in first if id_ in matched][:FEEDBACK_CHUNKS]]
-        expanded = rm3(tokenize(query), feedback, terms=FEEDBACK_TERMS,
-                       original_weight=FEEDBACK_ORIGINAL_WEIGHT)
-        union = list(texts)
-        dense_ids = {hit.chunk_id for hit in dense}
-        others = [id_ for id_ in union if id_ not in dense_ids]
-        similar, rescored = await asyncio.gather(
-            asyncio.to_thread(self.vector_breaker.call_sync, self.vectors.similarities,
-                              collection, others, vector) if others else _nothing(),
-            self.keywords.score(collection, union, expanded))
-        cosine = {hit.chunk_id: hit.score for hit in dense} | similar
-        return fuse(dense, keyword, k, dense_scores=cosine,
-                    keyword_scores=dict(zip(union, rescored, strict=True)), first=exact)
+        # chunks that merely fill the list, and their words would pull them to the top. Their
+        # terms are the index's records of them (what BM25 scores).
+        matched = set(keyword_ids)
+        feedback_ids = [id_ for id_, _ in first if id_ in matched][:FEEDBACK_CHUNKS]
+        counts = await self.keywords.term_counts(collection, feedback_ids)
+        expanded = rm3(tokenize(query), [counts[id_] for id_ in feedback_ids if id_ in counts],
+                       terms=FEEDBACK_TERMS, original_weight=FEEDBACK_ORIGINAL_WEIGHT)
+        union = list(dict.fromkeys([*dense_ids, *keyword_ids]))
+        rescored = await self.keywords.score(collection, union, expanded)
+        fused = fuse(dense_ids, keyword_ids, k, dense_scores=keyword_cosines | dict(dense),
+                     keyword_scores=dict(zip(union, rescored, strict=True)), first=exact)
+        stored = await asyncio.to_thread(self.vector_breaker.call_sync,
+                                         self.vectors.chunks_by_ids, collection,
+                                         [id_ for id_, _ in fused])
+        found = {id_: (text, metadata) for id_, text, metadata in stored}
+        dense_ranks = {id_: rank for rank, id_ in enumerate(dense_ids, start=1)}
+        keyword_ranks = {id_: rank for rank, id_ in enumerate(keyword_ids, start=1)}
+        return [  # a chunk deleted since the candidates were read is left out
+            dataclasses.replace(SearchHit.stored(id_, *found[id_], score),
+                                found_by=_found_by(id_, dense_ranks, keyword_ranks),
+                                dense_rank=dense_ranks.get(id_),
+                                keyword_rank=keyword_ranks.get(id_))
+            for id_, score in fused if id_ in found]
 
     def _mode(self, mode: str | None) -> str:
         if mode is None:
@@ -191,6 +204,13 @@ class SearchService:
         return vector, await asyncio.to_thread(self.vector_breaker.call_sync,
                                                self.vectors.search, collection, vector, n, where)
 
+    async def _nearest(self, collection: str, vector: Awaitable[np.ndarray], n: int,
+                       where: SearchFilter) -> list[tuple[str, float]]:
+        """The ids and cosines of the best ``n`` chunks by the query's embedding."""
+        query = (await vector)[0]
+        return await asyncio.to_thread(self.vector_breaker.call_sync, self.vectors.nearest,
+                                       collection, query, n, where)
+
     async def _keyword(self, collection: str, query: str, n: int,
                        where: SearchFilter) -> list[SearchHit]:
         """The best ``n`` BM25 matches that ``where`` admits, with text and metadata from the
@@ -210,6 +230,24 @@ class SearchService:
         return [SearchHit.stored(id_, text, metadata, scores[id_])
                 for id_, text, metadata in stored[:n]]
 
+    async def _keyword_candidates(self, collection: str, query: str, n: int,
+                                  where: SearchFilter, vector: Awaitable[np.ndarray]
+                                  ) -> tuple[list[LexicalHit], dict[str, float]]:
+        """As :meth:`_keyword`, for hybrid search: the hits without their texts, and their
+        cosines to the query (one read of their embeddings, which applies the filter too)."""
+        assert self.keywords is not None  # checked by _mode
+        asked = n if not where else min(4 * n, MAX_K)
+        while True:
+            found = await self.keywords.search(collection, query, asked)
+            query_vector = (await vector)[0]
+            cosines = await asyncio.to_thread(
+                self.vector_breaker.call_sync, self.vectors.similarities, collection,
+                [hit.chunk_id for hit in found], query_vector, where)
+            if len(cosines) >= n or len(found) < asked or asked >= MAX_K:
+                break
+            asked = min(4 * asked, MAX_K)
+        kept = [hit for hit in found if hit.chunk_id in cosines][:n]
+        return kept, {hit.chunk_id: cosines[hit.chunk_id] for hit in kept}
 
     async def _exact(self, collection: str, query: str, n: int) -> set[str]:
         """The chunks (of the best ``n`` by BM25) that contain one of the query's exact
@@ -222,10 +260,6 @@ class SearchService:
         return {hit.chunk_id for hit in found}
 
 
-async def _nothing() -> dict[str, float]:
-    return {}
-
-
 def ranked(hits: list[SearchHit], side: str) -> list[SearchHit]:
     """One side's hits, marked as found by it at their ranks."""
     dense = side == "dense"
@@ -234,41 +268,33 @@ def ranked(hits: list[SearchHit], side: str) -> list[SearchHit]:
             for rank, hit in enumerate(hits, start=1)]
 
 
-def fuse(dense: list[SearchHit], keyword: list[SearchHit], k: int, *,
-         dense_scores: Mapping[str, float] | None = None,
-         keyword_scores: Mapping[str, float] | None = None,
+def fuse(dense: Sequence[str], keyword: Sequence[str], k: int, *,
+         dense_scores: Mapping[str, float], keyword_scores: Mapping[str, float],
          dense_weight: float = HYBRID_DENSE_WEIGHT,
-         first: set[str] | frozenset[str] = frozenset()) -> list[SearchHit]:
-    """The best ``k`` of both sides' candidates by the weighted sum of their z-scored scores
+         first: set[str] | frozenset[str] = frozenset()) -> list[tuple[str, float]]:
+    """The best ``k`` of both sides' candidates (``dense`` and ``keyword``: ids, best first)
+    by the weighted sum of their z-scored scores
     (:func:`~docworkers.ingest.fusion.zscore_fusion`, ``dense_weight`` for the dense score,
     ``1 - dense_weight`` for the keyword score), the chunks in ``first`` (those with an exact
-    term of the query) ahead of the others. A side's scores are ``dense_scores`` /
-    ``keyword_scores`` when given (for any candidate: hybrid search scores every candidate on
-    both sides), else its hits' own; a candidate without one gets that side's lowest.
-    ``score`` is the fused score; ``found_by`` and the ranks say which side's candidates held
-    the chunk and where."""
-    dense_ranks = {hit.chunk_id: rank for rank, hit in enumerate(dense, start=1)}
-    keyword_ranks = {hit.chunk_id: rank for rank, hit in enumerate(keyword, start=1)}
-    by_id = {hit.chunk_id: hit for hit in keyword} | {hit.chunk_id: hit for hit in dense}
+    term of the query) ahead of the others: ``(id, fused score)``, best first. Each side's
+    score of a candidate is its entry in ``dense_scores`` / ``keyword_scores`` (hybrid search
+    scores every candidate on both sides); a candidate without one gets that side's lowest."""
+    candidates = list(dict.fromkeys([*keyword, *dense]))
 
-    def side(hits: list[SearchHit], scores: Mapping[str, float] | None
-             ) -> list[tuple[str, float]]:
-        if scores is None:
-            return [(hit.chunk_id, hit.score) for hit in hits]
-        return sorted(((id_, scores[id_]) for id_ in by_id if id_ in scores),
+    def side(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+        return sorted(((id_, scores[id_]) for id_ in candidates if id_ in scores),
                       key=lambda pair: -pair[1])
 
-    fused = zscore_fusion([side(dense, dense_scores), side(keyword, keyword_scores)],
+    fused = zscore_fusion([side(dense_scores), side(keyword_scores)],
                           weights=(dense_weight, 1.0 - dense_weight))
     fused.sort(key=lambda pair: pair[0] not in first)  # stable: fused order within each part
-    return [
-        dataclasses.replace(
-            by_id[id_], score=score,
-            found_by=tuple(side for side, ranks in (("dense", dense_ranks),
-                                                    ("keyword", keyword_ranks)) if id_ in ranks),
-            dense_rank=dense_ranks.get(id_), keyword_rank=keyword_ranks.get(id_))
-        for id_, score in fused[:k]
-    ]
+    return fused[:k]
+
+
+def _found_by(id_: str, dense_ranks: Mapping[str, int], keyword_ranks: Mapping[str, int]
+              ) -> tuple[str, ...]:
+    return tuple(side for side, ranks in (("dense", dense_ranks), ("keyword", keyword_ranks))
+                 if id_ in ranks)
 
 
 def best_per_document(hits: list[SearchHit]) -> list[SearchHit]:

@@ -44,6 +44,7 @@ __all__ = [
     "VectorRepository",
     "chunk_id",
     "chunk_metadata",
+    "cosine_similarities",
     "flatten_metadata",
     "validate_collection_name",
     "vector_store_breaker",
@@ -162,9 +163,17 @@ class VectorRepository(Protocol):
         in the order of ``ids``; ids not stored (or filtered out) are left out."""
         ...
 
-    def similarities(self, collection: str, ids: Sequence[str],
-                     query_embedding: np.ndarray) -> dict[str, float]:
-        """Cosine similarity of ``query_embedding`` to each stored chunk among ``ids``."""
+    def similarities(self, collection: str, ids: Sequence[str], query_embedding: np.ndarray,
+                     where: SearchFilter | None = None) -> dict[str, float]:
+        """Cosine similarity of ``query_embedding`` to each stored chunk among ``ids`` that
+        ``where`` matches (the others are left out)."""
+        ...
+
+    def nearest(self, collection: str, query_embedding: np.ndarray, k: int,
+                where: SearchFilter | None = None) -> list[tuple[str, float]]:
+        """:meth:`search` without the texts and metadata: the ``k`` nearest chunks' ids and
+        cosine similarities, best first. Hybrid search reads the texts of its final hits only,
+        not of every candidate (at 100,000 chunks the texts cost more than the search)."""
         ...
 
     def search(
@@ -182,6 +191,16 @@ class VectorRepository(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def cosine_similarities(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The cosine similarity of each row of ``vectors`` to ``query`` (0 for a zero vector): the
+    score a dense search gives, ``1 - cosine distance``."""
+    rows = np.asarray(vectors, dtype=np.float32).reshape(-1, np.asarray(query).size)
+    vector = np.asarray(query, dtype=np.float32).reshape(-1)
+    norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(vector)
+    result: np.ndarray = rows @ vector / np.where(norms > 0, norms, 1.0)
+    return result
 
 
 def validate_collection_name(name: str) -> str:

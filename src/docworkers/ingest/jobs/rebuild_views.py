@@ -79,9 +79,13 @@ class RedirectedVectors:
                       where: SearchFilter | None = None) -> list[tuple[str, str, dict[str, Any]]]:
         return self.inner.chunks_by_ids(self._to(collection), ids, where)
 
-    def similarities(self, collection: str, ids: Sequence[str],
-                     query_embedding: np.ndarray) -> dict[str, float]:
-        return self.inner.similarities(self._to(collection), ids, query_embedding)
+    def similarities(self, collection: str, ids: Sequence[str], query_embedding: np.ndarray,
+                     where: SearchFilter | None = None) -> dict[str, float]:
+        return self.inner.similarities(self._to(collection), ids, query_embedding, where)
+
+    def nearest(self, collection: str, query_embedding: np.ndarray, k: int,
+                where: SearchFilter | None = None) -> list[tuple[str, float]]:
+        return self.inner.nearest(self._to(collection), query_embedding, k, where)
 
     def search(self, collection: str, query_embedding: np.ndarray, k: int = 5,
                where: SearchFilter | None = None) -> list[SearchHit]:
