@@ -119,6 +119,24 @@ async def test_a_push_sent_twice_stays_one_job_even_after_it_ran(
     assert invariants() == {job_id: "completed"}
 
 
+async def test_duplicates_are_dropped_across_absorbs_chunks(
+        repo: RedisJobRepository, clean_redis: redis.Redis, invariants: Any) -> None:
+    """absorb looks 1000 entries up per ZMSCORE: a duplicate in a later chunk of the same
+    batch, and one of a job absorbed earlier, are dropped; the rest keep their order."""
+    first = await repo.enqueue("t", {"n": -1})
+    await repo.stats()  # absorbed: a job now, no longer an entry
+    assert not [e for e in clean_redis.lrange(repo.keys.intake, 0, -1) if e]
+    ids = await asyncio.gather(*(repo.enqueue("t", {"n": i}) for i in range(2500)))
+    entries = [e for e in clean_redis.lrange(repo.keys.intake, 0, -1) if e]
+    assert len(entries) == 2500
+    clean_redis.rpush(repo.keys.intake, entries[1500])  # in the third chunk, a repeat
+    clean_redis.rpush(repo.keys.intake, entries[0].replace(ids[0], first))  # an existing job
+    assert (await repo.stats()).by_status["queued"] == 2501
+    reserved = (await repo.reserve("w", 3000, 30)).jobs
+    assert [j.id for j in reserved] == [first, *ids]
+    invariants()
+
+
 async def test_sync_and_async_intake_jobs_are_stored_alike(
         repo: RedisJobRepository, producer: SyncJobProducer, clean_redis: redis.Redis) -> None:
     options: dict[str, Any] = {"priority": -4, "max_retries": 1, "user_id": "u",
