@@ -22,6 +22,11 @@ Per system and run, on an emptied database (FLUSHDB of the chosen DB between pha
   from the first job seen done to the last (process start-up is not counted);
 - *pickup*: an idle worker, jobs enqueued ``--spacing`` s apart; each job writes its start time
   minus the time just before its enqueue call (same machine, same clock); p50 / p99;
+- *CPU per job*: user + system CPU time of the worker process (with any processes it started)
+  and of the Redis server over the drain, from the first job seen done to the last, divided by
+  the jobs done meanwhile (Linux ``/proc``; blank where the server runs elsewhere). Unlike the
+  rates, it hardly depends on what else the machine runs: a drain rate measures how fast a
+  worker goes with the CPU it gets, this what each job costs;
 - *Redis commands*: ``INFO commandstats`` deltas (commands run inside Lua scripts count too),
   per enqueue over the enqueue phase and per job over the drain, from the worker's start, idle
   polls and start-up included; the harness's own INFO and GET polls and the jobs' INCRs are
@@ -34,6 +39,7 @@ Results are the medians over ``--runs``; the table ends with docworkers ÷ peer 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import signal
@@ -45,6 +51,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import redis
@@ -121,6 +128,8 @@ class Result:
     p99: float
     per_enqueue: float  # Redis commands
     per_job: float
+    worker_cpu: float  # µs of CPU per job drained: the worker's processes
+    server_cpu: float  # and the Redis server's (nan when it is not on this machine)
 
 
 def command_counts(admin: redis.Redis) -> dict[str, int]:
@@ -135,18 +144,67 @@ def commands_since(before: dict[str, int], admin: redis.Redis, own: dict[str, in
     return sum(calls - before.get(name, 0) - own.get(name, 0) for name, calls in after.items())
 
 
-def wait_drained(admin: redis.Redis, jobs: int, worker: subprocess.Popen[bytes]
-                 ) -> tuple[float, int]:
-    """Poll the counter until ``jobs``; returns (jobs/s from the first job seen done, polls)."""
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` and its live descendants, with the children
+    they reaped (Linux /proc); nan if unknown."""
+    if pid is None:
+        return float("nan")
+    parents: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it exited meanwhile
+            continue
+        parents[int(entry.name)] = int(stat[1])
+        spent[int(entry.name)] = sum(int(v) for v in stat[11:15]) / tick
+    if pid not in spent:
+        return float("nan")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += spent.get(current, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
+def server_pid(admin: redis.Redis) -> int | None:
+    """The Redis server's process id, if it runs on this machine (a loopback address)."""
+    host = admin.connection_pool.connection_kwargs.get("host", "")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    info: dict[str, Any] = admin.info("server")  # type: ignore[assignment]  # sync client
+    return int(info["process_id"])
+
+
+@dataclass
+class Drain:
+    rate: float  # jobs/s from the first job seen done
+    polls: int  # the harness's GETs of the counter
+    worker_cpu: float  # µs per job over the same span
+    server_cpu: float
+
+
+def wait_drained(admin: redis.Redis, jobs: int, worker: subprocess.Popen[bytes],
+                 server: int | None) -> Drain:
+    """Poll the counter until ``jobs`` are done (see :class:`Drain`)."""
     polls, first, first_count, last_change, seen = 0, 0.0, 0, time.monotonic(), 0
+    cpu_at_first = (0.0, 0.0)
     while True:
         count = int(admin.get(COUNTER) or 0)
         now = time.perf_counter()
         polls += 1
         if count and not first:
             first, first_count = now, count
+            cpu_at_first = (cpu_seconds(worker.pid), cpu_seconds(server))
         if count >= jobs:
-            return (jobs - first_count) / max(now - first, 1e-6), polls
+            done = max(jobs - first_count, 1)
+            return Drain(done / max(now - first, 1e-6), polls,
+                         (cpu_seconds(worker.pid) - cpu_at_first[0]) / done * 1e6,
+                         (cpu_seconds(server) - cpu_at_first[1]) / done * 1e6)
         if count != seen:
             seen, last_change = count, time.monotonic()
         elif time.monotonic() - last_change > STALL or worker.poll() is not None:
@@ -164,8 +222,8 @@ def measure(peer: Peer, admin: redis.Redis, jobs: int, pickup_jobs: int,
     before = command_counts(admin)
     worker = peer.start_worker()
     try:
-        drain, polls = wait_drained(admin, jobs, worker)
-        per_job = commands_since(before, admin, {"get": polls, "incrby": jobs}) / jobs
+        drain = wait_drained(admin, jobs, worker, server_pid(admin))
+        per_job = commands_since(before, admin, {"get": drain.polls, "incrby": jobs}) / jobs
     finally:
         peer.stop_worker(worker)
 
@@ -179,8 +237,8 @@ def measure(peer: Peer, admin: redis.Redis, jobs: int, pickup_jobs: int,
         peer.stop_worker(worker)
     admin.flushdb()
     centiles = statistics.quantiles(latencies, n=100)
-    return Result(jobs / seconds, drain, statistics.median(latencies), centiles[98],
-                  per_enqueue, per_job)
+    return Result(jobs / seconds, drain.rate, statistics.median(latencies), centiles[98],
+                  per_enqueue, per_job, drain.worker_cpu, drain.server_cpu)
 
 
 def summary(results: Sequence[Result]) -> Result:
@@ -190,6 +248,8 @@ def summary(results: Sequence[Result]) -> Result:
 
 
 def num(value: float) -> str:
+    if math.isnan(value):
+        return "-"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.1f}" if value >= 1 or value == 0 else f"{value:.2f}"
@@ -200,34 +260,38 @@ def cmds(value: float) -> str:
 
 
 def ratio(ours: float, theirs: float) -> str:
-    if not theirs:
+    if not theirs or math.isnan(ours) or math.isnan(theirs):
         return "-"
     return f"{ours / theirs:.2f}" if ours / theirs >= 0.1 else f"{ours / theirs:.2g}"
 
 
 def print_tables(rows: dict[str, Result], failed: dict[str, str]) -> None:
     print("| | enqueue one at a time (jobs/s) | drain (jobs/s) | pickup p50 / p99 (ms) "
-          "| Redis commands per enqueue + per run |")
-    print("|---|---|---|---|---|")
+          "| Redis commands per enqueue + per run | CPU per job drained, worker + Redis (µs) |")
+    print("|---|---|---|---|---|---|")
     for label, r in rows.items():
         print(f"| {label} | {num(r.enqueue)} | {num(r.drain)} | {num(r.p50)} / {num(r.p99)} "
-              f"| {cmds(r.per_enqueue)} + {cmds(r.per_job)} |")
+              f"| {cmds(r.per_enqueue)} + {cmds(r.per_job)} "
+              f"| {num(r.worker_cpu)} + {num(r.server_cpu)} |")
     for label, error in failed.items():
-        print(f"| {label} | failed: {error.splitlines()[-1][:120]} | | | |")
+        print(f"| {label} | failed: {error.splitlines()[-1][:120]} | | | | |")
     for mine, ours in rows.items():
         if mine.split()[0] not in OURS:
             continue
         print(f"\n{mine.split()[0]} ÷ peer (rates: above 1 = docworkers faster; latency and "
               "commands: below 1 = docworkers lower)\n")
-        print("| | enqueue | drain | pickup p50 / p99 | commands per enqueue / per run |")
-        print("|---|---|---|---|---|")
+        print("| | enqueue | drain | pickup p50 / p99 | commands per enqueue / per run "
+              "| CPU per job, worker / Redis |")
+        print("|---|---|---|---|---|---|")
         for label, r in rows.items():
             if label.split()[0] not in OURS:
                 print(f"| {label} | {ratio(ours.enqueue, r.enqueue)} "
                       f"| {ratio(ours.drain, r.drain)} "
                       f"| {ratio(ours.p50, r.p50)} / {ratio(ours.p99, r.p99)} "
                       f"| {ratio(ours.per_enqueue, r.per_enqueue)} / "
-                      f"{ratio(ours.per_job, r.per_job)} |")
+                      f"{ratio(ours.per_job, r.per_job)} "
+                      f"| {ratio(ours.worker_cpu, r.worker_cpu)} / "
+                      f"{ratio(ours.server_cpu, r.server_cpu)} |")
 
 
 def with_db(url: str) -> str:
