@@ -14,6 +14,7 @@ import pytest
 import redis
 from job_waits import until_finished
 
+from docworkers.errors import RepositoryConnectionError
 from docworkers.queue import (
     Job,
     JobFilter,
@@ -189,6 +190,31 @@ async def test_a_full_batch_leaves_one_wake_up_for_the_jobs_it_left(
     assert len((await repo.reserve("c", 2, 30)).jobs) == 1
     assert clean_redis.exists(repo.keys.intake) == 0  # nothing ready: no token left
     invariants()
+
+
+async def test_a_push_the_server_does_not_answer_times_out_once_connected(
+        redis_url: str, clean_redis: redis.Redis) -> None:
+    """Once the lane's connection is up, only the reply of a small push waits under the
+    timeout (the send cannot wait, see IntakeLane._push): a server that holds writes still
+    makes the push fail within socket_timeout, as a connection error, and it is not sent again
+    (a push that may have arrived is never repeated on a timeout)."""
+    repo = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="test"),
+                                       socket_timeout=0.2)
+    try:
+        await repo.enqueue("t", {})  # connects the lane
+        clean_redis.execute_command("CLIENT", "PAUSE", 1500, "WRITE")
+        try:
+            with pytest.raises(RepositoryConnectionError, match="no reply to the intake push"):
+                await repo.enqueue("t", {"n": 2})
+        finally:
+            clean_redis.execute_command("CLIENT", "UNPAUSE")
+        await repo.enqueue("t", {"n": 3})  # on a new connection
+        payloads = [json.loads(e.partition("\n")[2])
+                    for e in clean_redis.lrange(repo.keys.intake, 0, -1) if e]
+        # the held push may still have run when the pause ended, but never twice
+        assert payloads[0] == {} and payloads[-1] == {"n": 3} and len(payloads) <= 3
+    finally:
+        await repo.close()
 
 
 async def test_producers_push_again_after_their_connection_is_killed(

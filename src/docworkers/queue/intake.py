@@ -48,6 +48,7 @@ __all__ = ["IntakeLane", "SyncIntakeLane", "intake_entry"]
 _string = encode_basestring_ascii  # a str as a JSON string, in C
 RETRIES = 3  # a push that meets a broken connection is sent again on a new one, this often
 BACKOFF = 0.05  # seconds before the first retry, doubling
+_SENT_AT_ONCE = 16 * 1024  # bytes: well below asyncio's write buffer high-water mark (64 KiB)
 
 
 def intake_entry(spec: JobSpec) -> tuple[str, str] | None:
@@ -106,11 +107,20 @@ class IntakeLane:
             conn = await self._pool.get_connection()
             conn.socket_timeout = None
             self._conn = conn
+        packed = conn.pack_command("RPUSH", key, *entries)
         try:
-            async with asyncio.timeout(self._timeout):
-                await conn.send_packed_command(conn.pack_command("RPUSH", key, *entries),
-                                               check_health=False)
-                await conn.read_response()
+            if conn.is_connected and sum(map(len, packed)) <= _SENT_AT_ONCE:
+                # The transport takes a command this small without waiting: drain() waits
+                # only above its high-water mark, and the command before this one has been
+                # answered, so it was sent in full. Only the reply needs the time bound, armed
+                # after the send: a producer's job reaches Redis a few microseconds sooner.
+                await conn.send_packed_command(packed, check_health=False)
+                async with asyncio.timeout(self._timeout):
+                    await conn.read_response()
+            else:  # connecting, or a large push: bound the whole exchange
+                async with asyncio.timeout(self._timeout):
+                    await conn.send_packed_command(packed, check_health=False)
+                    await conn.read_response()
         except TimeoutError as exc:
             await self._drop()
             raise RedisTimeoutError(f"no reply to the intake push within {self._timeout} s"
