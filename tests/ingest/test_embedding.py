@@ -136,8 +136,62 @@ def test_options_are_validated() -> None:
         OnnxMiniLMEmbedder(intra_op_threads=0)
     assert error.value.field == "intra_op_threads"
     with pytest.raises(ConfigurationError) as error:
+        OnnxMiniLMEmbedder(parallel_batches=0)
+    assert error.value.field == "parallel_batches"
+    with pytest.raises(ConfigurationError) as error:
         OnnxMiniLMEmbedder(model_path="/nonexistent/model.onnx")
     assert error.value.field == "model_path"
+
+
+class MeetingEmbedder(OnnxMiniLMEmbedder):
+    """Its first two batches wait for each other: a call that never runs two batches at once
+    breaks the barrier (after 60 s, so a slow machine does not fail the test)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.meeting = threading.Barrier(2, timeout=60)
+        self.threads: set[int] = set()
+        self.fail_batch: int | None = None  # the batch (counted from 0) that fails, if any
+        self.batches = 0
+        self.lock = threading.Lock()
+
+    def _run(self, ids: Any, mask: Any) -> Vectors:
+        with self.lock:
+            number = self.batches
+            self.batches += 1
+            self.threads.add(threading.get_ident())
+        if number < 2:
+            self.meeting.wait()
+        if number == self.fail_batch:
+            raise EmbeddingError("batch failed on purpose")
+        return super()._run(ids, mask)
+
+
+def test_batches_of_one_call_run_at_once_on_the_cores() -> None:
+    expected = OnnxMiniLMEmbedder(parallel_batches=1, batch_size=1).embed(TEXTS)
+    embedder = MeetingEmbedder(parallel_batches=2, batch_size=1)
+    vectors = embedder.embed(TEXTS)
+    assert embedder.batches == len(TEXTS)
+    assert len(embedder.threads) == 2  # the calling thread and one helper
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    # A single batch (a query) stays on the calling thread.
+    alone = MeetingEmbedder(parallel_batches=2)
+    alone.meeting = threading.Barrier(1)
+    alone.embed(["one query"])
+    assert alone.threads == {threading.get_ident()}
+
+
+def test_a_failed_batch_fails_the_call_and_stops_its_other_batches() -> None:
+    embedder = MeetingEmbedder(parallel_batches=2, batch_size=1)
+    embedder.fail_batch = 1
+    with pytest.raises(EmbeddingError, match="on purpose"):
+        embedder.embed(TEXTS)
+    # The other thread finished the batch it held and took no more after the failure.
+    assert embedder.batches <= 3
+    # The helper is free again: the next call runs all its batches.
+    embedder.fail_batch = None
+    embedder.meeting = threading.Barrier(1)
+    assert embedder.embed(TEXTS).shape == (len(TEXTS), 384)
 
 
 def test_safe_to_share_between_threads() -> None:
@@ -280,8 +334,10 @@ class LoopWatchingEmbedder:
         deadline = time.monotonic() + 20
         while self.loop_ticks < start + self.ticks:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the event loop ticked {self.loop_ticks - start} times "
-                                   f"during an embed call, not {self.ticks}: it is blocked")
+                raise RuntimeError(
+                    f"the event loop ticked {self.loop_ticks - start} times "
+                    f"during an embed call, not {self.ticks}: it is blocked"
+                )
             time.sleep(0.001)
         return vectors
 
@@ -307,7 +363,8 @@ async def test_the_event_loop_stays_free_while_the_model_runs() -> None:
     # while ONNX itself ran (thousands of ticks per run here; one would do).
     assert threading.get_ident() not in watched.threads
     assert all(ticks > 0 for ticks in watched.ticks_during_model_runs), (
-        watched.ticks_during_model_runs)
+        watched.ticks_during_model_runs
+    )
 
 
 async def test_a_failed_batch_fails_its_callers_only() -> None:
