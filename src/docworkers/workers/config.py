@@ -18,7 +18,9 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # Jobs one worker runs at once, by default. A worker built from WorkerConfig alone (a
 # FunctionWorker: async handlers, mostly waiting on I/O, like arq's, saq's and taskiq's jobs)
-# gets many slots: a no-op drain runs about 4x faster at 50 than at 3 and no faster at 100.
+# gets many slots. Draining 10,000 one-INCR jobs (benchmarks/peers, 2026-12-06, load 1-3): 2,000-
+# 2,300 jobs/s at 3, 5,400 at 20, 7,000-10,500 at 50, 6,000 at 100; 50 also had the lowest
+# worker CPU per job.
 DEFAULT_CONCURRENCY = 50
 # The upload and ingest workers' jobs parse and embed on the CPU, and one process has the
 # cores it has: DOCWORKERS_CONCURRENCY (Settings), which the Runtime and `docworkers worker`
