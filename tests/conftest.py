@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_cluster import ClusterStartError, RedisClusterSet, keyspace_client, start_cluster
+from redis_cluster import RedisClusterSet, cluster_for_test, keyspace_client
 from server_start import start_valkey
 
 from docworkers.embedded import EmbeddedRedis
@@ -54,14 +54,8 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     """A real Redis Cluster (3 primaries, 3 replicas; tests/redis_cluster.py), started when a
     test first asks for it and stopped at the end of the session. Never a skip: without
     redis-server the test fails saying how to install it."""
-    try:
-        cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
-    except ClusterStartError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with cluster_for_test(tmp_path_factory.mktemp("redis-cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

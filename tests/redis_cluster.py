@@ -16,7 +16,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,6 +257,23 @@ def start_cluster(folder: Path, primaries: int = 3,
         cluster.stop()
         raise
     return cluster
+
+
+@contextmanager
+def cluster_for_test(folder: Path, node_timeout_ms: int = NODE_TIMEOUT_MS
+                     ) -> Iterator[RedisClusterSet]:
+    """:func:`start_cluster` for a pytest fixture: a cluster that cannot start fails the test
+    with the reason (never a skip), and it is stopped when the fixture ends."""
+    import pytest  # only the tests' fixtures use this; the benchmarks import the module too
+
+    try:
+        cluster = start_cluster(folder, node_timeout_ms=node_timeout_ms)
+    except ClusterStartError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def _port(address: str) -> int:

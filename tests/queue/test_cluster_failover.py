@@ -21,10 +21,9 @@ import pytest
 import redis
 from redis_cluster import (
     FAILOVER_TIMEOUT_MS,
-    ClusterStartError,
     RedisClusterSet,
+    cluster_for_test,
     keyspace_client,
-    start_cluster,
     tags_on_distinct_primaries,
 )
 
@@ -41,14 +40,8 @@ KILL_AFTER = 40  # jobs run (over all queues) before the primary is killed
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[RedisClusterSet]:
-    try:
-        started = start_cluster(tmp_path, node_timeout_ms=FAILOVER_TIMEOUT_MS)
-    except ClusterStartError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with cluster_for_test(tmp_path, node_timeout_ms=FAILOVER_TIMEOUT_MS) as started:
         yield started
-    finally:
-        started.stop()
 
 
 async def _until(cluster: RedisClusterSet, condition: object, what: str) -> None:
