@@ -255,6 +255,8 @@ async def test_registry_aliases_keywords_and_embedding_cache(cluster: RedisClust
         LexicalChunk("d2:1", "d2", "weather report for tuesday")])
     hits = await keywords.search("a__v2", "invoice overdue", 5)
     assert [hit.chunk_id for hit in hits][:1] == ["d2:0"]
+    rescored = await keywords.score("a__v2", ["d2:0", "d2:1"], {"invoic": 1.0, "overdu": 1.0})
+    assert rescored == [pytest.approx(hits[0].score), 0.0]  # one pipelined read, one slot
     assert await keywords.drop_collection("a__v2") >= 1
 
     cache = EmbeddingCache.from_url(cluster.url)
