@@ -32,6 +32,7 @@ async def noop(job: Job, ctx: JobContext) -> None:
 @asynccontextmanager
 async def producer() -> AsyncIterator[Enqueue]:
     async with repository() as repo:
+
         async def enqueue(sent: float) -> None:
             await repo.enqueue("noop", {"sent": sent})
 

@@ -16,6 +16,7 @@ from docworkers.queue import SyncJobProducer
 @asynccontextmanager
 async def producer() -> AsyncIterator[Enqueue]:
     with SyncJobProducer.from_url(URL, CONFIG) as jobs:
+
         async def enqueue(sent: float) -> None:
             jobs.enqueue("noop", {"sent": sent})
 

@@ -4,6 +4,7 @@ Run from the repository root with the project's interpreter:
 
     .venv/bin/python benchmarks/peers/run.py [--jobs 10000] [--runs 3] [--only huey,docworkers]
         [--redis-url redis://127.0.0.1:6379/14] [--pickup-jobs 300] [--spacing 0.01]
+        [--cpus 1:1 | --no-pin]
 
 The peers live in their own virtualenv, ``benchmarks/peers/.venv``, made here on first use from
 the pinned ``requirements.txt`` (the project's lock never sees them); docworkers runs from the
@@ -33,7 +34,31 @@ Per system and run, on an emptied database (FLUSHDB of the chosen DB between pha
   subtracted. commandstats are server-wide, so the default is a private server (valkey, started
   here) where nothing else runs.
 
-Results are the medians over ``--runs``; the table ends with docworkers ÷ peer for each column.
+Same conditions for every system, so that the ratios mean something on a small shared machine:
+
+- *pinned CPUs*: with ``--cpus S:C`` the Redis server (every thread of it) runs on CPU ``S``
+  and every adapter process (producer, worker, and whatever it starts: threads and forks
+  inherit the mask) on CPU ``C``; this harness (its polls) on another CPU if there is one. The
+  default, ``1:1`` on 2 CPUs or more, puts the server and the adapters on one CPU: each system
+  then runs as on one core of its own, and its rates follow from its CPU per job and its round
+  trips. Left to the scheduler, the server, worker and producer land anew in every run and
+  move between the cores, and whether a wake-up crosses cores changes an enqueue or a drain by
+  a factor: placement, not the code, decided much of the spread. Measured 2026-12-06 with
+  docworkers and huey, 3 interleaved runs each, max ÷ min over the runs (load 3-4.4, another
+  agent's benchmark on the same cores): not pinned, enqueue 1.17-2.06 (two sessions), drain
+  1.20-1.73; ``0:1`` (server and clients on different CPUs) 1.25-2.70 and 1.56-1.72, and huey
+  paid 1.5x its CPU per job, the worker and the server each waking across cores at every
+  command; ``1:1``, enqueue 1.03 (docworkers) and 1.23 (huey), drain 1.20 and 1.03, with the
+  same CPU per job as not pinned. ``--no-pin`` leaves placement to the scheduler. Pinning
+  cannot keep other programs off that CPU: it gives every system the same placement, not a
+  quiet machine;
+- *interleaved runs*: run ``r`` measures every system once before run ``r + 1`` starts, the
+  order rotated by one system per run, so a burst of load from elsewhere hits the systems alike
+  instead of all the runs of one of them;
+- the *load average* (1 min) is printed at the start and end, and with each run on stderr.
+
+Results are the medians over ``--runs``, then the spread (min-max over the runs) of the rates
+and latencies; the first table ends with docworkers ÷ peer for each column (ratios of medians).
 """
 
 from __future__ import annotations
@@ -62,8 +87,17 @@ HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv"
 # docworkers_sync: the same worker, jobs enqueued by the synchronous producer
 # docworkers_c3: the same worker at concurrency 3 (the upload workers'), its async producer
-PEERS = ("docworkers", "docworkers_sync", "docworkers_c3", "huey", "taskiq", "dramatiq", "saq",
-         "arq", "celery")
+PEERS = (
+    "docworkers",
+    "docworkers_sync",
+    "docworkers_c3",
+    "huey",
+    "taskiq",
+    "dramatiq",
+    "saq",
+    "arq",
+    "celery",
+)
 OURS = ("docworkers", "docworkers_sync", "docworkers_c3")
 COUNTER, PICKUP = "peers:count", "peers:pickup"  # as in _common.py
 DEFAULT_DB = 14
@@ -82,8 +116,10 @@ def peers_python() -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     if not installed.exists() or installed.read_text() != wanted:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "-r",
-                        str(HERE / "requirements.txt")], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")],
+            check=True,
+        )
         installed.write_text(wanted)
     return python
 
@@ -95,20 +131,37 @@ class Peer:
     env: dict[str, str]
     log: Path
 
+    cpus: set[int] | None = None  # the adapter processes' CPUs (None: not pinned)
+
+    def _pin(self) -> None:  # in the child, before exec: the mask is inherited from then on
+        if self.cpus is not None:
+            os.sched_setaffinity(0, self.cpus)
+
     def command(self, *args: str) -> list[str]:
         return [str(self.python), str(HERE / f"peer_{self.name}.py"), *args]
 
     def run(self, *args: str, timeout: float) -> str:
-        done = subprocess.run(self.command(*args), env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            self.command(*args),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=self._pin,
+        )
         if done.returncode != 0:
             raise PeerFailed(f"{self.name} {args[0]} failed: {done.stderr.strip()[-2000:]}")
         return done.stdout
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as log:
-            return subprocess.Popen(self.command("worker"), env=self.env,
-                                    stdout=subprocess.DEVNULL, stderr=log)
+            return subprocess.Popen(
+                self.command("worker"),
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                preexec_fn=self._pin,
+            )
 
     @staticmethod
     def stop_worker(worker: subprocess.Popen[bytes]) -> None:
@@ -188,8 +241,9 @@ class Drain:
     server_cpu: float
 
 
-def wait_drained(admin: redis.Redis, jobs: int, worker: subprocess.Popen[bytes],
-                 server: int | None) -> Drain:
+def wait_drained(
+    admin: redis.Redis, jobs: int, worker: subprocess.Popen[bytes], server: int | None
+) -> Drain:
     """Poll the counter until ``jobs`` are done (see :class:`Drain`)."""
     polls, first, first_count, last_change, seen = 0, 0.0, 0, time.monotonic(), 0
     cpu_at_first = (0.0, 0.0)
@@ -202,9 +256,12 @@ def wait_drained(admin: redis.Redis, jobs: int, worker: subprocess.Popen[bytes],
             cpu_at_first = (cpu_seconds(worker.pid), cpu_seconds(server))
         if count >= jobs:
             done = max(jobs - first_count, 1)
-            return Drain(done / max(now - first, 1e-6), polls,
-                         (cpu_seconds(worker.pid) - cpu_at_first[0]) / done * 1e6,
-                         (cpu_seconds(server) - cpu_at_first[1]) / done * 1e6)
+            return Drain(
+                done / max(now - first, 1e-6),
+                polls,
+                (cpu_seconds(worker.pid) - cpu_at_first[0]) / done * 1e6,
+                (cpu_seconds(server) - cpu_at_first[1]) / done * 1e6,
+            )
         if count != seen:
             seen, last_change = count, time.monotonic()
         elif time.monotonic() - last_change > STALL or worker.poll() is not None:
@@ -212,8 +269,7 @@ def wait_drained(admin: redis.Redis, jobs: int, worker: subprocess.Popen[bytes],
         time.sleep(0.002)
 
 
-def measure(peer: Peer, admin: redis.Redis, jobs: int, pickup_jobs: int,
-            spacing: float) -> Result:
+def measure(peer: Peer, admin: redis.Redis, jobs: int, pickup_jobs: int, spacing: float) -> Result:
     admin.flushdb()
     before = command_counts(admin)
     seconds = float(peer.run("enqueue", str(jobs), timeout=STALL + jobs / 100))
@@ -230,21 +286,42 @@ def measure(peer: Peer, admin: redis.Redis, jobs: int, pickup_jobs: int,
     admin.flushdb()
     worker = peer.start_worker()
     try:
-        peer.run("pickup", str(pickup_jobs), str(spacing),
-                 timeout=STALL + pickup_jobs * (spacing + 0.5))
+        peer.run(
+            "pickup", str(pickup_jobs), str(spacing), timeout=STALL + pickup_jobs * (spacing + 0.5)
+        )
         latencies = [float(ms) for ms in admin.lrange(PICKUP, 0, -1)]
     finally:
         peer.stop_worker(worker)
     admin.flushdb()
     centiles = statistics.quantiles(latencies, n=100)
-    return Result(jobs / seconds, drain.rate, statistics.median(latencies), centiles[98],
-                  per_enqueue, per_job, drain.worker_cpu, drain.server_cpu)
+    return Result(
+        jobs / seconds,
+        drain.rate,
+        statistics.median(latencies),
+        centiles[98],
+        per_enqueue,
+        per_job,
+        drain.worker_cpu,
+        drain.server_cpu,
+    )
 
 
 def summary(results: Sequence[Result]) -> Result:
     """The median of each column on its own."""
-    return Result(**{f.name: statistics.median(getattr(r, f.name) for r in results)
-                     for f in fields(Result)})
+    return Result(
+        **{f.name: statistics.median(getattr(r, f.name) for r in results) for f in fields(Result)}
+    )
+
+
+def pin_server(pid: int, cpu: int) -> None:
+    """Every thread of process ``pid`` (a Redis server has background threads) onto ``cpu``."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpu})
+
+
+def parse_cpus(text: str) -> tuple[int, int]:
+    server, _, clients = text.partition(":")
+    return int(server), int(clients)
 
 
 def num(value: float) -> str:
@@ -265,33 +342,68 @@ def ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}" if ours / theirs >= 0.1 else f"{ours / theirs:.2g}"
 
 
+def spread(values: Sequence[float], fmt: Any = None) -> str:
+    fmt = fmt or num
+    return (
+        fmt(min(values))
+        if min(values) == max(values)
+        else (f"{fmt(min(values))}-{fmt(max(values))}")
+    )
+
+
+def print_spread(runs: dict[str, list[Result]]) -> None:
+    print("\nspread over the runs (min-max)\n")
+    print(
+        "| | enqueue (jobs/s) | drain (jobs/s) | pickup p50 (ms) | pickup p99 (ms) "
+        "| CPU per job, worker (µs) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for label, results in runs.items():
+        print(
+            f"| {label} | {spread([r.enqueue for r in results])} "
+            f"| {spread([r.drain for r in results])} | {spread([r.p50 for r in results])} "
+            f"| {spread([r.p99 for r in results])} "
+            f"| {spread([r.worker_cpu for r in results])} |"
+        )
+
+
 def print_tables(rows: dict[str, Result], failed: dict[str, str]) -> None:
-    print("| | enqueue one at a time (jobs/s) | drain (jobs/s) | pickup p50 / p99 (ms) "
-          "| Redis commands per enqueue + per run | CPU per job drained, worker + Redis (µs) |")
+    print(
+        "| | enqueue one at a time (jobs/s) | drain (jobs/s) | pickup p50 / p99 (ms) "
+        "| Redis commands per enqueue + per run | CPU per job drained, worker + Redis (µs) |"
+    )
     print("|---|---|---|---|---|---|")
     for label, r in rows.items():
-        print(f"| {label} | {num(r.enqueue)} | {num(r.drain)} | {num(r.p50)} / {num(r.p99)} "
-              f"| {cmds(r.per_enqueue)} + {cmds(r.per_job)} "
-              f"| {num(r.worker_cpu)} + {num(r.server_cpu)} |")
+        print(
+            f"| {label} | {num(r.enqueue)} | {num(r.drain)} | {num(r.p50)} / {num(r.p99)} "
+            f"| {cmds(r.per_enqueue)} + {cmds(r.per_job)} "
+            f"| {num(r.worker_cpu)} + {num(r.server_cpu)} |"
+        )
     for label, error in failed.items():
         print(f"| {label} | failed: {error.splitlines()[-1][:120]} | | | | |")
     for mine, ours in rows.items():
         if mine.split()[0] not in OURS:
             continue
-        print(f"\n{mine.split()[0]} ÷ peer (rates: above 1 = docworkers faster; latency and "
-              "commands: below 1 = docworkers lower)\n")
-        print("| | enqueue | drain | pickup p50 / p99 | commands per enqueue / per run "
-              "| CPU per job, worker / Redis |")
+        print(
+            f"\n{mine.split()[0]} ÷ peer (rates: above 1 = docworkers faster; latency and "
+            "commands: below 1 = docworkers lower)\n"
+        )
+        print(
+            "| | enqueue | drain | pickup p50 / p99 | commands per enqueue / per run "
+            "| CPU per job, worker / Redis |"
+        )
         print("|---|---|---|---|---|---|")
         for label, r in rows.items():
             if label.split()[0] not in OURS:
-                print(f"| {label} | {ratio(ours.enqueue, r.enqueue)} "
-                      f"| {ratio(ours.drain, r.drain)} "
-                      f"| {ratio(ours.p50, r.p50)} / {ratio(ours.p99, r.p99)} "
-                      f"| {ratio(ours.per_enqueue, r.per_enqueue)} / "
-                      f"{ratio(ours.per_job, r.per_job)} "
-                      f"| {ratio(ours.worker_cpu, r.worker_cpu)} / "
-                      f"{ratio(ours.server_cpu, r.server_cpu)} |")
+                print(
+                    f"| {label} | {ratio(ours.enqueue, r.enqueue)} "
+                    f"| {ratio(ours.drain, r.drain)} "
+                    f"| {ratio(ours.p50, r.p50)} / {ratio(ours.p99, r.p99)} "
+                    f"| {ratio(ours.per_enqueue, r.per_enqueue)} / "
+                    f"{ratio(ours.per_job, r.per_job)} "
+                    f"| {ratio(ours.worker_cpu, r.worker_cpu)} / "
+                    f"{ratio(ours.server_cpu, r.server_cpu)} |"
+                )
 
 
 def with_db(url: str) -> str:
@@ -300,16 +412,26 @@ def with_db(url: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--redis-url", help=f"default: a private server; DB {DEFAULT_DB} "
-                                            "unless the URL names one (it is FLUSHed)")
+    parser.add_argument(
+        "--redis-url",
+        help=f"default: a private server; DB {DEFAULT_DB} unless the URL names one (it is FLUSHed)",
+    )
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default=",".join(PEERS), help="comma-separated, of " +
-                        ", ".join(PEERS))
+    parser.add_argument(
+        "--only", default=",".join(PEERS), help="comma-separated, of " + ", ".join(PEERS)
+    )
     parser.add_argument("--pickup-jobs", type=int, default=300)
-    parser.add_argument("--spacing", type=float, default=0.01,
-                        help="seconds between pickup jobs")
+    parser.add_argument("--spacing", type=float, default=0.01, help="seconds between pickup jobs")
+    parser.add_argument(
+        "--cpus",
+        default="1:1" if (os.cpu_count() or 1) >= 2 else None,
+        help="SERVER:CLIENTS, the CPU of the Redis server and the CPU of every adapter "
+        "process (default 1:1, one CPU for both)",
+    )
+    parser.add_argument("--no-pin", action="store_true", help="leave placement to the scheduler")
     args = parser.parse_args()
+    cpus = None if args.no_pin or not args.cpus else parse_cpus(args.cpus)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     if unknown := set(names) - set(PEERS):
         parser.error(f"unknown peer(s) {sorted(unknown)}; choose from {', '.join(PEERS)}")
@@ -326,29 +448,64 @@ def main() -> None:
     failed: dict[str, str] = {}
     try:
         info = admin.info("server")
-        server_name = f"valkey {info['valkey_version']}" if "valkey_version" in info else (
-            f"Redis {info['redis_version']}")
+        server_name = (
+            f"valkey {info['valkey_version']}"
+            if "valkey_version" in info
+            else (f"Redis {info['redis_version']}")
+        )
+        pid = server_pid(admin)
+        if cpus is not None:
+            if pid is None:
+                parser.error("--cpus needs the server on this machine; pass --no-pin")
+            pin_server(pid, cpus[0])
+            spare = sorted(os.sched_getaffinity(0) - set(cpus))
+            os.sched_setaffinity(0, {spare[0] if spare else cpus[0]})
         load = os.getloadavg()[0]
         env = {**os.environ, "PEERS_REDIS_URL": url}
-        rows: dict[str, Result] = {}
+        peers: dict[str, Peer] = {}
         for name in names:
             python = Path(sys.executable) if name in OURS else others
             assert python is not None
-            peer = Peer(name, python, env, logs / f"{name}.log")
+            peer = Peer(
+                name, python, env, logs / f"{name}.log", None if cpus is None else {cpus[1]}
+            )
             version = peer.run("version", timeout=60).strip()
-            label = f"{name} {version}"
-            print(f"# {label} ...", file=sys.stderr, flush=True)
-            try:
-                rows[label] = summary([measure(peer, admin, args.jobs, args.pickup_jobs,
-                                               args.spacing) for _ in range(args.runs)])
-            except (PeerFailed, subprocess.TimeoutExpired) as exc:
-                failed[label] = str(exc)
-                print(f"#   failed: {exc} (worker log: {peer.log})", file=sys.stderr)
-        print(f"# {args.jobs:,} no-op jobs (one INCR), one worker process each, medians of "
-              f"{args.runs} run(s); {server_name} at {url}; python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} CPUs; load average {load:.1f} at start, "
-              f"{os.getloadavg()[0]:.1f} at the end\n")
+            peers[f"{name} {version}"] = peer
+        runs: dict[str, list[Result]] = {label: [] for label in peers}
+        loads: list[float] = []
+        for run in range(args.runs):
+            labels = list(peers)
+            labels = labels[run % len(labels) :] + labels[: run % len(labels)]
+            for label in labels:
+                if label in failed:
+                    continue
+                loads.append(os.getloadavg()[0])
+                print(
+                    f"# run {run + 1}: {label} (load {loads[-1]:.1f}) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                try:
+                    runs[label].append(
+                        measure(peers[label], admin, args.jobs, args.pickup_jobs, args.spacing)
+                    )
+                except (PeerFailed, subprocess.TimeoutExpired) as exc:
+                    failed[label] = str(exc)
+                    print(f"#   failed: {exc} (worker log: {peers[label].log})", file=sys.stderr)
+        runs = {label: results for label, results in runs.items() if label not in failed}
+        rows = {label: summary(results) for label, results in runs.items()}
+        placement = (
+            "not pinned" if cpus is None else f"server on CPU {cpus[0]}, adapters on CPU {cpus[1]}"
+        )
+        print(
+            f"# {args.jobs:,} no-op jobs (one INCR), one worker process each, medians of "
+            f"{args.runs} interleaved run(s); {server_name} at {url}; python "
+            f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, {placement}; load average "
+            f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at the end "
+            f"(range {min(loads, default=load):.1f}-{max(loads, default=load):.1f})\n"
+        )
         print_tables(rows, failed)
+        print_spread(runs)
     finally:
         admin.close()
         if not failed:
