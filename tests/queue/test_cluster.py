@@ -171,6 +171,27 @@ async def test_bulk_enqueues_over_several_script_calls(cluster: RedisClusterSet)
         assert producer.cancel(ids[0]) == "cancelled"
 
 
+async def test_a_primary_that_may_evict_is_warned_whichever_it_is(
+        cluster: RedisClusterSet) -> None:
+    """CONFIG GET on a cluster client asks one node; the check asks every primary."""
+    queue = tags_on_distinct_primaries(cluster, 1)[0]
+    async with RedisJobRepository.from_url(cluster.url, RepositoryConfig(queue=queue)) as repo:
+        assert await repo.check_server() == []
+        primaries = [node for node in cluster.live()
+                     if node.client().execute_command("ROLE")[0] in ("master", b"master")]
+        assert len(primaries) == 3
+        for evicting in primaries:
+            with evicting.client() as client:
+                client.config_set("maxmemory-policy", "allkeys-lru")
+                try:
+                    warnings = await repo.check_server()
+                finally:
+                    client.config_set("maxmemory-policy", "noeviction")
+            assert len(warnings) == 1, warnings
+            assert f"node 127.0.0.1:{evicting.port}" in warnings[0]
+            assert "maxmemory-policy=allkeys-lru" in warnings[0]
+
+
 async def test_stats_history_and_workers_across_queues_on_different_shards(
         cluster: RedisClusterSet) -> None:
     queues = tags_on_distinct_primaries(cluster, 3)

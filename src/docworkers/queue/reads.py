@@ -18,12 +18,14 @@ from docworkers.errors import JobNotFoundError
 from docworkers.queue.events import JobEvent, parse_events
 from docworkers.queue.filters import JobFilter, JobPage
 from docworkers.queue.job import Job, JobStatus
+from docworkers.queue.redis.clients import is_cluster
 from docworkers.queue.redis.errors import redacted
 from docworkers.queue.redis.keys import validate_job_id
 from docworkers.queue.stats import QueueStats
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
     from docworkers.queue.redis.errors import RedisErrors
     from docworkers.queue.redis.keys import QueueKeys
@@ -66,20 +68,30 @@ class JobReads:
     async def check_server(self) -> list[str]:
         """Ping, then return warnings about settings that can lose jobs (also logged)."""
         await self.ping()
-        warnings: list[str] = []
         try:
-            conf = await self.client.config_get("maxmemory-policy")
+            policies = await self._eviction_policies()
         except RedisError:
-            return warnings  # CONFIG is disabled on some managed servers
-        policy = conf.get("maxmemory-policy", "noeviction")
-        if policy != "noeviction":
-            warnings.append(
-                f"Redis at {redacted(self.url)} has maxmemory-policy={policy}: it may EVICT job "
-                "keys and lose jobs. Set maxmemory-policy to noeviction."
-            )
+            return []  # CONFIG is disabled on some managed servers
+        warnings = [
+            f"Redis at {redacted(self.url)}{where} has maxmemory-policy={policy}: it may EVICT "
+            "job keys and lose jobs. Set maxmemory-policy to noeviction."
+            for where, policy in policies.items() if policy != "noeviction"]
         for warning in warnings:
             log.warning(warning)
         return warnings
+
+    async def _eviction_policies(self) -> dict[str, str]:
+        """maxmemory-policy of the server (key ""), or of each primary of a cluster (key
+        " (node host:port)"): any primary that evicts can lose the jobs of its slots."""
+        if not is_cluster(self.client):
+            conf = await self.client.config_get("maxmemory-policy")
+            return {"": conf.get("maxmemory-policy", "noeviction")}
+        cluster = cast("AsyncRedisCluster", self.client)
+        policies = {}
+        for node in cluster.get_primaries():
+            conf = await cluster.config_get("maxmemory-policy", target_nodes=node)
+            policies[f" (node {node.name})"] = conf.get("maxmemory-policy", "noeviction")
+        return policies
 
     async def owns(self, job_id: str, token: int) -> bool:
         """Whether the attempt holding fencing token ``token`` still owns the job (it is
