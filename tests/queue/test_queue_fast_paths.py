@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import redis
 
+from docworkers.errors import RepositoryConnectionError
 from docworkers.queue import (
     Failure,
     Job,
@@ -15,6 +17,7 @@ from docworkers.queue import (
     JobSpec,
     JobStatus,
     RedisJobRepository,
+    RepositoryConfig,
     Reservation,
 )
 from docworkers.queue.coalescer import Coalescer
@@ -177,3 +180,35 @@ async def test_coalescer_batches_while_busy_and_reports_errors_per_batch() -> No
                                                    "RuntimeError", "NoneType"]
     await coalescer.submit(15)  # idle again: sent at once, alone
     assert sent[-1] == [15]
+
+
+async def test_a_wait_the_server_does_not_answer_times_out_and_the_waiter_recovers(
+        redis_url: str, clean_redis: redis.Redis, invariants_of: Any) -> None:
+    """The waiter's connection has no per-operation timeout of its own (waiter.py): one bound,
+    socket_timeout plus the BLMOVE's block, covers each wait-and-reserve. A server that holds
+    the wait makes it fail as a connection error instead of hanging; the next wait reconnects
+    and reserves, and the connection goes back to the pool with its timeout."""
+    repo = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="test"),
+                                       socket_timeout=0.2)
+    waiter = repo.waiter()
+    try:
+        await waiter.connect()
+        job_id = await repo.enqueue("t", {})
+        clean_redis.execute_command("CLIENT", "PAUSE", 1500, "WRITE")
+        try:
+            with pytest.raises(RepositoryConnectionError):
+                await waiter.wait_and_reserve(0.05, "w", 1, 30)
+        finally:
+            clean_redis.execute_command("CLIENT", "UNPAUSE")
+        # The held wait may still have run when the pause ended (its reply lost: the job then
+        # sits leased until its lease runs out, as documented); a new job shows the recovery.
+        later = await repo.enqueue("t", {})
+        reserved = [job.id for job in (await waiter.wait_and_reserve(0.05, "w", 2, 30)).jobs]
+        assert reserved in ([later], [job_id, later])
+        assert invariants_of(clean_redis, repo) == {job_id: "processing", later: "processing"}
+        await waiter.close()
+        pool: Any = repo.client.connection_pool
+        assert {conn.socket_timeout for conn in pool._available_connections} == {0.2}
+    finally:
+        await waiter.close()
+        await repo.close()

@@ -194,16 +194,25 @@ class Job:
 
     @classmethod
     def reserved(cls, values: Sequence[Any], *, now_ms: int, worker_id: str,
-                 queue: str = "default") -> Job:
+                 queue: str = "default", now: datetime | None = None) -> Job:
         """A job reserve.lua just leased to ``worker_id`` at ``now_ms``, from the values of
-        :data:`RESERVE_FIELDS` it returned; the fields it set are filled in as it set them."""
+        :data:`RESERVE_FIELDS` it returned; the fields it set are filled in as it set them
+        (as :meth:`from_fields` would read them back). ``now``, ``now_ms`` as a datetime, may
+        be shared by the jobs of one reservation. The worker builds every job it starts here:
+        the fields are given by position, the known ones as constants."""
         (job_id, job_type, payload, priority, result, error, retry_count, max_retries,
          created_at, run_at, user_id, tags, token, cancel_requested) = values
-        return cls.from_fields(
-            (job_id, job_type, "processing", payload, priority, 0, "", result, error,
-             retry_count, max_retries, created_at, now_ms, None, now_ms, run_at, worker_id,
-             user_id, tags, token, cancel_requested),
-            queue,
+        if job_id is None or job_type is None:
+            raise KeyError("reserved job without id or type")
+        started = now or _time(now_ms)
+        return cls(
+            job_id, job_type, JobStatus.PROCESSING, _json(payload) if payload else {},
+            int(priority or 0), 0, "", _json(result) if result else None,
+            JobErrorInfo.from_json(error) if error else None, int(retry_count or 0),
+            int(max_retries) if max_retries not in ("", None) else None,
+            _time(created_at), started, None, started, _time(run_at), worker_id,
+            user_id or None, _json(tags) if tags and tags != "[]" else [], queue,
+            int(token or 0), cancel_requested == "1",
         )
 
     def to_dict(self) -> dict[str, JSONValue]:

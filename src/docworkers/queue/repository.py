@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
@@ -192,7 +193,8 @@ class RedisJobRepository(JobReads, QueueAdmin):
     def _reservation(self, reply: Sequence[Any], worker_id: str) -> Reservation:
         due_ms, now_ms, rows = ReserveReply.parse(reply)
         queue = self.queue
-        jobs = [Job.reserved(row, now_ms=now_ms, worker_id=worker_id, queue=queue)
+        now = datetime.fromtimestamp(now_ms / 1000, tz=UTC) if rows else None
+        jobs = [Job.reserved(row, now_ms=now_ms, worker_id=worker_id, queue=queue, now=now)
                 for row in rows]
         return Reservation(jobs, None if due_ms is None else due_ms / 1000)
 

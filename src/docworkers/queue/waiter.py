@@ -9,6 +9,11 @@ script the moment the BLMOVE returns, woken or timed out, so a new job reaches a
 one round trip instead of two. One blocking key per queue (a worker waits on its own queue),
 so the wait works on Redis Cluster too.
 
+The waiter's connection has no per-operation timeout: one ``asyncio.timeout`` bounds each whole
+exchange (the socket timeout plus the longest block), instead of redis-py's ``wait_for`` on the
+send (a task per call on Python 3.11) and one timeout per reply read. An idle worker's pickup
+runs that code between the job's arrival and its start.
+
 Such a wait must not be cancelled: once the BLMOVE has returned, the script may have leased jobs
 whose reply would be lost (they would sit leased until the lease ran out). :meth:`interrupt`
 ends a wait early instead, with CLIENT UNBLOCK from another connection, and the caller receives
@@ -17,10 +22,12 @@ the reservation as usual.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docworkers.errors import RepositoryError
 from docworkers.queue.redis.clients import is_cluster
@@ -40,6 +47,7 @@ class Waiter:
         self._repo = repo
         self._conn: AbstractConnection | None = None
         self._client_id: int | None = None  # of our connection, read on every (re)connect
+        self._timeout: float | None = None  # the connection's socket timeout, taken off it
 
     async def connect(self) -> None:
         if self._conn is not None:
@@ -50,6 +58,8 @@ class Waiter:
             else:
                 pool = self._repo.client.connection_pool
                 conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py
+            # Each exchange runs under one timeout of ours instead (see the module docstring).
+            self._timeout, conn.socket_timeout = conn.socket_timeout, None
             self._conn = conn
             conn.register_connect_callback(self._on_connect)  # type: ignore[no-untyped-call]
             await self._read_client_id(conn)  # the pool may hand out a connected connection
@@ -58,12 +68,14 @@ class Waiter:
         await self._read_client_id(conn)
 
     async def _read_client_id(self, conn: AbstractConnection) -> None:
-        await conn.send_command("CLIENT", "ID", check_health=False)
-        self._client_id = int(await conn.read_response())
+        async with asyncio.timeout(self._timeout):  # also inside _send's, on a reconnect
+            await conn.send_command("CLIENT", "ID", check_health=False)
+            self._client_id = int(await conn.read_response())
 
     async def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` (at most MAX_BLOCK) passes; True if woken."""
-        (woken,) = await self._send([self._blmove(timeout)])
+        block = self._block(timeout)
+        (woken,) = await self._send([self._blmove(block)], block)
         return woken is not None
 
     async def wait_and_reserve(self, timeout: float, worker_id: str, max_jobs: int,
@@ -72,8 +84,9 @@ class Waiter:
         """Block like :meth:`wait`, then reserve up to ``max_jobs``, in one round trip."""
         script, keys, args = self._repo._reserve_call(worker_id, max_jobs, lease,
                                                       default_max_retries, min_priority)
+        block = self._block(timeout)
         _, reply = await self._send(
-            [self._blmove(timeout), ("EVALSHA", script.sha, len(keys), *keys, *args)]
+            [self._blmove(block), ("EVALSHA", script.sha, len(keys), *keys, *args)], block
         )
         if isinstance(reply, NoScriptError):  # nothing ran: load the script and reserve now
             return await self._repo.reserve(worker_id, max_jobs, lease, default_max_retries,
@@ -93,37 +106,50 @@ class Waiter:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.deregister_connect_callback(self._on_connect)  # type: ignore[no-untyped-call]
+            conn.socket_timeout = self._timeout  # as the pool gave it
             await conn.disconnect()
             if not is_cluster(self._repo.client):  # a cluster's is no pool's
                 await self._repo.client.connection_pool.release(conn)
 
-    def _blmove(self, timeout: float) -> tuple[Any, ...]:
-        # At most MAX_BLOCK, well below the socket timeout; never 0, which blocks forever.
-        keys = self._repo.keys
-        return ("BLMOVE", keys.intake, keys.claimed, "LEFT", "RIGHT",
-                max(min(timeout, MAX_BLOCK), 0.001))
+    async def _drop_after_error(self, conn: AbstractConnection) -> None:
+        await conn.disconnect(nowait=True)  # replies may be left unread
+        if is_cluster(self._repo.client):  # after a failover the next wait goes to the
+            await self.close()  # promoted replica, not the dead primary
 
-    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Send ``commands`` in one write and read every reply; error replies raise, except
-        NOSCRIPT, which is returned (the caller knows how to recover)."""
+    @staticmethod
+    def _block(timeout: float) -> float:
+        # At most MAX_BLOCK, well below the socket timeout; never 0, which blocks forever.
+        return max(min(timeout, MAX_BLOCK), 0.001)
+
+    def _blmove(self, block: float) -> tuple[Any, ...]:
+        keys = self._repo.keys
+        return ("BLMOVE", keys.intake, keys.claimed, "LEFT", "RIGHT", block)
+
+    async def _send(self, commands: list[tuple[Any, ...]], block: float) -> list[Any]:
+        """Send ``commands`` in one write and read every reply, all within the socket timeout
+        plus ``block`` (the BLMOVE's); error replies raise, except NOSCRIPT, which is returned
+        (the caller knows how to recover)."""
         if self._conn is None and is_cluster(self._repo.client):
             await self.connect()  # dropped after an error (below): ask who serves the queue now
         if self._conn is None:
             raise RepositoryError("the waiter is not connected; call connect() first")
         conn = self._conn
         replies: list[Any] = []
+        limit = None if self._timeout is None else self._timeout + block
         with self._repo._errors:
             try:
-                await conn.send_packed_command(conn.pack_commands(commands))
-                for _ in commands:
-                    try:
-                        replies.append(await conn.read_response())
-                    except ResponseError as exc:  # read in full: the connection stays in step
-                        replies.append(exc)
+                async with asyncio.timeout(limit):
+                    await conn.send_packed_command(conn.pack_commands(commands))
+                    for _ in commands:
+                        try:
+                            replies.append(await conn.read_response())
+                        except ResponseError as exc:  # read in full: the connection stays in
+                            replies.append(exc)  # step
+            except TimeoutError as exc:  # ours, above: the server may be stuck
+                await self._drop_after_error(conn)
+                raise RedisTimeoutError(f"no reply from Redis within {limit} s") from exc
             except BaseException:
-                await conn.disconnect(nowait=True)  # replies may be left unread
-                if is_cluster(self._repo.client):  # after a failover the next wait goes to
-                    await self.close()  # the promoted replica, not the dead primary
+                await self._drop_after_error(conn)
                 raise
         for reply in replies:
             if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
