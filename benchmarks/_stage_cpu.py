@@ -119,10 +119,12 @@ def _report(path: Path) -> None:
     _seen.update(_tasks())
     threads: dict[str, float] = {}
     for tid, seconds in _seen.items():
-        if tid in _born:
-            name = _born[tid]
-        elif tid in _python_threads:
+        # A Python thread started inside a stage (the model's helper threads, started by the
+        # first embed call) is named as a Python thread: the stage wrappers count its work.
+        if tid in _python_threads:
             name = "python: " + _python_threads[tid].split("_")[0].split("-")[0]
+        elif tid in _born:
+            name = _born[tid]
         else:
             name = "other native threads"
         threads[name] = threads.get(name, 0.0) + seconds
