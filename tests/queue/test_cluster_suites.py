@@ -30,6 +30,7 @@ TESTS = Path(__file__).resolve().parents[1]
 SUITES: dict[str, tuple[str, ...]] = {
     "queue/test_guarantees_pinned.py": ("*",),
     "queue/test_repository.py": ("*",),
+    "queue/test_reads.py": ("counted", "test_reads_see_the_intake_after_redis_lost_its_scripts"),
     "queue/test_queue_admin.py": ("*",),
     "queue/test_queue_fast_paths.py": ("*",),
     "queue/test_queue_routing.py": ("*",),

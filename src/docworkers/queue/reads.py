@@ -7,12 +7,13 @@ settings) and :meth:`JobReads.owns`, the fencing check other writers make before
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from docworkers.errors import JobNotFoundError
 from docworkers.queue.events import JobEvent, parse_events
@@ -102,10 +103,27 @@ class JobReads:
                 self.keys.job(job_id), ["token", "status"]))
         return current == str(token) and status == JobStatus.PROCESSING.value
 
-    async def _absorb(self) -> None:
-        """Move the intake's jobs into the queue (absorb.lua), so a read sees them."""
+    async def _absorbed(self, add_reads: Callable[[Any], object]) -> list[Any]:
+        """absorb.lua (the intake's jobs into the queue), then the reads ``add_reads`` puts on
+        a pipeline, in one round trip: the reads see every job pushed so far without a round
+        trip of their own for the absorb. All keys are the queue's (one slot on a cluster).
+        When Redis lacks the script (restarted, flushed), the script runs on its own, which
+        loads it, and the reads are sent again after it. Their replies, in order."""
+        keys = self.keys.absorb_keys()
         with self._errors:
-            await self._scripts.absorb(keys=self.keys.absorb_keys(), args=[])
+            pipe = self.client.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", self._scripts.absorb.sha, len(keys), *keys)
+            add_reads(pipe)
+            absorbed, *replies = await pipe.execute(raise_on_error=False)
+            if isinstance(absorbed, NoScriptError):
+                await self._scripts.absorb(keys=keys, args=[])
+                pipe = self.client.pipeline(transaction=False)
+                add_reads(pipe)
+                absorbed, replies = None, await pipe.execute(raise_on_error=False)
+            for reply in (absorbed, *replies):
+                if isinstance(reply, Exception):
+                    raise reply
+        return replies
 
     async def _range(self, key: str, start: int, stop: int) -> list[str]:
         with self._errors:
@@ -113,10 +131,8 @@ class JobReads:
 
     async def find_job(self, job_id: str) -> Job | None:
         validate_job_id(job_id)
-        await self._absorb()
-        with self._errors:
-            reply = self.client.hgetall(self.keys.job(job_id))
-            data = await cast("Awaitable[dict[str, str]]", reply)
+        key = self.keys.job(job_id)
+        data = (await self._absorbed(lambda pipe: pipe.hgetall(key)))[0]
         return Job.from_hash(data, self.queue) if data else None
 
     async def get_job(self, job_id: str) -> Job:
@@ -129,12 +145,8 @@ class JobReads:
         """The jobs that still exist among ``job_ids``, in that order (one round trip)."""
         if not job_ids:
             return []
-        await self._absorb()
-        with self._errors:
-            pipe = self.client.pipeline(transaction=False)
-            for job_id in job_ids:
-                pipe.hgetall(self.keys.job(job_id))
-            rows = await pipe.execute()
+        rows = await self._absorbed(lambda pipe: [pipe.hgetall(self.keys.job(job_id))
+                                                  for job_id in job_ids])
         return [Job.from_hash(row, self.queue) for row in rows if row]
 
     def _collection_for(self, status: JobStatus) -> str | None:
@@ -154,16 +166,12 @@ class JobReads:
         f = job_filter or JobFilter()
         if f.queues and self.queue not in f.queues:
             return JobPage([], 0)
-        await self._absorb()
         source = self.keys.all_jobs
         if len(f.statuses) == 1 and (only := self._collection_for(next(iter(f.statuses)))):
             source = only
         if not f.reads_jobs and (source != self.keys.all_jobs or not f.statuses):
-            with self._errors:
-                pipe = self.client.pipeline(transaction=False)
-                pipe.zrevrange(source, f.offset, f.offset + f.limit - 1)
-                pipe.zcard(source)
-                ids, total = await pipe.execute()
+            ids, total = await self._absorbed(lambda pipe: (
+                pipe.zrevrange(source, f.offset, f.offset + f.limit - 1), pipe.zcard(source)))
             return JobPage(await self.get_jobs(cast("list[str]", ids)),
                            int(total) if count else None)
         low = f.created_after.timestamp() * 1000 if f.created_after else "-inf"
@@ -172,14 +180,10 @@ class JobReads:
         total = read = start = 0
         page = 500
         while total < f.offset + f.limit or (count and read < COUNT_BUDGET):
-            with self._errors:
-                if source == self.keys.all_jobs:
-                    reply = await self.client.zrevrangebyscore(
-                        source, high, low, start=start, num=page
-                    )
-                else:
-                    reply = await self.client.zrevrange(source, start, start + page - 1)
-            ids = cast("list[str]", reply)
+            reply = await self._absorbed(functools.partial(
+                _page_of_ids, source, start, page,
+                (high, low) if source == self.keys.all_jobs else None))
+            ids = cast("list[str]", reply[0])
             if not ids:
                 return JobPage(matched, total if count else None)
             start += page
@@ -214,11 +218,11 @@ class JobReads:
     async def stats(self) -> QueueStats:
         """Counts by status, totals, average processing time and live workers, one round trip."""
         k = self.keys
-        await self._absorb()
         with self._errors:
-            now_s, now_us = await self.client.time()
-            now_ms = now_s * 1000 + now_us // 1000
-            pipe = self.client.pipeline(transaction=False)
+            now_s, now_us = await self.client.time()  # the clock of the workers' heartbeats
+        now_ms = now_s * 1000 + now_us // 1000
+
+        def reads(pipe: Any) -> None:
             for key in k.collections():
                 pipe.zcard(key)
             pipe.hgetall(k.stats)
@@ -226,8 +230,10 @@ class JobReads:
             pipe.zrangebyscore(k.scheduled, "-inf", "+inf")
             pipe.zrangebyscore(k.supervisors, now_ms, "+inf")
             pipe.exists(k.paused)
-            (*counts, totals, worker_names, scheduled_ids, supervisor_names,
-             paused) = await pipe.execute()
+
+        (*counts, totals, worker_names, scheduled_ids, supervisor_names,
+         paused) = await self._absorbed(reads)
+        with self._errors:
             workers: list[dict[str, Any]] = []
             supervisors: list[dict[str, Any]] = []
             if worker_names or supervisor_names:
@@ -274,12 +280,8 @@ class JobReads:
     async def queue_depth(self) -> int:
         """Ready jobs a worker could take now (not delayed, not running; none while the queue
         is paused, so autoscaling adds no worker for them): one round trip."""
-        await self._absorb()
-        with self._errors:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zcard(self.keys.queued)
-            pipe.exists(self.keys.paused)
-            ready, paused = await pipe.execute()
+        ready, paused = await self._absorbed(lambda pipe: (
+            pipe.zcard(self.keys.queued), pipe.exists(self.keys.paused)))
         return 0 if paused else int(ready)
 
     async def _statuses(self, job_ids: Sequence[str]) -> list[str]:
@@ -291,6 +293,16 @@ class JobReads:
 
     async def list_workers(self) -> list[dict[str, Any]]:
         return (await self.stats()).workers
+
+
+def _page_of_ids(source: str, start: int, page: int, scores: tuple[Any, Any] | None,
+                 pipe: Any) -> None:
+    """Queue the read of ``page`` ids of ``source`` from ``start``, newest first, by score
+    between ``scores`` (high, low) when given."""
+    if scores is None:
+        pipe.zrevrange(source, start, start + page - 1)
+    else:
+        pipe.zrevrangebyscore(source, *scores, start=start, num=page)
 
 
 def _by_type(totals: Mapping[str, str], prefix: str) -> dict[str, int]:
