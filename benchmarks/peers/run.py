@@ -49,9 +49,13 @@ Same conditions for every system, so that the ratios mean something on a small s
   1.20-1.73; ``0:1`` (server and clients on different CPUs) 1.25-2.70 and 1.56-1.72, and huey
   paid 1.5x its CPU per job, the worker and the server each waking across cores at every
   command; ``1:1``, enqueue 1.03 (docworkers) and 1.23 (huey), drain 1.20 and 1.03, with the
-  same CPU per job as not pinned. ``--no-pin`` leaves placement to the scheduler. Pinning
-  cannot keep other programs off that CPU: it gives every system the same placement, not a
-  quiet machine;
+  same CPU per job as not pinned. One CPU is a placement too, not a neutral one: a worker and
+  the server can no longer run at once, so a drain bounded by CPU (docworkers at concurrency
+  50) loses against one bounded by round trips (huey's one job per BRPOP), whose ping-pong
+  gets cheaper on one core; and a pickup's p99 mostly shows how long other programs hold that
+  CPU (about 6 ms for every system at load 3-4). ``--no-pin`` leaves placement to the
+  scheduler (the 2-core figures); report which one a table used. Pinning cannot keep other
+  programs off that CPU: it gives every system the same placement, not a quiet machine;
 - *interleaved runs*: run ``r`` measures every system once before run ``r + 1`` starts, the
   order rotated by one system per run, so a burst of load from elsewhere hits the systems alike
   instead of all the runs of one of them;
