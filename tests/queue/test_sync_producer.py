@@ -262,6 +262,31 @@ def test_get_find_and_idempotent_enqueue(producer: SyncJobProducer) -> None:
     assert producer.enqueue_many([]) == []
 
 
+class CountingConnection(redis.Connection):
+    """A real connection that counts its sends: one send is one round trip."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sends += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_find_absorbs_the_intake_in_its_own_round_trip(redis_url: str,
+                                                       clean_redis: redis.Redis) -> None:
+    with SyncJobProducer.from_url(redis_url, RepositoryConfig(queue="test"),
+                                  connection_class=CountingConnection) as counted:
+        counted.find(counted.enqueue("t", {"n": 0}))  # connects, loads absorb.lua
+        job_id = counted.enqueue("t", {"n": 1})  # one push on the intake
+        before = CountingConnection.sends
+        assert counted.get(job_id).status == JobStatus.QUEUED
+        assert CountingConnection.sends - before == 1  # absorb.lua and HGETALL together
+        clean_redis.script_flush()  # as after a restart: EVALSHA answers NOSCRIPT
+        late = counted.enqueue("t", {"n": 2})
+        assert counted.get(late).payload == {"n": 2}  # the script alone, then the read
+        assert counted.find(job_id) is not None
+
+
 def test_jobs_are_checked_before_anything_reaches_redis(producer: SyncJobProducer,
                                                         clean_redis: redis.Redis) -> None:
     with pytest.raises(InvalidPayloadError, match="JSON object"):

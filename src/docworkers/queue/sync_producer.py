@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Self, TypedDict, Unpack, cast
 
 import redis
+from redis.exceptions import NoScriptError
 
 from docworkers.queue.intake import SyncIntakeLane, intake_entry
 from docworkers.queue.job import Job
@@ -149,10 +150,21 @@ class SyncJobProducer:
     def find(self, job_id: str) -> Job | None:
         """The job, or None if there is none of that id (or it was cleaned up)."""
         validate_job_id(job_id)
+        keys, key = self.keys.absorb_keys(), self.keys.job(job_id)
         with self._errors:
-            self._absorb(keys=self.keys.absorb_keys(), args=[])  # the intake's jobs first
-            data = cast("dict[str, str]", self.client.hgetall(self.keys.job(job_id)))
-        return Job.from_hash(data, self.queue) if data else None
+            # absorb.lua (the intake's jobs first) and the read in one round trip, as the
+            # asyncio repository reads (queue/reads.py); NOSCRIPT: the script alone, then again
+            pipe = self.client.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", self._absorb.sha, len(keys), *keys)  # type: ignore[no-untyped-call]
+            pipe.hgetall(key)
+            absorbed, data = pipe.execute(raise_on_error=False)
+            if isinstance(absorbed, NoScriptError):
+                self._absorb(keys=keys, args=[])
+                absorbed, data = None, self.client.hgetall(key)
+            for reply in (absorbed, data):
+                if isinstance(reply, Exception):
+                    raise reply
+        return Job.from_hash(cast("dict[str, str]", data), self.queue) if data else None
 
     def get(self, job_id: str) -> Job:
         """The job; JobNotFoundError if there is none of that id."""
