@@ -23,6 +23,7 @@ from docworkers.queue import (
     RepositoryConfig,
     SyncJobProducer,
 )
+from docworkers.queue.intake import _ReplyDeadline
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 TIMES = ("created_at", "updated_at")
@@ -228,3 +229,47 @@ async def test_producers_push_again_after_their_connection_is_killed(
     ids += [await repo.enqueue("t", {}), producer.enqueue("t", {})]
     assert [job.id for job in (await repo.reserve("w", 10, 30)).jobs] == ids
     assert invariants() == dict.fromkeys(ids, "processing")
+
+
+async def test_the_reply_deadline_times_out_each_reply_at_its_own_deadline() -> None:
+    """IntakeLane's _ReplyDeadline keeps one timer across replies (no timer per push): a reply
+    that never comes still raises TimeoutError, also when the timer was armed for an earlier
+    reply, and leaves the task without a pending cancellation; a cancellation from outside
+    stays a cancellation; replies that come are returned."""
+    deadline = _ReplyDeadline()
+    loop = asyncio.get_running_loop()
+
+    async def answered(value: int) -> int:
+        await asyncio.sleep(0)
+        return value
+
+    try:
+        assert await deadline.within(answered(1), 0.05) == 1  # arms the timer
+        await asyncio.sleep(0.02)  # its first firing finds this reply in flight: it re-arms
+
+        async def unanswered() -> int:
+            try:
+                await deadline.within(loop.create_future(), 0.05)
+            except TimeoutError:
+                task = asyncio.current_task()
+                assert task is not None
+                await asyncio.sleep(0)  # no cancellation left pending
+                return task.cancelling()
+            return -1
+
+        waiting = asyncio.create_task(unanswered())
+        done, _ = await asyncio.wait([waiting], timeout=5.0)  # a broken deadline hangs
+        assert waiting in done and waiting.result() == 0
+        await asyncio.sleep(0.06)  # the timer fires with nothing in flight and stays unarmed
+        assert await deadline.within(answered(2), 0.05) == 2  # arms it again
+
+        async def held() -> None:
+            await deadline.within(loop.create_future(), 10.0)
+
+        waiting = asyncio.create_task(held())
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        deadline.close()

@@ -80,6 +80,7 @@ class IntakeLane:
         self._pool: Any = None if is_cluster(client) else client.connection_pool
         self._timeout: float | None = (
             None if self._pool is None else self._pool.connection_kwargs.get("socket_timeout"))
+        self._reply = _ReplyDeadline()
 
     async def push(self, key: str, entries: Sequence[str]) -> None:
         if self._pool is None:  # Redis Cluster
@@ -115,8 +116,10 @@ class IntakeLane:
                 # answered, so it was sent in full. Only the reply needs the time bound, armed
                 # after the send: a producer's job reaches Redis a few microseconds sooner.
                 await conn.send_packed_command(packed, check_health=False)
-                async with asyncio.timeout(self._timeout):
+                if self._timeout is None:
                     await conn.read_response()
+                else:
+                    await self._reply.within(conn.read_response(), self._timeout)
             else:  # connecting, or a large push: bound the whole exchange
                 async with asyncio.timeout(self._timeout):
                     await conn.send_packed_command(packed, check_health=False)
@@ -137,7 +140,63 @@ class IntakeLane:
             await self._pool.release(conn)
 
     async def close(self) -> None:
+        self._reply.close()
         await self._drop()
+
+
+class _ReplyDeadline:
+    """Bounds one awaited reply at a time, like ``asyncio.timeout``, without a timer per await.
+
+    ``asyncio.timeout`` schedules and cancels a loop timer for every push (about 6 µs, an
+    eighth of an asyncio producer's CPU per enqueue). Here one timer stays armed while pushes
+    come: when it fires it cancels the awaiting task if that reply is overdue, re-arms itself
+    for the reply in flight otherwise, and is not re-armed when nothing is in flight (the next
+    reply arms it). A reply still times out at its own deadline.
+    """
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[Any] | None = None  # awaiting a reply, if any
+        self._deadline = 0.0  # that reply's, on the loop's clock
+        self._cancelling = 0  # the task's cancel requests before this reply
+        self._expired = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def within(self, reply: Any, timeout: float) -> Any:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task, self._deadline = task, loop.time() + timeout
+        self._cancelling, self._expired = task.cancelling(), False
+        if self._timer is None or self._loop is not loop:
+            self._loop, self._timer = loop, loop.call_at(self._deadline, self._check)
+        try:
+            result = await reply
+        except asyncio.CancelledError:
+            if self._expired and task.uncancel() <= self._cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            self._task = None
+        if self._expired:  # the reply came as the deadline passed: as asyncio.timeout does
+            task.uncancel()
+        return result
+
+    def _check(self) -> None:
+        self._timer = None
+        task, loop = self._task, self._loop
+        if task is None or loop is None:
+            return  # idle: the next reply arms the timer
+        if loop.time() >= self._deadline:
+            self._expired = True
+            task.cancel()
+        else:
+            self._timer = loop.call_at(self._deadline, self._check)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
 
 
 class SyncIntakeLane:
