@@ -111,19 +111,19 @@ class JobReads:
         loads it, and the reads are sent again after it. Their replies, in order."""
         keys = self.keys.absorb_keys()
         with self._errors:
+            # Errors raise (raise_on_error): a cluster pipeline then retries a connection the
+            # cluster closed under it (a primary failed over), as its single commands do.
             pipe = self.client.pipeline(transaction=False)
             pipe.execute_command("EVALSHA", self._scripts.absorb.sha, len(keys), *keys)
             add_reads(pipe)
-            absorbed, *replies = await pipe.execute(raise_on_error=False)
-            if isinstance(absorbed, NoScriptError):
-                await self._scripts.absorb(keys=keys, args=[])
-                pipe = self.client.pipeline(transaction=False)
-                add_reads(pipe)
-                absorbed, replies = None, await pipe.execute(raise_on_error=False)
-            for reply in (absorbed, *replies):
-                if isinstance(reply, Exception):
-                    raise reply
-        return replies
+            try:
+                return list((await pipe.execute())[1:])
+            except NoScriptError:
+                pass
+            await self._scripts.absorb(keys=keys, args=[])
+            pipe = self.client.pipeline(transaction=False)
+            add_reads(pipe)
+            return list(await pipe.execute())
 
     async def _range(self, key: str, start: int, stop: int) -> list[str]:
         with self._errors:

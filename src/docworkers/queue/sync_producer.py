@@ -154,16 +154,15 @@ class SyncJobProducer:
         with self._errors:
             # absorb.lua (the intake's jobs first) and the read in one round trip, as the
             # asyncio repository reads (queue/reads.py); NOSCRIPT: the script alone, then again
+            # (errors raise: a cluster pipeline retries a connection a failover closed)
             pipe = self.client.pipeline(transaction=False)
             pipe.execute_command("EVALSHA", self._absorb.sha, len(keys), *keys)  # type: ignore[no-untyped-call]
             pipe.hgetall(key)
-            absorbed, data = pipe.execute(raise_on_error=False)
-            if isinstance(absorbed, NoScriptError):
+            try:
+                data = pipe.execute()[1]
+            except NoScriptError:
                 self._absorb(keys=keys, args=[])
-                absorbed, data = None, self.client.hgetall(key)
-            for reply in (absorbed, data):
-                if isinstance(reply, Exception):
-                    raise reply
+                data = self.client.hgetall(key)
         return Job.from_hash(cast("dict[str, str]", data), self.queue) if data else None
 
     def get(self, job_id: str) -> Job:
