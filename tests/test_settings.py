@@ -15,7 +15,7 @@ from docworkers.errors import ConfigurationError
 from docworkers.queue import RepositoryConfig
 from docworkers.settings import Settings
 from docworkers.workers import WorkerConfig
-from docworkers.workers.config import CPU_BOUND_CONCURRENCY
+from docworkers.workers.config import CPU_BOUND_CONCURRENCY, DEFAULT_CONCURRENCY
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 WORKER_SETTINGS = ("max_retries", "retry_delay", "lease_timeout",
@@ -27,8 +27,10 @@ def test_the_worker_settings_default_to_the_worker_configs_defaults() -> None:
     for name in WORKER_SETTINGS:
         assert getattr(settings, name) == getattr(worker, name), name
     assert settings.lease_timeout == 30.0
-    # concurrency sets the CPU-bound upload workers': fewer slots than a generic worker's
-    assert settings.concurrency == CPU_BOUND_CONCURRENCY == 3 < worker.concurrency
+    # concurrency sets the CPU-bound upload workers': their own default, fewer slots than a
+    # generic worker's (a WorkerConfig leaves it at 0: each worker class's own)
+    assert settings.concurrency == CPU_BOUND_CONCURRENCY == 3 < DEFAULT_CONCURRENCY
+    assert worker.concurrency == 0
     assert RepositoryConfig().default_max_retries == worker.max_retries
 
 

@@ -15,6 +15,7 @@ from docworkers.ingest.payload import UPLOAD_JOB_TYPE, UploadJobPayload
 from docworkers.ingest.pipeline import UploadPipeline
 from docworkers.ingest.search import SearchService
 from docworkers.queue import JobStatus, RedisJobRepository
+from docworkers.workers.config import CPU_BOUND_CONCURRENCY
 
 PAPER = "pdf/layout-parser-paper-fast.pdf"
 PHRASE = "A generalized learning-based framework dramatically reduces the need"
@@ -26,7 +27,9 @@ async def test_pdf_is_ingested_and_searchable(ingest_env: dict[str, Any], corpus
     job_id = await jobs.enqueue(UPLOAD_JOB_TYPE, payload(corpus, PAPER, tmp_path,
                                                          extract_metadata=True,
                                                          num_questions=2))
-    async with make_worker(ingest_env):
+    worker = make_worker(ingest_env)  # a WorkerConfig that leaves concurrency at 0:
+    assert worker.config.concurrency == CPU_BOUND_CONCURRENCY  # the upload worker's own 3
+    async with worker:
         job = await until_finished(jobs, job_id)
     assert job.status == JobStatus.COMPLETED, job.error
     assert job.progress == 100 and job.message == "upload completed"

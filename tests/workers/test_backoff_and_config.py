@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from docworkers.errors import ConfigurationError
-from docworkers.workers import WorkerConfig, backoff_delay, default_worker_config
+from docworkers.queue import Job, RedisJobRepository
+from docworkers.workers import (
+    FunctionWorker,
+    JobContext,
+    WorkerConfig,
+    backoff_delay,
+    default_worker_config,
+)
+from docworkers.workers.config import DEFAULT_CONCURRENCY
 
 
 def test_backoff_doubles_until_the_cap_without_jitter() -> None:
@@ -37,8 +46,30 @@ def test_backoff_rejects_retry_zero() -> None:
 
 def test_worker_config_defaults_are_the_documented_ones() -> None:
     config = default_worker_config("worker-1")
-    assert (config.concurrency, config.poll_interval, config.shutdown_timeout) == (50, 2.0, 30.0)
+    assert (config.concurrency, config.poll_interval, config.shutdown_timeout) == (0, 2.0, 30.0)
     assert (config.max_retries, config.retry_delay, config.enable_recovery) == (3, 5.0, True)
+
+
+def test_concurrency_0_is_the_workers_own_default() -> None:
+    async def handler(job: Job, ctx: JobContext) -> None:
+        return None
+
+    repo = RedisJobRepository.from_url("redis://127.0.0.1:6379")  # lazy: nothing is sent
+
+    def built(**config: Any) -> WorkerConfig:
+        worker = FunctionWorker(WorkerConfig(worker_name="w", **config), job_repo=repo,
+                                handlers={"t": handler})
+        return worker.config
+
+    assert built().concurrency == FunctionWorker.default_concurrency == DEFAULT_CONCURRENCY == 50
+    assert built(concurrency=7).concurrency == 7
+    assert built(urgent_slots=2).urgent_slots == 2  # checked against the 50 it gets
+    with pytest.raises(ConfigurationError, match="urgent_slots"):
+        built(urgent_slots=DEFAULT_CONCURRENCY)  # no slot left for ordinary jobs
+    with pytest.raises(ConfigurationError, match="min_concurrency"):
+        built(min_concurrency=DEFAULT_CONCURRENCY + 1)
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        WorkerConfig(worker_name="w", concurrency=-1)
 
 
 def test_worker_config_accepts_timedelta() -> None:
@@ -51,7 +82,7 @@ def test_worker_config_accepts_timedelta() -> None:
     [
         ({"worker_name": ""}, "worker_name"),
         ({"worker_name": "a b"}, "worker_name"),
-        ({"worker_name": "w", "concurrency": 0}, "concurrency"),
+        ({"worker_name": "w", "concurrency": -1}, "concurrency"),  # 0: the worker's default
         ({"worker_name": "w", "concurrency": True}, "concurrency"),
         ({"worker_name": "w", "poll_interval": -1}, "poll_interval"),
         ({"worker_name": "w", "shutdown_timeout": -0.5}, "shutdown_timeout"),

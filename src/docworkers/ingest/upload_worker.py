@@ -16,7 +16,7 @@ from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.job import Job
 from docworkers.queue.protocol import JobRepository
 from docworkers.workers.base import BaseWorker
-from docworkers.workers.config import WorkerConfig
+from docworkers.workers.config import CPU_BOUND_CONCURRENCY, WorkerConfig
 from docworkers.workers.context import JobContext
 from docworkers.workers.hooks import WorkerHook
 
@@ -38,6 +38,7 @@ class UploadWorker(BaseWorker):
     """Turns uploaded files into chunks in the vector store, reporting progress on the job."""
 
     job_types: ClassVar[frozenset[str] | None] = frozenset({UPLOAD_JOB_TYPE})
+    default_concurrency: ClassVar[int] = CPU_BOUND_CONCURRENCY  # parsing and the model: CPU
 
     def __init__(self, config: UploadWorkerConfig) -> None:
         super().__init__(config.worker, job_repo=config.job_repo, logger=config.logger,

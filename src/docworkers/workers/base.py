@@ -41,7 +41,7 @@ from docworkers.queue.job import Job, iso_time
 from docworkers.queue.protocol import Failure, FailureKind, WorkerRepository
 from docworkers.queue.waiter import MAX_BLOCK
 from docworkers.workers.acker import Ack, Acker
-from docworkers.workers.config import WorkerConfig
+from docworkers.workers.config import DEFAULT_CONCURRENCY, WorkerConfig
 from docworkers.workers.context import JobContext
 from docworkers.workers.fetcher import Fetcher
 from docworkers.workers.heartbeat import Heartbeat
@@ -63,10 +63,14 @@ class BaseWorker(ABC):
     """
 
     job_types: ClassVar[frozenset[str] | None] = None  # None: accept every type
+    # Jobs at once when the config leaves concurrency at 0: async handlers wait on I/O; a
+    # worker whose jobs use the CPU says fewer (CPU_BOUND_CONCURRENCY).
+    default_concurrency: ClassVar[int] = DEFAULT_CONCURRENCY
 
     def __init__(self, config: WorkerConfig, *, job_repo: WorkerRepository,
                  logger: logging.Logger | None = None,
                  hooks: Sequence[WorkerHook] | None = None) -> None:
+        config = config.with_default_concurrency(self.default_concurrency)
         self.config = config
         self.repo = job_repo
         self.worker_id = f"{config.worker_name}:{socket.gethostname()}:{os.getpid()}:" \

@@ -6,7 +6,7 @@ converted), so a setting read from the environment and one written in code look 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from docworkers.errors import ConfigurationError
@@ -16,15 +16,15 @@ _DURATIONS = ("poll_interval", "shutdown_timeout", "retry_delay", "retry_delay_c
               "lease_timeout", "job_timeout", "scale_interval")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-# Jobs one worker runs at once, by default. A worker built from WorkerConfig alone (a
-# FunctionWorker: async handlers, mostly waiting on I/O, like arq's, saq's and taskiq's jobs)
-# gets many slots. Draining 10,000 one-INCR jobs (benchmarks/peers, 2026-12-06, load 1-3): 2,000-
-# 2,300 jobs/s at 3, 5,400 at 20, 7,000-10,500 at 50, 6,000 at 100; 50 also had the lowest
-# worker CPU per job.
+# Jobs one worker runs at once when its WorkerConfig leaves concurrency at 0: each worker
+# class says how many (BaseWorker.default_concurrency). A FunctionWorker (async handlers,
+# mostly waiting on I/O, like arq's, saq's and taskiq's jobs) gets many slots. Draining 10,000
+# one-INCR jobs (benchmarks/peers, 2026-12-06, load 1-3): 2,000-2,300 jobs/s at 3, 5,400 at 20,
+# 7,000-10,500 at 50, 6,000 at 100; 50 also had the lowest worker CPU per job.
 DEFAULT_CONCURRENCY = 50
-# The upload and ingest workers' jobs parse and embed on the CPU, and one process has the
-# cores it has: DOCWORKERS_CONCURRENCY (Settings), which the Runtime and `docworkers worker`
-# build those workers with, defaults to this.
+# The upload and document workers' jobs parse and embed on the CPU, and one process has the
+# cores it has: their default, and DOCWORKERS_CONCURRENCY's (Settings), which the Runtime and
+# `docworkers worker` build them with.
 CPU_BOUND_CONCURRENCY = 3
 
 
@@ -38,7 +38,9 @@ class WorkerConfig:
     """
 
     worker_name: str
-    concurrency: int = DEFAULT_CONCURRENCY  # CPU-bound workers: CPU_BOUND_CONCURRENCY
+    # 0: the worker's own default (a FunctionWorker DEFAULT_CONCURRENCY, the upload and
+    # document workers CPU_BOUND_CONCURRENCY), filled in when the worker is built
+    concurrency: int = 0
     poll_interval: float = 2.0
     shutdown_timeout: float = 30.0
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -71,11 +73,11 @@ class WorkerConfig:
             raise ConfigurationError("worker_name", "must be a non-empty string")
         if any(c.isspace() for c in self.worker_name):
             raise ConfigurationError("worker_name", "must not contain whitespace")
-        _at_least("concurrency", self.concurrency, 1)
+        _at_least("concurrency", self.concurrency, 0)
         _at_least("max_retries", self.max_retries, 0)
         _at_least("prefetch", self.prefetch, 0)
         _at_least("urgent_slots", self.urgent_slots, 0)
-        if self.urgent_slots >= self.concurrency:
+        if self.concurrency and self.urgent_slots >= self.concurrency:
             raise ConfigurationError("urgent_slots", "must be smaller than concurrency, or "
                                      "no slot would be left for ordinary jobs")
         self._check_autoscaling()
@@ -106,7 +108,7 @@ class WorkerConfig:
         if self.min_concurrency is None:
             return
         _at_least("min_concurrency", self.min_concurrency, 1)
-        if self.min_concurrency > self.concurrency:
+        if self.concurrency and self.min_concurrency > self.concurrency:
             raise ConfigurationError("min_concurrency", f"must not exceed concurrency "
                                      f"({self.concurrency}), the upper bound of autoscaling")
         if self.urgent_slots >= self.min_concurrency:
@@ -129,6 +131,11 @@ class WorkerConfig:
     @property
     def heartbeat_interval(self) -> float:
         return self.lease_timeout / 3
+
+    def with_default_concurrency(self, default: int) -> WorkerConfig:
+        """This config with ``default`` as its concurrency if it left it at 0 (the worker's
+        own default), checked again as a whole."""
+        return self if self.concurrency else replace(self, concurrency=default)
 
     @property
     def batch_size(self) -> int:

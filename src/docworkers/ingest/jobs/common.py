@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,7 +17,7 @@ from docworkers.ingest.payload import describe_validation_error
 from docworkers.ingest.vector_repository import VectorRepository
 from docworkers.queue.protocol import JobRepository
 from docworkers.workers.base import BaseWorker
-from docworkers.workers.config import WorkerConfig
+from docworkers.workers.config import CPU_BOUND_CONCURRENCY, WorkerConfig
 from docworkers.workers.context import JobContext
 
 if TYPE_CHECKING:  # the pipeline imports this package's aliases: no import cycle at run time
@@ -94,6 +94,8 @@ class DocumentJobConfig:
 
 class DocumentJobWorker(BaseWorker):
     """A BaseWorker with the document registry and the vector store of its config."""
+
+    default_concurrency: ClassVar[int] = CPU_BOUND_CONCURRENCY  # they parse and embed
 
     def __init__(self, config: DocumentJobConfig) -> None:
         super().__init__(config.worker, job_repo=config.job_repo, logger=config.logger)
