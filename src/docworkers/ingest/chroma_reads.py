@@ -24,7 +24,6 @@ from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import (
     CollectionInfo,
     SearchHit,
-    cosine_similarities,
     validate_collection_name,
 )
 
@@ -115,7 +114,10 @@ class ChromaReads:
                                include=["embeddings"])
         if not len(found["ids"]):
             return {}
-        cosine = cosine_similarities(np.asarray(found["embeddings"]), query_embedding)
+        vectors = np.asarray(found["embeddings"], dtype=np.float32)
+        query = np.asarray(query_embedding, dtype=np.float32).reshape(-1)
+        norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
+        cosine = vectors @ query / np.where(norms > 0, norms, 1.0)
         return {id_: float(value) for id_, value in zip(found["ids"], cosine, strict=True)}
 
     def nearest(self, collection: str, query_embedding: np.ndarray, k: int,

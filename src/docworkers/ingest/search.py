@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Sized
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -77,6 +77,7 @@ from docworkers.ingest.vector_repository import (
 __all__ = ["MAX_K", "SearchService", "best_per_document", "fuse", "ranked"]
 
 MAX_K = 1000  # the most hits one search returns, and the most keyword candidates it reads
+_Admitted = TypeVar("_Admitted", bound=Sized)  # what a keyword side's read kept of the ids
 
 
 class SearchService:
@@ -195,14 +196,10 @@ class SearchService:
 
     async def _dense(self, collection: str, query: str, n: int,
                      where: SearchFilter) -> list[SearchHit]:
-        return (await self._dense_with_vector(collection, query, n, where))[1]
-
-    async def _dense_with_vector(self, collection: str, query: str, n: int, where: SearchFilter
-                                 ) -> tuple[np.ndarray, list[SearchHit]]:
-        """The query's embedding and the best ``n`` chunks by it."""
+        """The best ``n`` chunks by the query's embedding."""
         vector = (await asyncio.to_thread(self.embedder.embed, [query]))[0]
-        return vector, await asyncio.to_thread(self.vector_breaker.call_sync,
-                                               self.vectors.search, collection, vector, n, where)
+        return await asyncio.to_thread(self.vector_breaker.call_sync, self.vectors.search,
+                                       collection, vector, n, where)
 
     async def _nearest(self, collection: str, vector: Awaitable[np.ndarray], n: int,
                        where: SearchFilter) -> list[tuple[str, float]]:
@@ -214,18 +211,12 @@ class SearchService:
     async def _keyword(self, collection: str, query: str, n: int,
                        where: SearchFilter) -> list[SearchHit]:
         """The best ``n`` BM25 matches that ``where`` admits, with text and metadata from the
-        vector store. With a filter, more matches are read (4x each round, up to MAX_K) until
-        ``n`` pass it or there are no more."""
-        assert self.keywords is not None  # checked by _mode
-        asked = n if not where else min(4 * n, MAX_K)
-        while True:
-            found = await self.keywords.search(collection, query, asked)
-            stored = await asyncio.to_thread(
-                self.vector_breaker.call_sync, self.vectors.chunks_by_ids, collection,
-                [hit.chunk_id for hit in found], where)
-            if len(stored) >= n or len(found) < asked or asked >= MAX_K:
-                break
-            asked = min(4 * asked, MAX_K)
+        vector store (see :meth:`_admitted`)."""
+        async def read(ids: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+            return await asyncio.to_thread(self.vector_breaker.call_sync,
+                                           self.vectors.chunks_by_ids, collection, ids, where)
+
+        found, stored = await self._admitted(collection, query, n, where, read)
         scores = {hit.chunk_id: hit.score for hit in found}
         return [SearchHit.stored(id_, text, metadata, scores[id_])
                 for id_, text, metadata in stored[:n]]
@@ -235,19 +226,31 @@ class SearchService:
                                   ) -> tuple[list[LexicalHit], dict[str, float]]:
         """As :meth:`_keyword`, for hybrid search: the hits without their texts, and their
         cosines to the query (one read of their embeddings, which applies the filter too)."""
+        async def read(ids: list[str]) -> dict[str, float]:
+            query_vector = (await vector)[0]
+            return await asyncio.to_thread(self.vector_breaker.call_sync,
+                                           self.vectors.similarities, collection, ids,
+                                           query_vector, where)
+
+        found, cosines = await self._admitted(collection, query, n, where, read)
+        kept = [hit for hit in found if hit.chunk_id in cosines][:n]
+        return kept, {hit.chunk_id: cosines[hit.chunk_id] for hit in kept}
+
+    async def _admitted(self, collection: str, query: str, n: int, where: SearchFilter,
+                        read: Callable[[list[str]], Awaitable[_Admitted]]
+                        ) -> tuple[list[LexicalHit], _Admitted]:
+        """The BM25 matches of ``query`` and what ``read`` gives of their ids, which holds
+        those ``where`` admits (the filter language is the vector store's). With a filter,
+        more matches are read (4x each round, up to MAX_K) until ``n`` pass it or there are
+        no more."""
         assert self.keywords is not None  # checked by _mode
         asked = n if not where else min(4 * n, MAX_K)
         while True:
             found = await self.keywords.search(collection, query, asked)
-            query_vector = (await vector)[0]
-            cosines = await asyncio.to_thread(
-                self.vector_breaker.call_sync, self.vectors.similarities, collection,
-                [hit.chunk_id for hit in found], query_vector, where)
-            if len(cosines) >= n or len(found) < asked or asked >= MAX_K:
-                break
+            admitted = await read([hit.chunk_id for hit in found])
+            if len(admitted) >= n or len(found) < asked or asked >= MAX_K:
+                return found, admitted
             asked = min(4 * asked, MAX_K)
-        kept = [hit for hit in found if hit.chunk_id in cosines][:n]
-        return kept, {hit.chunk_id: cosines[hit.chunk_id] for hit in kept}
 
     async def _exact(self, collection: str, query: str, n: int) -> set[str]:
         """The chunks (of the best ``n`` by BM25) that contain one of the query's exact

@@ -44,7 +44,6 @@ __all__ = [
     "VectorRepository",
     "chunk_id",
     "chunk_metadata",
-    "cosine_similarities",
     "flatten_metadata",
     "validate_collection_name",
     "vector_store_breaker",
@@ -191,16 +190,6 @@ class VectorRepository(Protocol):
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-def cosine_similarities(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """The cosine similarity of each row of ``vectors`` to ``query`` (0 for a zero vector): the
-    score a dense search gives, ``1 - cosine distance``."""
-    rows = np.asarray(vectors, dtype=np.float32).reshape(-1, np.asarray(query).size)
-    vector = np.asarray(query, dtype=np.float32).reshape(-1)
-    norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(vector)
-    result: np.ndarray = rows @ vector / np.where(norms > 0, norms, 1.0)
-    return result
 
 
 def validate_collection_name(name: str) -> str:
