@@ -4,6 +4,7 @@ fails the run (see pytest_sessionfinish)."""
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -195,6 +196,37 @@ def isolated_breakers() -> Iterator[None]:
             breaker.unregister()
 
 
+# --- a hung test ends the run with every thread's stack, not at CI's time limit ---------------
+
+# pytest-timeout (120 s, pyproject.toml) fails a test with SIGALRM, which a thread stuck in C
+# code, or a cleanup that waits on a task the timeout already cancelled, never sees: once, such
+# a hang held CI for its whole 90 minutes with only an "F" to show. Past this limit the process
+# prints every thread's stack and exits (faulthandler's own watchdog thread, which needs no GIL).
+HARD_TIMEOUT = 300.0
+_stderr_copy: list[int] = []  # the terminal's stderr, duplicated before capture hides fd 2
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _stderr_copy.append(os.dup(2))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    faulthandler.dump_traceback_later(HARD_TIMEOUT, exit=True, file=_stderr_copy[0])
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _report_failure_now(report: pytest.TestReport) -> None:
+    """A failure's traceback goes to the terminal when it happens, so a run that dies later
+    (the watchdog above, CI's limit) still shows what failed first."""
+    if report.failed and _stderr_copy:
+        text = f"\n{'=' * 30} FAILED {report.nodeid} ({report.when})\n{report.longreprtext}\n"
+        os.write(_stderr_copy[0], text.encode(errors="replace"))
+
+
 # --- a skipped test fails the run -------------------------------------------------------------
 
 
@@ -207,6 +239,7 @@ def _record_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _record_skip(report)
+    _report_failure_now(report)
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
