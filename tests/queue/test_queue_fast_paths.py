@@ -217,3 +217,100 @@ async def test_a_wait_the_server_does_not_answer_times_out_and_the_waiter_recove
     finally:
         await waiter.close()
         await repo.close()
+
+
+def _pops(client: redis.Redis) -> int:
+    """How many ZPOPMIN and HMGET the server has run (the queue path of a reservation)."""
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+               for name in ("zpopmin", "hmget"))
+
+
+async def test_a_lone_intake_job_is_leased_as_the_queue_would_lease_it(
+        repo: RedisJobRepository, clean_redis: redis.Redis, invariants) -> None:
+    """An idle worker's pickup: reserve.lua absorbs one new entry and, first in line, writes it
+    leased at once instead of queuing and popping it. The job, its sets and its events are
+    the same as those of a job that went through the queue."""
+    options: dict[str, Any] = {"priority": 3, "max_retries": 2, "user_id": "u", "tags": ["x"]}
+    first = await repo.enqueue("t", {"i": 0}, **options)
+    await repo.enqueue("t", {"i": 1}, **options)  # two entries: both are queued, then popped
+    queued_way = (await repo.reserve("w1", 1, 30)).jobs[0]
+    assert queued_way.id == first
+    assert len((await repo.reserve("w1", 1, 30)).jobs) == 1  # the queue is empty again
+    lone = await repo.enqueue("t", {"i": 2}, **options)
+    before = _pops(clean_redis)
+    reservation = await repo.reserve("w1", 5, 30)
+    if not is_cluster(repo.client):  # commandstats of one server
+        assert _pops(clean_redis) == before  # nothing popped from the queue
+    [job] = reservation.jobs
+    assert job.id == lone and job.token == 1 and job.payload == {"i": 2}
+    assert job == await repo.get_job(lone)
+    stored = clean_redis.hgetall(repo.keys.job(lone))
+    reference = clean_redis.hgetall(repo.keys.job(first))
+    assert stored.keys() == reference.keys()
+    differ = {"id", "payload", "created_at", "started_at", "updated_at"}
+    assert {k: v for k, v in stored.items() if k not in differ} == \
+        {k: v for k, v in reference.items() if k not in differ}
+    assert stored["started_at"] == stored["updated_at"]
+    assert clean_redis.zscore(repo.keys.active, lone) is not None
+    assert clean_redis.zscore(repo.keys.all_jobs, lone) == float(stored["created_at"])
+    assert clean_redis.zcard(repo.keys.queued) == 0
+    lone_events = [e.kind for e in await repo.job_events(lone)]
+    assert lone_events == [e.kind for e in await repo.job_events(first)] == ["reserved"]
+    invariants()
+    assert await repo.complete_many([(lone, 1, None)]) == [True]
+    invariants()
+
+
+async def test_a_lone_intake_job_waits_its_turn(repo: RedisJobRepository,
+                                                clean_redis: redis.Redis, invariants) -> None:
+    """The lone entry is leased straight away only when it is first in line: priority and
+    FIFO across the queue, a due delayed job promoted in the same call, a paused queue, a
+    worker's urgent-only capacity and a restricted view all see it as a queued job."""
+    async def reserved(max_jobs: int = 1, **options: Any) -> list[str]:
+        return [j.id for j in (await repo.reserve("w", max_jobs, 30, **options)).jobs]
+
+    # A queued job of a higher priority goes first; one of the same priority that came first too.
+    high = await repo.enqueue("t", {}, priority=5, job_id="high")  # enqueue.lua: queued
+    low = await repo.enqueue("t", {}, priority=0)
+    assert await reserved() == [high]
+    assert await reserved() == [low]
+    same = await repo.enqueue("t", {}, job_id="same")
+    later = await repo.enqueue("t", {})
+    assert await reserved() == [same]
+    assert await reserved() == [later]
+    # A lone entry of a higher priority goes before the queued jobs, in one batch with them.
+    waiting = await repo.enqueue("t", {}, job_id="waiting")
+    urgent = await repo.enqueue("t", {}, priority=9)
+    assert await reserved(5) == [urgent, waiting]
+    # A delayed job that falls due is promoted in the same call: its priority counts.
+    due = await repo.enqueue("t", {}, priority=5, delay=0.001)
+    await asyncio.sleep(0.05)  # due by now
+    plain = await repo.enqueue("t", {})
+    assert await reserved() == [due]
+    assert await reserved() == [plain]
+    invariants()
+    # Urgent-only capacity does not take it; it stays queued for the next reservation.
+    normal = await repo.enqueue("t", {}, priority=0)
+    assert await reserved(min_priority=1) == []
+    assert clean_redis.zscore(repo.keys.queued, normal) is not None
+    invariants()
+    assert await reserved() == [normal]
+    # A paused queue takes nothing: the entry is queued, and runs after the resume.
+    await repo.pause()
+    paused = await repo.enqueue("t", {})
+    assert await reserved() == []
+    assert clean_redis.zscore(repo.keys.queued, paused) is not None
+    invariants()
+    await repo.resume()
+    assert await reserved() == [paused]
+    # A restricted view takes its own job, from the queue.
+    own = await repo.enqueue("t", {})
+    view = repo.restricted_to([own])
+    assert [j.id for j in (await view.reserve("w", 1, 30)).jobs] == [own]
+    other = await repo.enqueue("t", {})
+    assert (await view.reserve("w", 1, 30)).jobs == []
+    assert clean_redis.zscore(repo.keys.queued, other) is not None
+    invariants()
+    assert await reserved() == [other]
+    invariants()

@@ -24,7 +24,7 @@ from docworkers.errors import InvalidStateError, LeaseLostError
 from docworkers.queue.admin import QueueAdmin
 from docworkers.queue.coalescer import Coalescer
 from docworkers.queue.intake import IntakeLane, intake_entry
-from docworkers.queue.job import RESERVE_FIELDS, Job, JobStatus
+from docworkers.queue.job import Job, JobStatus
 from docworkers.queue.producer_calls import (
     ENQUEUE_BATCH,
     cancel_keys,
@@ -178,7 +178,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
              *k.absorb_keys()],
             [max_jobs, _ms(lease), worker_id, retries, self.config.dead_letter_cap,
              "" if min_priority is None else min_priority,
-             "" if only is None else " ".join(only), *RESERVE_FIELDS],
+             "" if only is None else " ".join(only)],
         )
 
     def _reservable(self) -> Sequence[str] | None:

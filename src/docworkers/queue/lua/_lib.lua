@@ -27,6 +27,16 @@ local function wake(intake, count, cap)
   for _ = 1, room do redis.call('RPUSH', intake, '') end
 end
 
+-- Write the hash of a job taken from the intake (h: its parsed header, h.payload its payload)
+-- as a queued job (see absorb below).
+local function intake_job_hash(prefix, h)
+  local created = h[7]
+  redis.call('HSET', prefix .. h[1], 'id', h[1], 'type', h[2], 'payload', h.payload,
+    'priority', h[3], 'status', 'queued', 'progress', 0, 'message', '', 'retry_count', 0,
+    'max_retries', h[4], 'user_id', h[5], 'tags', h[6], 'created_at', created,
+    'updated_at', created, 'token', 0)
+end
+
 -- The intake: a producer enqueues a ready job with a generated id in ONE command, an RPUSH of
 -- the packed job on the queue's intake list (docworkers.queue.intake packs it):
 --   JSON header [id, type, priority, max_retries, user_id, tags JSON, created ms] "\n" payload
@@ -44,8 +54,11 @@ end
 -- queued, all-jobs, sequence. Returns the number of jobs created and whether a wake-up token
 -- is left in the intake. With `settle` true the caller settles the token itself (reserve.lua,
 -- which pops jobs next and knows whether any are left for another worker): where one would be
--- pushed, none is and 'owed' is returned instead of true (the intake is left empty).
-local function absorb(keys, base, settle)
+-- pushed, none is and 'owed' is returned instead of true (the intake is left empty). With
+-- `hold` true, a lone new job (the only one of this call) is not written either: its parsed
+-- header (with .payload and .seq, its arrival number) is returned third, and the caller writes it
+-- (reserve.lua leases it at once when it is first in line, else queues it: queue_held).
+local function absorb(keys, base, settle, hold)
   local prefix, intake, claimed = keys[base], keys[base + 1], keys[base + 2]
   -- Both lists are read outright (every reservation comes here): two commands whether the
   -- intake alone holds something (a token left while a backlog lasts), the claimed list alone
@@ -94,13 +107,14 @@ local function absorb(keys, base, settle)
   end
   if #jobs == 0 then return 0, left end
   local seq = redis.call('INCRBY', keys[base + 5], #jobs) - #jobs
+  if hold and #jobs == 1 then
+    jobs[1].seq = seq + 1
+    return 1, left, jobs[1]
+  end
   local listed, queued = {}, {}
   for i, h in ipairs(jobs) do
     local id, created = h[1], h[7]
-    redis.call('HSET', prefix .. id, 'id', id, 'type', h[2], 'payload', h.payload,
-      'priority', h[3], 'status', 'queued', 'progress', 0, 'message', '', 'retry_count', 0,
-      'max_retries', h[4], 'user_id', h[5], 'tags', h[6], 'created_at', created,
-      'updated_at', created, 'token', 0)
+    intake_job_hash(prefix, h)
     listed[#listed + 1] = created
     listed[#listed + 1] = id
     queued[#queued + 1] = ready_score(tonumber(h[3]), seq + i)
@@ -109,6 +123,13 @@ local function absorb(keys, base, settle)
   call_chunked('ZADD', keys[base + 4], listed)
   call_chunked('ZADD', keys[base + 3], queued)
   return #jobs, left
+end
+
+-- Queue the job that absorb held (see above) as absorb would have.
+local function queue_held(keys, base, h)
+  intake_job_hash(keys[base], h)
+  redis.call('ZADD', keys[base + 4], h[7], h[1])
+  redis.call('ZADD', keys[base + 3], ready_score(tonumber(h[3]), h.seq), h[1])
 end
 
 -- A job's timeline: a list of events, each a JSON array [ms, kind, details...] (see

@@ -16,34 +16,30 @@
 -- ARGV[7] the job ids to take, separated by spaces: '' for any job; otherwise only those of
 --         them that are queued, in queue order (a client that processes only its own jobs).
 --         Due delayed jobs are promoted and expired leases recovered for the whole queue.
--- ARGV[8..] the job hash fields to return for each reserved job, in this order; they must
---          include id and token
 -- Returns: {due, now, job...}: due = ms time of the next scheduled job, or -1 when there is none
 --          or the batch is full (the caller reserves again at once, so it is not looked up);
---          now = the time of the reservation (ms); each job is the values of those fields (false when absent),
---          read before the reservation except token, which is the new fencing token. The
+--          now = the time of the reservation (ms); each job is the values of `fields` below,
+--          in that order (docworkers.queue.job.RESERVE_FIELDS; false when absent), read before
+--          the reservation except token, which is the new fencing token. The
 --          reservation sets status processing, started_at and updated_at now, worker_id
 --          ARGV[3], progress 0 and message '', and deletes completed_at. Each reservation and
 --          each recovered lease is recorded in the job's events.
+-- A lone job absorbed from the intake (an idle worker's pickup) is written straight as reserved
+-- when it is first in line (nothing ready before it, this reservation may take it): the same
+-- hash, sets and events as queuing it and popping it, without the round through the queue.
 -- woken: a wake-up token is in the intake; owed: absorb emptied the intake of new jobs' entries
 -- and left the token to this script (pushed below only if jobs are left for another worker).
-local _, token = absorb(KEYS, 14, true)
+local _, token, held = absorb(KEYS, 14, true, true)
 local woken, owed = token == true, token == 'owed'
 local now = now_ms()
 local prefix = KEYS[1]
 
-local fields, at = {}, {}
-for i = 8, #ARGV do
-  fields[#fields + 1] = ARGV[i]
-  at[ARGV[i]] = #fields
-end
-if not (at.id and at.token) then
-  return redis.error_reply('reserve: the returned fields must include id and token')
-end
--- completed_at is read too (dropped from the row before it is returned), so that it is deleted
--- only from the jobs that have one (an HDEL per job saved on the common path).
-local returned = #fields
-fields[#fields + 1] = 'completed_at'
+-- The fields returned per job; completed_at is read too (dropped from the row before it is
+-- returned), so that it is deleted only from the jobs that have one (an HDEL per job saved).
+local fields = {'id', 'type', 'payload', 'priority', 'result', 'error', 'retry_count',
+  'max_retries', 'created_at', 'run_at', 'user_id', 'tags', 'token', 'cancel_requested',
+  'completed_at'}
+local ID, TOKEN, RETURNED = 1, 13, 14
 
 -- The first delayed job: when it is not due yet (or there is none) it is also the next due
 -- time returned, as nothing below adds delayed jobs; otherwise the due ones are promoted and
@@ -106,8 +102,40 @@ local emptied = false  -- the queue is known to be empty now
 local paused = redis.call('EXISTS', KEYS[12]) == 1
 local n = tonumber(ARGV[1])
 if paused then n = 0 end
-if n > 0 then
-  local lease_until = now + tonumber(ARGV[2])
+local lease_until = now + tonumber(ARGV[2])
+local leased = {}  -- score/member pairs for the active set, added at the end
+-- The held job (see above) is first in line when this reservation takes any job (ARGV[7] '')
+-- of its priority and nothing ready scores lower (a promoted or recovered job of a higher
+-- priority; an equal one arrived later).
+local rest = n  -- jobs still to pop from the queue
+if held then
+  local first_in_line = false
+  if n > 0 and ARGV[7] == '' then
+    local score = ready_score(tonumber(held[3]), held.seq)
+    if ARGV[6] == '' or score <= ready_score(tonumber(ARGV[6]), 4398046511103) then
+      local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+      first_in_line = not head[2] or tonumber(head[2]) > score
+      if not head[2] then emptied = true end
+    end
+  end
+  if first_in_line then
+    local id, created = held[1], held[7]
+    redis.call('HSET', prefix .. id, 'id', id, 'type', held[2], 'payload', held.payload,
+      'priority', held[3], 'status', 'processing', 'progress', 0, 'message', '',
+      'retry_count', 0, 'max_retries', held[4], 'user_id', held[5], 'tags', held[6],
+      'created_at', created, 'started_at', now, 'updated_at', now, 'worker_id', ARGV[3],
+      'token', 1)
+    redis.call('ZADD', KEYS[9], created, id)
+    record_event(KEYS[11] .. id, {now, 'reserved', ARGV[3], 1, lease_until})
+    leased[1], leased[2] = lease_until, id
+    out[3] = {id, held[2], held.payload, held[3], false, false, '0', held[4], created, false,
+      held[5], held[6], 1, false}
+    rest = n - 1
+  else
+    queue_held(KEYS, 14, held)
+  end
+end
+if rest > 0 and not emptied then
   local popped
   if ARGV[7] ~= '' then
     -- Look each given id up rather than scan the queue: other clients' jobs may be many.
@@ -121,44 +149,43 @@ if n > 0 then
     end
     table.sort(ready, function(a, b) return a[1] < b[1] end)
     popped = {}
-    for i = 1, math.min(n, #ready) do
+    for i = 1, math.min(rest, #ready) do
       redis.call('ZREM', KEYS[2], ready[i][2])
       popped[#popped + 1] = ready[i][2]
       popped[#popped + 1] = 0
     end
   elseif ARGV[6] == '' then
-    popped = redis.call('ZPOPMIN', KEYS[2], n)
-    if #popped < 2 * n then emptied = true end  -- no ZCARD needed below
+    popped = redis.call('ZPOPMIN', KEYS[2], rest)
+    if #popped < 2 * rest then emptied = true end  -- no ZCARD needed below
   else
     popped = {}
     -- Up to the score of the last possible arrival (2^42 - 1) of the lowest priority taken.
     local bound = ready_score(tonumber(ARGV[6]), 4398046511103)
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', bound, 'LIMIT', 0, n)) do
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', bound, 'LIMIT', 0, rest)) do
       redis.call('ZREM', KEYS[2], id)
       popped[#popped + 1] = id
       popped[#popped + 1] = 0
     end
   end
-  local leased = {}  -- score/member pairs for the active set, added at the end
   for i = 1, #popped, 2 do
     local id = popped[i]
     local key = prefix .. id
     local row = redis.call('HMGET', key, unpack(fields))
-    if row[at.id] then
-      local token = tonumber(row[at.token] or 0) + 1
+    if row[ID] then
+      local token = tonumber(row[TOKEN] or 0) + 1
       redis.call('HSET', key, 'token', token, 'status', 'processing', 'started_at', now,
         'updated_at', now, 'worker_id', ARGV[3], 'progress', 0, 'message', '')
-      if row[returned + 1] then redis.call('HDEL', key, 'completed_at') end
-      row[returned + 1] = nil
+      if row[RETURNED + 1] then redis.call('HDEL', key, 'completed_at') end
+      row[RETURNED + 1] = nil
       record_event(KEYS[11] .. id, {now, 'reserved', ARGV[3], token, lease_until})
       leased[#leased + 1] = lease_until
       leased[#leased + 1] = id
-      row[at.token] = token
+      row[TOKEN] = token
       out[#out + 1] = row
     end
   end
-  call_chunked('ZADD', KEYS[4], leased)
 end
+call_chunked('ZADD', KEYS[4], leased)
 -- The intake holds at most wake-up tokens now (absorbed above). None are needed while paused
 -- or with nothing ready. Jobs absorbed here and left ready are owed one (a worker between two
 -- waits missed their entries); a full batch may have left ready jobs behind: one token wakes
