@@ -23,6 +23,7 @@ from docworkers.queue import (
 )
 from docworkers.queue.coalescer import Coalescer
 from docworkers.queue.redis.clients import is_cluster
+from docworkers.queue.waiter import READ_SIZE
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 
@@ -314,3 +315,32 @@ async def test_a_lone_intake_job_waits_its_turn(repo: RedisJobRepository,
     invariants()
     assert await reserved() == [other]
     invariants()
+
+
+async def test_a_waiters_replies_larger_than_one_read_arrive_whole(
+        repo: RedisJobRepository, clean_redis: redis.Redis, invariants) -> None:
+    """The waiter's connection reads at most READ_SIZE bytes at a time (asyncio's default
+    256 KiB buffer costs a pickup an allocation per read), on every connection it gets: a
+    reservation of several times that size still arrives whole, also after a reconnect."""
+    def read_size() -> int:
+        conn: Any = waiter._conn  # type: ignore[attr-defined]
+        return int(conn._writer.transport.max_size)
+
+    blob = "x" * (READ_SIZE // 2)
+    waiter = repo.waiter()
+    try:
+        await waiter.connect()
+        assert read_size() == READ_SIZE
+        for round_ in range(2):
+            ids = await repo.enqueue_many([JobSpec("t", {"blob": blob, "i": i}) for i in range(8)])
+            jobs = (await waiter.wait_and_reserve(0.05, "w", 8, 30)).jobs
+            assert [j.id for j in jobs] == ids
+            assert all(j.payload == {"blob": blob, "i": i} for i, j in enumerate(jobs))
+            assert read_size() == READ_SIZE
+            invariants()
+            if round_ == 0 and not is_cluster(clean_redis):  # the next wait reconnects
+                clean_redis.client_kill_filter(_id=waiter._client_id)  # type: ignore[attr-defined]
+                with pytest.raises(RepositoryConnectionError):
+                    await waiter.wait_and_reserve(0.05, "w", 1, 30)
+    finally:
+        await waiter.close()

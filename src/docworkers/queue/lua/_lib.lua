@@ -1,4 +1,6 @@
--- Shared helpers, prepended to every script when it is loaded (scripts.py). Defines no keys.
+-- Shared helpers: the ones a script uses are prepended to it when it is loaded (lib_for in
+-- scripts.py: top-level `local` definitions only, each with the comment above it). Defines no
+-- keys.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -56,8 +58,8 @@ end
 -- which pops jobs next and knows whether any are left for another worker): where one would be
 -- pushed, none is and 'owed' is returned instead of true (the intake is left empty). With
 -- `hold` true, a lone new job (the only one of this call) is not written either: its parsed
--- header (with .payload and .seq, its arrival number) is returned third, and the caller writes it
--- (reserve.lua leases it at once when it is first in line, else queues it: queue_held).
+-- header (with .payload) is returned third, and the caller writes it (reserve.lua leases it at
+-- once when it is first in line, else queues it: queue_held).
 local function absorb(keys, base, settle, hold)
   local prefix, intake, claimed = keys[base], keys[base + 1], keys[base + 2]
   -- Both lists are read outright (every reservation comes here): two commands whether the
@@ -106,11 +108,8 @@ local function absorb(keys, base, settle, hold)
     end
   end
   if #jobs == 0 then return 0, left end
+  if hold and #jobs == 1 then return 1, left, jobs[1] end  -- its arrival number: held_arrival
   local seq = redis.call('INCRBY', keys[base + 5], #jobs) - #jobs
-  if hold and #jobs == 1 then
-    jobs[1].seq = seq + 1
-    return 1, left, jobs[1]
-  end
   local listed, queued = {}, {}
   for i, h in ipairs(jobs) do
     local id, created = h[1], h[7]
@@ -125,11 +124,20 @@ local function absorb(keys, base, settle, hold)
   return #jobs, left
 end
 
+-- The arrival number of the job absorb held, taken when first needed: the caller asks for it
+-- before any later arrival takes one (a delayed job promoted, a lease recovered), so the order
+-- is absorb's; a held job leased at once with nothing ready needs none.
+local function held_arrival(keys, base, h)
+  if not h.seq then h.seq = redis.call('INCR', keys[base + 5]) end
+  return h.seq
+end
+
 -- Queue the job that absorb held (see above) as absorb would have.
 local function queue_held(keys, base, h)
   intake_job_hash(keys[base], h)
   redis.call('ZADD', keys[base + 4], h[7], h[1])
-  redis.call('ZADD', keys[base + 3], ready_score(tonumber(h[3]), h.seq), h[1])
+  redis.call('ZADD', keys[base + 3], ready_score(tonumber(h[3]), held_arrival(keys, base, h)),
+    h[1])
 end
 
 -- A job's timeline: a list of events, each a JSON array [ms, kind, details...] (see
@@ -147,8 +155,17 @@ local function event_text(text)
   return string.sub(text, 1, EVENT_TEXT)
 end
 
+-- `s` as a JSON string: cjson's encoding, written out for the usual names (worker ids).
+local function json_string(s)
+  if string.find(s, '[^%w%-%.:_@]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+
+-- `event`: a table, or its JSON already encoded (numbers written by `..` come out as cjson
+-- writes them, %.14g: whole milliseconds and counts exactly).
 local function record_event(events, event)
-  if redis.call('RPUSH', events, cjson.encode(event)) > EVENT_CAP then
+  if type(event) == 'table' then event = cjson.encode(event) end
+  if redis.call('RPUSH', events, event) > EVENT_CAP then
     redis.call('LTRIM', events, -EVENT_CAP, -1)
   end
 end

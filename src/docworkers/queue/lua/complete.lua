@@ -11,6 +11,7 @@
 -- Returns: one integer per job: 1 completed, 0 rejected (lease taken over, or not processing)
 local now = now_ms()
 local prefix = KEYS[1]
+local completed_event = '[' .. now .. ',"completed"]'  -- {now, 'completed'} in JSON
 local out = {}
 local done = 0
 local busy_ms = 0
@@ -26,7 +27,7 @@ for i = 0, tonumber(ARGV[2]) - 1 do
     redis.call('HSET', key, 'status', 'completed', 'result', ARGV[b + 2], 'progress', 100,
       'completed_at', now, 'updated_at', now)
     if h[5] then redis.call('HDEL', key, 'error') end
-    record_event(KEYS[6] .. id, {now, 'completed'})
+    record_event(KEYS[6] .. id, completed_event)
     ids[#ids + 1] = id
     finished[#finished + 1] = now
     finished[#finished + 1] = id

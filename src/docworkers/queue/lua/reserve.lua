@@ -56,6 +56,7 @@ for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[3], id)
   local pri = redis.call('HGET', prefix .. id, 'priority')
   if pri then
+    if held then held_arrival(KEYS, 14, held) end  -- it arrived before this promotion
     redis.call('HSET', prefix .. id, 'status', 'queued', 'updated_at', now)
     redis.call('ZADD', KEYS[2], ready_score(tonumber(pri), redis.call('INCR', KEYS[6])), id)
   end
@@ -87,6 +88,7 @@ for _, id in ipairs(expired) do
       record_event(KEYS[11] .. id, {now, 'lease_expired', h[4] or '', 'dead'})
       dead_letter(prefix, KEYS[5], KEYS[9], id, now, tonumber(ARGV[5]), KEYS[11])
     else
+      if held then held_arrival(KEYS, 14, held) end  -- it arrived before this recovery
       redis.call('HSET', key, 'status', 'queued', 'retry_count', retries + 1, 'error', err,
         'updated_at', now)
       redis.call('HINCRBY', KEYS[8], 'retried', 1)
@@ -103,6 +105,8 @@ local paused = redis.call('EXISTS', KEYS[12]) == 1
 local n = tonumber(ARGV[1])
 if paused then n = 0 end
 local lease_until = now + tonumber(ARGV[2])
+-- The reservation event, [now, 'reserved', worker, token, lease until], up to the token.
+local reserved_event = '[' .. now .. ',"reserved",' .. json_string(ARGV[3]) .. ','
 local leased = {}  -- score/member pairs for the active set, added at the end
 -- The held job (see above) is first in line when this reservation takes any job (ARGV[7] '')
 -- of its priority and nothing ready scores lower (a promoted or recovered job of a higher
@@ -110,12 +114,13 @@ local leased = {}  -- score/member pairs for the active set, added at the end
 local rest = n  -- jobs still to pop from the queue
 if held then
   local first_in_line = false
-  if n > 0 and ARGV[7] == '' then
-    local score = ready_score(tonumber(held[3]), held.seq)
-    if ARGV[6] == '' or score <= ready_score(tonumber(ARGV[6]), 4398046511103) then
-      local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-      first_in_line = not head[2] or tonumber(head[2]) > score
-      if not head[2] then emptied = true end
+  if n > 0 and ARGV[7] == '' and (ARGV[6] == '' or tonumber(held[3]) >= tonumber(ARGV[6])) then
+    local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    if not head[2] then
+      first_in_line, emptied = true, true
+    else
+      first_in_line = tonumber(head[2]) >
+        ready_score(tonumber(held[3]), held_arrival(KEYS, 14, held))
     end
   end
   if first_in_line then
@@ -126,7 +131,7 @@ if held then
       'created_at', created, 'started_at', now, 'updated_at', now, 'worker_id', ARGV[3],
       'token', 1)
     redis.call('ZADD', KEYS[9], created, id)
-    record_event(KEYS[11] .. id, {now, 'reserved', ARGV[3], 1, lease_until})
+    record_event(KEYS[11] .. id, reserved_event .. 1 .. ',' .. lease_until .. ']')
     leased[1], leased[2] = lease_until, id
     out[3] = {id, held[2], held.payload, held[3], false, false, '0', held[4], created, false,
       held[5], held[6], 1, false}
@@ -177,7 +182,7 @@ if rest > 0 and not emptied then
         'updated_at', now, 'worker_id', ARGV[3], 'progress', 0, 'message', '')
       if row[RETURNED + 1] then redis.call('HDEL', key, 'completed_at') end
       row[RETURNED + 1] = nil
-      record_event(KEYS[11] .. id, {now, 'reserved', ARGV[3], token, lease_until})
+      record_event(KEYS[11] .. id, reserved_event .. token .. ',' .. lease_until .. ']')
       leased[#leased + 1] = lease_until
       leased[#leased + 1] = id
       row[TOKEN] = token

@@ -1,10 +1,11 @@
 """The one loader of Lua scripts, for every package: ``<package>/lua/<name>.lua``.
 
-A package's ``lua/_lib.lua``, when it has one, is prepended to each of its scripts (shared
-helpers such as ``ready_score``; it defines no keys). :func:`register` gives a script bound to
-a client, sync or async: it is called by SHA, and redis-py loads it again when the server
-answers NOSCRIPT (its script cache was flushed, or it restarted). Script calls sent together in
-one pipeline go through :func:`run_pipelined`, which recovers from NOSCRIPT the same way.
+A package's ``lua/_lib.lua``, when it has one, is prepended to each of its scripts, the parts
+that script uses (:func:`lib_for`: shared helpers such as ``ready_score``; it defines no keys).
+:func:`register` gives a script bound to a client, sync or async: it is called by SHA, and
+redis-py loads it again when the server answers NOSCRIPT (its script cache was flushed, or it
+restarted). Script calls sent together in one pipeline go through :func:`run_pipelined`, which
+recovers from NOSCRIPT the same way.
 
 The job queue's own scripts are :class:`QueueScripts`; the shapes of their replies that the
 repository reads are parsed here too (:class:`ReserveReply`), next to the scripts that send them.
@@ -12,6 +13,7 @@ repository reads are parsed here too (:class:`ReserveReply`), next to the script
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import cache
@@ -27,7 +29,7 @@ from docworkers.queue.redis.clients import is_cluster
 from docworkers.queue.redis.cluster import cluster_script, load_on_owner
 from docworkers.queue.redis.errors import RedisErrors
 
-__all__ = ["QueueScripts", "ReserveReply", "ScriptCall", "lua_source", "register",
+__all__ = ["QueueScripts", "ReserveReply", "ScriptCall", "lib_for", "lua_source", "register",
            "run_pipelined"]
 
 QUEUE = "docworkers.queue"
@@ -35,10 +37,61 @@ QUEUE = "docworkers.queue"
 
 @cache
 def lua_source(name: str, package: str = QUEUE) -> str:
-    """The source of ``<package>/lua/<name>.lua``, after the package's ``_lib.lua`` if any."""
+    """The source of ``<package>/lua/<name>.lua``, after the parts of the package's
+    ``_lib.lua`` (if any) that it uses (:func:`lib_for`)."""
     folder = resources.files(package) / "lua"
     lib = folder / "_lib.lua"
-    return (lib.read_text() if lib.is_file() else "") + (folder / f"{name}.lua").read_text()
+    script = (folder / f"{name}.lua").read_text()
+    return (lib_for(script, lib.read_text()) if lib.is_file() else "") + script
+
+
+_DEFINES = re.compile(r"^local (?:function )?([\w, ]+?)\s*(?:=|\()")
+_WORD = re.compile(r"\w+")
+
+
+def lib_for(script: str, lib: str) -> str:
+    """The definitions of ``lib`` that ``script`` uses, directly or through each other, in
+    their order; each with the comment lines above it.
+
+    Redis runs a script's whole body on every call, so each helper defined there is a new
+    closure per call: an idle worker's pickup ran 30 of them in each of its two scripts where
+    a third would do. A definition is a top-level ``local function NAME`` or ``local NAME, ...
+    =`` line and everything down to the next one; it is kept when one of its names is a word of
+    the script or of a kept definition after it (a Lua local is seen only below its
+    definition). Words in comments count too: at worst a helper is defined and not used.
+    """
+    parts: list[tuple[set[str], str]] = []
+    head: list[str] = []  # lines before the first definition (the file's own comment)
+    lines: list[str] = []
+    names: set[str] = set()
+    for line in lib.splitlines(keepends=True):
+        found = _DEFINES.match(line)
+        if found and names:
+            comment = _trailing_comment(lines)
+            parts.append((names, "".join(lines[:len(lines) - len(comment)])))
+            lines = comment
+            names = set()
+        if found:
+            names = {n.strip() for n in found.group(1).split(",")}
+        (lines if names or found else head).append(line)
+    if names:
+        parts.append((names, "".join(lines)))
+    needed = set(_WORD.findall(script))
+    kept: list[str] = []
+    for defined, text in reversed(parts):
+        if defined & needed:
+            kept.append(text)
+            needed |= set(_WORD.findall(text))
+    return "".join(head) + "".join(reversed(kept))
+
+
+def _trailing_comment(lines: list[str]) -> list[str]:
+    """The comment lines (and blank lines) at the end of ``lines``: they belong to the next
+    definition."""
+    n = len(lines)
+    while n > 0 and (lines[n - 1].startswith("--") or not lines[n - 1].strip()):
+        n -= 1
+    return lines[n:]
 
 
 @overload
