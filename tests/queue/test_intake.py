@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+import test_sentinel as sentinel_suite
 from job_waits import until_finished
+from redis.exceptions import ResponseError
+from server_start import start_valkey
 
-from docworkers.errors import RepositoryConnectionError
+from docworkers.embedded import EmbeddedRedis
+from docworkers.errors import RepositoryConnectionError, RepositoryError
 from docworkers.queue import (
     Job,
     JobFilter,
@@ -23,7 +29,6 @@ from docworkers.queue import (
     RepositoryConfig,
     SyncJobProducer,
 )
-from docworkers.queue.intake import _ReplyDeadline
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 TIMES = ("created_at", "updated_at")
@@ -231,45 +236,260 @@ async def test_producers_push_again_after_their_connection_is_killed(
     assert invariants() == dict.fromkeys(ids, "processing")
 
 
-async def test_the_reply_deadline_times_out_each_reply_at_its_own_deadline() -> None:
-    """IntakeLane's _ReplyDeadline keeps one timer across replies (no timer per push): a reply
-    that never comes still raises TimeoutError, also when the timer was armed for an earlier
-    reply, and leaves the task without a pending cancellation; a cancellation from outside
-    stays a cancellation; replies that come are returned."""
-    deadline = _ReplyDeadline()
-    loop = asyncio.get_running_loop()
+# --- the asyncio lane's own protocol (intake_wire.IntakeWire), through a proxy ----------------
 
-    async def answered(value: int) -> int:
-        await asyncio.sleep(0)
-        return value
 
+class _Proxy:
+    """A TCP proxy in front of the test's Redis, in the test's event loop, that can pass what
+    the server sends on a byte at a time (each byte its own read), hold it back, or cut every
+    connection (the client sees the server close it)."""
+
+    def __init__(self, target: str) -> None:
+        self._target = urlsplit(target)
+        self.bytewise = False
+        self._passing = asyncio.Event()
+        self._passing.set()
+        self._links: set[asyncio.Task[None]] = set()
+        self.accepted = 0  # connections made through the proxy
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return urlunsplit(self._target._replace(netloc=f"127.0.0.1:{port}"))
+
+    def hold(self) -> None:
+        self._passing.clear()
+
+    def release(self) -> None:
+        self._passing.set()
+
+    def cut(self) -> None:
+        for link in self._links:
+            link.cancel()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        link = asyncio.current_task()
+        assert link is not None
+        self._links.add(link)
+        up_reader, up_writer = await asyncio.open_connection(
+            self._target.hostname, self._target.port)
+        pumps = [asyncio.create_task(self._pump(reader, up_writer, replies=False)),
+                 asyncio.create_task(self._pump(up_reader, writer, replies=True))]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            writer.close()
+            up_writer.close()
+            self._links.discard(link)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                    replies: bool) -> None:
+        while data := await reader.read(65536):
+            if replies:
+                await self._passing.wait()
+            pieces = [data[i:i + 1] for i in range(len(data))] \
+                if replies and self.bytewise else [data]
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                if len(pieces) > 1:
+                    await asyncio.sleep(0.002)  # the client reads each byte on its own
+
+
+@pytest.fixture
+async def proxy(redis_url: str, clean_redis: redis.Redis) -> AsyncIterator[_Proxy]:
+    made = _Proxy(redis_url)
+    yield made
+    await made.close()
+
+
+def _payloads(client: redis.Redis, key: str) -> list[Any]:
+    return [json.loads(e.partition("\n")[2]) for e in client.lrange(key, 0, -1) if e]
+
+
+async def test_replies_split_across_reads_and_error_replies(
+        proxy: _Proxy, clean_redis: redis.Redis) -> None:
+    """A reply that comes a byte at a time is read whole (an integer and an error alike); an
+    error reply raises redis-py's error (as a RepositoryError) and leaves the connection in
+    use: the next push goes on the same one."""
+    repo = RedisJobRepository.from_url(await proxy.start(), RepositoryConfig(queue="test"))
     try:
-        assert await deadline.within(answered(1), 0.05) == 1  # arms the timer
-        await asyncio.sleep(0.02)  # its first firing finds this reply in flight: it re-arms
+        await repo.enqueue("t", {"n": 1})  # connects the lane (with whole replies)
+        connections = proxy.accepted
+        proxy.bytewise = True
+        await repo.enqueue("t", {"n": 2})
+        clean_redis.delete(repo.keys.intake)
+        clean_redis.set(repo.keys.intake, "not a list")
+        with pytest.raises(RepositoryError, match="WRONGTYPE") as raised:
+            await repo.enqueue("t", {"n": 3})
+        assert isinstance(raised.value.__cause__, ResponseError)
+        clean_redis.delete(repo.keys.intake)
+        await repo.enqueue("t", {"n": 4})
+        proxy.bytewise = False
+        await repo.enqueue("t", {"n": 5})
+        assert _payloads(clean_redis, repo.keys.intake) == [{"n": 4}, {"n": 5}]
+        assert proxy.accepted == connections  # no push needed a new connection
+    finally:
+        await repo.close()
 
-        async def unanswered() -> int:
-            try:
-                await deadline.within(loop.create_future(), 0.05)
-            except TimeoutError:
-                task = asyncio.current_task()
-                assert task is not None
-                await asyncio.sleep(0)  # no cancellation left pending
-                return task.cancelling()
-            return -1
 
-        waiting = asyncio.create_task(unanswered())
-        done, _ = await asyncio.wait([waiting], timeout=5.0)  # a broken deadline hangs
-        assert waiting in done and waiting.result() == 0
-        await asyncio.sleep(0.06)  # the timer fires with nothing in flight and stays unarmed
-        assert await deadline.within(answered(2), 0.05) == 2  # arms it again
+async def test_a_reply_that_does_not_come_times_out_and_is_not_sent_again(
+        proxy: _Proxy, clean_redis: redis.Redis) -> None:
+    """The lane's one timer bounds each reply, also when it was armed for an earlier push
+    (it fires inside the next push's time and waits on for that push's deadline): the push
+    fails as a connection error, is not sent again (it reached Redis), and the next push
+    goes on a new connection."""
+    repo = RedisJobRepository.from_url(await proxy.start(), RepositoryConfig(queue="test"),
+                                       socket_timeout=0.3)
+    try:
+        await repo.enqueue("t", {"n": 1})  # arms the timer for its reply
+        connections = proxy.accepted
+        await asyncio.sleep(0.15)
+        proxy.hold()
+        with pytest.raises(RepositoryConnectionError, match="no reply to the intake push"):
+            await repo.enqueue("t", {"n": 2})
+        proxy.release()
+        await repo.enqueue("t", {"n": 3})
+        assert proxy.accepted == connections + 1
+        assert _payloads(clean_redis, repo.keys.intake) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    finally:
+        await repo.close()
 
-        async def held() -> None:
-            await deadline.within(loop.create_future(), 10.0)
 
-        waiting = asyncio.create_task(held())
-        await asyncio.sleep(0.01)
+async def test_a_cancelled_push_drops_its_connection(
+        proxy: _Proxy, clean_redis: redis.Redis) -> None:
+    """A caller cancelled while its reply is on the way gets CancelledError; the reply left
+    unread goes with its connection, and the next push takes a new one."""
+    repo = RedisJobRepository.from_url(await proxy.start(), RepositoryConfig(queue="test"))
+    try:
+        await repo.enqueue("t", {"n": 1})
+        connections = proxy.accepted
+        proxy.hold()
+        waiting = asyncio.create_task(repo.enqueue("t", {"n": 2}))
+        await _until(lambda: clean_redis.llen(repo.keys.intake) == 2)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
+        proxy.release()
+        await repo.enqueue("t", {"n": 3})
+        assert proxy.accepted == connections + 1
+        assert _payloads(clean_redis, repo.keys.intake) == [{"n": 1}, {"n": 2}, {"n": 3}]
     finally:
-        deadline.close()
+        await repo.close()
+
+
+async def test_a_push_whose_connection_breaks_before_its_reply_is_sent_again_as_one_job(
+        proxy: _Proxy, repo: RedisJobRepository, clean_redis: redis.Redis,
+        invariants: Any) -> None:
+    """The connection dies after the push reached Redis but before its reply did: the push is
+    sent again on a new connection, and absorb keeps one job of the two entries."""
+    pushing = RedisJobRepository.from_url(await proxy.start(), RepositoryConfig(queue="test"))
+    try:
+        first = await pushing.enqueue("t", {"n": 1})
+        connections = proxy.accepted
+        proxy.hold()
+        waiting = asyncio.create_task(pushing.enqueue("t", {"n": 2}))
+        await _until(lambda: clean_redis.llen(repo.keys.intake) == 2)
+        proxy.cut()  # the held reply is lost with the connection
+        proxy.release()
+        second = await waiting
+        assert proxy.accepted == connections + 1
+        assert _payloads(clean_redis, repo.keys.intake) == [{"n": 1}, {"n": 2}, {"n": 2}]
+        third = await pushing.enqueue("t", {"n": 3})
+        assert [job.id for job in (await repo.reserve("w", 10, 30)).jobs] == \
+            [first, second, third]
+        assert invariants() == dict.fromkeys((first, second, third), "processing")
+    finally:
+        await pushing.close()
+
+
+async def test_pushes_go_on_after_a_server_restart(tmp_path: Path) -> None:
+    """The lane's connection closes with the server; the next push, after the restart, takes a
+    new one. Nothing is pushed twice."""
+    server = EmbeddedRedis(base_dir=tmp_path, appendonly=True)
+    url = start_valkey(server)
+    repo = RedisJobRepository.from_url(url, RepositoryConfig(queue="restart"))
+    try:
+        first = await repo.enqueue("t", {"n": 1})
+        server.stop(keep_data=True)
+        start_valkey(server)  # same port, same data
+        second = await repo.enqueue("t", {"n": 2})
+        third = await repo.enqueue("t", {"n": 3})
+        assert [job.id for job in (await repo.reserve("w", 10, 30)).jobs] == \
+            [first, second, third]
+    finally:
+        await repo.close()
+        server.stop()
+
+
+async def test_closing_the_client_closes_the_lanes_of_every_queue(
+        redis_url: str, clean_redis: redis.Redis) -> None:
+    """A repository for another queue shares the client's pool; its lane's connection, taken
+    over from redis-py, is closed with the pool when the client's owner closes it (redis-py
+    waits for that connection's close: the wire tells redis-py's own protocol of it)."""
+    repo = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="test"))
+    other = repo.for_queue("other")
+    await repo.enqueue("t", {})
+    await other.enqueue("t", {})
+    before = len(clean_redis.client_list())
+    await repo.close()  # a connection that redis-py waited for in vain would raise here
+    await _until(lambda: len(clean_redis.client_list()) == before - 2)
+
+
+@pytest.fixture
+def sentinel_nodes(tmp_path: Path) -> Iterator[sentinel_suite.SentinelSet]:
+    """test_sentinel.py's master, replica and three sentinels, ready for a failover."""
+    nodes = sentinel_suite.start_sentinel_set(tmp_path)
+    try:
+        sentinel_suite._until(lambda: sentinel_suite._ready(nodes),
+                              "replica in sync and sentinels acquainted", nodes)
+        yield nodes
+    finally:
+        sentinel_suite.stop(nodes)
+
+
+async def test_the_lane_follows_a_sentinel_failover(
+        sentinel_nodes: sentinel_suite.SentinelSet) -> None:
+    """The lane takes over redis-py's sentinel connections too: after a failover (the
+    sentinels close the old master's client connections as they demote it) the next push goes
+    on a new connection, to the master the sentinels name now, and no push is lost or doubled.
+    """
+    nodes = sentinel_nodes
+    repo = RedisJobRepository.from_url(nodes.url(), RepositoryConfig(queue="test"))
+    try:
+        first = await repo.enqueue("t", {"n": 1})
+        with nodes.sentinels[0].client() as client:
+            client.execute_command("SENTINEL", "FAILOVER", sentinel_suite.MASTER)
+
+        def demoted() -> bool:
+            with nodes.master.client() as old:
+                return bool(nodes.all_name(nodes.replica.port)
+                            and old.info("replication")["role"] == "slave")
+
+        sentinel_suite._until(demoted, "the old master is a replica", nodes)
+        second = await repo.enqueue("t", {"n": 2})
+        with nodes.replica.client() as promoted:
+            stored = [json.loads(e.partition("\n")[0])[0]
+                      for e in promoted.lrange(repo.keys.intake, 0, -1)]
+        assert stored == [first, second]
+    finally:
+        await repo.close()
+
+
+async def _until(check: Any, limit: float = 10.0) -> None:
+    """Wait until ``check()`` is true (failing after ``limit`` seconds: a hang, not a time)."""
+    for _ in range(int(limit / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")

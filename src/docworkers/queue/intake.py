@@ -10,9 +10,13 @@ hashes and the ready set, in arrival order, before anything else (``absorb`` in
 ``lua/_lib.lua``, which also documents the entry format); readers in Python run
 ``absorb.lua`` first. So priority and FIFO hold exactly as if enqueue.lua had run at the push.
 
-:class:`IntakeLane` sends the pushes of the asyncio repository on a connection of its own, in
-one write and one read per push: redis-py's per-command timeout runs every send as a task of
-its own (``asyncio.wait_for``), which costs more than the push. :class:`SyncIntakeLane` does the
+:class:`IntakeLane` sends the pushes of the asyncio repository on a connection of its own:
+redis-py connects it (AUTH, SELECT, HELLO, TLS), then an :class:`~docworkers.queue.intake_wire.
+IntakeWire` takes its transport over, one write and one reply per push (redis-py's command path
+cost more than the push: a task per send for its timeout, a StreamReader, its parser's read
+loop; 24 -> 17 µs of producer CPU per enqueue). A reply that does not come within the client's
+``socket_timeout`` fails the push and drops the connection; an error reply is raised as redis-py
+raises it. On Redis Cluster the pushes go through the client. :class:`SyncIntakeLane` does the
 same for the synchronous producer, under a lock, without the pool and retry machinery of each
 redis-py call (a third of the time of ``client.rpush`` on a loaded machine). A push lost to a
 broken connection is sent again; if the first one had arrived after all, absorb keeps the one
@@ -29,9 +33,12 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, cast
 
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from docworkers.queue.intake_wire import IntakeWire, take_over
 from docworkers.queue.redis.clients import is_cluster
 from docworkers.queue.spec import new_job_id
 
@@ -48,7 +55,6 @@ __all__ = ["IntakeLane", "SyncIntakeLane", "intake_entry"]
 _string = encode_basestring_ascii  # a str as a JSON string, in C
 RETRIES = 3  # a push that meets a broken connection is sent again on a new one, this often
 BACKOFF = 0.05  # seconds before the first retry, doubling
-_SENT_AT_ONCE = 16 * 1024  # bytes: well below asyncio's write buffer high-water mark (64 KiB)
 
 
 def intake_entry(spec: JobSpec) -> tuple[str, str] | None:
@@ -76,11 +82,11 @@ class IntakeLane:
     def __init__(self, client: aioredis.Redis, errors: RedisErrors) -> None:
         self._client = client
         self._errors = errors
-        self._conn: AbstractConnection | None = None
+        self._conn: AbstractConnection | None = None  # held until close(), or until it breaks
+        self._wire: IntakeWire | None = None  # its transport, taken over after the handshake
         self._pool: Any = None if is_cluster(client) else client.connection_pool
         self._timeout: float | None = (
             None if self._pool is None else self._pool.connection_kwargs.get("socket_timeout"))
-        self._reply = _ReplyDeadline()
 
     async def push(self, key: str, entries: Sequence[str]) -> None:
         if self._pool is None:  # Redis Cluster
@@ -100,30 +106,19 @@ class IntakeLane:
             pause *= 2
 
     async def _push(self, key: str, entries: Sequence[str]) -> None:
-        conn = self._conn
-        if conn is None:
-            # Held until close() (the pool closes it with the client otherwise), without its
-            # socket timeout: the timeout below bounds the whole push instead, with no task
-            # per command.
-            conn = await self._pool.get_connection()
-            conn.socket_timeout = None
-            self._conn = conn
-        packed = conn.pack_command("RPUSH", key, *entries)
+        wire, conn = self._wire, self._conn
+        if wire is None or conn is None or wire.lost:
+            wire, conn = await self._connect()
         try:
-            if conn.is_connected and sum(map(len, packed)) <= _SENT_AT_ONCE:
-                # The transport takes a command this small without waiting: drain() waits
-                # only above its high-water mark, and the command before this one has been
-                # answered, so it was sent in full. Only the reply needs the time bound, armed
-                # after the send: a producer's job reaches Redis a few microseconds sooner.
-                await conn.send_packed_command(packed, check_health=False)
-                if self._timeout is None:
-                    await conn.read_response()
-                else:
-                    await self._reply.within(conn.read_response(), self._timeout)
-            else:  # connecting, or a large push: bound the whole exchange
-                async with asyncio.timeout(self._timeout):
-                    await conn.send_packed_command(packed, check_health=False)
-                    await conn.read_response()
+            await wire.push(b"".join(conn.pack_command("RPUSH", key, *entries)))
+        except ResponseError as exc:  # the reply was read in full: the connection stays
+            if isinstance(exc, ReadOnlyError) and isinstance(conn, SentinelManagedConnection) \
+                    and conn.connection_pool.is_master:
+                # As redis-py's sentinel connection: the master was demoted. A new connection
+                # asks the sentinels for the new one (and the push is sent again).
+                await self._drop()
+                raise RedisConnectionError("The previous master is now a replica") from exc
+            raise
         except TimeoutError as exc:
             await self._drop()
             raise RedisTimeoutError(f"no reply to the intake push within {self._timeout} s"
@@ -132,71 +127,26 @@ class IntakeLane:
             await self._drop()  # a reply may be left unread
             raise
 
+    async def _connect(self) -> tuple[IntakeWire, AbstractConnection]:
+        """A connection from the pool, connected and set up by redis-py (with its own
+        timeouts and retries), its transport then taken over by an :class:`IntakeWire`."""
+        await self._drop()  # one that broke
+        conn = await self._pool.get_connection()
+        self._conn = conn
+        self._wire = take_over(conn, self._timeout)
+        return self._wire, conn
+
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
         if conn is not None:
             await conn.disconnect(nowait=True)
-            conn.socket_timeout = self._timeout
             await self._pool.release(conn)
 
     async def close(self) -> None:
-        self._reply.close()
         await self._drop()
-
-
-class _ReplyDeadline:
-    """Bounds one awaited reply at a time, like ``asyncio.timeout``, without a timer per await.
-
-    ``asyncio.timeout`` schedules and cancels a loop timer for every push (about 6 µs, an
-    eighth of an asyncio producer's CPU per enqueue). Here one timer stays armed while pushes
-    come: when it fires it cancels the awaiting task if that reply is overdue, re-arms itself
-    for the reply in flight otherwise, and is not re-armed when nothing is in flight (the next
-    reply arms it). A reply still times out at its own deadline.
-    """
-
-    def __init__(self) -> None:
-        self._task: asyncio.Task[Any] | None = None  # awaiting a reply, if any
-        self._deadline = 0.0  # that reply's, on the loop's clock
-        self._cancelling = 0  # the task's cancel requests before this reply
-        self._expired = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def within(self, reply: Any, timeout: float) -> Any:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        self._task, self._deadline = task, loop.time() + timeout
-        self._cancelling, self._expired = task.cancelling(), False
-        if self._timer is None or self._loop is not loop:
-            self._loop, self._timer = loop, loop.call_at(self._deadline, self._check)
-        try:
-            result = await reply
-        except asyncio.CancelledError:
-            if self._expired and task.uncancel() <= self._cancelling:
-                raise TimeoutError from None
-            raise
-        finally:
-            self._task = None
-        if self._expired:  # the reply came as the deadline passed: as asyncio.timeout does
-            task.uncancel()
-        return result
-
-    def _check(self) -> None:
-        self._timer = None
-        task, loop = self._task, self._loop
-        if task is None or loop is None:
-            return  # idle: the next reply arms the timer
-        if loop.time() >= self._deadline:
-            self._expired = True
-            task.cancel()
-        else:
-            self._timer = loop.call_at(self._deadline, self._check)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
 
 
 class SyncIntakeLane:
