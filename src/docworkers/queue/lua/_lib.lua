@@ -57,9 +57,9 @@ end
 -- is left in the intake. With `settle` true the caller settles the token itself (reserve.lua,
 -- which pops jobs next and knows whether any are left for another worker): where one would be
 -- pushed, none is and 'owed' is returned instead of true (the intake is left empty). With
--- `hold` true, a lone new job (the only one of this call) is not written either: its parsed
--- header (with .payload) is returned third, and the caller writes it (reserve.lua leases it at
--- once when it is first in line, else queues it: queue_held).
+-- `hold` true, a lone new job (the only entry of this call) is listed in all-jobs but not
+-- written: its parsed header (with .payload) is returned third, and the caller writes it
+-- (reserve.lua leases it at once when it is first in line, else queues it: queue_held).
 local function absorb(keys, base, settle, hold)
   local prefix, intake, claimed = keys[base], keys[base + 1], keys[base + 2]
   -- Both lists are read outright (every reservation comes here): two commands whether the
@@ -90,6 +90,12 @@ local function absorb(keys, base, settle, hold)
       parsed[#parsed + 1] = h
     end
   end
+  if hold and #parsed == 1 then
+    -- ZADD NX both tells whether the job exists already and lists it in all-jobs.
+    local h = parsed[1]
+    if redis.call('ZADD', keys[base + 4], 'NX', h[7], h[1]) == 0 then return 0, left end
+    return 1, left, h  -- its arrival number: held_arrival
+  end
   -- Drop the entries whose job exists already, or came earlier in this batch. Every job hash
   -- is in all-jobs (the keyspace invariant), so one ZMSCORE per 1000 entries answers for all
   -- of them, instead of an EXISTS per entry.
@@ -108,7 +114,6 @@ local function absorb(keys, base, settle, hold)
     end
   end
   if #jobs == 0 then return 0, left end
-  if hold and #jobs == 1 then return 1, left, jobs[1] end  -- its arrival number: held_arrival
   local seq = redis.call('INCRBY', keys[base + 5], #jobs) - #jobs
   local listed, queued = {}, {}
   for i, h in ipairs(jobs) do
@@ -132,10 +137,9 @@ local function held_arrival(keys, base, h)
   return h.seq
 end
 
--- Queue the job that absorb held (see above) as absorb would have.
+-- Queue the job that absorb held (see above) as absorb would have (it is in all-jobs).
 local function queue_held(keys, base, h)
   intake_job_hash(keys[base], h)
-  redis.call('ZADD', keys[base + 4], h[7], h[1])
   redis.call('ZADD', keys[base + 3], ready_score(tonumber(h[3]), held_arrival(keys, base, h)),
     h[1])
 end

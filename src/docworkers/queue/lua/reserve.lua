@@ -130,7 +130,6 @@ if held then
       'retry_count', 0, 'max_retries', held[4], 'user_id', held[5], 'tags', held[6],
       'created_at', created, 'started_at', now, 'updated_at', now, 'worker_id', ARGV[3],
       'token', 1)
-    redis.call('ZADD', KEYS[9], created, id)
     record_event(KEYS[11] .. id, reserved_event .. 1 .. ',' .. lease_until .. ']')
     leased[1], leased[2] = lease_until, id
     out[3] = {id, held[2], held.payload, held[3], false, false, '0', held[4], created, false,
