@@ -290,6 +290,19 @@ async def test_a_lone_intake_job_waits_its_turn(repo: RedisJobRepository,
     plain = await repo.enqueue("t", {})
     assert await reserved() == [due]
     assert await reserved() == [plain]
+    # One of the same priority promoted in the call that absorbs the entry came later: the
+    # entry arrived first (its arrival number is taken before the promotion's).
+    later_due = await repo.enqueue("t", {}, delay=0.001)
+    await asyncio.sleep(0.05)
+    first = await repo.enqueue("t", {})
+    assert await reserved() == [first]
+    assert await reserved() == [later_due]
+    # The same when the entry is queued (a job of a higher priority goes first).
+    top = await repo.enqueue("t", {}, priority=5, job_id="top")
+    promoted = await repo.enqueue("t", {}, delay=0.001)
+    await asyncio.sleep(0.05)
+    entry = await repo.enqueue("t", {})
+    assert await reserved(3) == [top, entry, promoted]
     invariants()
     # Urgent-only capacity does not take it; it stays queued for the next reservation.
     normal = await repo.enqueue("t", {}, priority=0)
