@@ -3,10 +3,12 @@ body, helper definitions included, on every call), and every script still runs."
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 import redis
 
+from docworkers.queue.job import RESERVE_FIELDS
 from docworkers.queue.redis.scripts import QueueScripts, lib_for, lua_source
 
 LIB = """-- Shared helpers.
@@ -57,3 +59,15 @@ def test_every_queue_script_loads_with_its_helpers(clean_redis: redis.Redis) -> 
                 assert f"local function {name}(" in source, (field, name)
         assert clean_redis.script_load(source)
     assert len(lua_source("heartbeat")) < len(lib)  # it uses now_ms alone
+
+
+def test_reserve_returns_the_fields_job_reserved_reads_in_its_order() -> None:
+    """reserve.lua's field list is fixed in the script (no longer sent on every call): it is
+    RESERVE_FIELDS, plus completed_at, read to decide the HDEL and dropped from the row."""
+    source = lua_source("reserve")
+    listed = re.search(r"^local fields = \{(.*?)\}", source, re.M | re.S)
+    assert listed is not None
+    assert tuple(re.findall(r"'(\w+)'", listed.group(1))) == (*RESERVE_FIELDS, "completed_at")
+    assert "local ID, TOKEN, RETURNED = 1, 13, 14" in source
+    assert RESERVE_FIELDS.index("id") == 0 and RESERVE_FIELDS.index("token") == 12
+    assert len(RESERVE_FIELDS) == 14
