@@ -432,6 +432,36 @@ async def test_pushes_go_on_after_a_server_restart(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_the_lane_runs_on_uvloop(redis_url: str, clean_redis: redis.Redis) -> None:
+    """uvicorn runs the API on uvloop, whose transports are not asyncio's classes: the lane
+    takes them over too (an upload through the API is an intake push; the first version of the
+    wire refused uvloop's transport, and every API upload failed). Pushes, a reply that is an
+    error (the connection kept), and a connection the server closed (pushed again, one job)."""
+    import uvloop
+
+    async def scenario() -> None:
+        assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+        repo = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="test"))
+        try:
+            ids = [await repo.enqueue("t", {"n": n}) for n in range(3)]
+            pushed = clean_redis.lrange(repo.keys.intake, 0, -1)
+            clean_redis.delete(repo.keys.intake)
+            clean_redis.set(repo.keys.intake, "not a list")
+            with pytest.raises(RepositoryError, match="WRONGTYPE"):
+                await repo.enqueue("t", {"n": -1})
+            clean_redis.delete(repo.keys.intake)
+            clean_redis.rpush(repo.keys.intake, *pushed)
+            assert clean_redis.client_kill_filter(_type="normal", skipme=True) >= 1
+            ids.append(await repo.enqueue("t", {"n": 3}))
+            ids.append(await repo.enqueue("t", {"n": 4}))
+            assert _payloads(clean_redis, repo.keys.intake) == [{"n": n} for n in range(5)]
+            assert [job.id for job in (await repo.reserve("w", 10, 30)).jobs] == ids
+        finally:
+            await repo.close()
+
+    uvloop.run(scenario())
+
+
 async def test_closing_the_client_closes_the_lanes_of_every_queue(
         redis_url: str, clean_redis: redis.Redis) -> None:
     """A repository for another queue shares the client's pool; its lane's connection, taken

@@ -17,7 +17,7 @@ reply by the lane's timeout (a timer per push cost about 6 µs).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -159,9 +159,9 @@ def take_over(conn: AbstractConnection, timeout: float | None) -> IntakeWire:
     reader, writer = conn._reader, conn._writer  # redis-py 7.1.1, see above
     if reader is None or writer is None or reader.at_eof() or writer.transport.is_closing():
         raise RedisConnectionError("the intake connection closed before its first push")
-    transport = writer.transport
-    if not isinstance(transport, asyncio.Transport):
-        raise TypeError(f"not a stream transport: {transport!r}")
+    # asyncio's own socket transport, or uvloop's (uvicorn runs the API on uvloop), which is
+    # not an asyncio.Transport subclass but offers the same methods, set_protocol included.
+    transport = cast("asyncio.Transport", writer.transport)
     wire = IntakeWire(transport, transport.get_protocol(), timeout)
     transport.set_protocol(wire)
     if not transport.is_reading():
