@@ -14,6 +14,13 @@ exchange (the socket timeout plus the longest block), instead of redis-py's ``wa
 send (a task per call on Python 3.11) and one timeout per reply read. An idle worker's pickup
 runs that code between the job's arrival and its start.
 
+Outside Redis Cluster, once redis-py has connected the waiter's connection (and read its CLIENT
+ID), a :class:`~docworkers.queue.wait_wire.WaitWire` takes its transport over: an exchange is
+one write and one future, resolved with every reply once the last is in (parsed by hiredis as
+redis-py would, error replies the same exceptions), instead of redis-py's send and read path.
+A lost connection is connected again by redis-py before the next wait (CLIENT ID read again),
+then taken over again. On a cluster the waiter keeps redis-py's path.
+
 Such a wait must not be cancelled: once the BLMOVE has returned, the script may have leased jobs
 whose reply would be lost (they would sit leased until the lease ran out). :meth:`interrupt`
 ends a wait early instead, with CLIENT UNBLOCK from another connection, and the caller receives
@@ -23,15 +30,19 @@ the reservation as usual.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import NoScriptError, ResponseError
+from redis.asyncio.sentinel import SentinelManagedConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docworkers.errors import RepositoryError
 from docworkers.queue.redis.clients import is_cluster
 from docworkers.queue.redis.cluster import own_connection, unblock
+from docworkers.queue.wait_wire import WaitWire, take_over
 
 if TYPE_CHECKING:
     from docworkers.queue.protocol import Reservation
@@ -60,6 +71,9 @@ class Waiter:
         self._conn: AbstractConnection | None = None
         self._client_id: int | None = None  # of our connection, read on every (re)connect
         self._timeout: float | None = None  # the connection's socket timeout, taken off it
+        self._raw = False  # exchanges go through a WaitWire (not on a cluster, RESP2 only)
+        self._wire: WaitWire | None = None  # the connection's transport, taken over
+        self._starter: Callable[[Reservation], None] | None = None  # see start_with()
 
     async def connect(self) -> None:
         if self._conn is not None:
@@ -76,6 +90,9 @@ class Waiter:
             conn.register_connect_callback(self._on_connect)  # type: ignore[no-untyped-call]
             _read_in_smaller_pieces(conn)
             await self._read_client_id(conn)  # the pool may hand out a connected connection
+            self._raw = not is_cluster(self._repo.client) and conn.protocol in (2, "2")
+            if self._raw:
+                self._wire = take_over(conn)
 
     async def _on_connect(self, conn: AbstractConnection) -> None:
         _read_in_smaller_pieces(conn)  # a new transport
@@ -85,6 +102,16 @@ class Waiter:
         async with asyncio.timeout(self._timeout):  # also inside _send's, on a reconnect
             await conn.send_command("CLIENT", "ID", check_health=False)
             self._client_id = int(await conn.read_response())
+
+    def start_with(self, starter: Callable[[Reservation], None] | None) -> None:
+        """Hand each reservation that :meth:`wait_and_reserve` makes to ``starter`` the moment
+        its reply is in, one turn of the event loop before ``wait_and_reserve`` returns that
+        same reservation (the caller tells it by identity): an idle worker's job then starts a
+        turn sooner. Only through the WaitWire (not on a cluster) and only for a reservation
+        read without error; otherwise ``starter`` is not called. ``starter`` runs in the
+        transport's read callback, outside any task; what it raises, ``wait_and_reserve``
+        raises (the reservation was read in full: the connection stays)."""
+        self._starter = starter
 
     async def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` (at most MAX_BLOCK) passes; True if woken."""
@@ -99,9 +126,29 @@ class Waiter:
         script, keys, args = self._repo._reserve_call(worker_id, max_jobs, lease,
                                                       default_max_retries, min_priority)
         block = self._block(timeout)
+        early: list[Reservation | Exception] = []
+        starter = self._starter if self._raw else None
+        arrived = None
+        if starter is not None:
+            def arrived(replies: list[Any]) -> None:
+                if any(isinstance(r, BaseException) or (isinstance(r, list) and r and
+                                                        isinstance(r[0], BaseException))
+                       for r in replies):
+                    return  # _exchange raises it, or loads the script (NOSCRIPT)
+                try:
+                    reservation = self._repo._reservation(replies[1], worker_id)
+                    early.append(reservation)
+                    starter(reservation)
+                except Exception as exc:  # raised below, where it was raised before
+                    early[:] = [exc]
         _, reply = await self._send(
-            [self._blmove(block), ("EVALSHA", script.sha, len(keys), *keys, *args)], block
+            [self._blmove(block), ("EVALSHA", script.sha, len(keys), *keys, *args)], block,
+            arrived,
         )
+        if early:
+            if isinstance(early[0], Exception):
+                raise early[0]
+            return early[0]
         if isinstance(reply, NoScriptError):  # nothing ran: load the script and reserve now
             return await self._repo.reserve(worker_id, max_jobs, lease, default_max_retries,
                                             min_priority=min_priority)
@@ -118,6 +165,7 @@ class Waiter:
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
+        self._wire = None  # conn.disconnect() closes its transport
         if conn is not None:
             conn.deregister_connect_callback(self._on_connect)  # type: ignore[no-untyped-call]
             conn.socket_timeout = self._timeout  # as the pool gave it
@@ -126,6 +174,7 @@ class Waiter:
                 await self._repo.client.connection_pool.release(conn)
 
     async def _drop_after_error(self, conn: AbstractConnection) -> None:
+        self._wire = None  # conn.disconnect() closes its transport
         await conn.disconnect(nowait=True)  # replies may be left unread
         if is_cluster(self._repo.client):  # after a failover the next wait goes to the
             await self.close()  # promoted replica, not the dead primary
@@ -139,17 +188,21 @@ class Waiter:
         keys = self._repo.keys
         return ("BLMOVE", keys.intake, keys.claimed, "LEFT", "RIGHT", block)
 
-    async def _send(self, commands: list[tuple[Any, ...]], block: float) -> list[Any]:
+    async def _send(self, commands: list[tuple[Any, ...]], block: float,
+                    arrived: Callable[[list[Any]], None] | None = None) -> list[Any]:
         """Send ``commands`` in one write and read every reply, all within the socket timeout
         plus ``block`` (the BLMOVE's); error replies raise, except NOSCRIPT, which is returned
-        (the caller knows how to recover)."""
+        (the caller knows how to recover). ``arrived``: see :meth:`WaitWire.exchange` (only
+        through the wire)."""
         if self._conn is None and is_cluster(self._repo.client):
             await self.connect()  # dropped after an error (below): ask who serves the queue now
         if self._conn is None:
             raise RepositoryError("the waiter is not connected; call connect() first")
         conn = self._conn
-        replies: list[Any] = []
         limit = None if self._timeout is None else self._timeout + block
+        if self._raw:
+            return await self._exchange(conn, commands, limit, arrived)
+        replies: list[Any] = []
         with self._repo._errors:
             try:
                 async with asyncio.timeout(limit):
@@ -171,3 +224,50 @@ class Waiter:
                     await self.close()
                 raise self._repo._errors.translate(reply) from reply
         return replies
+
+    async def _exchange(self, conn: AbstractConnection, commands: list[tuple[Any, ...]],
+                        limit: float | None,
+                        arrived: Callable[[list[Any]], None] | None) -> list[Any]:
+        """:meth:`_send` through the connection's :class:`WaitWire` (not on a cluster); the
+        same errors, raised the same way, as redis-py's path there."""
+        with self._repo._errors:
+            try:
+                wire = self._wire
+                if wire is None or wire.lost:
+                    wire = await self._take_over_again(conn)
+                replies = await wire.exchange(b"".join(conn.pack_commands(commands)),
+                                              len(commands), limit, arrived)
+                for reply in replies:
+                    # As redis-py's read_response: these end the connection.
+                    if isinstance(reply, RedisConnectionError):
+                        raise reply
+                    if isinstance(reply, list) and reply \
+                            and isinstance(reply[0], RedisConnectionError):
+                        raise reply[0]
+                    if isinstance(reply, ReadOnlyError) \
+                            and isinstance(conn, SentinelManagedConnection) \
+                            and conn.connection_pool.is_master:
+                        # As redis-py's sentinel connection: the master was demoted. A new
+                        # connection asks the sentinels for the new one.
+                        raise RedisConnectionError("The previous master is now a replica") \
+                            from reply
+            except TimeoutError as exc:  # the wire's timer: the server may be stuck
+                await self._drop_after_error(conn)
+                raise RedisTimeoutError(f"no reply from Redis within {limit} s") from exc
+            except BaseException:
+                await self._drop_after_error(conn)
+                raise
+        for reply in replies:
+            if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
+                raise self._repo._errors.translate(reply) from reply
+        return replies
+
+    async def _take_over_again(self, conn: AbstractConnection) -> WaitWire:
+        """Connect ``conn`` again (its transport was lost or dropped) and take it over."""
+        self._wire = None
+        await conn.disconnect(nowait=True)  # redis-py still holds the lost transport
+        # redis-py's handshake, with its own timeouts and retries; _on_connect reads the new
+        # CLIENT ID before the wire takes the transport.
+        await conn.connect()  # type: ignore[no-untyped-call]  # redis-py
+        self._wire = take_over(conn)
+        return self._wire

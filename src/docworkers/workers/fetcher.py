@@ -25,6 +25,7 @@ from docworkers.errors import RepositoryError
 from docworkers.queue.job import Job
 from docworkers.queue.protocol import Reservation, Waiter, WorkerRepository
 from docworkers.queue.waiter import MAX_BLOCK
+from docworkers.queue.waiter import Waiter as RedisWaiter
 from docworkers.workers.acker import Acker, completions
 from docworkers.workers.config import WorkerConfig
 from docworkers.workers.loops import Log, outage_pause
@@ -52,12 +53,15 @@ class Fetcher:
         self._idle = False  # the loop waits, with no round trip in flight
         self._blocked = False  # the loop is in a wait-and-reserve round trip
         self._reserving = False  # a reservation that will loop back to reserving is in flight
+        self._started: Reservation | None = None  # its jobs were started as its reply came in
         acker.carried_by(lambda: self._reserving)
 
     async def connect(self) -> None:
         """Open the waiter's connection (raises if Redis is down)."""
         waiter = self.repo.waiter()
         await waiter.connect()
+        if isinstance(waiter, RedisWaiter):
+            waiter.start_with(self._start_early)
         self._waiter = waiter
 
     def start(self, name: str = "fetch") -> None:
@@ -107,20 +111,32 @@ class Fetcher:
                 await self._wait(outage_pause(outages, exc, self.log, self._outage_cap))
                 continue
             self._acker.settle(acks, oks)
+            started, self._started = reservation is self._started, None
             if self._stopping:  # stop() began during the round trip: start no new work
-                if reservation.jobs:
+                if reservation.jobs and not started:
                     await self.hand_back(reservation.jobs)
-                return
-            for job in reservation.jobs:
-                self._spawn(job)
+                return  # (jobs started already run on: the worker's stop drains them)
+            if not started:
+                for job in reservation.jobs:
+                    self._spawn(job)
             if len(reservation.jobs) >= want:
                 block = None  # there may be more: reserve again as soon as slots are free
                 continue
             block = self.config.poll_interval
             if reservation.next_due is not None:
                 block = min(block, max(0.0, reservation.next_due - time.time()))
-            if reservation.jobs:
+            if reservation.jobs and not started:
                 await asyncio.sleep(0)  # let the new jobs start before the next wait is sent
+
+    def _start_early(self, reservation: Reservation) -> None:
+        """The waiter's reservation, as soon as its reply is in (see Waiter.start_with): its
+        jobs start one turn of the event loop sooner than after the round trip returns, unless
+        stop() has begun (the loop hands them back then, as any reservation made meanwhile)."""
+        if self._stopping:
+            return
+        for job in reservation.jobs:
+            self._spawn(job)
+        self._started = reservation
 
     async def _wait_and_reserve(self, timeout: float, want: int,
                                 min_priority: int | None) -> Reservation:
