@@ -13,6 +13,7 @@ from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings
 
 from docworkers.errors import ConfigurationError
+from docworkers.ingest.chroma_resend import ResendingTransport
 
 DEFAULT_CHROMA_PORT = 8000  # what `chroma run` listens on when no port is given
 # What a Chroma server may wait for on one request before the client gives up (its own default
@@ -38,11 +39,16 @@ def close_http_session(client: ClientAPI) -> None:
 
 
 def set_http_timeout(client: ClientAPI) -> None:
-    """Chroma's HTTP client waits forever for an answer: bound it (best effort, like
-    :func:`close_http_session`)."""
+    """Chroma's HTTP client waits forever for an answer: bound it; and send a request again
+    when its connection ends without a reply (chroma_resend.py). Best effort, like
+    :func:`close_http_session`: httpx 0.29 keeps a client's transport as ``_transport``."""
     session = getattr(getattr(client, "_server", None), "_session", None)
     if isinstance(session, httpx.Client):
         session.timeout = HTTP_TIMEOUT
+        transport = getattr(session, "_transport", None)
+        if isinstance(transport, httpx.BaseTransport) and \
+                not isinstance(transport, ResendingTransport):
+            session._transport = ResendingTransport(transport)
 
 
 def check_cosine(collection: Collection, location: str) -> None:
