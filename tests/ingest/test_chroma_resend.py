@@ -101,10 +101,11 @@ def test_a_request_whose_connection_ends_without_a_reply_is_sent_again(
                                  [{}] * 2)
         assert proxy.dropped == RESENDS
         # Written once, the third chunk gone: as without drops.
-        assert vectors.document_chunk_ids("resent", "doc") == [chunk_id("doc", 0), chunk_id("doc", 1)]
+        stored = vectors.document_chunk_ids("resent", "doc")
+        assert stored == [chunk_id("doc", 0), chunk_id("doc", 1)]
 
         proxy.drops = 10 * RESENDS  # a connection that never answers is an outage, typed
-        with pytest.raises(VectorStoreError, match="failed to write collection .resent."):
+        with pytest.raises(VectorStoreError, match="failed to write collection 'resent'"):
             vectors.replace_document("resent", "doc", _chunks(1),
                                      np.ones((1, 384), dtype=np.float32), [{}])
         assert proxy.dropped == 2 * RESENDS + 1  # sent RESENDS + 1 times, then given up
