@@ -131,12 +131,12 @@ class Waiter:
         arrived = None
         if starter is not None:
             def arrived(replies: list[Any]) -> None:
-                if any(isinstance(r, BaseException) or (isinstance(r, list) and r and
-                                                        isinstance(r[0], BaseException))
-                       for r in replies):
+                woken, reply = replies
+                if isinstance(woken, BaseException) or isinstance(reply, BaseException) \
+                        or (reply and isinstance(reply[0], BaseException)):
                     return  # _exchange raises it, or loads the script (NOSCRIPT)
                 try:
-                    reservation = self._repo._reservation(replies[1], worker_id)
+                    reservation = self._repo._reservation(reply, worker_id)
                     early.append(reservation)
                     starter(reservation)
                 except Exception as exc:  # raised below, where it was raised before

@@ -221,7 +221,10 @@ class BaseWorker(ABC):
         ctx = JobContext(job, self.repo, worker_name=self.name,
                          lease=self.config.lease_timeout, base_logger=self._base_logger)
         entry = Running(job, ctx, time.monotonic())
-        entry.task = asyncio.create_task(self._run(entry), name=f"job-{job.id}")
+        # The loop's own create_task takes the name in the task's constructor (asyncio's
+        # create_task names it "Task-N" first, then renames it in Python).
+        entry.task = asyncio.get_running_loop().create_task(self._run(entry),
+                                                            name=f"job-{job.id}")
         self._slots.running[job.id] = entry
 
     async def _run(self, entry: Running) -> None:
