@@ -555,3 +555,41 @@ async def test_batching_front_over_http(server: EmbeddingServer) -> None:
     for i, rows in enumerate(results):
         np.testing.assert_allclose(rows, local_embedder().embed(caller_texts(i, 2)), atol=1e-6)
     assert len(server.requests) < 5
+
+
+class CallSizes(OnnxMiniLMEmbedder):
+    """The local model, noting how many texts each embed() call brought."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(len(texts))
+        return super().embed(texts)
+
+
+async def test_services_give_the_local_model_many_texts_per_call() -> None:
+    """The model cuts a call into its own batches and runs them on every core; the cores wait
+    for each other only at the end of a call, so the uploads' batcher gives it 256 texts a
+    call (callers mixed), and a remote service keeps the batcher's default request size."""
+    from docworkers.ingest.embedding_batcher import DEFAULT_MAX_BATCH_SIZE
+    from docworkers.ingest.pipeline import LOCAL_TEXTS_PER_CALL, DocumentServices
+
+    model = CallSizes()
+    services = DocumentServices.local(model)
+    try:
+        assert services.batcher.max_batch_size == LOCAL_TEXTS_PER_CALL == 256
+        texts = [caller_texts(caller, 60) for caller in range(5)]
+        vectors = await asyncio.gather(*(services.batcher.embed(t) for t in texts))
+    finally:
+        await services.aclose()
+    assert model.calls == [256, 44]
+    for got, mine in zip(vectors, texts, strict=True):
+        np.testing.assert_allclose(got, local_embedder().embed(mine), atol=1e-5)
+    remote = DocumentServices.local(
+        OpenAIEmbedder(base_url="http://127.0.0.1:9/v1", model="m", dimension=8))
+    try:
+        assert remote.batcher.max_batch_size == DEFAULT_MAX_BATCH_SIZE == 64
+    finally:
+        await remote.aclose()
