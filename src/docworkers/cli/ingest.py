@@ -124,10 +124,7 @@ async def ingest_documents(runtime: Runtime, state: CliState, discovery: Discove
     if wait and await live_worker(uploads) is None:
         # Processing here: fail now, not after every document has used up its retries. (With
         # a live worker, the vector store is its business; an embedded one is locked by it.)
-        # The local worker's services (the parser child starting, the model loading) are
-        # built meanwhile, so the first document is parsed as soon as Chroma is open.
-        await asyncio.gather(asyncio.to_thread(runtime.vectors.ping),
-                             asyncio.to_thread(lambda: runtime.services))
+        await asyncio.to_thread(runtime.vectors.ping)
     try:
         storage = runtime.storage_dir()
     except OSError as exc:

@@ -40,14 +40,12 @@ import numpy as np
 from docworkers.errors import ConfigurationError, EmbeddingError, JobError
 from docworkers.ingest.embedding import Embedder, Vectors
 
-__all__ = ["DEFAULT_MAX_BATCH_SIZE", "BatcherStats", "BatchingEmbedder"]
+__all__ = ["BatcherStats", "BatchingEmbedder"]
 
 logger = logging.getLogger(__name__)
 
 # Batches formed from one look at the queue (see the module docstring).
 _POOL_BATCHES = 4
-# Texts per model call unless told otherwise.
-DEFAULT_MAX_BATCH_SIZE = 64
 
 
 @dataclasses.dataclass(slots=True)
@@ -85,7 +83,7 @@ class BatchingEmbedder:
         self,
         embedder: Embedder,
         *,
-        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_batch_size: int = 64,
         max_wait_ms: float = 5.0,
     ) -> None:
         if max_batch_size < 1:

@@ -57,8 +57,8 @@ from docworkers.ingest.document_repository import (
     content_hash,
     document_id_for,
 )
-from docworkers.ingest.embedding import Embedder, OnnxMiniLMEmbedder
-from docworkers.ingest.embedding_batcher import DEFAULT_MAX_BATCH_SIZE, BatchingEmbedder
+from docworkers.ingest.embedding import Embedder
+from docworkers.ingest.embedding_batcher import BatchingEmbedder
 from docworkers.ingest.embedding_cache import (
     AsyncEmbedder,
     CacheCounts,
@@ -116,7 +116,7 @@ class DocumentServices:
         return cls(
             parser=parser or IsolatedParser(),
             embedder=embedder,
-            batcher=BatchingEmbedder(embedder, max_batch_size=_texts_per_call(embedder)),
+            batcher=BatchingEmbedder(embedder),
             enricher=enricher or LocalEnricher(),
             limits=limits,
             cache=cache,
@@ -135,22 +135,6 @@ class DocumentServices:
         if self.cache is not None:
             await self.cache.aclose()
         await asyncio.to_thread(self.parser.close)
-
-
-# Texts per model call of the batcher for the local model. It cuts a call into its own batches
-# (at most max_batch_tokens padded tokens each) and runs them on every core at once, so the
-# cores wait for each other only at the end of a call, where its last batch runs on one core
-# while the others idle: 256 texts a call instead of 64 leave a quarter of those tails.
-LOCAL_TEXTS_PER_CALL = 256
-
-
-def _texts_per_call(embedder: Embedder) -> int:
-    """The batcher's max_batch_size for ``embedder``: many texts for the local model (see
-    :data:`LOCAL_TEXTS_PER_CALL`), the batcher's default for others (a remote service's
-    request size)."""
-    if isinstance(embedder, OnnxMiniLMEmbedder):
-        return LOCAL_TEXTS_PER_CALL
-    return DEFAULT_MAX_BATCH_SIZE
 
 
 class UploadPipeline:
