@@ -201,7 +201,7 @@ async def test_a_full_batch_leaves_one_wake_up_for_the_jobs_it_left(
 async def test_a_push_the_server_does_not_answer_times_out_once_connected(
         redis_url: str, clean_redis: redis.Redis) -> None:
     """Once the lane's connection is up, only the reply of a push waits under the timeout
-    (the send cannot wait, see intake_wire.IntakeWire.push): a server that holds writes still
+    (the send cannot wait, see resp_wire.RespWire.exchange): a server that holds writes still
     makes the push fail within socket_timeout, as a connection error, and it is not sent again
     (a push that may have arrived is never repeated on a timeout)."""
     repo = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="test"),
@@ -236,7 +236,7 @@ async def test_producers_push_again_after_their_connection_is_killed(
     assert invariants() == dict.fromkeys(ids, "processing")
 
 
-# --- the asyncio lane's own protocol (intake_wire.IntakeWire), through a proxy ----------------
+# --- the asyncio lane's own protocol (resp_wire.RespWire), through a proxy --------------------
 
 
 class _Proxy:

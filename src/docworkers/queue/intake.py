@@ -11,8 +11,8 @@ hashes and the ready set, in arrival order, before anything else (``absorb`` in
 ``absorb.lua`` first. So priority and FIFO hold exactly as if enqueue.lua had run at the push.
 
 :class:`IntakeLane` sends the pushes of the asyncio repository on a connection of its own:
-redis-py connects it (AUTH, SELECT, HELLO, TLS), then an :class:`~docworkers.queue.intake_wire.
-IntakeWire` takes its transport over, one write and one reply per push (redis-py's command path
+redis-py connects it (AUTH, SELECT, HELLO, TLS), then a :class:`~docworkers.queue.resp_wire.
+RespWire` takes its transport over, one write and one reply per push (redis-py's command path
 cost more than the push: a task per send for its timeout, a StreamReader, its parser's read
 loop; 24 -> 17 µs of producer CPU per enqueue). A reply that does not come within the client's
 ``socket_timeout`` fails the push and drops the connection; an error reply is raised as redis-py
@@ -33,13 +33,12 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, cast
 
-from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from docworkers.queue.intake_wire import IntakeWire, take_over
 from docworkers.queue.redis.clients import is_cluster
+from docworkers.queue.resp_wire import RespWire, raise_if_connection_ends, take_over
 from docworkers.queue.spec import new_job_id
 
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ class IntakeLane:
         self._client = client
         self._errors = errors
         self._conn: AbstractConnection | None = None  # held until close(), or until it breaks
-        self._wire: IntakeWire | None = None  # its transport, taken over after the handshake
+        self._wire: RespWire | None = None  # its transport, taken over after the handshake
         self._pool: Any = None if is_cluster(client) else client.connection_pool
         self._timeout: float | None = (
             None if self._pool is None else self._pool.connection_kwargs.get("socket_timeout"))
@@ -110,15 +109,9 @@ class IntakeLane:
         if wire is None or conn is None or wire.lost:
             wire, conn = await self._connect()
         try:
-            await wire.push(b"".join(conn.pack_command("RPUSH", key, *entries)))
-        except ResponseError as exc:  # the reply was read in full: the connection stays
-            if isinstance(exc, ReadOnlyError) and isinstance(conn, SentinelManagedConnection) \
-                    and conn.connection_pool.is_master:
-                # As redis-py's sentinel connection: the master was demoted. A new connection
-                # asks the sentinels for the new one (and the push is sent again).
-                await self._drop()
-                raise RedisConnectionError("The previous master is now a replica") from exc
-            raise
+            [reply] = await wire.exchange(b"".join(conn.pack_command("RPUSH", key, *entries)),
+                                          1, self._timeout)
+            raise_if_connection_ends(reply, conn)
         except TimeoutError as exc:
             await self._drop()
             raise RedisTimeoutError(f"no reply to the intake push within {self._timeout} s"
@@ -126,14 +119,19 @@ class IntakeLane:
         except BaseException:
             await self._drop()  # a reply may be left unread
             raise
+        if isinstance(reply, ResponseError):  # read in full: the connection stays
+            raise reply
+        if not isinstance(reply, int):  # RPUSH answers the list's length
+            await self._drop()
+            raise InvalidResponse(f"Protocol Error: {str(reply)[:80]!r} in reply to RPUSH")
 
-    async def _connect(self) -> tuple[IntakeWire, AbstractConnection]:
+    async def _connect(self) -> tuple[RespWire, AbstractConnection]:
         """A connection from the pool, connected and set up by redis-py (with its own
-        timeouts and retries), its transport then taken over by an :class:`IntakeWire`."""
+        timeouts and retries), its transport then taken over by a :class:`RespWire`."""
         await self._drop()  # one that broke
         conn = await self._pool.get_connection()
         self._conn = conn
-        self._wire = take_over(conn, self._timeout)
+        self._wire = take_over(conn)
         return self._wire, conn
 
     async def _drop(self) -> None:

@@ -15,7 +15,7 @@ send (a task per call on Python 3.11) and one timeout per reply read. An idle wo
 runs that code between the job's arrival and its start.
 
 Outside Redis Cluster, once redis-py has connected the waiter's connection (and read its CLIENT
-ID), a :class:`~docworkers.queue.wait_wire.WaitWire` takes its transport over: an exchange is
+ID), a :class:`~docworkers.queue.resp_wire.RespWire` takes its transport over: an exchange is
 one write and one future, resolved with every reply once the last is in (parsed by hiredis as
 redis-py would, error replies the same exceptions), instead of redis-py's send and read path.
 A lost connection is connected again by redis-py before the next wait (CLIENT ID read again),
@@ -34,15 +34,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.sentinel import SentinelManagedConnection
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docworkers.errors import RepositoryError
 from docworkers.queue.redis.clients import is_cluster
 from docworkers.queue.redis.cluster import own_connection, unblock
-from docworkers.queue.wait_wire import WaitWire, take_over
+from docworkers.queue.resp_wire import RespWire, raise_if_connection_ends, take_over
 
 if TYPE_CHECKING:
     from docworkers.queue.protocol import Reservation
@@ -71,8 +69,8 @@ class Waiter:
         self._conn: AbstractConnection | None = None
         self._client_id: int | None = None  # of our connection, read on every (re)connect
         self._timeout: float | None = None  # the connection's socket timeout, taken off it
-        self._raw = False  # exchanges go through a WaitWire (not on a cluster, RESP2 only)
-        self._wire: WaitWire | None = None  # the connection's transport, taken over
+        self._raw = False  # exchanges go through a RespWire (not on a cluster, RESP2 only)
+        self._wire: RespWire | None = None  # the connection's transport, taken over
         self._starter: Callable[[Reservation], None] | None = None  # see start_with()
 
     async def connect(self) -> None:
@@ -107,7 +105,7 @@ class Waiter:
         """Hand each reservation that :meth:`wait_and_reserve` makes to ``starter`` the moment
         its reply is in, one turn of the event loop before ``wait_and_reserve`` returns that
         same reservation (the caller tells it by identity): an idle worker's job then starts a
-        turn sooner. Only through the WaitWire (not on a cluster) and only for a reservation
+        turn sooner. Only through the RespWire (not on a cluster) and only for a reservation
         read without error; otherwise ``starter`` is not called. ``starter`` runs in the
         transport's read callback, outside any task; what it raises, ``wait_and_reserve``
         raises (the reservation was read in full: the connection stays)."""
@@ -192,7 +190,7 @@ class Waiter:
                     arrived: Callable[[list[Any]], None] | None = None) -> list[Any]:
         """Send ``commands`` in one write and read every reply, all within the socket timeout
         plus ``block`` (the BLMOVE's); error replies raise, except NOSCRIPT, which is returned
-        (the caller knows how to recover). ``arrived``: see :meth:`WaitWire.exchange` (only
+        (the caller knows how to recover). ``arrived``: see :meth:`RespWire.exchange` (only
         through the wire)."""
         if self._conn is None and is_cluster(self._repo.client):
             await self.connect()  # dropped after an error (below): ask who serves the queue now
@@ -200,19 +198,13 @@ class Waiter:
             raise RepositoryError("the waiter is not connected; call connect() first")
         conn = self._conn
         limit = None if self._timeout is None else self._timeout + block
-        if self._raw:
-            return await self._exchange(conn, commands, limit, arrived)
-        replies: list[Any] = []
         with self._repo._errors:
             try:
-                async with asyncio.timeout(limit):
-                    await conn.send_packed_command(conn.pack_commands(commands))
-                    for _ in commands:
-                        try:
-                            replies.append(await conn.read_response())
-                        except ResponseError as exc:  # read in full: the connection stays in
-                            replies.append(exc)  # step
-            except TimeoutError as exc:  # ours, above: the server may be stuck
+                if self._raw:
+                    replies = await self._exchange(conn, commands, limit, arrived)
+                else:
+                    replies = await self._read_replies(conn, commands, limit)
+            except TimeoutError as exc:  # ours or the wire's timer: the server may be stuck
                 await self._drop_after_error(conn)
                 raise RedisTimeoutError(f"no reply from Redis within {limit} s") from exc
             except BaseException:
@@ -225,44 +217,35 @@ class Waiter:
                 raise self._repo._errors.translate(reply) from reply
         return replies
 
+    @staticmethod
+    async def _read_replies(conn: AbstractConnection, commands: list[tuple[Any, ...]],
+                            limit: float | None) -> list[Any]:
+        """:meth:`_send` through redis-py (on a cluster, or RESP3); error replies returned."""
+        replies: list[Any] = []
+        async with asyncio.timeout(limit):
+            await conn.send_packed_command(conn.pack_commands(commands))
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # read in full: the connection stays in step
+                    replies.append(exc)
+        return replies
+
     async def _exchange(self, conn: AbstractConnection, commands: list[tuple[Any, ...]],
                         limit: float | None,
                         arrived: Callable[[list[Any]], None] | None) -> list[Any]:
-        """:meth:`_send` through the connection's :class:`WaitWire` (not on a cluster); the
-        same errors, raised the same way, as redis-py's path there."""
-        with self._repo._errors:
-            try:
-                wire = self._wire
-                if wire is None or wire.lost:
-                    wire = await self._take_over_again(conn)
-                replies = await wire.exchange(b"".join(conn.pack_commands(commands)),
-                                              len(commands), limit, arrived)
-                for reply in replies:
-                    # As redis-py's read_response: these end the connection.
-                    if isinstance(reply, RedisConnectionError):
-                        raise reply
-                    if isinstance(reply, list) and reply \
-                            and isinstance(reply[0], RedisConnectionError):
-                        raise reply[0]
-                    if isinstance(reply, ReadOnlyError) \
-                            and isinstance(conn, SentinelManagedConnection) \
-                            and conn.connection_pool.is_master:
-                        # As redis-py's sentinel connection: the master was demoted. A new
-                        # connection asks the sentinels for the new one.
-                        raise RedisConnectionError("The previous master is now a replica") \
-                            from reply
-            except TimeoutError as exc:  # the wire's timer: the server may be stuck
-                await self._drop_after_error(conn)
-                raise RedisTimeoutError(f"no reply from Redis within {limit} s") from exc
-            except BaseException:
-                await self._drop_after_error(conn)
-                raise
+        """:meth:`_send` through the connection's :class:`RespWire` (not on a cluster): the
+        same replies, and the same errors raised, as redis-py's path there."""
+        wire = self._wire
+        if wire is None or wire.lost:
+            wire = await self._take_over_again(conn)
+        replies = await wire.exchange(b"".join(conn.pack_commands(commands)), len(commands),
+                                      limit, arrived)
         for reply in replies:
-            if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
-                raise self._repo._errors.translate(reply) from reply
+            raise_if_connection_ends(reply, conn)
         return replies
 
-    async def _take_over_again(self, conn: AbstractConnection) -> WaitWire:
+    async def _take_over_again(self, conn: AbstractConnection) -> RespWire:
         """Connect ``conn`` again (its transport was lost or dropped) and take it over."""
         self._wire = None
         await conn.disconnect(nowait=True)  # redis-py still holds the lost transport

@@ -1,4 +1,4 @@
-"""The waiter's own protocol (wait_wire.WaitWire), through a proxy in front of the test's
+"""The waiter's own protocol (resp_wire.RespWire), through a proxy in front of the test's
 Redis: replies that come in pieces, error replies, NOSCRIPT, a lost connection and the
 reconnect after it (a new CLIENT ID, which interrupt then uses); the early start of a
 reservation's jobs (Waiter.start_with, the fetcher's). Not on Redis Cluster, where the waiter
@@ -17,7 +17,7 @@ from test_intake import _Proxy, _until
 
 from docworkers.errors import RepositoryConnectionError, RepositoryError
 from docworkers.queue import Job, JobSpec, RedisJobRepository, RepositoryConfig
-from docworkers.queue.wait_wire import WaitWire
+from docworkers.queue.resp_wire import RespWire
 from docworkers.queue.waiter import Waiter
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
@@ -44,8 +44,8 @@ async def waiter(proxied: RedisJobRepository) -> AsyncIterator[Waiter]:
     await made.close()
 
 
-def _wire(waiter: Waiter) -> WaitWire | None:
-    wire: WaitWire | None = waiter._wire  # type: ignore[attr-defined]
+def _wire(waiter: Waiter) -> RespWire | None:
+    wire: RespWire | None = waiter._wire  # type: ignore[attr-defined]
     return wire
 
 
