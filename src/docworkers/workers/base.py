@@ -240,12 +240,6 @@ class BaseWorker(ABC):
                 )
             if self.hooks.around:
                 result = await self.hooks.run(job, ctx, functools.partial(self._attempt, entry))
-            elif self.config.job_timeout is None:  # _attempt's, without its frame: hot path
-                entry.in_handler = True
-                try:
-                    result = await self.process(job, ctx)
-                finally:
-                    entry.in_handler = False
             else:
                 result = await self._attempt(entry)
         except asyncio.CancelledError:
