@@ -38,6 +38,7 @@ from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from docworkers.queue.redis.clients import is_cluster
+from docworkers.queue.reply_spin import SPIN_LIMIT, ReplySpin, loop_is_idle
 from docworkers.queue.resp_wire import RespWire, raise_if_connection_ends, take_over
 from docworkers.queue.spec import new_job_id
 
@@ -78,7 +79,8 @@ class IntakeLane:
     pool (Redis Cluster) pushes through the client itself.
     """
 
-    def __init__(self, client: aioredis.Redis, errors: RedisErrors) -> None:
+    def __init__(self, client: aioredis.Redis, errors: RedisErrors,
+                 spin: float = SPIN_LIMIT) -> None:
         self._client = client
         self._errors = errors
         self._conn: AbstractConnection | None = None  # held until close(), or until it breaks
@@ -86,6 +88,8 @@ class IntakeLane:
         self._pool: Any = None if is_cluster(client) else client.connection_pool
         self._timeout: float | None = (
             None if self._pool is None else self._pool.connection_kwargs.get("socket_timeout"))
+        self._spin = ReplySpin(spin)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop _connect ran in
 
     async def push(self, key: str, entries: Sequence[str]) -> None:
         if self._pool is None:  # Redis Cluster
@@ -109,8 +113,11 @@ class IntakeLane:
         if wire is None or conn is None or wire.lost:
             wire, conn = await self._connect()
         try:
-            [reply] = await wire.exchange(b"".join(conn.pack_command("RPUSH", key, *entries)),
-                                          1, self._timeout)
+            done = wire.exchange(b"".join(conn.pack_command("RPUSH", key, *entries)), 1,
+                                 self._timeout)
+            if self._loop is not None and loop_is_idle(self._loop):
+                self._spin.wait(wire.fileno)
+            [reply] = await done
             raise_if_connection_ends(reply, conn)
         except TimeoutError as exc:
             await self._drop()
@@ -132,6 +139,7 @@ class IntakeLane:
         conn = await self._pool.get_connection()
         self._conn = conn
         self._wire = take_over(conn)
+        self._loop = asyncio.get_running_loop()
         return self._wire, conn
 
     async def _drop(self) -> None:
@@ -151,9 +159,11 @@ class SyncIntakeLane:
     """:class:`IntakeLane` for synchronous code: thread-safe (one push at a time, under a
     lock), on a connection taken from the client's pool and held until :meth:`close`."""
 
-    def __init__(self, client: redis.Redis, errors: RedisErrors) -> None:
+    def __init__(self, client: redis.Redis, errors: RedisErrors,
+                 spin: float = SPIN_LIMIT) -> None:
         self._client = client
         self._errors = errors
+        self._spin = ReplySpin(spin)
         self._conn: Any = None  # a redis-py connection (its sync API is partly untyped)
         self._pool: Any = None if is_cluster(client) else client.connection_pool
         self._lock = threading.Lock()
@@ -182,6 +192,9 @@ class SyncIntakeLane:
         try:
             conn.send_packed_command(conn.pack_command("RPUSH", key, *entries),
                                      check_health=False)
+            sock = conn._sock  # redis-py 7.1.1's socket of a connected connection
+            if sock is not None:
+                self._spin.wait(sock.fileno())
             conn.read_response()
         except BaseException:
             self._drop()  # a reply may be left unread

@@ -72,7 +72,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
         self._loaded: set[str] = set()  # SHAs of scripts this repository loaded into Redis
         self._errors = RedisErrors(url=url)  # ``with self._errors:`` around every command
         self._enqueue_coalescer = Coalescer(self._enqueue_encoded, limit=ENQUEUE_BATCH)
-        self._intake = IntakeLane(client, self._errors)
+        self._intake = IntakeLane(client, self._errors, self.config.reply_spin)
         self._intake_coalescer = Coalescer(self._push_intake, limit=ENQUEUE_BATCH)
 
     @classmethod

@@ -66,6 +66,8 @@ class RespWire(asyncio.BufferedProtocol):
         self._buffer = bytearray(_BUFFER)
         self._view = memoryview(self._buffer)
         self.lost = False  # the connection has ended: take a new one
+        sock = transport.get_extra_info("socket")  # asyncio's TransportSocket, or uvloop's
+        self.fileno: int = -1 if sock is None else sock.fileno()  # for reply_spin
 
     def exchange(self, packed: bytes, replies: int, limit: float | None,
                  arrived: Callable[[list[Any]], None] | None = None

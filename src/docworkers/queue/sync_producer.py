@@ -72,7 +72,7 @@ class SyncJobProducer:
         self._enqueue = register(client, "enqueue")
         self._cancel = register(client, "cancel")
         self._absorb = register(client, "absorb")
-        self._intake = SyncIntakeLane(client, self._errors)
+        self._intake = SyncIntakeLane(client, self._errors, self.config.reply_spin)
 
     @classmethod
     def from_url(cls, url: str, config: RepositoryConfig | None = None, **options: Any) -> Self:
