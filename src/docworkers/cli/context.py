@@ -19,6 +19,7 @@ from docworkers.errors import ConfigurationError
 if TYPE_CHECKING:  # redis-py and rich load when a command runs, not for --help
     from rich.console import Console
 
+    from docworkers.ingest.parsing import IsolatedParser
     from docworkers.runtime import Runtime
     from docworkers.settings import Settings  # it reads the worker defaults (redis-py)
 
@@ -130,14 +131,16 @@ def state_of(ctx: typer.Context) -> CliState:
     return root.obj
 
 
-def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]]) -> T:
+def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], *,
+                 parser: IsolatedParser | None = None) -> T:
     """Open a Runtime for ``settings`` (finding or starting the local stack's Redis when no
-    URL is set), run ``action`` on it, close it whatever happens."""
+    URL is set), run ``action`` on it, close it whatever happens. ``parser``: one started
+    early, for the runtime to use and close (see ``Runtime.start_parser``)."""
 
     from docworkers.runtime import Runtime
 
     async def main() -> T:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, parser=parser)
         try:
             await runtime.open()
             return await action(runtime)

@@ -48,6 +48,7 @@ from docworkers.ingest.defaults import DEFAULT_OCR, DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE
 
 if TYPE_CHECKING:
+    from docworkers.ingest.parsing import IsolatedParser
     from docworkers.queue import Job, JobSpec
     from docworkers.runtime import Runtime
     from docworkers.settings import Settings
@@ -278,27 +279,38 @@ def ingest_command(
     """
     state = state_of(ctx)
     settings = state.settings
-    from docworkers.runtime import embedder_window
+    from docworkers.runtime import embedder_window, start_parser
 
-    options = IngestOptions(collection, strategy, chunk_size, chunk_overlap, extract_metadata,
-                            questions, max_pages, priority, ocr).sized(embedder_window(settings))
-    options.validate(settings)
-    discovery = discover(paths)
-    outcomes = run_ingest(state, settings, discovery, options, wait=wait)
+    # With --wait this command usually parses the documents itself: its parser's child (an
+    # interpreter importing every parser) starts now, beside this process's own start-up,
+    # instead of when the first document needs it. Unused if a worker takes the jobs.
+    parser = start_parser(settings) if wait else None
+    try:
+        options = IngestOptions(collection, strategy, chunk_size, chunk_overlap,
+                                extract_metadata, questions, max_pages, priority, ocr
+                                ).sized(embedder_window(settings))
+        options.validate(settings)
+        discovery = discover(paths)
+        outcomes = run_ingest(state, settings, discovery, options, wait=wait, parser=parser)
+    finally:
+        if parser is not None:
+            parser.close()  # idempotent: the runtime closed it unless it never got it
     if any(not o.ok for o in outcomes):
         raise typer.Exit(EXIT_FAILURE)
 
 
 def run_ingest(state: CliState, settings: Settings, discovery: Discovery,
-               options: IngestOptions, *, wait: bool) -> list[Outcome]:
-    """Report what was found, ingest it on a fresh Runtime, print the summary."""
+               options: IngestOptions, *, wait: bool,
+               parser: IsolatedParser | None = None) -> list[Outcome]:
+    """Report what was found, ingest it on a fresh Runtime (given ``parser``, see
+    :func:`~docworkers.cli.context.with_runtime`), print the summary."""
     announce(state, discovery)
     started = time.monotonic()
 
     async def action(runtime: Runtime) -> list[Outcome]:
         return await ingest_documents(runtime, state, discovery, options, wait=wait)
 
-    outcomes = with_runtime(settings, action)
+    outcomes = with_runtime(settings, action, parser=parser)
     print_summary(state, outcomes, discovery, options.collection, time.monotonic() - started)
     return outcomes
 
