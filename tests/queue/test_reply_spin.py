@@ -5,6 +5,7 @@ server slower than the spin, on asyncio and not at all on uvloop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -149,9 +150,11 @@ class _SlowProxy:
         self._ready.set()
         self._loop.run_forever()
         server.close()
-        for task in asyncio.all_tasks(self._loop):
-            task.cancel()
-        self._loop.run_until_complete(asyncio.sleep(0.05))  # the cancelled links end
+        links = asyncio.all_tasks(self._loop)
+        for task in links:
+            task.cancel()  # each closes both its connections as it ends
+        self._loop.run_until_complete(asyncio.gather(*links, return_exceptions=True))
+        self._loop.run_until_complete(server.wait_closed())
         self._loop.close()
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -165,11 +168,18 @@ class _SlowProxy:
                 sink.write(data)
                 await sink.drain()
 
-        await asyncio.wait([asyncio.create_task(pump(reader, up_writer, 0)),
-                            asyncio.create_task(pump(up_reader, writer, self._delay))],
-                           return_when=asyncio.FIRST_COMPLETED)
-        writer.close()
-        up_writer.close()
+        pumps = [asyncio.create_task(pump(reader, up_writer, 0)),
+                 asyncio.create_task(pump(up_reader, writer, self._delay))]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            for stream in (writer, up_writer):
+                stream.close()
+                with contextlib.suppress(ConnectionError):
+                    await stream.wait_closed()
 
 
 def test_a_server_slower_than_the_spin_makes_it_rest(redis_url: str,
