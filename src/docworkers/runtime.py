@@ -278,12 +278,12 @@ class Runtime:
         return self._services
 
     def start_parser(self) -> IsolatedParser:
-        """The parser the upload pipeline will use, its child started now (once): a command
-        about to process documents calls this first, so that the child's start (an
-        interpreter importing every parser, ~1 s of one core) overlaps this process's own
-        start-up instead of delaying the first document (measured on one small document: its
-        parse waited 0.9 s for the child). A parser the services never take is closed with
-        this runtime."""
+        """The parser the upload pipeline will use: the services', else the one given at
+        construction, else a new one whose child starts now. ``ingest --wait`` starts its
+        parser (the module's :func:`start_parser`) before its own start-up and hands it over,
+        so that the child's start (an interpreter importing every parser, ~1 s of one core)
+        does not delay the first document (measured on one small document: its parse waited
+        0.9 s for the child). A parser the services never take is closed with this runtime."""
         if self._services is not None:
             return self._services.parser
         if self._parser is None:

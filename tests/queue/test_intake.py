@@ -366,17 +366,26 @@ async def test_a_reply_that_does_not_come_times_out_and_is_not_sent_again(
         await repo.close()
 
 
+async def _push_held_after_one(proxy: _Proxy, repo: RedisJobRepository,
+                               clean_redis: redis.Redis) -> tuple[str, int, asyncio.Task[str]]:
+    """Push ``{"n": 1}`` through the proxy, then ``{"n": 2}`` in a task whose push reaches
+    Redis but whose reply the proxy holds: the first job's id, the proxy's connections after
+    the first push, and the task still waiting."""
+    first = await repo.enqueue("t", {"n": 1})
+    connections = proxy.accepted
+    proxy.hold()
+    waiting = asyncio.create_task(repo.enqueue("t", {"n": 2}))
+    await _until(lambda: clean_redis.llen(repo.keys.intake) == 2)
+    return first, connections, waiting
+
+
 async def test_a_cancelled_push_drops_its_connection(
         proxy: _Proxy, clean_redis: redis.Redis) -> None:
     """A caller cancelled while its reply is on the way gets CancelledError; the reply left
     unread goes with its connection, and the next push takes a new one."""
     repo = RedisJobRepository.from_url(await proxy.start(), RepositoryConfig(queue="test"))
     try:
-        await repo.enqueue("t", {"n": 1})
-        connections = proxy.accepted
-        proxy.hold()
-        waiting = asyncio.create_task(repo.enqueue("t", {"n": 2}))
-        await _until(lambda: clean_redis.llen(repo.keys.intake) == 2)
+        _, connections, waiting = await _push_held_after_one(proxy, repo, clean_redis)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
@@ -395,11 +404,7 @@ async def test_a_push_whose_connection_breaks_before_its_reply_is_sent_again_as_
     sent again on a new connection, and absorb keeps one job of the two entries."""
     pushing = RedisJobRepository.from_url(await proxy.start(), RepositoryConfig(queue="test"))
     try:
-        first = await pushing.enqueue("t", {"n": 1})
-        connections = proxy.accepted
-        proxy.hold()
-        waiting = asyncio.create_task(pushing.enqueue("t", {"n": 2}))
-        await _until(lambda: clean_redis.llen(repo.keys.intake) == 2)
+        first, connections, waiting = await _push_held_after_one(proxy, pushing, clean_redis)
         proxy.cut()  # the held reply is lost with the connection
         proxy.release()
         second = await waiting

@@ -7,7 +7,7 @@ keeps redis-py's path."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -140,19 +140,8 @@ async def test_a_connection_lost_during_a_wait_fails_it_and_the_next_reconnects(
     """A connection cut while the wait's replies are held fails that wait as a connection
     error (its job may sit leased until the lease runs out, as documented in waiter.py); the
     next wait goes on a new connection."""
-    held = await proxied.enqueue("t", {})
-    old_id, old_wire = waiter._client_id, _wire(waiter)  # type: ignore[attr-defined]
-    proxy.hold()
-    waiting = asyncio.create_task(waiter.wait_and_reserve(0.05, "w", 1, 30))
-    await _until(lambda: clean_redis.zscore(proxied.keys.active, held) is not None)
-    proxy.cut()
-    with pytest.raises(RepositoryConnectionError):
-        await waiting
-    proxy.release()
-    job_id = await proxied.enqueue("t", {})
-    assert [j.id for j in (await waiter.wait_and_reserve(0.05, "w", 1, 30)).jobs] == [job_id]
-    assert _wire(waiter) is not old_wire
-    assert waiter._client_id != old_id  # type: ignore[attr-defined]
+    await _end_a_held_wait(proxy, proxied, waiter, clean_redis,
+                           lambda waiting: proxy.cut(), RepositoryConnectionError)
 
 
 async def test_a_cancelled_wait_drops_its_connection(
@@ -160,13 +149,23 @@ async def test_a_cancelled_wait_drops_its_connection(
         clean_redis: redis.Redis) -> None:
     """A wait cancelled while its replies are on the way gets CancelledError; the replies left
     unread go with the connection, and the next wait takes a new one."""
+    await _end_a_held_wait(proxy, proxied, waiter, clean_redis,
+                           lambda waiting: waiting.cancel(), asyncio.CancelledError)
+
+
+async def _end_a_held_wait(proxy: _Proxy, proxied: RedisJobRepository, waiter: Waiter,
+                           clean_redis: redis.Redis,
+                           end: Callable[[asyncio.Task[Any]], object],
+                           error: type[BaseException]) -> None:
+    """A wait whose job was leased but whose replies the proxy holds is ended by ``end``
+    and raises ``error``; the next wait reserves on a new connection (a new CLIENT ID)."""
     held = await proxied.enqueue("t", {})
     old_id, old_wire = waiter._client_id, _wire(waiter)  # type: ignore[attr-defined]
     proxy.hold()
     waiting = asyncio.create_task(waiter.wait_and_reserve(0.05, "w", 1, 30))
     await _until(lambda: clean_redis.zscore(proxied.keys.active, held) is not None)
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
+    end(waiting)
+    with pytest.raises(error):
         await waiting
     proxy.release()
     job_id = await proxied.enqueue("t", {})

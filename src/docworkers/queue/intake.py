@@ -89,7 +89,6 @@ class IntakeLane:
         self._timeout: float | None = (
             None if self._pool is None else self._pool.connection_kwargs.get("socket_timeout"))
         self._spin = ReplySpin(spin)
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop _connect ran in
 
     async def push(self, key: str, entries: Sequence[str]) -> None:
         if self._pool is None:  # Redis Cluster
@@ -115,7 +114,7 @@ class IntakeLane:
         try:
             done = wire.exchange(b"".join(conn.pack_command("RPUSH", key, *entries)), 1,
                                  self._timeout)
-            if self._loop is not None and loop_is_idle(self._loop):
+            if loop_is_idle(asyncio.get_running_loop()):
                 self._spin.wait(wire.fileno)
             [reply] = await done
             raise_if_connection_ends(reply, conn)
@@ -139,7 +138,6 @@ class IntakeLane:
         conn = await self._pool.get_connection()
         self._conn = conn
         self._wire = take_over(conn)
-        self._loop = asyncio.get_running_loop()
         return self._wire, conn
 
     async def _drop(self) -> None:
