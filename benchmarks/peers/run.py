@@ -14,7 +14,9 @@ project's virtualenv, twice: ``docworkers`` enqueues with the asyncio repository
 instead of a generic worker's default 50 (the only row not at its defaults, labelled so). Every
 system gets one adapter, ``peer_NAME.py``, run as a subprocess, and runs at its defaults with
 one worker process. The job is the same everywhere: one ``INCR`` (redis-py sends it as
-``INCRBY key 1``).
+``INCRBY key 1``). ``bare`` is no queue at all (``peer_bare.py``): redis-py's RPUSH and one
+BLPOP loop, the anchor that shows what the machine allows (its pickup is the floor under every
+system's: a producer and a worker woken through the server, nothing in between).
 
 Per system and run, on an emptied database (FLUSHDB of the chosen DB between phases):
 
@@ -32,7 +34,11 @@ Per system and run, on an emptied database (FLUSHDB of the chosen DB between pha
   per enqueue over the enqueue phase and per job over the drain, from the worker's start, idle
   polls and start-up included; the harness's own INFO and GET polls and the jobs' INCRs are
   subtracted. commandstats are server-wide, so the default is a private server (valkey, started
-  here) where nothing else runs.
+  here) where nothing else runs;
+- *one client's ceiling*: once per run, before the systems, ``redis-benchmark -c 1 -t rpush``
+  (Debian's redis-tools) on the same server and CPUs as the adapters: one client sending each
+  push after the last reply, what a one-at-a-time enqueue can reach there; docworkers' enqueue
+  rates are printed as a fraction of it.
 
 Same conditions for every system, so that the ratios mean something on a small shared machine:
 
@@ -101,6 +107,7 @@ PEERS = (
     "saq",
     "arq",
     "celery",
+    "bare",
 )
 OURS = ("docworkers", "docworkers_sync", "docworkers_c3")
 COUNTER, PICKUP = "peers:count", "peers:pickup"  # as in _common.py
@@ -317,6 +324,50 @@ def summary(results: Sequence[Result]) -> Result:
     )
 
 
+def one_client_rate(url: str, cpus: set[int] | None, requests: int) -> float | None:
+    """``redis-benchmark -c 1 -t rpush``'s rate on the harness's server and placement: what one
+    client waiting for every reply can reach there, the ceiling of a one-at-a-time enqueue.
+    None when redis-benchmark is not installed (Debian's redis-tools has it) or the URL is TLS."""
+    tool = shutil.which("redis-benchmark")
+    parts = urlparse(url)
+    if tool is None or parts.scheme != "redis":
+        return None
+    command = [tool, "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379)]
+    if parts.password:
+        command += ["-a", parts.password] + (["--user", parts.username] if parts.username else [])
+    db = parts.path.strip("/") or "0"
+    command += ["--dbnum", db, "-c", "1", "-n", str(requests), "-t", "rpush", "-q", "--csv"]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=STALL + requests / 100,
+        preexec_fn=None if cpus is None else (lambda: os.sched_setaffinity(0, cpus)),
+    )
+    for line in done.stdout.splitlines():
+        cells = [cell.strip('"') for cell in line.split(",")]
+        if cells[0] == "RPUSH":
+            return float(cells[1])
+    return None
+
+
+def print_ceiling(rates: Sequence[float], rows: dict[str, Result]) -> None:
+    if not rates:
+        print("\none client's ceiling: not measured (no redis-benchmark, or a TLS server)")
+        return
+    ceiling = statistics.median(rates)
+    reached = ", ".join(
+        f"{label.split()[0]} {r.enqueue / ceiling:.2f}"
+        for label, r in rows.items()
+        if label.split()[0] in OURS
+    )
+    print(
+        f"\none client's ceiling (`redis-benchmark -c 1 -t rpush`, same server and placement, "
+        f"median of {len(rates)}): {num(ceiling)} requests/s ({spread(rates)}); "
+        f"fraction reached by one-at-a-time enqueue: {reached}"
+    )
+
+
 def pin_server(pid: int, cpu: int) -> None:
     """Every thread of process ``pid`` (a Redis server has background threads) onto ``cpu``."""
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -477,7 +528,12 @@ def main() -> None:
             peers[f"{name} {version}"] = peer
         runs: dict[str, list[Result]] = {label: [] for label in peers}
         loads: list[float] = []
+        ceilings: list[float] = []
         for run in range(args.runs):
+            admin.flushdb()
+            ceiling = one_client_rate(url, None if cpus is None else {cpus[1]}, args.jobs)
+            if ceiling is not None:
+                ceilings.append(ceiling)
             labels = list(peers)
             labels = labels[run % len(labels) :] + labels[: run % len(labels)]
             for label in labels:
@@ -509,6 +565,7 @@ def main() -> None:
             f"(range {min(loads, default=load):.1f}-{max(loads, default=load):.1f})\n"
         )
         print_tables(rows, failed)
+        print_ceiling(ceilings, rows)
         print_spread(runs)
     finally:
         admin.close()
