@@ -1,5 +1,6 @@
-"""Waiting for a job in the tests: poll its record until it reaches a state, with a timeout
-that fails the test rather than hanging it (a deadline for a stuck job, not a speed claim)."""
+"""Waiting in the tests: poll a job's record until it reaches a state, or any condition until it
+holds, with a timeout that fails the test rather than hanging it (a deadline for something
+stuck, not a speed claim)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,12 @@ async def until_job(repo: RedisJobRepository, job_id: str, predicate: Callable[[
 async def until_finished(repo: RedisJobRepository, job_id: str, timeout: float = 120) -> Job:
     """The job once it is in a terminal state (completed, failed, dead or cancelled)."""
     return await until_job(repo, job_id, lambda job: job.is_terminal, timeout)
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Return once ``check()`` is true, polling every 10 ms; fail after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")

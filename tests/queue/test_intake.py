@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 import test_sentinel as sentinel_suite
-from job_waits import until_finished
+from job_waits import until, until_finished
 from redis.exceptions import ResponseError
+from redis_proxy import RedisProxy
 from server_start import start_valkey
 
 from docworkers.embedded import EmbeddedRedis
@@ -239,86 +239,12 @@ async def test_producers_push_again_after_their_connection_is_killed(
 # --- the asyncio lane's own protocol (resp_wire.RespWire), through a proxy --------------------
 
 
-class _Proxy:
-    """A TCP proxy in front of the test's Redis, in the test's event loop, that can pass what
-    the server sends on a byte at a time (each byte its own read), hold it back, or cut every
-    connection (the client sees the server close it)."""
-
-    def __init__(self, target: str) -> None:
-        self._target = urlsplit(target)
-        self.bytewise = False
-        self._passing = asyncio.Event()
-        self._passing.set()
-        self._links: set[asyncio.Task[None]] = set()
-        self.accepted = 0  # connections made through the proxy
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> str:
-        self._server = await asyncio.start_server(self._link, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        return urlunsplit(self._target._replace(netloc=f"127.0.0.1:{port}"))
-
-    def hold(self) -> None:
-        self._passing.clear()
-
-    def release(self) -> None:
-        self._passing.set()
-
-    def cut(self) -> None:
-        for link in self._links:
-            link.cancel()
-
-    async def close(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        link = asyncio.current_task()
-        assert link is not None
-        self._links.add(link)
-        up_reader, up_writer = await asyncio.open_connection(
-            self._target.hostname, self._target.port)
-        pumps = [asyncio.create_task(self._pump(reader, up_writer, replies=False)),
-                 asyncio.create_task(self._pump(up_reader, writer, replies=True))]
-        try:
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            writer.close()
-            up_writer.close()
-            self._links.discard(link)
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
-                    replies: bool) -> None:
-        while data := await reader.read(65536):
-            if replies:
-                await self._passing.wait()
-            pieces = [data[i:i + 1] for i in range(len(data))] \
-                if replies and self.bytewise else [data]
-            for piece in pieces:
-                writer.write(piece)
-                await writer.drain()
-                if len(pieces) > 1:
-                    await asyncio.sleep(0.002)  # the client reads each byte on its own
-
-
-@pytest.fixture
-async def proxy(redis_url: str, clean_redis: redis.Redis) -> AsyncIterator[_Proxy]:
-    made = _Proxy(redis_url)
-    yield made
-    await made.close()
-
-
 def _payloads(client: redis.Redis, key: str) -> list[Any]:
     return [json.loads(e.partition("\n")[2]) for e in client.lrange(key, 0, -1) if e]
 
 
 async def test_replies_split_across_reads_and_error_replies(
-        proxy: _Proxy, clean_redis: redis.Redis) -> None:
+        proxy: RedisProxy, clean_redis: redis.Redis) -> None:
     """A reply that comes a byte at a time is read whole (an integer and an error alike); an
     error reply raises redis-py's error (as a RepositoryError) and leaves the connection in
     use: the next push goes on the same one."""
@@ -344,7 +270,7 @@ async def test_replies_split_across_reads_and_error_replies(
 
 
 async def test_a_reply_that_does_not_come_times_out_and_is_not_sent_again(
-        proxy: _Proxy, clean_redis: redis.Redis) -> None:
+        proxy: RedisProxy, clean_redis: redis.Redis) -> None:
     """The lane's one timer bounds each reply, also when it was armed for an earlier push
     (it fires inside the next push's time and waits on for that push's deadline): the push
     fails as a connection error, is not sent again (it reached Redis), and the next push
@@ -366,7 +292,7 @@ async def test_a_reply_that_does_not_come_times_out_and_is_not_sent_again(
         await repo.close()
 
 
-async def _push_held_after_one(proxy: _Proxy, repo: RedisJobRepository,
+async def _push_held_after_one(proxy: RedisProxy, repo: RedisJobRepository,
                                clean_redis: redis.Redis) -> tuple[str, int, asyncio.Task[str]]:
     """Push ``{"n": 1}`` through the proxy, then ``{"n": 2}`` in a task whose push reaches
     Redis but whose reply the proxy holds: the first job's id, the proxy's connections after
@@ -375,12 +301,12 @@ async def _push_held_after_one(proxy: _Proxy, repo: RedisJobRepository,
     connections = proxy.accepted
     proxy.hold()
     waiting = asyncio.create_task(repo.enqueue("t", {"n": 2}))
-    await _until(lambda: clean_redis.llen(repo.keys.intake) == 2)
+    await until(lambda: clean_redis.llen(repo.keys.intake) == 2)
     return first, connections, waiting
 
 
 async def test_a_cancelled_push_drops_its_connection(
-        proxy: _Proxy, clean_redis: redis.Redis) -> None:
+        proxy: RedisProxy, clean_redis: redis.Redis) -> None:
     """A caller cancelled while its reply is on the way gets CancelledError; the reply left
     unread goes with its connection, and the next push takes a new one."""
     repo = RedisJobRepository.from_url(await proxy.start(), RepositoryConfig(queue="test"))
@@ -398,7 +324,7 @@ async def test_a_cancelled_push_drops_its_connection(
 
 
 async def test_a_push_whose_connection_breaks_before_its_reply_is_sent_again_as_one_job(
-        proxy: _Proxy, repo: RedisJobRepository, clean_redis: redis.Redis,
+        proxy: RedisProxy, repo: RedisJobRepository, clean_redis: redis.Redis,
         invariants: Any) -> None:
     """The connection dies after the push reached Redis but before its reply did: the push is
     sent again on a new connection, and absorb keeps one job of the two entries."""
@@ -478,7 +404,7 @@ async def test_closing_the_client_closes_the_lanes_of_every_queue(
     await other.enqueue("t", {})
     before = len(clean_redis.client_list())
     await repo.close()  # a connection that redis-py waited for in vain would raise here
-    await _until(lambda: len(clean_redis.client_list()) == before - 2)
+    await until(lambda: len(clean_redis.client_list()) == before - 2)
 
 
 @pytest.fixture
@@ -519,12 +445,3 @@ async def test_the_lane_follows_a_sentinel_failover(
         assert stored == [first, second]
     finally:
         await repo.close()
-
-
-async def _until(check: Any, limit: float = 10.0) -> None:
-    """Wait until ``check()`` is true (failing after ``limit`` seconds: a hang, not a time)."""
-    for _ in range(int(limit / 0.01)):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")

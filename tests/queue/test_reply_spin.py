@@ -5,16 +5,14 @@ server slower than the spin, on asyncio and not at all on uvloop."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from redis_proxy import RedisProxy, proxy_in_thread
 
 from docworkers.errors import ConfigurationError
 from docworkers.queue import RedisJobRepository, RepositoryConfig, SyncJobProducer
@@ -120,75 +118,13 @@ def test_a_busy_loop_is_not_spun_in() -> None:
     assert not asyncio.run(scenario())
 
 
-class _SlowProxy:
-    """A TCP proxy in a thread of its own that holds every reply back ``delay`` seconds: a
-    server the spin can never catch."""
-
-    def __init__(self, target: str, delay: float) -> None:
-        self._target = urlsplit(target)
-        self._delay = delay
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self.url = ""
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _SlowProxy:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._link, "127.0.0.1", 0))
-        port = server.sockets[0].getsockname()[1]
-        self.url = urlunsplit(self._target._replace(netloc=f"127.0.0.1:{port}"))
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
-        links = asyncio.all_tasks(self._loop)
-        for task in links:
-            task.cancel()  # each closes both its connections as it ends
-        self._loop.run_until_complete(asyncio.gather(*links, return_exceptions=True))
-        self._loop.run_until_complete(server.wait_closed())
-        self._loop.close()
-
-    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self._target.hostname,
-                                                             self._target.port)
-
-        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter,
-                       delay: float) -> None:
-            while data := await source.read(65536):
-                await asyncio.sleep(delay)
-                sink.write(data)
-                await sink.drain()
-
-        pumps = [asyncio.create_task(pump(reader, up_writer, 0)),
-                 asyncio.create_task(pump(up_reader, writer, self._delay))]
-        try:
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in pumps:
-                task.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-            for stream in (writer, up_writer):
-                stream.close()
-                with contextlib.suppress(ConnectionError):
-                    await stream.wait_closed()
-
-
 def test_a_server_slower_than_the_spin_makes_it_rest(redis_url: str,
                                                      clean_redis: redis.Redis) -> None:
     """Every reply comes 2 ms late: each spin misses, so the producer spins MISSES times,
     rests REST pushes, spins MISSES more, rests twice as long; every push still lands once."""
     pushes = 2 * MISSES + REST + 10
-    with _SlowProxy(redis_url, 0.002) as proxy, \
-            SyncJobProducer.from_url(proxy.url, RepositoryConfig(queue="test")) as producer:
+    with proxy_in_thread(RedisProxy(redis_url, delay=0.002)) as url, \
+            SyncJobProducer.from_url(url, RepositoryConfig(queue="test")) as producer:
         ids = [producer.enqueue("t", {"n": n}) for n in range(pushes)]
         spin = producer._intake._spin
         assert (spin.spins, spin.hits) == (2 * MISSES, 0)

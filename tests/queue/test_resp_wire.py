@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import redis
+from job_waits import until
 from redis.exceptions import ResponseError
-from test_intake import _Proxy, _until
+from redis_proxy import RedisProxy
 
 from docworkers.errors import RepositoryConnectionError, RepositoryError
 from docworkers.queue import Job, JobSpec, RedisJobRepository, RepositoryConfig
@@ -23,14 +24,7 @@ from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 
 @pytest.fixture
-async def proxy(redis_url: str, clean_redis: redis.Redis) -> AsyncIterator[_Proxy]:
-    made = _Proxy(redis_url)
-    yield made
-    await made.close()
-
-
-@pytest.fixture
-async def proxied(proxy: _Proxy) -> AsyncIterator[RedisJobRepository]:
+async def proxied(proxy: RedisProxy) -> AsyncIterator[RedisJobRepository]:
     repo = RedisJobRepository.from_url(await proxy.start(), RepositoryConfig(queue="test"))
     yield repo
     await repo.close()
@@ -55,7 +49,7 @@ def _blocked_id(client: redis.Redis) -> int | None:
     return blocked[0] if len(blocked) == 1 else None
 
 
-async def test_replies_in_pieces_arrive_whole(proxy: _Proxy, proxied: RedisJobRepository,
+async def test_replies_in_pieces_arrive_whole(proxy: RedisProxy, proxied: RedisJobRepository,
                                               waiter: Waiter, clean_redis: redis.Redis) -> None:
     """The waiter's connection is taken over once connected; a reservation whose replies come
     a byte per read (the BLMOVE's, then the script's) is read whole, and so is an empty one,
@@ -76,7 +70,7 @@ async def test_replies_in_pieces_arrive_whole(proxy: _Proxy, proxied: RedisJobRe
 
 
 async def test_an_error_reply_raises_and_keeps_the_connection(
-        proxy: _Proxy, proxied: RedisJobRepository, waiter: Waiter,
+        proxy: RedisProxy, proxied: RedisJobRepository, waiter: Waiter,
         clean_redis: redis.Redis) -> None:
     """An error reply (the BLMOVE's, on a key of the wrong type) raises redis-py's error as a
     RepositoryError once every reply is read; the connection stays in step and in use."""
@@ -92,7 +86,7 @@ async def test_an_error_reply_raises_and_keeps_the_connection(
 
 
 async def test_a_lost_script_is_loaded_and_the_reservation_made(
-        proxy: _Proxy, proxied: RedisJobRepository, waiter: Waiter,
+        proxy: RedisProxy, proxied: RedisJobRepository, waiter: Waiter,
         clean_redis: redis.Redis, invariants_of: Any) -> None:
     """NOSCRIPT (Redis lost its scripts) comes back as a reply, not an error: the reserve
     script is loaded again and the job reserved, and the wire's connection stays."""
@@ -110,14 +104,14 @@ async def test_a_lost_script_is_loaded_and_the_reservation_made(
 
 
 async def test_a_connection_lost_while_idle_is_replaced_before_the_next_wait(
-        proxy: _Proxy, proxied: RedisJobRepository, waiter: Waiter,
+        proxy: RedisProxy, proxied: RedisJobRepository, waiter: Waiter,
         clean_redis: redis.Redis) -> None:
     """The server closes the connection between waits: the next wait connects again (redis-py's
     handshake), reads the new CLIENT ID and takes the new transport over; interrupt ends a
     wait on the new connection."""
     old_id, old_wire = waiter._client_id, _wire(waiter)  # type: ignore[attr-defined]
     proxy.cut()
-    await _until(lambda: (wire := _wire(waiter)) is not None and wire.lost)
+    await until(lambda: (wire := _wire(waiter)) is not None and wire.lost)
     job_id = await proxied.enqueue("t", {})
     assert [j.id for j in (await waiter.wait_and_reserve(0.05, "w", 1, 30)).jobs] == [job_id]
     new_id = waiter._client_id  # type: ignore[attr-defined]
@@ -126,7 +120,7 @@ async def test_a_connection_lost_while_idle_is_replaced_before_the_next_wait(
     assert wire is not None and wire is not old_wire and not wire.lost
 
     waiting = asyncio.create_task(waiter.wait_and_reserve(1.0, "w", 1, 30))
-    await _until(lambda: _blocked_id(clean_redis) == new_id)
+    await until(lambda: _blocked_id(clean_redis) == new_id)
     await waiter.interrupt()
     assert (await waiting).jobs == []
     later = await proxied.enqueue("t", {})
@@ -135,7 +129,7 @@ async def test_a_connection_lost_while_idle_is_replaced_before_the_next_wait(
 
 
 async def test_a_connection_lost_during_a_wait_fails_it_and_the_next_reconnects(
-        proxy: _Proxy, proxied: RedisJobRepository, waiter: Waiter,
+        proxy: RedisProxy, proxied: RedisJobRepository, waiter: Waiter,
         clean_redis: redis.Redis) -> None:
     """A connection cut while the wait's replies are held fails that wait as a connection
     error (its job may sit leased until the lease runs out, as documented in waiter.py); the
@@ -145,7 +139,7 @@ async def test_a_connection_lost_during_a_wait_fails_it_and_the_next_reconnects(
 
 
 async def test_a_cancelled_wait_drops_its_connection(
-        proxy: _Proxy, proxied: RedisJobRepository, waiter: Waiter,
+        proxy: RedisProxy, proxied: RedisJobRepository, waiter: Waiter,
         clean_redis: redis.Redis) -> None:
     """A wait cancelled while its replies are on the way gets CancelledError; the replies left
     unread go with the connection, and the next wait takes a new one."""
@@ -153,7 +147,7 @@ async def test_a_cancelled_wait_drops_its_connection(
                            lambda waiting: waiting.cancel(), asyncio.CancelledError)
 
 
-async def _end_a_held_wait(proxy: _Proxy, proxied: RedisJobRepository, waiter: Waiter,
+async def _end_a_held_wait(proxy: RedisProxy, proxied: RedisJobRepository, waiter: Waiter,
                            clean_redis: redis.Redis,
                            end: Callable[[asyncio.Task[Any]], object],
                            error: type[BaseException]) -> None:
@@ -163,7 +157,7 @@ async def _end_a_held_wait(proxy: _Proxy, proxied: RedisJobRepository, waiter: W
     old_id, old_wire = waiter._client_id, _wire(waiter)  # type: ignore[attr-defined]
     proxy.hold()
     waiting = asyncio.create_task(waiter.wait_and_reserve(0.05, "w", 1, 30))
-    await _until(lambda: clean_redis.zscore(proxied.keys.active, held) is not None)
+    await until(lambda: clean_redis.zscore(proxied.keys.active, held) is not None)
     end(waiting)
     with pytest.raises(error):
         await waiting
@@ -196,7 +190,7 @@ async def test_the_connection_goes_back_to_the_pool_after_close(
 
 
 async def test_a_reservation_is_handed_to_the_starter_before_the_wait_returns(
-        proxy: _Proxy, proxied: RedisJobRepository, waiter: Waiter,
+        proxy: RedisProxy, proxied: RedisJobRepository, waiter: Waiter,
         clean_redis: redis.Redis) -> None:
     """start_with: the reservation goes to the starter as its reply comes in (a byte at a time
     here), before wait_and_reserve returns it, the same object; an empty one too. NOSCRIPT and
@@ -249,7 +243,7 @@ async def test_what_the_starter_raises_is_raised_by_the_wait(
 
 
 async def test_a_job_reserved_while_the_worker_stops_is_handed_back_not_started(
-        proxy: _Proxy, proxied: RedisJobRepository, repo: RedisJobRepository,
+        proxy: RedisProxy, proxied: RedisJobRepository, repo: RedisJobRepository,
         clean_redis: redis.Redis, invariants: Any) -> None:
     """An idle worker's wait reserves a job, its reply held back; stop() begins meanwhile (the
     wait has returned on the server: nothing to interrupt). When the reply comes the job is not
@@ -264,13 +258,13 @@ async def test_a_job_reserved_while_the_worker_stops_is_handed_back_not_started(
     await worker.start()
     try:
         warm = await repo.enqueue("t", {"n": 0})
-        await _until(lambda: ran == [warm])
-        await _until(lambda: _blocked_id(clean_redis) is not None)
+        await until(lambda: ran == [warm])
+        await until(lambda: _blocked_id(clean_redis) is not None)
         proxy.hold()  # every reply through the proxy: the producer's is direct
         job_id = await repo.enqueue("t", {"n": 1})
-        await _until(lambda: clean_redis.zscore(repo.keys.active, job_id) is not None)
+        await until(lambda: clean_redis.zscore(repo.keys.active, job_id) is not None)
         stopping = asyncio.create_task(worker.stop())
-        await _until(lambda: worker.fetcher._stopping)
+        await until(lambda: worker.fetcher._stopping)
         proxy.release()
         await stopping
     finally:
@@ -306,7 +300,7 @@ def test_the_waiter_runs_on_uvloop(redis_url: str, clean_redis: redis.Redis) -> 
             clean_redis.delete(repo.keys.intake)
             assert _wire(waiter) is wire
             clean_redis.client_kill_filter(_id=waiter._client_id)  # type: ignore[attr-defined]
-            await _until(lambda: wire.lost)
+            await until(lambda: wire.lost)
             second = await repo.enqueue("t", {"n": 2})
             assert [j.id for j in (await waiter.wait_and_reserve(0.05, "w", 1, 30)).jobs] \
                 == [second]
