@@ -6,14 +6,13 @@ runs on a simulated clock, so the test decides when it may probe again."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from api_support import running_api
+from job_waits import until_async
 from local_http import LocalHTTPServer, Request
 from manual_clock import ManualClock
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,14 +59,6 @@ def samples(exposition: str) -> dict[tuple[str, str], float]:
             for s in family.samples}
 
 
-async def until(predicate: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    async def poll() -> None:
-        while not await predicate():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
 async def test_embedding_outage_defers_the_upload_and_is_visible_cluster_wide(
         settings: Settings, embedder: Any, tmp_path: Path) -> None:
     document = tmp_path / "limits.md"
@@ -103,7 +94,7 @@ async def test_embedding_outage_defers_the_upload_and_is_visible_cluster_wide(
                         and job.status is JobStatus.RETRYING and job.error is not None
 
                 # Three refusals > max_retries + 1: had they used attempts, it would be dead.
-                await until(deferred_three_times)
+                await until_async(deferred_three_times, timeout=60)
                 job = await jobs.get_job(job_id)
                 assert job.retry_count == 0 and job.error is not None
                 assert job.error.code == "service_unavailable" and job.error.stage == "embedding"
@@ -115,7 +106,7 @@ async def test_embedding_outage_defers_the_upload_and_is_visible_cluster_wide(
                     return bool(mine) and mine[0]["breakers"].get(BREAKER) == "open" \
                         and mine[0]["limited"].get(f"breaker:{BREAKER}", 0) >= 1
 
-                await until(published)
+                await until_async(published, timeout=60)
                 metrics = samples((await api.get("/metrics")).text)
                 assert metrics[("docworkers_circuit_breaker_state", BREAKER)] == 2.0  # open
                 assert metrics[("docworkers_refused_calls_total", f"breaker:{BREAKER}")] >= 1
@@ -131,7 +122,7 @@ async def test_embedding_outage_defers_the_upload_and_is_visible_cluster_wide(
                 async def finished() -> bool:
                     return (await jobs.get_job(job_id)).is_terminal
 
-                await until(finished)
+                await until_async(finished, timeout=60)
             job = await jobs.get_job(job_id)
             assert job.status is JobStatus.COMPLETED, job.error
             assert job.retry_count == 0 and job.result["chunk_count"] >= 1

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 import redis
+from job_waits import until_finished
 
 from docworkers.errors import EmptyDocumentError, LeaseLostError
 from docworkers.ingest.aliases import CollectionAliases, resolve_collection
@@ -269,15 +270,6 @@ async def within(awaitable: Awaitable[Any], what: str) -> Any:
         pytest.fail(f"no {what} within {LIMIT}s")
 
 
-async def until_finished(repo: RedisJobRepository, job_id: str) -> Job:
-    async def poll() -> Job:
-        while not (job := await repo.get_job(job_id)).is_terminal:
-            await asyncio.sleep(0.02)
-        return job
-
-    return await within(poll(), f"end of job {job_id}")  # type: ignore[no-any-return]
-
-
 @dataclass(slots=True)
 class Replay:
     """What a fenced-out run produced: attempt 2's finished job, attempt 1's outcome."""
@@ -308,7 +300,7 @@ async def fenced_out(world: World, queue: str, job_type: str, payload: dict[str,
         assert frozen.progress == freeze_at
 
         async with worker_b(b_jobs):  # takes the job over once attempt 1's lease ran out
-            done = await until_finished(b_jobs, job_id)
+            done = await until_finished(b_jobs, job_id, LIMIT)
         assert done.status == JobStatus.COMPLETED, done.error
         assert done.token == 2 and done.retry_count == 1 and done.progress == 100
         if between is not None:
@@ -580,7 +572,7 @@ async def test_two_worker_processes_sigstop_sigcont_then_reindex_keeps_the_docum
         second = WorkerProcess("second", env, tmp_path)
         processes.append(second)
         await second.wait_for("ready")
-        done = await until_finished(jobs, job_id)  # after the first one's lease ran out
+        done = await until_finished(jobs, job_id, LIMIT)  # after the first one's lease ran out
         assert done.status == JobStatus.COMPLETED, done.error
         assert done.retry_count == 1 and done.worker_id and "second" in done.worker_id
         document_id = done.result["document_id"]

@@ -10,18 +10,17 @@ machine's speed. The 100 MiB case is in ``benchmarks/hostile_inputs.py``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from job_waits import until, until_job
 from job_waits import until_finished as until_terminal
-from job_waits import until_job
 from server_start import start_chroma
 
 import docworkers.ingest.vector_store as vector_store
@@ -59,11 +58,6 @@ def one_run(path: Path, size: int) -> Path:
     """``size`` bytes without a space: one [UNK] token to the tokenizer."""
     path.write_bytes(b"x" * size)
     return path
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.05)
 
 
 class World:
@@ -165,7 +159,7 @@ async def test_an_embedding_time_limit_ends_the_job_with_embed_timeout(
         # The batcher drops the job's queued texts: once the batch in the model is done, nothing
         # of it is left, and most of its chunks were never embedded.
         batcher = world.services.batcher
-        await asyncio.wait_for(until(lambda: batcher.queued == 0), 120)
+        await until(lambda: batcher.queued == 0, timeout=120)
         assert batcher.stats.texts < chunks / 2
         good = tmp_path / "good.txt"
         good.write_text(GOOD)

@@ -5,24 +5,16 @@ for states they can observe (a drained wake-up list, a job's status)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import redis
+from job_waits import until_async
 
 from docworkers.errors import InvalidStateError, JobNotFoundError
 from docworkers.queue import Failure, Job, JobErrorInfo, JobStatus, RedisJobRepository
 from docworkers.queue.dead_filter import DeadLetterFilter
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    async def poll() -> None:
-        while not await check():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def statuses(repo: RedisJobRepository, ids: list[str]) -> list[JobStatus]:
@@ -52,9 +44,9 @@ async def test_a_paused_queue_keeps_its_jobs_until_resumed(
         waiting = [await repo.enqueue("t", {"n": i}) for i in range(5)]
         # The enqueue woke the idle worker; its reservation ran (on the paused queue) and
         # dropped the wake-up tokens, so it reserved, and took nothing.
-        await until(lambda: _drained(clean_redis, repo))
+        await until_async(lambda: _drained(clean_redis, repo))
         release.set()  # the job that was running when the queue paused finishes
-        await until(lambda: _is(repo, slow, JobStatus.COMPLETED))
+        await until_async(lambda: _is(repo, slow, JobStatus.COMPLETED))
         stats = await repo.stats()
         assert stats.paused == [repo.queue]
         assert stats.by_status["queued"] == 5 and stats.by_status["processing"] == 0
@@ -64,7 +56,7 @@ async def test_a_paused_queue_keeps_its_jobs_until_resumed(
 
         assert await repo.resume() is True
         assert await repo.resume() is False
-        await until(lambda: _all(repo, waiting, JobStatus.COMPLETED))
+        await until_async(lambda: _all(repo, waiting, JobStatus.COMPLETED))
     assert sorted(ran) == sorted([slow, *waiting])  # every job ran, once
     assert (await repo.stats()).paused == [] and await repo.paused_since() is None
     invariants()

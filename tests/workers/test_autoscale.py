@@ -8,11 +8,12 @@ the signals are real and nothing depends on how fast this machine is.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from job_waits import until
 
 from docworkers.errors import ConfigurationError
 from docworkers.queue import Job, JobSpec, RedisJobRepository
@@ -114,14 +115,6 @@ async def sampled(worker: FunctionWorker) -> AsyncIterator[list[tuple[int, int, 
             yield samples
         finally:
             task.cancel()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_a_worker_grows_with_a_backlog_and_shrinks_back_when_it_is_gone(

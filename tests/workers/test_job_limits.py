@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from job_waits import until_async
 
 from docworkers.errors import ConfigurationError, InvalidPayloadError
 from docworkers.queue import Job, JobStatus, RedisJobRepository
@@ -19,20 +20,12 @@ from docworkers.workers.job_limits import JobLimits, job_limit_name
 SLOTS = concurrency_key(job_limit_name("test", "t"))
 
 
-async def until(predicate: Any, timeout: float = 30) -> None:
-    async def poll() -> None:
-        while not await predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
 async def all_in(repo: RedisJobRepository, ids: list[str], status: JobStatus,
                  timeout: float = 30) -> list[Job]:
     async def done() -> bool:
         return all(j.status is status for j in await repo.get_jobs(ids))
 
-    await until(done, timeout)
+    await until_async(done, timeout)
     return await repo.get_jobs(ids)
 
 
@@ -65,14 +58,14 @@ async def test_max_running_holds_across_two_workers_and_defers_the_rest(
         async def two_running_and_others_refused() -> bool:
             return running == 2 and refusals().get("concurrency:jobs:test:t", 0) > before
 
-        await until(two_running_and_others_refused)
+        await until_async(two_running_and_others_refused)
 
         async def one_deferred() -> bool:
             return any(j.status is JobStatus.RETRYING and j.error is not None
                        and j.error.code == "rate_limited" and j.retry_count == 0
                        for j in await repo.get_jobs(ids))
 
-        await until(one_deferred)
+        await until_async(one_deferred)
         assert await repo.client.zcard(SLOTS) == 2
         assert running == 2  # still: the refused jobs never reached the handler
         gate.set()
@@ -154,13 +147,13 @@ async def test_running_slot_is_renewed_and_given_back_however_the_job_ends(
         async def one_running() -> bool:
             return running == 1
 
-        await until(one_running)
+        await until_async(one_running)
         [(holder, first_expiry)] = await repo.client.zrange(SLOTS, 0, -1, withscores=True)
 
         async def first_lease_over() -> bool:
             return await redis_ms() > first_expiry
 
-        await until(first_lease_over)
+        await until_async(first_lease_over)
         # Past the lease it was given, the holder still has the slot: renewed, its expiry moved
         # (the other worker, asking all along, would have taken an expired slot).
         [(still, expiry)] = await repo.client.zrange(SLOTS, 0, -1, withscores=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+
+from job_waits import until
 
 from docworkers.errors import RepositoryConnectionError
 from docworkers.queue import Job, JobStatus, RedisJobRepository
@@ -22,14 +23,6 @@ class Companion:
 
     async def stop(self) -> None:
         self.events.append("stop")
-
-
-async def _until(predicate: Callable[[], bool]) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), 20)
 
 
 async def test_sigterm_stops_the_pool_cleanly(repo: RedisJobRepository, invariants) -> None:
@@ -49,9 +42,9 @@ async def test_sigterm_stops_the_pool_cleanly(repo: RedisJobRepository, invarian
     running = asyncio.create_task(run_pool(
         build, retry_on=(RepositoryConnectionError,), startup_timeout=None,
         shutdown_timeout=5.0, signals=(signal.SIGTERM,), companions=[companion]))
-    await _until(lambda: companion.events == ["start"])
+    await until(lambda: companion.events == ["start"])
     job_id = await repo.enqueue("t", {})
-    await _until(lambda: done == [job_id])
+    await until(lambda: done == [job_id])
     os.kill(os.getpid(), signal.SIGTERM)
     assert await asyncio.wait_for(running, 20) == 0
     assert companion.events == ["start", "stop"]
@@ -75,7 +68,7 @@ async def test_a_worker_that_stops_on_an_error_stops_the_pool_with_code_1(
     running = asyncio.create_task(run_pool(
         lambda: workers, retry_on=(RepositoryConnectionError,), startup_timeout=0,
         shutdown_timeout=5.0, signals=(signal.SIGTERM,)))
-    await _until(lambda: all(w.is_running() for w in workers))
+    await until(lambda: all(w.is_running() for w in workers))
     await repo.enqueue("t", {})
     assert await asyncio.wait_for(running, 20) == 1
     assert not any(w.is_running() for w in workers)  # the others were stopped too
