@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
+from job_waits import until
 from manual_clock import ManualClock
 
 from docworkers.errors import RetryableJobError
@@ -32,13 +32,6 @@ async def test_open_breaker_defers_jobs_without_using_attempts(repo: RedisJobRep
 
     async def handler(job: Job, ctx: JobContext) -> str:
         return breaker.call_sync(service)
-
-    async def until(predicate: Callable[[], bool]) -> None:
-        async def poll() -> None:
-            while not predicate():
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(poll(), 30)
 
     try:
         # Without deferral every refusal would use an attempt and all six would be dead soon.

@@ -11,6 +11,7 @@ import functools
 from typing import Any
 
 import pytest
+from job_waits import until
 from manual_clock import ManualClock
 from sleep_worker_proc import main as sleep_worker
 
@@ -71,19 +72,14 @@ async def test_processes_follow_the_backlog_and_no_job_is_lost(
 
     runner = asyncio.create_task(pool.run(repo.queue_depth, publish))
     try:
-        async def until(condition: Any, timeout: float = 60) -> None:
-            async def poll() -> None:
-                while not condition():
-                    await asyncio.sleep(0.05)
-            await asyncio.wait_for(poll(), timeout)
-
-        await until(lambda: pool.status.processes == 3)  # 300 waiting: the maximum
+        await until(lambda: pool.status.processes == 3, timeout=60)  # 300 waiting: the maximum
         stats = await repo.stats()
         assert stats.supervisors and stats.supervisors[0]["max_processes"] == 3
         metrics = ApiMetrics().render(stats).decode()
         assert 'docworkers_worker_processes{kind="max",supervisor="test-pool"} 3.0' in metrics
         assert 'docworkers_worker_processes{kind="running",supervisor="test-pool"}' in metrics
-        await until(lambda: pool.status.retired == 2 and pool.status.processes == 1)
+        await until(lambda: pool.status.retired == 2 and pool.status.processes == 1,
+                    timeout=60)
         assert pool.status.reason in ("idle", "steady", "cooling down")
     finally:
         pool.stop()
