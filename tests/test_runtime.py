@@ -3,19 +3,13 @@ the services take that one, and one they never take is closed with the runtime."
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 
 import redis
+from parser_children import parser_children
 
 from docworkers.runtime import Runtime, start_parser
 from docworkers.settings import Settings
-
-
-def _parser_children() -> set[int]:
-    """The pids of this process's live parser children (other tests' may be among them)."""
-    return {p.pid or 0 for p in multiprocessing.active_children()
-            if p.name == "docworkers-parser"}
 
 
 def _settings(redis_url: str, tmp_path: Path) -> Settings:
@@ -26,7 +20,7 @@ def _settings(redis_url: str, tmp_path: Path) -> Settings:
 async def test_the_services_parse_with_the_parser_started_early(
         redis_url: str, clean_redis: redis.Redis, tmp_path: Path) -> None:
     settings = _settings(redis_url, tmp_path)
-    before = _parser_children()
+    before = parser_children()
     early = start_parser(settings)
     async with Runtime(settings, parser=early) as runtime:
         assert runtime.start_parser() is early
@@ -36,21 +30,21 @@ async def test_the_services_parse_with_the_parser_started_early(
         page.write_text("Flood risk in the lower valley.\n")
         parsed = await early.aparse(page)
         assert "Flood risk" in parsed.pages[0].text
-        started = _parser_children() - before
+        started = parser_children() - before
         assert started
-    assert not started & _parser_children()  # closed with the services
+    assert not started & parser_children()  # closed with the services
 
 
 async def test_an_early_parser_the_services_never_take_is_closed_with_the_runtime(
         redis_url: str, clean_redis: redis.Redis, tmp_path: Path) -> None:
     settings = _settings(redis_url, tmp_path)
-    before = _parser_children()
+    before = parser_children()
     early = start_parser(settings)
     async with Runtime(settings, parser=early):
         early.parse(_text(tmp_path))  # its child is up
-        started = _parser_children() - before
+        started = parser_children() - before
         assert started
-    assert not started & _parser_children()
+    assert not started & parser_children()
 
 
 def _text(tmp_path: Path) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from parser_children import parser_children
 from typer.testing import Result
 
 from docworkers.ingest.jobs.kinds import JOB_TYPES
@@ -73,19 +73,13 @@ def test_a_folder_without_documents_or_a_missing_path_is_a_usage_error(
         cli_env: dict[str, str], cli: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "only").mkdir()
     (tmp_path / "only" / "main.go").write_text("package main")
-    before = _parser_children()
+    before = parser_children()
     empty = cli("ingest", str(tmp_path / "only"))
     assert empty.exit_code == 2 and "no documents to ingest (1 file(s) skipped" in empty.stderr
     missing = cli("ingest", str(tmp_path / "nope"))
     assert missing.exit_code == 2 and "no such file or folder" in missing.stderr
     # ingest --wait starts its parser's child before it looks at the paths: gone again
-    assert not _parser_children() - before
-
-
-def _parser_children() -> set[int]:
-    """The pids of this process's live parser children (other tests' may be among them)."""
-    return {p.pid or 0 for p in multiprocessing.active_children()
-            if p.name == "docworkers-parser"}
+    assert not parser_children() - before
 
 
 def test_ingest_leaves_no_parser_child_behind(cli_env: dict[str, str],
@@ -94,11 +88,11 @@ def test_ingest_leaves_no_parser_child_behind(cli_env: dict[str, str],
     """The parser started first (see Runtime.start_parser) parses the documents and is
     closed at the end, like the one the services used to start."""
     root = folder(tmp_path, corpus, {"fake-text.txt": SHORT_TEXT})
-    before = _parser_children()
+    before = parser_children()
     result = cli("ingest", str(root), "--collection", "cli-early")
     assert result.exit_code == 0, result.output
     assert "1 ingested" in result.stdout
-    assert not _parser_children() - before
+    assert not parser_children() - before
 
 
 def test_worker_processes_need_a_chroma_server(cli_env: dict[str, str],

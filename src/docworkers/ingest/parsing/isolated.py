@@ -48,6 +48,7 @@ from docworkers.ingest.parsing.limits import DEFAULT_LIMITS, ParseLimits, check_
 log = logging.getLogger("docworkers.ingest.parsing")
 
 START_TIMEOUT_SECONDS = 60.0
+CHILD_NAME = "docworkers-parser"  # the child process's name (ps, multiprocessing)
 _READY = b"ready"
 _OCR_STARTED = b"ocr"  # sent by a child before a document's first OCR page
 _ERRORS: dict[str, type[DocumentError]] = {
@@ -248,7 +249,7 @@ class _Child:
         process = context.Process(
             target=_child_main,
             args=(child_end, self._limits),
-            name="docworkers-parser",
+            name=CHILD_NAME,
             daemon=True,
         )
         process.start()
