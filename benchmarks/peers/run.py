@@ -532,7 +532,6 @@ def main() -> None:
         loads: list[float] = []
         ceilings: list[float] = []
         for run in range(args.runs):
-            admin.flushdb()
             ceiling = one_client_rate(url, None if cpus is None else {cpus[1]}, args.jobs)
             if ceiling is not None:
                 ceilings.append(ceiling)

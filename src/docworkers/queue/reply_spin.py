@@ -3,7 +3,7 @@
 A producer that enqueues one job at a time waits for each push's reply. Blocked, its CPU goes
 idle; on these 2-core VMs waking it again when the reply lands costs more than the push itself:
 a raw RPUSH round trip to a local Redis took 58 µs blocked and 21 µs when the caller kept
-polling the socket instead (2026-12-06; ``benchmarks/reply_spin.py``). So the intake lanes
+polling the socket instead (2026-12-06, measured in process). So the intake lanes
 (intake.py) poll the connection's socket, without blocking, for up to ``limit`` seconds before
 they wait the usual way. That costs CPU only while a reply is on its way, and at most ``limit``.
 
