@@ -20,7 +20,12 @@ from redis_proxy import RedisProxy
 from server_start import start_valkey
 
 from docworkers.embedded import EmbeddedRedis
-from docworkers.errors import RepositoryConnectionError, RepositoryError
+from docworkers.errors import (
+    ConfigurationError,
+    InvalidPayloadError,
+    RepositoryConnectionError,
+    RepositoryError,
+)
 from docworkers.queue import (
     Job,
     JobFilter,
@@ -161,6 +166,46 @@ async def test_sync_and_async_intake_jobs_are_stored_alike(
     assert hashes[0] == hashes[1]
     assert stored[0].payload == stored[1].payload == payload
     assert stored[0].tags == ["a", "é"] and stored[0].priority == -4
+
+
+async def test_an_enqueue_without_options_is_stored_as_one_with_the_defaults_given(
+        repo: RedisJobRepository, producer: SyncJobProducer, clean_redis: redis.Redis,
+        invariants: Any) -> None:
+    """With no option, enqueue builds no JobSpec (plain_intake_entry): the entry, the hash and
+    the job are those of the same call with every default spelled out, on both producers."""
+    payload = {"n": [1, "é"], "s": 'q"uote\nline'}
+    defaults: dict[str, Any] = {"priority": 0, "max_retries": None, "user_id": None,
+                                "tags": ()}
+    ids = [await repo.enqueue("t", payload), await repo.enqueue("t", payload, **defaults),
+           producer.enqueue("t", payload), producer.enqueue("t", payload, **defaults),
+           await repo.enqueue("t"), producer.enqueue("t", None)]
+    entries = [e.partition("\n") for e in clean_redis.lrange(repo.keys.intake, 0, -1)]
+    headers = [json.loads(head) for head, _, _ in entries]
+    assert [h[0] for h in headers] == ids
+    assert all(h[1:-1] == headers[0][1:-1] for h in headers)  # all but the id and the time
+    assert [body for _, _, body in entries] == [json.dumps(payload, separators=(",", ":"))] * 4 \
+        + ["{}"] * 2
+    stored = [await repo.get_job(job_id) for job_id in ids]
+    views = [{k: v for k, v in job.to_dict().items() if k not in ("id", *TIMES)}
+             for job in stored]
+    assert all(view == views[0] for view in views[:4])
+    assert views[0]["priority"] == 0 and views[0]["tags"] == [] and views[0]["user_id"] is None
+    assert stored[4].payload == stored[5].payload == {}
+    assert invariants() == dict.fromkeys(ids, "queued")
+
+
+async def test_an_enqueue_without_options_is_checked_before_anything_reaches_redis(
+        repo: RedisJobRepository, producer: SyncJobProducer, clean_redis: redis.Redis) -> None:
+    for enqueue in (repo.enqueue, producer.enqueue):
+        with pytest.raises(ConfigurationError, match="job type is required"):
+            result = enqueue(" ", {})
+            if asyncio.iscoroutine(result):
+                await result
+        with pytest.raises(InvalidPayloadError, match="not JSON-serialisable"):
+            result = enqueue("t", {"x": {1, 2}})
+            if asyncio.iscoroutine(result):
+                await result
+    assert clean_redis.keys("*") == []
 
 
 async def test_an_idle_worker_is_woken_by_the_push_itself(

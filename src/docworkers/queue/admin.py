@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from docworkers.errors import InvalidStateError, JobNotFoundError
 from docworkers.queue.dead_filter import DeadLetterFilter
-from docworkers.queue.job import Job, JobStatus
+from docworkers.queue.job import Job, JobStatus, ms_time
 from docworkers.queue.redis.keys import validate_job_id
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class QueueAdmin:
         """When the queue was paused; None while it runs."""
         with self._errors:
             raw = await self.client.get(self.keys.paused)
-        return None if raw is None else datetime.fromtimestamp(int(raw) / 1000, UTC)
+        return None if raw is None else ms_time(int(raw))
 
     # -- waiting jobs -----------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -88,10 +88,21 @@ def iso_time(value: datetime | float | None) -> str | None:
     return moment.astimezone(UTC).isoformat()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def ms_time(ms: int) -> datetime:
+    """The UTC datetime of ``ms``, epoch milliseconds as the scripts write them. Exact integer
+    arithmetic, and on an idle worker's pickup about half the time of
+    ``datetime.fromtimestamp(ms / 1000, UTC)`` (which goes through a float and the C library)."""
+    return _EPOCH + _MILLISECOND * ms
+
+
 def _time(raw: str | int | None) -> datetime | None:
     if not raw:
         return None
-    return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
+    return ms_time(int(raw))
 
 
 # The fields of a job hash, in the order Job.from_fields reads them.

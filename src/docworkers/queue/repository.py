@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
@@ -23,8 +22,8 @@ import redis.asyncio as aioredis
 from docworkers.errors import InvalidStateError, LeaseLostError
 from docworkers.queue.admin import QueueAdmin
 from docworkers.queue.coalescer import Coalescer
-from docworkers.queue.intake import IntakeLane, intake_entry
-from docworkers.queue.job import Job, JobStatus
+from docworkers.queue.intake import IntakeLane, intake_entry, plain_intake_entry
+from docworkers.queue.job import Job, JobStatus, ms_time
 from docworkers.queue.producer_calls import (
     ENQUEUE_BATCH,
     cancel_keys,
@@ -107,6 +106,10 @@ class RedisJobRepository(JobReads, QueueAdmin):
         A ready job with a generated id is one RPUSH on the intake list (intake.py); others
         run enqueue.lua. Concurrent calls share commands (see :class:`Coalescer`).
         """
+        if not options:  # the common call: no spec to build
+            job_id, entry = plain_intake_entry(job_type, payload or {})
+            await self._intake_coalescer.submit(entry)
+            return job_id
         spec = JobSpec(job_type, payload or {}, **options)
         fast = intake_entry(spec)
         if fast is not None:
@@ -193,7 +196,7 @@ class RedisJobRepository(JobReads, QueueAdmin):
     def _reservation(self, reply: Sequence[Any], worker_id: str) -> Reservation:
         due_ms, now_ms, rows = ReserveReply.parse(reply)
         queue = self.queue
-        now = datetime.fromtimestamp(now_ms / 1000, tz=UTC) if rows else None
+        now = ms_time(now_ms) if rows else None
         jobs = [Job.reserved(row, now_ms=now_ms, worker_id=worker_id, queue=queue, now=now)
                 for row in rows]
         return Reservation(jobs, None if due_ms is None else due_ms / 1000)

@@ -25,7 +25,26 @@ _UUID_SET = (0x4 << 76) | (0x2 << 62)
 
 def new_job_id() -> str:
     """A random job id: the hex form of a version-4 UUID (as ``uuid.uuid4().hex``, faster)."""
-    return f"{int.from_bytes(os.urandom(16)) & _UUID_KEEP | _UUID_SET:032x}"
+    return (int.from_bytes(os.urandom(16)) & _UUID_KEEP | _UUID_SET).to_bytes(16).hex()
+
+
+def check_type_and_payload(job_type: object, payload: object) -> None:
+    """The checks of a job's type and payload (:class:`JobSpec` makes them; so does an
+    enqueue with no other option, which builds no spec)."""
+    if not isinstance(job_type, str) or not job_type.strip():
+        raise ConfigurationError("type", "a job type is required (a non-empty string)")
+    if not isinstance(payload, Mapping):
+        raise InvalidPayloadError(
+            f"payload must be a JSON object (a dict), got {type(payload).__name__}"
+        )
+
+
+def encode_payload(payload: Mapping[str, Any]) -> str:
+    """A payload as the job stores it: compact JSON, or InvalidPayloadError."""
+    try:
+        return _encode(payload)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayloadError(f"payload is not JSON-serialisable: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +62,7 @@ class JobSpec:
     tags: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.type, str) or not self.type.strip():
-            raise ConfigurationError("type", "a job type is required (a non-empty string)")
-        if not isinstance(self.payload, Mapping):
-            raise InvalidPayloadError(
-                f"payload must be a JSON object (a dict), got {type(self.payload).__name__}"
-            )
+        check_type_and_payload(self.type, self.payload)
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
             raise ConfigurationError("priority", "must be an integer")
         if not MIN_PRIORITY <= self.priority <= MAX_PRIORITY:
@@ -65,10 +79,7 @@ class JobSpec:
             raise ConfigurationError("tags", "must be a list of strings, not one string")
 
     def encoded_payload(self) -> str:
-        try:
-            return _encode(self.payload)
-        except (TypeError, ValueError) as exc:
-            raise InvalidPayloadError(f"payload is not JSON-serialisable: {exc}") from exc
+        return encode_payload(self.payload)
 
     def delay_ms(self, now: datetime | None = None) -> int:
         if self.run_at is not None:
