@@ -34,6 +34,7 @@ from docworkers.queue import (
     RepositoryConfig,
     SyncJobProducer,
 )
+from docworkers.queue.intake import pack_rpush
 from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
 
 TIMES = ("created_at", "updated_at")
@@ -490,3 +491,17 @@ async def test_the_lane_follows_a_sentinel_failover(
         assert stored == [first, second]
     finally:
         await repo.close()
+
+
+@pytest.mark.parametrize("entries", [["x"], ["", "a b", "é\n\"q\""], ["[" + "9" * 70_000 + "]"]])
+def test_the_push_is_packed_as_redis_py_packs_it(redis_url: str, entries: list[str]) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        conn = client.connection_pool.get_connection()
+        try:
+            expected = b"".join(conn.pack_command("RPUSH", "dw:{q}:intake", *entries))
+        finally:
+            client.connection_pool.release(conn)
+    finally:
+        client.close()
+    assert pack_rpush(b"dw:{q}:intake", entries) == expected

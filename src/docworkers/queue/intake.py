@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from docworkers.queue.redis.errors import RedisErrors
     from docworkers.queue.spec import JobSpec
 
-__all__ = ["IntakeLane", "SyncIntakeLane", "intake_entry", "plain_intake_entry"]
+__all__ = ["IntakeLane", "SyncIntakeLane", "intake_entry", "pack_rpush", "plain_intake_entry"]
 
 _string = encode_basestring_ascii  # a str as a JSON string, in C
 RETRIES = 3  # a push that meets a broken connection is sent again on a new one, this often
@@ -86,6 +86,18 @@ def _entry(job_type: str, payload: str, priority: str, retries: str, user_id: st
     header = (f'["{job_id}",{_string(job_type)},"{priority}","{retries}",{user_id},{tags},'
               f'"{time.time_ns() // 1_000_000}"]')
     return job_id, f"{header}\n{payload}"
+
+
+def pack_rpush(key: bytes, entries: Sequence[str]) -> bytes:
+    """``RPUSH key entry...`` in RESP, written out (UTF-8, as docworkers' clients encode; an
+    entry is ASCII, its JSON escapes the rest): on a producer woken from idle this took three
+    quarters of the time of the connection's own packer (redis-py's argument handling, then
+    hiredis)."""
+    parts = [b"*%d\r\n$5\r\nRPUSH\r\n$%d\r\n%s\r\n" % (len(entries) + 2, len(key), key)]
+    for entry in entries:
+        data = entry.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 class IntakeLane:
@@ -128,7 +140,7 @@ class IntakeLane:
         if wire is None or conn is None or wire.lost:
             wire, conn = await self._connect()
         try:
-            done = wire.exchange(b"".join(conn.pack_command("RPUSH", key, *entries)), 1,
+            done = wire.exchange(pack_rpush(key.encode(), entries), 1,
                                  self._timeout)
             if loop_is_idle(asyncio.get_running_loop()):
                 self._spin.wait(wire.fileno)
@@ -204,7 +216,7 @@ class SyncIntakeLane:
         if conn is None:
             conn = self._conn = self._pool.get_connection()
         try:
-            conn.send_packed_command(conn.pack_command("RPUSH", key, *entries),
+            conn.send_packed_command([pack_rpush(key.encode(), entries)],
                                      check_health=False)
             sock = conn._sock  # redis-py 7.1.1's socket of a connected connection
             if sock is not None:
