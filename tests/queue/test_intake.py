@@ -172,7 +172,7 @@ async def test_sync_and_async_intake_jobs_are_stored_alike(
 async def test_an_enqueue_without_options_is_stored_as_one_with_the_defaults_given(
         repo: RedisJobRepository, producer: SyncJobProducer, clean_redis: redis.Redis,
         invariants: Any) -> None:
-    """With no option, enqueue builds no JobSpec (plain_intake_entry): the entry, the hash and
+    """With no option, enqueue builds no JobSpec (intake.intake_entry): the entry, the hash and
     the job are those of the same call with every default spelled out, on both producers."""
     payload = {"n": [1, "é"], "s": 'q"uote\nline'}
     defaults: dict[str, Any] = {"priority": 0, "max_retries": None, "user_id": None,

@@ -40,7 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from docworkers.queue.redis.clients import is_cluster
 from docworkers.queue.reply_spin import SPIN_LIMIT, ReplySpin, loop_is_idle
 from docworkers.queue.resp_wire import RespWire, raise_if_connection_ends, take_over
-from docworkers.queue.spec import check_type_and_payload, encode_payload, new_job_id
+from docworkers.queue.spec import JobSpec, check_type_and_payload, encode_payload, new_job_id
 
 if TYPE_CHECKING:
     import redis
@@ -48,33 +48,32 @@ if TYPE_CHECKING:
     from redis.asyncio.connection import AbstractConnection
 
     from docworkers.queue.redis.errors import RedisErrors
-    from docworkers.queue.spec import JobSpec
 
-__all__ = ["IntakeLane", "SyncIntakeLane", "intake_entry", "pack_rpush", "plain_intake_entry"]
+__all__ = ["IntakeLane", "SyncIntakeLane", "intake_entry", "pack_rpush"]
 
 _string = encode_basestring_ascii  # a str as a JSON string, in C
 RETRIES = 3  # a push that meets a broken connection is sent again on a new one, this often
 BACKOFF = 0.05  # seconds before the first retry, doubling
 
 
-def intake_entry(spec: JobSpec) -> tuple[str, str] | None:
-    """``(job id, entry)`` for the intake list, or None when ``spec`` needs enqueue.lua (its
-    own ``job_id``, a delay or a ``run_at``)."""
+def intake_entry(job_type: str, payload: Mapping[str, Any], options: Mapping[str, Any]
+                 ) -> tuple[str, str] | JobSpec:
+    """``(job id, entry)`` to push on the intake list for an enqueue of ``job_type`` with
+    ``payload`` and ``options`` (:class:`JobSpec`'s other fields), or the spec when it needs
+    enqueue.lua (its own ``job_id``, a delay or a ``run_at``). With no options no spec is built,
+    only its checks of the type and payload are made: that is the common call, and what an idle
+    worker's pickup waits on first (the spec's construction and checks of seven unset fields
+    took a fifth of the time before the push was written, on a producer woken from idle)."""
+    if not options:
+        check_type_and_payload(job_type, payload)
+        return _entry(job_type, encode_payload(payload), "0", "", '""', '"[]"')
+    spec = JobSpec(job_type, payload, **options)
     if spec.job_id is not None or spec.run_at is not None or spec.delay:
-        return None
+        return spec
     retries = "" if spec.max_retries is None else str(spec.max_retries)
     tags = _string(json.dumps(list(spec.tags))) if spec.tags else '"[]"'  # as script_args
     return _entry(spec.type, spec.encoded_payload(), str(spec.priority), retries,
                   _string(spec.user_id or ""), tags)
-
-
-def plain_intake_entry(job_type: str, payload: Mapping[str, Any]) -> tuple[str, str]:
-    """``intake_entry(JobSpec(job_type, payload))`` without building the spec: an enqueue that
-    sets no option. It makes the same checks; this path is what an idle worker's pickup waits
-    on first (the spec's construction and checks of seven unset fields took a fifth of the time
-    before the push was written, on a producer woken from idle)."""
-    check_type_and_payload(job_type, payload)
-    return _entry(job_type, encode_payload(payload), "0", "", '""', '"[]"')
 
 
 def _entry(job_type: str, payload: str, priority: str, retries: str, user_id: str,

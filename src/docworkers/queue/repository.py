@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from docworkers.errors import InvalidStateError, LeaseLostError
 from docworkers.queue.admin import QueueAdmin
 from docworkers.queue.coalescer import Coalescer
-from docworkers.queue.intake import IntakeLane, intake_entry, plain_intake_entry
+from docworkers.queue.intake import IntakeLane, intake_entry
 from docworkers.queue.job import Job, JobStatus, ms_time
 from docworkers.queue.producer_calls import (
     ENQUEUE_BATCH,
@@ -106,18 +106,14 @@ class RedisJobRepository(JobReads, QueueAdmin):
         A ready job with a generated id is one RPUSH on the intake list (intake.py); others
         run enqueue.lua. Concurrent calls share commands (see :class:`Coalescer`).
         """
-        if not options:  # the common call: no spec to build
-            job_id, entry = plain_intake_entry(job_type, payload or {})
-            await self._intake_coalescer.submit(entry)
-            return job_id
-        spec = JobSpec(job_type, payload or {}, **options)
-        fast = intake_entry(spec)
-        if fast is not None:
-            await self._intake_coalescer.submit(fast[1])
-            return fast[0]
-        job_args = spec.script_args()
-        await self._enqueue_coalescer.submit(job_args)
-        return job_args[0]
+        routed = intake_entry(job_type, payload or {}, options)
+        if isinstance(routed, JobSpec):
+            job_args = routed.script_args()
+            await self._enqueue_coalescer.submit(job_args)
+            return job_args[0]
+        job_id, entry = routed
+        await self._intake_coalescer.submit(entry)
+        return job_id
 
     async def _push_intake(self, entries: Sequence[str]) -> None:
         await self._intake.push(self.keys.intake, entries)

@@ -22,7 +22,7 @@ from typing import Any, Self, TypedDict, Unpack, cast
 import redis
 from redis.exceptions import NoScriptError
 
-from docworkers.queue.intake import SyncIntakeLane, intake_entry, plain_intake_entry
+from docworkers.queue.intake import SyncIntakeLane, intake_entry
 from docworkers.queue.job import Job
 from docworkers.queue.producer_calls import (
     cancel_keys,
@@ -114,18 +114,14 @@ class SyncJobProducer:
         """Enqueue one job in one round trip; returns its id. A given ``job_id`` makes it
         idempotent: a job of that id that already exists is left as it is. A ready job with a
         generated id is one RPUSH on the intake list (a retried push stays one job)."""
-        if not options:  # the common call: no spec to build
-            job_id, entry = plain_intake_entry(job_type, payload or {})
-            self._intake.push(self.keys.intake, [entry])
-            return job_id
-        spec = JobSpec(job_type, payload or {}, **options)
-        fast = intake_entry(spec)
-        if fast is not None:
-            self._intake.push(self.keys.intake, [fast[1]])
-            return fast[0]
-        job_args = spec.script_args()
-        self._store([job_args])
-        return job_args[0]
+        routed = intake_entry(job_type, payload or {}, options)
+        if isinstance(routed, JobSpec):
+            job_args = routed.script_args()
+            self._store([job_args])
+            return job_args[0]
+        job_id, entry = routed
+        self._intake.push(self.keys.intake, [entry])
+        return job_id
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[str]:
         """Enqueue many jobs, 500 per script call, the calls in one pipeline; their ids."""
