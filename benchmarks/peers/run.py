@@ -135,6 +135,13 @@ def peers_python() -> Path:
     return python
 
 
+def pin_to(cpus: set[int] | None) -> None:
+    """Hold this process to ``cpus`` (None: leave it). Run in a child before exec (as its
+    ``preexec_fn``): the mask is inherited by everything it starts from then on."""
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+
+
 @dataclass
 class Peer:
     name: str
@@ -144,9 +151,8 @@ class Peer:
 
     cpus: set[int] | None = None  # the adapter processes' CPUs (None: not pinned)
 
-    def _pin(self) -> None:  # in the child, before exec: the mask is inherited from then on
-        if self.cpus is not None:
-            os.sched_setaffinity(0, self.cpus)
+    def _pin(self) -> None:
+        pin_to(self.cpus)
 
     def command(self, *args: str) -> list[str]:
         return [str(self.python), str(HERE / f"peer_{self.name}.py"), *args]
@@ -342,7 +348,7 @@ def one_client_rate(url: str, cpus: set[int] | None, requests: int) -> float | N
         capture_output=True,
         text=True,
         timeout=STALL + requests / 100,
-        preexec_fn=None if cpus is None else (lambda: os.sched_setaffinity(0, cpus)),
+        preexec_fn=lambda: pin_to(cpus),
     )
     for line in done.stdout.splitlines():
         cells = [cell.strip('"') for cell in line.split(",")]
