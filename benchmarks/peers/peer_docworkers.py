@@ -1,5 +1,7 @@
 """docworkers: run by the project's own virtualenv; one FunctionWorker at its default settings
-(concurrency 50), enqueued with ``RedisJobRepository.enqueue``."""
+(concurrency 50), enqueued with ``RedisJobRepository.enqueue``. The worker runs on
+``docworkers.workers.run``, as ``docworkers worker`` does (uvloop: it is in the project's
+virtualenv); the producer on the harness's asyncio loop, as every peer's."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import redis.asyncio
 from _common import URL, Enqueue, job_async, main
 
 from docworkers.queue import Job, RedisJobRepository, RepositoryConfig
-from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
+from docworkers.workers import FunctionWorker, JobContext, WorkerConfig, run
 
 client = redis.asyncio.Redis.from_url(URL)
 
@@ -54,7 +56,7 @@ async def _work(concurrency: int | None) -> None:
 
 def worker(concurrency: int | None = None) -> None:
     """One worker process at the default concurrency, or at ``concurrency``."""
-    asyncio.run(_work(concurrency))
+    run(_work(concurrency))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from docworkers.errors import ConfigurationError
 from docworkers.queue.redis.cluster_url import ClusterURL, is_cluster_url
 from docworkers.queue.redis.sentinel_url import SentinelURL, is_sentinel_url
 from docworkers.workers.config import CPU_BOUND_CONCURRENCY, WorkerConfig
+from docworkers.workers.event_loop import DEFAULT_EVENT_LOOP, check_event_loop
 
 PREFIX = "DOCWORKERS_"
 # Variables with our prefix that are not settings (the test suite's server, for one).
@@ -91,8 +92,12 @@ class Settings:
     # Tesseract language packs OCR reads scanned pages with, "+"-joined ("deu+eng"); None: the
     # parser's default, ParseLimits.ocr_languages ("eng"). Each needs tesseract-ocr-<code>.
     ocr_languages: str | None = None
+    # The event loop every command runs on: "auto" (uvloop when installed, else asyncio's),
+    # "uvloop" (required) or "asyncio" (see docworkers.workers.event_loop).
+    event_loop: str = DEFAULT_EVENT_LOOP
 
     def __post_init__(self) -> None:
+        check_event_loop(self.event_loop)
         if self.embedder not in ("onnx-minilm", "openai"):
             raise ConfigurationError("embedder", "must be 'onnx-minilm' or 'openai'")
         if self.embedder == "openai" and not self.embedding_url:

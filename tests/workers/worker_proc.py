@@ -1,7 +1,8 @@
 """A worker process for kill tests: ``python worker_proc.py URL QUEUE NAME SLEEP LEASE [log]``.
 
-Its handler writes ``started <job id>`` to stdout, then sleeps SLEEP seconds and returns. With
-``log``, the worker's warnings go to stdout too (a test waits for one).
+It runs on uvloop (``docworkers.workers.run``), as ``docworkers worker`` does. Its handler writes
+``started <job id>`` to stdout, then sleeps SLEEP seconds and returns. With ``log``, the worker's
+warnings go to stdout too (a test waits for one).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sys
 
 from docworkers.queue import Job, RedisJobRepository, RepositoryConfig
-from docworkers.workers import FunctionWorker, JobContext, WorkerConfig
+from docworkers.workers import FunctionWorker, JobContext, WorkerConfig, run
 
 
 async def main(url: str, queue: str, name: str, sleep: float, lease: float) -> None:
@@ -34,4 +35,4 @@ if __name__ == "__main__":
         handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter("log %(message)s"))
         logging.getLogger().addHandler(handler)
-    asyncio.run(main(url, queue, name, float(sleep), float(lease)))
+    run(main(url, queue, name, float(sleep), float(lease)))  # uvloop, as `docworkers worker`

@@ -6,7 +6,6 @@ environment holds a broken DOCWORKERS_* value; the error then appears on the fir
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -138,6 +137,7 @@ def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], 
     early, for the runtime to use and close (see ``Runtime.start_parser``)."""
 
     from docworkers.runtime import Runtime
+    from docworkers.workers.event_loop import run
 
     async def main() -> T:
         runtime = Runtime(settings, parser=parser)
@@ -147,4 +147,4 @@ def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], 
         finally:
             await runtime.close()
 
-    return asyncio.run(main())
+    return run(main(), loop=settings.event_loop)  # uvloop unless the settings say otherwise

@@ -107,7 +107,8 @@ def _run_processes(state: CliState, settings: Settings, queues: list[str], types
         functools.partial(_child_main, settings, queues, types, concurrency, schedules,
                           debug=state.debug), scaling,
         redis_url=settings.redis_url, home_queue=queues[0],  # where `docworkers stats` looks
-        queues=[queue_for(t, base) for base in queues for t in types])
+        queues=[queue_for(t, base) for base in queues for t in types],
+        event_loop=settings.event_loop)
 
 
 # The process options (docworkers.workers.supervisor runs the processes).

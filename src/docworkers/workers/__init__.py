@@ -1,10 +1,11 @@
 """The worker framework: protocol, base worker and its hooks, pool, configuration, backoff,
-statistics."""
+statistics, and ``run``, the event loop to run them on."""
 
 from docworkers.workers.backoff import backoff_delay
 from docworkers.workers.base import BaseWorker
 from docworkers.workers.config import WorkerConfig, default_worker_config
 from docworkers.workers.context import JobContext
+from docworkers.workers.event_loop import run
 from docworkers.workers.function_worker import FunctionWorker, Handler
 from docworkers.workers.hooks import WorkerHook
 from docworkers.workers.pool import WorkerPool
@@ -23,4 +24,5 @@ __all__ = [
     "WorkerStats",
     "backoff_delay",
     "default_worker_config",
+    "run",
 ]

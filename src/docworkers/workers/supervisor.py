@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from docworkers.queue.repository import RedisJobRepository, RepositoryConfig
 from docworkers.workers.base import BaseWorker
+from docworkers.workers.event_loop import DEFAULT_EVENT_LOOP, run, running_loop_name
 from docworkers.workers.pool import WorkerPool
 from docworkers.workers.process_pool import ProcessPool, ProcessScalingConfig
 from docworkers.workers.startup import start_when_ready
@@ -112,8 +113,8 @@ async def run_pool(build: Callable[[], Sequence[BaseWorker]], *,
                                   timeout=startup_timeout, logger=log) is None:
             log.info("stopped before the workers could start")
             return 0
-        log.info("workers: %s", ", ".join(f"{w.name} on queue {w.repo.queue}"
-                                          for w in workers))
+        log.info("workers: %s (event loop: %s)", ", ".join(
+            f"{w.name} on queue {w.repo.queue}" for w in workers), running_loop_name())
         return await _serve(pool, workers, stop, companions)
 
 
@@ -148,7 +149,8 @@ async def _serve(pool: WorkerPool, workers: Sequence[BaseWorker], stop: asyncio.
 
 
 def run_processes(target: Callable[[int], Any], scaling: ProcessScalingConfig, *,
-                  redis_url: str, home_queue: str, queues: Sequence[str]) -> int:
+                  redis_url: str, home_queue: str, queues: Sequence[str],
+                  event_loop: str = DEFAULT_EVENT_LOOP) -> int:
     """Run spawned worker processes (``target(index)`` each, picklable) until SIGINT/SIGTERM:
     a fixed number, or between the bounds of ``scaling`` from the backlog of ``queues``. The
     pool's state is published on ``home_queue``. Returns the exit code (1 if a child failed).
@@ -158,8 +160,8 @@ def run_processes(target: Callable[[int], Any], scaling: ProcessScalingConfig, *
                  "one retires after %.0fs of a smaller backlog)", scaling.min_processes,
                  scaling.max_processes, scaling.jobs_per_process, scaling.scale_down_delay)
     pool = ProcessPool(target, scaling)
-    code = asyncio.run(_supervise(pool, redis_url=redis_url, home_queue=home_queue,
-                                  queues=list(queues)))
+    code = run(_supervise(pool, redis_url=redis_url, home_queue=home_queue,
+                          queues=list(queues)), loop=event_loop)
     return EXIT_FAILURE if code else 0
 
 
