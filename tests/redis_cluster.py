@@ -9,6 +9,7 @@ poll that fails with the servers' logs; nothing is timed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -314,3 +315,14 @@ def keyspace_client(url: str) -> redis.Redis:
         for command in ("KEYS", "DBSIZE"):
             client.command_flags[command] = RedisCluster.PRIMARIES
     return client
+
+
+async def settle_dropped_nodes(timeout: float = 5.0) -> None:
+    """Let the async cluster client finish disconnecting the nodes a topology refresh replaced:
+    redis-py does that in tasks it never awaits (``NodesManager.set_nodes``). After a failover,
+    a test whose loop closes before they run leaves the killed primary's sockets open."""
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current
+               and getattr(task.get_coro(), "__qualname__", "") == "ClusterNode.disconnect"]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
