@@ -8,6 +8,10 @@ flag instead of guessing from exception types it does not know. Document errors 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_Choice = TypeVar("_Choice")
+
 
 class DocworkersError(Exception):
     """Root of every error raised by docworkers. ``code`` is stable: it is what jobs and
@@ -31,6 +35,16 @@ class ConfigurationError(DocworkersError, ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+def one_of(field: str, value: object, choices: tuple[_Choice, ...]) -> _Choice:
+    """The member of ``choices`` that ``value`` equals (typed as the choices are, e.g. a
+    Literal); otherwise a ConfigurationError naming ``field`` and listing them."""
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ConfigurationError(field, f"must be one of {', '.join(map(str, choices))}, got "
+                             f"{value!r}")
 
 
 class MissingExtraError(DocworkersError, ImportError):

@@ -19,7 +19,7 @@ import importlib
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar, get_args
 
-from docworkers.errors import ConfigurationError
+from docworkers.errors import ConfigurationError, one_of
 
 EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
 EVENT_LOOPS: tuple[EventLoopChoice, ...] = get_args(EventLoopChoice)
@@ -30,11 +30,7 @@ _T = TypeVar("_T")
 
 def check_event_loop(choice: str) -> EventLoopChoice:
     """``choice`` if it names an event loop, else ConfigurationError naming ``event_loop``."""
-    for known in EVENT_LOOPS:
-        if choice == known:
-            return known
-    raise ConfigurationError("event_loop", f"must be one of {', '.join(EVENT_LOOPS)}, got "
-                             f"{choice!r}")
+    return one_of("event_loop", choice, EVENT_LOOPS)
 
 
 def loop_factory(choice: str = DEFAULT_EVENT_LOOP

@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, fields
 
-from docworkers.errors import ConfigurationError
+from docworkers.errors import ConfigurationError, one_of
 from docworkers.ingest.defaults import OCR_MODES, OcrMode
 
 # Tesseract's names of its language packs ("eng", "chi_sim", "deu"), several joined by "+".
@@ -66,7 +66,4 @@ DEFAULT_LIMITS = ParseLimits()
 def check_mode(value: object) -> OcrMode:
     """``value`` as an OCR mode; ConfigurationError naming ``ocr`` otherwise. (Here, not in
     ``ocr.py``: the parent process checks modes without importing OCR's dependencies.)"""
-    for mode in OCR_MODES:
-        if value == mode:
-            return mode
-    raise ConfigurationError("ocr", f"must be one of {', '.join(OCR_MODES)}, got {value!r}")
+    return one_of("ocr", value, OCR_MODES)
