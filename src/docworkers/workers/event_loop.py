@@ -7,15 +7,13 @@ callbacks, which uvloop does in C. On the peers benchmark (one worker, 10,000 no
 program that runs workers itself: ``run(main())`` in place of ``asyncio.run(main())``.
 
 The choice is ``DOCWORKERS_EVENT_LOOP`` (``Settings.event_loop``): ``auto`` takes uvloop when it
-imports (the ``uvloop`` extra, which ``ingest`` and the command line include; none on
-Windows), ``uvloop`` requires it, ``asyncio``
-never uses it.
+imports (the ``uvloop`` extra, which ``ingest`` and the command line include; none on Windows),
+``uvloop`` requires it, ``asyncio`` never uses it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar, get_args
 
@@ -41,15 +39,14 @@ def loop_factory(choice: str = DEFAULT_EVENT_LOOP
     if choice == "asyncio":
         return None
     try:
-        uvloop = importlib.import_module("uvloop")
+        import uvloop
     except ImportError as exc:
         if choice == "auto":
             return None
         raise ConfigurationError("event_loop", f"is 'uvloop' but uvloop does not import "
                                  f"({exc}); pip install uvloop, or set it to 'auto' or "
                                  "'asyncio'") from None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+    return uvloop.new_event_loop
 
 
 def running_loop_name() -> str:
