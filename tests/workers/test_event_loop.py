@@ -1,6 +1,6 @@
 """docworkers.workers.run: uvloop when it imports (``auto``), on request (``uvloop``), never
 (``asyncio``); a bad choice, or ``uvloop`` without uvloop, is a ConfigurationError naming
-``event_loop``. The worker suite itself runs on both loops (BOTH_LOOPS in tests/conftest.py)."""
+``event_loop``. The worker suite itself runs on both loops (tests/workers/conftest.py)."""
 
 from __future__ import annotations
 
