@@ -48,3 +48,23 @@ async def test_worker_outcomes_match_the_queue_counts(repo: RedisJobRepository,
         assert published["outcomes"][status] == queue.by_status[status], status
     assert published["current_jobs"] == []
     invariants()
+
+
+async def test_wait_for_outcome_wakes_once_the_outcome_is_stored(repo: RedisJobRepository
+                                                                ) -> None:
+    """A watcher (``ingest --wait``) waits on the worker instead of sleeping between looks: it
+    wakes when an outcome is in Redis (a completion or a recorded failure), not before."""
+    config = WorkerConfig(worker_name="w1", poll_interval=60.0, retry_delay=0.0)
+    async with FunctionWorker(config, job_repo=repo, handlers={"t": handler}) as worker:
+        assert worker.stored_outcomes == 0
+        assert not await worker.wait_for_outcome(0, 0.05)  # nothing ran: it times out
+        for kind, status in (("ok", JobStatus.COMPLETED), ("broken", JobStatus.FAILED)):
+            seen = worker.stored_outcomes
+            waiting = asyncio.create_task(worker.wait_for_outcome(seen, 60))
+            job_id = await repo.enqueue("t", {"kind": kind})
+            assert await asyncio.wait_for(waiting, 30)
+            job = await repo.get_job(job_id)
+            assert job is not None and job.status == status  # stored before the wake-up
+            assert worker.stored_outcomes == seen + 1
+        # An outcome stored before the wait began is not missed: it returns at once.
+        assert await worker.wait_for_outcome(0, 60)

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from docworkers.runtime import Runtime
     from docworkers.settings import Settings
 
-POLL_INTERVAL = 0.2  # seconds between two looks at the jobs' state
+POLL_INTERVAL = 0.2  # seconds between two looks at the jobs' state (less when one ends here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +180,7 @@ async def _process_here(runtime: Runtime, state: CliState, pairs: list[tuple[str
             await own.tend()
             with IngestBoard(state.err, pairs) as board:
                 while True:
+                    seen = own.seen()  # before the look: an outcome stored during it wakes
                     found = {job.id: job for job in await uploads.get_jobs(ids)}
                     jobs: dict[str, Job | None] = {job_id: found.get(job_id) for job_id in ids}
                     board.update(jobs)
@@ -188,7 +189,7 @@ async def _process_here(runtime: Runtime, state: CliState, pairs: list[tuple[str
                         return jobs
                     own.finished(finished)
                     await own.tend()
-                    await asyncio.sleep(POLL_INTERVAL)
+                    await own.wait(seen, POLL_INTERVAL)
         except asyncio.CancelledError:  # Ctrl-C
             if own.processing_here:
                 state.err.print(f"[yellow]stopping: documents being processed may take up to "

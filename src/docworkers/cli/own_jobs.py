@@ -69,6 +69,29 @@ class OwnJobs:
     def processing_here(self) -> bool:
         return any(lane.local is not None for lane in self._lanes)
 
+    def seen(self) -> list[int]:
+        """The outcomes each lane's local worker has stored so far, for :meth:`wait`."""
+        return [lane.local.stored_outcomes if lane.local is not None else 0
+                for lane in self._lanes]
+
+    async def wait(self, seen: list[int], timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, less if a local worker stores an outcome it had not
+        stored when :meth:`seen` gave ``seen``: the caller then looks at its jobs at once
+        instead of up to ``timeout`` later (a live worker elsewhere is only polled)."""
+        waits = [lane.local.wait_for_outcome(count, timeout)
+                 for lane, count in zip(self._lanes, seen, strict=False)
+                 if lane.local is not None]
+        if not waits:
+            await asyncio.sleep(timeout)
+        elif len(waits) == 1:
+            await waits[0]
+        else:
+            tasks = [asyncio.ensure_future(wait) for wait in waits]
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:  # cancelling one never cancels the worker's own future
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
     def finished(self, job_ids: Iterable[str]) -> None:
         """These jobs are over: no lane needs to take them any more."""
         done = list(job_ids)

@@ -167,6 +167,7 @@ async def _follow(state: CliState, repo: RedisJobRepository, job_id: str,
     with Progress(*columns, console=state.err, transient=True) as progress:
         task = progress.add_task(job_id, total=100)
         while True:
+            seen = own.seen() if own is not None else []
             job = await repo.find_job(job_id)
             if job is None:
                 raise DocworkersError(f"job {job_id} disappeared (deleted or expired)")
@@ -178,7 +179,9 @@ async def _follow(state: CliState, repo: RedisJobRepository, job_id: str,
                 await children.update()
             if own is not None:
                 await own.tend()
-            await asyncio.sleep(POLL_INTERVAL)
+                await own.wait(seen, POLL_INTERVAL)
+            else:
+                await asyncio.sleep(POLL_INTERVAL)
 
 
 def _chunk_size(state: CliState, given: int | None) -> int:

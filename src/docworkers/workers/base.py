@@ -86,6 +86,7 @@ class BaseWorker(ABC):
         self._fatal: BaseException | None = None
         self._stop_lock = asyncio.Lock()
         self._stopper: asyncio.Task[None] | None = None
+        self._outcome: asyncio.Future[None] | None = None  # see wait_for_outcome
         self._outage_cap = max(config.poll_interval, 1.0)
         self._slots = Slots(config.min_concurrency or config.concurrency)
         self.scaling = Scaling(config, job_repo, self._slots, name=self.name, log=self.log)
@@ -136,6 +137,24 @@ class BaseWorker(ABC):
                            "started_at": iso_time(r.job.started_at)}
                           for r in islice(self._slots.running.values(), CURRENT_JOBS_SHOWN)],
         ))
+
+    @property
+    def stored_outcomes(self) -> int:
+        """Outcomes stored so far: completions and recorded failed attempts (the
+        ``jobs_processed`` of :meth:`stats`)."""
+        return self._stats.processed
+
+    async def wait_for_outcome(self, seen: int, timeout: float) -> bool:
+        """Wait until :attr:`stored_outcomes` exceeds ``seen``, at most ``timeout`` seconds;
+        True if it does. A command watching its jobs (``ingest --wait``)
+        reads the count before it looks at them, then waits here instead of sleeping: it hears
+        of each outcome at once and misses none stored while it looked."""
+        if self._stats.processed > seen:
+            return True
+        if self._outcome is None:
+            self._outcome = asyncio.get_running_loop().create_future()
+        await asyncio.wait([self._outcome], timeout=timeout)  # never cancels the future
+        return self._stats.processed > seen
 
     @abstractmethod
     async def process(self, job: Job, ctx: JobContext) -> Any:
@@ -324,7 +343,7 @@ class BaseWorker(ABC):
         log_fn("attempt %d failed after %.3fs -> %s: %s", ctx.attempt, duration, status,
                failure.error.message)
         self._stats.record(ok=False, duration=duration, outcome=status)
-        self.heartbeat.stats_changed()
+        self._recorded()
 
     async def _fail_until_stored(self, job: Job, failure: Failure) -> str | None:
         """The job's new status; None if fencing refused (another worker owns the job)."""
@@ -345,4 +364,11 @@ class BaseWorker(ABC):
         """A completion was stored (called by the acker)."""
         self._stats.record(ok=True, duration=ack.duration)
         self.scaling.latency.record(ack.duration)  # only completions: see Scaling.latency
+        self._recorded()
+
+    def _recorded(self) -> None:
+        """An attempt's outcome was stored and counted: publish it, wake wait_for_outcome."""
         self.heartbeat.stats_changed()
+        waiter, self._outcome = self._outcome, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
