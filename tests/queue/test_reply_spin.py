@@ -36,6 +36,25 @@ def test_a_reply_already_in_ends_the_wait_at_once(
     assert (spin.spins, spin.hits) == (1, 1)
 
 
+def test_wait_for_asks_the_connection_until_it_has_a_reply(redis_url: str,
+                                                          clean_redis: redis.Redis) -> None:
+    """The sync lane asks redis-py's connection (``can_read``), not its private socket: a
+    reply that arrives during the spin is a hit, and read_response then takes it from
+    redis-py's buffer; a connection with nothing to read is a miss after the limit."""
+    client = redis.Redis.from_url(redis_url)
+    conn = client.connection_pool.get_connection()
+    try:
+        spin = ReplySpin(0.5)
+        assert not ReplySpin(0.001).wait_for(lambda: bool(conn.can_read(timeout=0)))
+        conn.send_command("PING")
+        assert spin.wait_for(lambda: bool(conn.can_read(timeout=0)))
+        assert (spin.spins, spin.hits) == (1, 1)
+        assert conn.read_response() in (b"PONG", "PONG")
+    finally:
+        client.connection_pool.release(conn)
+        client.close()
+
+
 def test_a_peer_that_closed_ends_the_wait(pair: tuple[socket.socket, socket.socket]) -> None:
     """A closed connection polls as readable: the caller's read meets the end at once."""
     ours, theirs = pair

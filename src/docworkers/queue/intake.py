@@ -217,9 +217,7 @@ class SyncIntakeLane:
         try:
             conn.send_packed_command([pack_rpush(key.encode(), entries)],
                                      check_health=False)
-            sock = conn._sock  # redis-py 7.1.1's socket of a connected connection
-            if sock is not None:
-                self._spin.wait(sock.fileno())
+            self._spin.wait_for(lambda: bool(conn.can_read(timeout=0)))
             conn.read_response()
         except BaseException:
             self._drop()  # a reply may be left unread

@@ -21,6 +21,7 @@ import asyncio
 import os
 import select
 import time
+from collections.abc import Callable
 
 __all__ = ["MAX_REST", "MISSES", "REST", "SPIN_LIMIT", "ReplySpin", "loop_is_idle"]
 
@@ -31,8 +32,9 @@ MAX_REST = 4096
 
 
 class ReplySpin:
-    """Polls one socket at a time (the one given to :meth:`wait`); not thread-safe (each lane
-    calls it under its own lock, or from its event loop's thread)."""
+    """Polls one socket at a time (the one given to :meth:`wait`), or asks a connection
+    (:meth:`wait_for`); not thread-safe (each lane calls it under its own lock, or from its
+    event loop's thread)."""
 
     def __init__(self, limit: float = SPIN_LIMIT) -> None:
         if limit < 0:
@@ -49,21 +51,33 @@ class ReplySpin:
     def wait(self, fd: int) -> bool:
         """Poll ``fd`` until it is readable or ``limit`` seconds pass; True if it is readable.
         Never blocks longer than that, and returns at once while resting."""
-        if self.limit <= 0:
-            return False
-        if self._rest:
-            self._rest -= 1
-            return False
+        if self.limit <= 0 or self._rest:
+            return self._skip()
         if fd != self._fd:
             if self._fd >= 0:
                 self._poll.unregister(self._fd)
             self._poll.register(fd, select.POLLIN)
             self._fd = fd
-        self.spins += 1
         poll = self._poll.poll
+        return self._spin(lambda: bool(poll(0)))
+
+    def wait_for(self, ready: Callable[[], bool]) -> bool:
+        """:meth:`wait` for a connection that tells itself whether a reply is in (redis-py's
+        ``can_read(timeout=0)``, which reads what has arrived into its own buffer)."""
+        if self.limit <= 0 or self._rest:
+            return self._skip()
+        return self._spin(ready)
+
+    def _skip(self) -> bool:
+        if self._rest:
+            self._rest -= 1
+        return False
+
+    def _spin(self, ready: Callable[[], bool]) -> bool:
+        self.spins += 1
         clock = time.perf_counter
         deadline = clock() + self.limit
-        while not poll(0):
+        while not ready():
             if clock() >= deadline:
                 self._missed()
                 return False
