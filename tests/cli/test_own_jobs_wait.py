@@ -9,7 +9,7 @@ import asyncio
 from rich.console import Console
 
 from docworkers.cli.own_jobs import OwnJobs
-from docworkers.queue import Job, JobStatus, RedisJobRepository
+from docworkers.queue import Job, JobStatus, RedisJobRepository, RepositoryConfig
 from docworkers.queue.repository import RestrictedJobRepository
 from docworkers.workers import BaseWorker, FunctionWorker, JobContext, WorkerConfig
 
@@ -19,7 +19,8 @@ async def done(job: Job, ctx: JobContext) -> str:
 
 
 def local(view: RestrictedJobRepository) -> BaseWorker:
-    return FunctionWorker(WorkerConfig(worker_name="cli-test", poll_interval=60.0),
+    # A job allowed after its push woke the worker waits for the next poll (as in a bulk import).
+    return FunctionWorker(WorkerConfig(worker_name="cli-test", poll_interval=0.5),
                           job_repo=view, handlers={"t": done})
 
 
@@ -39,6 +40,35 @@ async def test_wait_returns_when_the_local_worker_stores_an_outcome(
         # With nothing left to run, the wait is the poll interval again.
         await own.wait(own.seen(), 0.05)
         assert own.seen() == [1]
+
+
+async def test_with_two_lanes_an_outcome_on_either_ends_the_wait(
+        repo: RedisJobRepository, redis_url: str) -> None:
+    """A bulk import follows two queues (the import's and its uploads'), each with its local
+    worker: an outcome stored by either ends the wait, and the other worker's wait that was
+    cut short leaves that worker answering later waits."""
+    other = RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="test-other"))
+    try:
+        async with OwnJobs(Console(quiet=True)) as own:
+            first, second = await repo.enqueue("t", {}), await other.enqueue("t", {})
+            views = [own.add(repo, [first], local), own.add(other, [second], local)]
+            await own.tend()  # both lanes start a local worker
+
+            async def until(counts: list[int]) -> None:
+                while own.seen() != counts:
+                    await own.wait(own.seen(), 3600)
+
+            await asyncio.wait_for(until([1, 1]), 30)
+            for lane, view, queue in ((1, views[1], other), (0, views[0], repo)):
+                seen = own.seen()
+                job_id = await queue.enqueue("t", {})
+                view.allow([job_id])
+                await asyncio.wait_for(own.wait(seen, 3600), 30)
+                job = await queue.get_job(job_id)
+                assert job is not None and job.status == JobStatus.COMPLETED
+                assert own.seen()[lane] == seen[lane] + 1
+    finally:
+        await other.close()
 
 
 async def test_without_a_local_worker_wait_sleeps_the_interval() -> None:
