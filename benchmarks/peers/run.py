@@ -69,6 +69,8 @@ Same conditions for every system, so that the ratios mean something on a small s
 
 Results are the medians over ``--runs``, then the spread (min-max over the runs) of the rates
 and latencies; the first table ends with docworkers ÷ peer for each column (ratios of medians).
+With the ``bare`` row in the run, each system's pickup p50 is also given above bare's (the two
+processes' wake-ups, which no queue avoids), and docworkers' share of each peer's.
 """
 
 from __future__ import annotations
@@ -467,6 +469,23 @@ def print_tables(rows: dict[str, Result], failed: dict[str, str]) -> None:
                 )
 
 
+def print_above_floor(rows: dict[str, Result]) -> None:
+    """Pickup p50 less the ``bare`` row's (no queue: RPUSH, BLPOP), the part a system adds to
+    the two processes' wake-ups, and docworkers' share of each peer's: the wake-ups move with
+    the machine and the load, and hide the difference in a plain ratio."""
+    floor = next((r.p50 for label, r in rows.items() if label.split()[0] == "bare"), None)
+    if floor is None or math.isnan(floor):
+        return
+    above = {label: r.p50 - floor for label, r in rows.items() if label.split()[0] != "bare"}
+    print(f"\npickup p50 above the bare floor ({num(floor)} ms): "
+          + ", ".join(f"{label.split()[0]} {num(value)} ms" for label, value in above.items()))
+    for mine, ours in above.items():
+        if mine.split()[0] in OURS:
+            print(f"  {mine.split()[0]} ÷ peer: " + ", ".join(
+                f"{label.split()[0]} {ratio(ours, theirs)}" for label, theirs in above.items()
+                if label.split()[0] not in OURS and theirs > 0))
+
+
 def with_db(url: str) -> str:
     return url if urlparse(url).path.strip("/") else f"{url.rstrip('/')}/{DEFAULT_DB}"
 
@@ -573,6 +592,7 @@ def main() -> None:
         )
         print_tables(rows, failed)
         print_ceiling(ceilings, rows)
+        print_above_floor(rows)
         print_spread(runs)
     finally:
         admin.close()
