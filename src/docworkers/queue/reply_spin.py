@@ -18,6 +18,7 @@ on one CPU: 10-15 % fewer enqueues per second spinning than blocking).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import select
 import time
@@ -43,6 +44,7 @@ class ReplySpin:
         self.spins = 0  # waits that spun, and of those, the ones whose reply came in time
         self.hits = 0
         self._poll = select.poll()
+        self._polled = functools.partial(self._poll.poll, 0)  # the registered fd's events, if any
         self._fd = -1
         self._misses = 0
         self._rest = 0  # waits left without a spin
@@ -58,8 +60,7 @@ class ReplySpin:
                 self._poll.unregister(self._fd)
             self._poll.register(fd, select.POLLIN)
             self._fd = fd
-        poll = self._poll.poll
-        return self._spin(lambda: bool(poll(0)))
+        return self._spin(self._polled)
 
     def wait_for(self, ready: Callable[[], bool]) -> bool:
         """:meth:`wait` for a connection that tells itself whether a reply is in (redis-py's
@@ -73,7 +74,7 @@ class ReplySpin:
             self._rest -= 1
         return False
 
-    def _spin(self, ready: Callable[[], bool]) -> bool:
+    def _spin(self, ready: Callable[[], object]) -> bool:
         self.spins += 1
         clock = time.perf_counter
         deadline = clock() + self.limit
