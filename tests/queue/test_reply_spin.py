@@ -106,6 +106,24 @@ def test_sync_pushes_spin_and_land_in_order(redis_url: str, clean_redis: redis.R
     assert [entry.split('"', 2)[1] for entry in entries] == ids
 
 
+def test_the_sync_lane_asks_the_connection_it_pushes_on(redis_url: str,
+                                                        clean_redis: redis.Redis) -> None:
+    """The lane's check (``can_read`` of its connection, bound once per connection) sees a
+    reply on the connection it pushes on, and after that connection is killed, on the new one:
+    a check bound to nothing, or to the old connection, would miss."""
+    with SyncJobProducer.from_url(redis_url, RepositoryConfig(queue="test")) as producer:
+        lane = producer._intake
+        for _ in range(2):
+            producer.enqueue("t", {})
+            conn = lane._conn
+            assert not lane._reply_in()  # the push's reply was read
+            conn.send_command("PING")
+            assert ReplySpin(0.5).wait_for(lane._reply_in)
+            assert conn.read_response() in (b"PONG", "PONG")
+            assert clean_redis.client_kill_filter(_type="normal", skipme=True) >= 1
+        assert clean_redis.llen(producer.keys.intake) == 2
+
+
 async def test_async_pushes_spin_on_asyncio(redis_url: str, clean_redis: redis.Redis) -> None:
     assert loop_is_idle(asyncio.get_running_loop())
     async with RedisJobRepository.from_url(redis_url, RepositoryConfig(queue="test")) as repo:

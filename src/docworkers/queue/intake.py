@@ -26,10 +26,11 @@ job.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, cast
 
@@ -190,6 +191,7 @@ class SyncIntakeLane:
         self._errors = errors
         self._spin = ReplySpin(spin)
         self._conn: Any = None  # a redis-py connection (its sync API is partly untyped)
+        self._reply_in: Callable[[], bool] = _never  # _conn's can_read(timeout=0), made once
         self._pool: Any = None if is_cluster(client) else client.connection_pool
         self._lock = threading.Lock()
 
@@ -214,10 +216,11 @@ class SyncIntakeLane:
         conn = self._conn
         if conn is None:
             conn = self._conn = self._pool.get_connection()
+            self._reply_in = functools.partial(conn.can_read, timeout=0)
         try:
             conn.send_packed_command([pack_rpush(key.encode(), entries)],
                                      check_health=False)
-            self._spin.wait_for(lambda: bool(conn.can_read(timeout=0)))
+            self._spin.wait_for(self._reply_in)
             conn.read_response()
         except BaseException:
             self._drop()  # a reply may be left unread
@@ -225,6 +228,7 @@ class SyncIntakeLane:
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
+        self._reply_in = _never
         if conn is not None:
             conn.disconnect()
             self._pool.release(conn)
@@ -232,6 +236,10 @@ class SyncIntakeLane:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _never() -> bool:
+    return False
 
 
 def _resend(exc: Exception) -> bool:
