@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from docworkers.errors import ConfigurationError
+from docworkers.errors import ConfigurationError, one_of
 from docworkers.ingest.aliases import resolve_collection
 from docworkers.ingest.defaults import (
     FEEDBACK_CHUNKS,
@@ -185,9 +185,7 @@ class SearchService:
     def _mode(self, mode: str | None) -> str:
         if mode is None:
             return "hybrid" if self.keywords is not None else "dense"
-        if mode not in SEARCH_MODES:
-            raise ConfigurationError("mode", f"must be one of {', '.join(SEARCH_MODES)}; "
-                                             f"got {mode!r}")
+        mode = one_of("mode", mode, SEARCH_MODES)
         if mode != "dense" and self.keywords is None:
             raise ConfigurationError("mode", f"{mode} search needs the keyword index, which "
                                              "lives in Redis: build the SearchService with the "
