@@ -85,20 +85,35 @@ def timed(stage: str, func: Callable[..., Any], *, births: str = "") -> Callable
     return wrapper
 
 
+_CORES = len(os.sched_getaffinity(0))
+_running = 0  # model batches running now
+_changed = 0.0  # when _running last changed
+
+
 def busy(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` (the model's embed) with its wall time recorded: first start, last end, sum."""
+    """``func`` (one model batch) counted: the first start, the last end, the wall time with at
+    least one batch running, and with a batch on every core."""
+
+    def count(step: int) -> None:
+        global _running, _changed
+        now = time.perf_counter()
+        with _lock:
+            if _running:
+                _marks["model_busy"] = _marks.get("model_busy", 0.0) + now - _changed
+            if _running >= _CORES:
+                _marks["model_full"] = _marks.get("model_full", 0.0) + now - _changed
+            _running += step
+            _changed = now
+            _marks.setdefault("model_first", now - _STARTED)
+            _marks["model_last"] = now - _STARTED
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        count(+1)
         try:
             return func(*args, **kwargs)
         finally:
-            ended = time.perf_counter()
-            with _lock:
-                _marks.setdefault("model_first", started - _STARTED)
-                _marks["model_last"] = ended - _STARTED
-                _marks["model_busy"] = _marks.get("model_busy", 0.0) + ended - started
+            count(-1)
 
     return wrapper
 
@@ -164,9 +179,10 @@ def install() -> None:
         "chunking: the rest", pipeline.UploadPipeline._chunk)
     lexical._records = timed("keyword index: tokenise chunks", lexical._records)
     onnx = embedding.OnnxMiniLMEmbedder
-    onnx.embed = busy(timed(  # type: ignore[method-assign]
-        "embedding: tokenise, batch, pool", onnx.embed, births=rayon))
-    onnx._run = timed("embedding: model (calling thread)", onnx._run)  # type: ignore[method-assign]
+    onnx.embed = timed(  # type: ignore[method-assign]
+        "embedding: tokenise, batch, pool", onnx.embed, births=rayon)
+    onnx._run = busy(timed(  # type: ignore[method-assign]
+        "embedding: model (calling thread)", onnx._run))
     repo = vector_store.ChromaVectorRepository
     repo.replace_document = timed(  # type: ignore[method-assign]
         "Chroma writes", repo.replace_document, births="Chroma's threads")

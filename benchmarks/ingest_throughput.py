@@ -158,11 +158,13 @@ def stage_table(report: dict[str, Any], redis_seconds: float, wall: float) -> li
     lines.append(f"| {'total (command + parser child + Redis server)':<62} | {total:>7.1f} | "
                  f"{1:>6.0%} |")
     busy = marks.get("model_busy", 0.0)
+    full = marks.get("model_full", 0.0)
     lines.append("")
     lines.append(
-        f"wall {wall:.1f} s; the model computed during {busy:.1f} s of it ({busy / wall:.1%}); "
-        f"its first call began {marks.get('model_first', 0.0):.1f} s after the start, its last "
-        f"ended {wall - marks.get('model_last', wall):.1f} s before the exit")
+        f"wall {wall:.1f} s; the model computed during {busy:.1f} s of it ({busy / wall:.1%}), "
+        f"with a batch on every core during {full:.1f} s ({full / wall:.1%}); its first batch "
+        f"began {marks.get('model_first', 0.0):.1f} s after the start, its last ended "
+        f"{wall - marks.get('model_last', wall):.1f} s before the exit")
     return lines
 
 
