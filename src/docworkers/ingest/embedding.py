@@ -106,10 +106,6 @@ class OnnxMiniLMEmbedder:
     vectors than 2 intra-op threads on one batch at a time, which wait for each other at every
     operator, and so stall whenever anything else takes one of the cores; a short query is
     also faster on one thread (p50 5.2-5.5 ms vs 6.0-6.7 ms).
-
-    Calls made at once share those ``parallel_batches`` places: the next call takes a core as
-    soon as the last batches of the one before free it, and the cores are never
-    oversubscribed. A call of a single batch (a query) runs at once on its own thread.
     """
 
     model_name = MINILM_MODEL_NAME
@@ -190,8 +186,6 @@ class OnnxMiniLMEmbedder:
         # The threads that run batches beside the calling thread; started on first need.
         self._helpers: ThreadPoolExecutor | None = None
         self._helpers_lock = threading.Lock()
-        # A place per batch running, shared by the calls made at once.
-        self._cores = threading.BoundedSemaphore(parallel)
 
     def __repr__(self) -> str:
         return (
@@ -220,27 +214,19 @@ class OnnxMiniLMEmbedder:
         lock = threading.Lock()
         failed: list[BaseException] = []
 
-        def run(batch: tuple[int, int]) -> None:
-            rows = order[batch[0] : batch[1]]
-            width = int(lengths[rows].max())
-            out[rows] = self._run(ids[rows, :width], mask[rows, :width])
-
-        if len(ranges) == 1:  # a query: at once, on the calling thread
-            run(ranges[0])
-            return out
-
         def work() -> None:
             while not failed:
-                with self._cores:
-                    with lock:
-                        batch = next(taken, None)
-                    if batch is None:
-                        return
-                    try:
-                        run(batch)
-                    except BaseException as exc:
-                        failed.append(exc)
-                        return
+                with lock:
+                    batch = next(taken, None)
+                if batch is None:
+                    return
+                rows = order[batch[0] : batch[1]]
+                width = int(lengths[rows].max())
+                try:
+                    out[rows] = self._run(ids[rows, :width], mask[rows, :width])
+                except BaseException as exc:
+                    failed.append(exc)
+                    return
 
         helpers = min(self.parallel_batches, len(ranges)) - 1
         futures = [self._helper_pool().submit(work) for _ in range(helpers)]

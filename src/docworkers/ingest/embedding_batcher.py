@@ -1,14 +1,10 @@
 """Share one embedding model between the many jobs of a worker process.
 
-Each job awaits :meth:`BatchingEmbedder.embed`; its texts join one queue, and a background
-task cuts that queue into batches across callers and runs them in threads, so the event loop
-stays free while the model computes. A model kept busy with full batches embeds several times
-more texts per second than many small calls competing for the same cores (see
-``benchmarks/embed_speed.py``). Two calls are in the model at once: while one computes, the next
-is tokenised and waiting, and takes each core as the first call's last batches free it
-(:class:`~docworkers.ingest.embedding.OnnxMiniLMEmbedder` runs at most one batch per core over
-all its calls). One call at a time left a core idle at the end of every call, while its last
-batch finished, and both idle between calls, while the event loop handed the next one over.
+Each job awaits :meth:`BatchingEmbedder.embed`; its texts join one queue, and a single
+background task cuts that queue into batches across callers and runs them, one at a time, in a
+dedicated thread, so the event loop stays free while the model computes. A model kept busy with
+full batches embeds several times more texts per second than many small calls competing for the
+same cores (see ``benchmarks/embed_speed.py``).
 
 Batching policy:
 
@@ -50,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 # Batches formed from one look at the queue (see the module docstring).
 _POOL_BATCHES = 4
-# Calls in the model at once (see the module docstring).
-_LANES = 2
 
 
 @dataclasses.dataclass(slots=True)
@@ -108,9 +102,7 @@ class BatchingEmbedder:
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
         self._closed = False
-        self._ready: deque[list[tuple[_Request, int]]] = deque()  # batches cut, not yet run
-        self._running: list[list[tuple[_Request, int]]] = []  # batches in the model
-        self._busy_since = 0.0
+        self._pool: list[tuple[_Request, int]] = []  # texts taken from the queue, in flight
 
     # --- Embedder-like surface ----------------------------------------------------------
 
@@ -167,9 +159,7 @@ class BatchingEmbedder:
         if self._task is not None:
             return
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(
-            max_workers=_LANES, thread_name_prefix="docworkers-embed"
-        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docworkers-embed")
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="docworkers-embedding-batcher"
         )
@@ -204,40 +194,29 @@ class BatchingEmbedder:
     # --- the background task ------------------------------------------------------------
 
     async def _run(self) -> None:
-        try:
-            await asyncio.gather(*(self._lane() for _ in range(_LANES)))
-        finally:
-            self._fail_pending(EmbeddingError(f"{self.model_name}: the batching embedder stopped"))
-
-    async def _lane(self) -> None:
-        """Run batches one after another; the other lane keeps the next call ready meanwhile."""
         assert self._wakeup is not None
         wakeup = self._wakeup
-        while True:
-            if not self._ready and not self._pending:
-                if self._closing:
-                    return
-                wakeup.clear()
-                await wakeup.wait()
-                if not self._running:
+        try:
+            while True:
+                if not self._pending:
+                    if self._closing:
+                        return
+                    wakeup.clear()
+                    await wakeup.wait()
                     # Woken from idle: let other callers join a partial batch.
                     await self._gather_more(wakeup)
-                continue
-            try:
-                if not self._ready:
-                    self._ready.extend(self._next_batches())
-                if self._ready:
-                    batch = self._ready.popleft()
-                    self._running.append(batch)
-                    try:
+                    continue
+                try:
+                    for batch in self._next_batches():
                         await self._run_batch(batch)
-                    finally:
-                        self._running.remove(batch)
-            except Exception:  # a bug here must not strand every caller
-                logger.exception("embedding batcher: unexpected error; failing queued texts")
-                self._fail_pending(
-                    EmbeddingError(f"{self.model_name}: internal error of the batcher")
-                )
+                except Exception:  # a bug here must not strand every caller
+                    logger.exception("embedding batcher: unexpected error; failing queued texts")
+                    self._fail_pending(
+                        EmbeddingError(f"{self.model_name}: internal error of the batcher")
+                    )
+                self._pool = []
+        finally:
+            self._fail_pending(EmbeddingError(f"{self.model_name}: the batching embedder stopped"))
 
     async def _gather_more(self, wakeup: asyncio.Event) -> None:
         deadline = time.monotonic() + self.max_wait
@@ -253,6 +232,7 @@ class BatchingEmbedder:
     def _next_batches(self) -> list[list[tuple[_Request, int]]]:
         """Take the oldest queued texts (a pool of a few batches) and group them by length."""
         pool: list[tuple[_Request, int]] = []
+        self._pool = pool
         limit = self.max_batch_size * _POOL_BATCHES
         while self._pending and len(pool) < limit:
             item = self._pending.popleft()
@@ -268,8 +248,7 @@ class BatchingEmbedder:
             return
         texts = [request.texts[index] for request, index in batch]
         loop = asyncio.get_running_loop()
-        if len(self._running) == 1:
-            self._busy_since = time.perf_counter()
+        started = time.perf_counter()
         self._stats.batches += 1
         try:
             vectors = await loop.run_in_executor(self._executor, self.embedder.embed, texts)
@@ -292,8 +271,7 @@ class BatchingEmbedder:
                     request.future.set_exception(error)
             return
         finally:
-            if len(self._running) == 1:  # the model goes idle unless the other lane runs
-                self._stats.busy_seconds += time.perf_counter() - self._busy_since
+            self._stats.busy_seconds += time.perf_counter() - started
         self._stats.texts += len(texts)
         for (request, index), vector in zip(batch, vectors, strict=True):
             if request.future.done():
@@ -306,10 +284,9 @@ class BatchingEmbedder:
                 request.future.set_result(request.rows)
 
     def _fail_pending(self, error: EmbeddingError) -> None:
-        """Fail every caller still waiting (queued, cut into batches, or in the model)."""
-        items = [item for batch in (*self._running, *self._ready) for item in batch]
-        items.extend(self._pending)
-        self._ready.clear()
+        """Fail every caller still waiting (queued or in the pool being run)."""
+        items = [*self._pool, *self._pending]
+        self._pool = []
         self._pending.clear()
         for request, _ in items:
             if not request.future.done():
