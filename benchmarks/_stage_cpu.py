@@ -85,22 +85,22 @@ def timed(stage: str, func: Callable[..., Any], *, births: str = "") -> Callable
     return wrapper
 
 
-_CORES = len(os.sched_getaffinity(0))
 _running = 0  # model batches running now
 _changed = 0.0  # when _running last changed
 
 
 def busy(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` (one model batch) counted: the first start, the last end, the wall time with at
-    least one batch running, and with a batch on every core."""
+    """``func`` (one model batch, ``OnnxMiniLMEmbedder._run``) counted: the first start, the
+    last end, the wall time with at least one batch running, and with as many as the model runs
+    at once (its ``parallel_batches``: one per core)."""
 
-    def count(step: int) -> None:
+    def count(step: int, full: int) -> None:
         global _running, _changed
         now = time.perf_counter()
         with _lock:
             if _running:
                 _marks["model_busy"] = _marks.get("model_busy", 0.0) + now - _changed
-            if _running >= _CORES:
+            if _running >= full:
                 _marks["model_full"] = _marks.get("model_full", 0.0) + now - _changed
             _running += step
             _changed = now
@@ -108,12 +108,12 @@ def busy(func: Callable[..., Any]) -> Callable[..., Any]:
             _marks["model_last"] = now - _STARTED
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        count(+1)
+    def wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
+        count(+1, model.parallel_batches)
         try:
-            return func(*args, **kwargs)
+            return func(model, *args, **kwargs)
         finally:
-            count(-1)
+            count(-1, model.parallel_batches)
 
     return wrapper
 
