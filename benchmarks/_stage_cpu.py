@@ -153,17 +153,8 @@ def _report(path: Path) -> None:
 
 def install() -> None:
     """Wrap the stage functions (before the command imports them by name)."""
-    import onnxruntime
-
     import docworkers.ingest.tokenizer as tokenizer
 
-    session = onnxruntime.InferenceSession
-
-    class CountedSession(session):  # type: ignore[misc, valid-type]
-        __init__ = timed("start-up: load the model", session.__init__,
-                         births="onnxruntime pool threads")
-
-    onnxruntime.InferenceSession = CountedSession
     rayon = "tokenizers' thread pool"
     tokenizer.token_spans = timed("chunking: tokenising", tokenizer.token_spans, births=rayon)
     tokenizer.TokenCounter.count = timed(  # type: ignore[method-assign]
@@ -178,6 +169,11 @@ def install() -> None:
     pipeline.UploadPipeline._chunk = timed(  # type: ignore[method-assign]
         "chunking: the rest", pipeline.UploadPipeline._chunk)
     lexical._records = timed("keyword index: tokenise chunks", lexical._records)
+    from docworkers.ingest import onnx_sessions
+
+    embedding.open_sessions = timed(  # type: ignore[attr-defined]
+        "start-up: load the model", onnx_sessions.open_sessions,
+        births="onnxruntime pool threads")
     onnx = embedding.OnnxMiniLMEmbedder
     onnx.embed = timed(  # type: ignore[method-assign]
         "embedding: tokenise, batch, pool", onnx.embed, births=rayon)

