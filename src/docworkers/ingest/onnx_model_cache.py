@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from docworkers.ingest.heap import trim_heap
 from docworkers.ingest.onnx_capi import OrtApi
 
 __all__ = ["GRAPH_FILE", "WEIGHTS_FILE", "OptimisedModel", "default_cache_dir", "optimised_model"]
@@ -96,14 +97,14 @@ def optimised_model(api: OrtApi, model: Path, cache_dir: Path | None = None) -> 
 
 def _save(api: OrtApi, model: Path, folder: Path) -> None:
     api.save_optimised(model, folder / GRAPH_FILE, WEIGHTS_FILE)
+    trim_heap()  # the optimiser's ~90 MB of unpacked weights, now in the file
 
 
 def _key(api: OrtApi, model: Path) -> str:
     """What the optimised graph depends on: the model's bytes, the onnxruntime library, and the
     CPU (optimisation at the full level may choose kernels for its instruction set)."""
-    digest = hashlib.sha256()
     with model.open("rb") as file:
-        digest.update(hashlib.file_digest(file, "sha256").digest())
+        digest = hashlib.file_digest(file, "sha256")
     library = api.library
     digest.update(f"{library.name}\0{library.stat().st_size}\0{platform.machine()}".encode())
     digest.update(_cpu_flags().encode())

@@ -29,7 +29,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from docworkers.errors import ConfigurationError
-from docworkers.ingest.heap import trim_heap
 from docworkers.ingest.onnx_capi import LOG_ERRORS_ONLY, OrtApi, OrtApiError, ort_api
 from docworkers.ingest.onnx_model_cache import OptimisedModel, optimised_model
 from docworkers.ingest.onnx_model_file import external_tensors, graph_signature
@@ -77,6 +76,10 @@ def _python_options(intra_op_threads: int) -> ort.SessionOptions:
     return options
 
 
+def _cannot_load(path: Path, exc: Exception) -> ConfigurationError:
+    return ConfigurationError("model_path", f"cannot load ONNX model {path}: {exc}")
+
+
 def _load(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
     import onnxruntime as ort
 
@@ -85,7 +88,7 @@ def _load(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ConfigurationError("model_path", f"cannot load ONNX model {path}: {exc}") from exc
+        raise _cannot_load(path, exc) from exc
 
 
 class SharedSession:
@@ -117,8 +120,7 @@ class SessionPerThread:
         try:
             model = optimised_model(api, path, cache_dir)
         except OrtApiError as exc:
-            raise ConfigurationError("model_path", f"cannot load ONNX model {path}: {exc}") from exc
-        trim_heap()  # the optimiser's ~90 MB of unpacked weights, now in the file
+            raise _cannot_load(path, exc) from exc
         try:
             self._open(model, count, intra_op_threads)
         except (OrtApiError, OSError, ValueError) as exc:
