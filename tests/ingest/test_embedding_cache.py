@@ -16,6 +16,7 @@ import redis
 import redis.asyncio as aioredis
 
 from docworkers.errors import ConfigurationError
+from docworkers.ingest.chroma_queries import TEXT_KEY
 from docworkers.ingest.document_repository import DocumentRepository
 from docworkers.ingest.embedding import Embedder, OnnxMiniLMEmbedder, Vectors
 from docworkers.ingest.embedding_batcher import BatchingEmbedder
@@ -267,10 +268,10 @@ async def test_a_text_repeated_in_a_document_is_embedded_once(uploads: Uploads) 
     ids = vectors.document_chunk_ids("docs", result.document_id)
     collection = vectors._collection("docs", create=False)  # the vectors as stored
     assert collection is not None
-    got = collection.get(ids=ids, include=["documents", "embeddings"])
+    got = collection.get(ids=ids, include=["metadatas", "embeddings"])
     by_text: dict[str, list[np.ndarray]] = {}
-    for text, vector in zip(got["documents"] or [], got["embeddings"], strict=True):
-        by_text.setdefault(text, []).append(np.asarray(vector))
+    for meta, vector in zip(got["metadatas"] or [], got["embeddings"], strict=True):
+        by_text.setdefault(str(meta[TEXT_KEY]), []).append(np.asarray(vector))
     for text, same in by_text.items():
         expected = uploads.model.inner.embed([text])[0]
         for vector in same:

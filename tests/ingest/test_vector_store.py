@@ -26,6 +26,7 @@ from chromadb.config import Settings
 from server_start import fail_to_start
 
 from docworkers.errors import ConfigurationError, VectorStoreError
+from docworkers.ingest.chroma_queries import TEXT_KEY
 from docworkers.ingest.document import Chunk
 from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_store import (
@@ -204,6 +205,55 @@ def test_chunk_metadata_is_flat_and_structural_keys_win(repo: ChromaVectorReposi
         "page_end": 3,
     }
     assert flatten_metadata({"tags": {"b", "a"}, "none": None}) == {"tags": "a,b"}
+
+
+def test_the_text_is_stored_in_the_metadata_not_as_a_chroma_document(
+    repo: ChromaVectorRepository,
+) -> None:
+    # Chroma indexes documents for full-text search as it writes them (chroma_queries.py); the
+    # text stored in the metadata is read back as the chunk's text, and the key never shows.
+    store(repo, "doc-a", ANIMALS[:2], chunk_text="forged by the upload")
+    raw = repo._client.get_collection(COLLECTION).get(include=["documents", "metadatas"])
+    assert raw["documents"] == [None, None]
+    assert sorted(m[TEXT_KEY] for m in raw["metadatas"] or []) == sorted(ANIMALS[:2])
+
+    chunks = repo.document_chunks(COLLECTION, "doc-a")
+    assert [(id_, text) for id_, text, _ in chunks] == [("doc-a:0", ANIMALS[0]),
+                                                         ("doc-a:1", ANIMALS[1])]
+    assert all(TEXT_KEY not in meta for _, _, meta in chunks)
+    [(_, text, meta)] = repo.chunks_by_ids(COLLECTION, ["doc-a:1"])
+    assert (text, TEXT_KEY in meta) == (ANIMALS[1], False)
+    [hit] = search(repo, ANIMALS[0], k=1)
+    assert (hit.text, TEXT_KEY in hit.metadata) == (ANIMALS[0], False)
+
+    # A metadata update can neither replace the text nor drop it.
+    assert repo.update_chunk_metadata(COLLECTION, ["doc-a:0"],
+                                      [{TEXT_KEY: "changed", "language": "en"}]) == 1
+    [hit] = search(repo, ANIMALS[0], k=1)
+    assert (hit.text, hit.metadata["language"]) == (ANIMALS[0], "en")
+
+
+def test_chunks_stored_with_the_text_as_chroma_document_still_read(
+    repo: ChromaVectorRepository,
+) -> None:
+    # As docworkers wrote chunks before the text moved to the metadata.
+    store(repo, "other", PLANETS)  # creates the collection as docworkers does
+    chunks = make_chunks(ANIMALS[:2])
+    repo._client.get_collection(COLLECTION).upsert(
+        ids=[chunk_id("old", c.index) for c in chunks],
+        embeddings=np.stack([embed(c.text) for c in chunks]),  # type: ignore[arg-type]
+        documents=[c.text for c in chunks],
+        metadatas=[{"document_id": "old", "chunk_index": c.index} for c in chunks],
+    )
+
+    assert [text for _, text, _ in repo.document_chunks(COLLECTION, "old")] == ANIMALS[:2]
+    assert [text for _, text, _ in repo.chunks_by_ids(COLLECTION, ["old:1"])] == [ANIMALS[1]]
+    assert search(repo, ANIMALS[1], k=1)[0].text == ANIMALS[1]
+
+    # Written again, the text moves to the metadata; the stale document is not read.
+    store(repo, "old", ["A new first chunk about owls.", ANIMALS[1]])
+    assert [text for _, text, _ in repo.document_chunks(COLLECTION, "old")] == [
+        "A new first chunk about owls.", ANIMALS[1]]
 
 
 def test_chunks_without_pages_store_no_page_numbers(repo: ChromaVectorRepository) -> None:

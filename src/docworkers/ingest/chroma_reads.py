@@ -18,7 +18,13 @@ from chromadb.errors import NotFoundError
 
 from docworkers.ingest.chroma_client import check_cosine
 from docworkers.ingest.chroma_errors import translate_errors
-from docworkers.ingest.chroma_queries import chroma_where, document_filter, id_order, search_hits
+from docworkers.ingest.chroma_queries import (
+    chroma_where,
+    document_filter,
+    id_order,
+    search_hits,
+    stored_chunk,
+)
 from docworkers.ingest.chroma_writes import check_document_id
 from docworkers.ingest.search_filters import SearchFilter
 from docworkers.ingest.vector_repository import (
@@ -72,7 +78,7 @@ class ChromaReads:
         texts = found["documents"] or [""] * len(found["ids"])
         metadatas = found["metadatas"] or [{}] * len(found["ids"])
         chunks = [
-            (id_, text or "", dict(meta or {}))
+            (id_, *stored_chunk(text, meta))
             for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)
         ]
         return sorted(chunks, key=lambda chunk: id_order(chunk[0]))
@@ -94,7 +100,7 @@ class ChromaReads:
                                include=["documents", "metadatas"])
         texts = found["documents"] or [""] * len(found["ids"])
         metadatas = found["metadatas"] or [{}] * len(found["ids"])
-        stored = {id_: (id_, text or "", dict(meta or {}))
+        stored = {id_: (id_, *stored_chunk(text, meta))
                   for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)}
         return [stored[id_] for id_ in dict.fromkeys(ids) if id_ in stored]
 

@@ -48,7 +48,7 @@ from docworkers.ingest.chroma_client import (
     parse_chroma_url,
     set_http_timeout,
 )
-from docworkers.ingest.chroma_queries import document_filter
+from docworkers.ingest.chroma_queries import TEXT_KEY, document_filter
 from docworkers.ingest.chroma_reads import ChromaReads
 from docworkers.ingest.chroma_writes import (
     check_document_id,
@@ -212,11 +212,13 @@ class ChromaVectorRepository(ChromaReads):
             for start, end in request_ranges(sizes, self._max_batch_size(), MAX_REQUEST_BYTES):
                 if checkpoint is not None:
                     checkpoint()
-                target.upsert(
+                target.upsert(  # the text in the metadata, not as a document: chroma_queries.py
                     ids=ids[start:end],
                     embeddings=vectors[start:end],
-                    documents=texts[start:end],
-                    metadatas=metas[start:end],  # type: ignore[arg-type]
+                    metadatas=[
+                        {**meta, TEXT_KEY: text}
+                        for meta, text in zip(metas[start:end], texts[start:end], strict=True)
+                    ],
                 )
             # Only after every new chunk is stored: drop what a longer earlier version left.
             if checkpoint is not None:
@@ -252,7 +254,8 @@ class ChromaVectorRepository(ChromaReads):
                 f"{len(metadatas)} metadatas"
             )
         updates = {
-            id_: {k: v for k, v in flatten_metadata(meta).items() if k not in STRUCTURAL_KEYS}
+            id_: {k: v for k, v in flatten_metadata(meta).items()
+                  if k not in STRUCTURAL_KEYS and k != TEXT_KEY}
             for id_, meta in zip(ids, metadatas, strict=True)
         }
         with self._write_mutex, self._translate("update metadata in", collection):
