@@ -139,6 +139,30 @@ async def test_a_changed_text_replaces_the_chunk(index: LexicalIndex,
     assert await index.search(COLLECTION, "beta", 5) == []
 
 
+async def test_a_chunk_rewritten_with_the_same_terms_keeps_its_postings(
+        index: LexicalIndex, clean_redis: redis.Redis) -> None:
+    # The script removes the old postings of a replaced chunk and writes the new ones per term
+    # at the end: a term in both (same chunk number) must end up written, with its new tf.
+    await index.replace_document(COLLECTION, "doc", chunks("doc", ["alpha river", "beta"]))
+    await index.replace_document(COLLECTION, "doc", chunks("doc", ["alpha river river", "beta"]))
+    check_consistent(clean_redis, index.keys(COLLECTION))
+    assert [hit.chunk_id for hit in await index.search(COLLECTION, "river", 5)] == ["doc:0"]
+
+
+async def test_a_term_in_more_chunks_of_a_call_than_lua_can_unpack(
+        index: LexicalIndex, clean_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The postings of a term are written 500 at a time: Lua's unpack refuses ~8,000 values,
+    # and a call of 4,200 chunks that all hold "river" gives it 8,400.
+    import docworkers.ingest.lexical.index as lexical
+
+    monkeypatch.setattr(lexical, "BATCH_CHUNKS", 5000)
+    texts = [f"river {text}" for text in prose(11, 4200, words=3)]
+    await index.replace_document(COLLECTION, "doc", chunks("doc", texts))
+    keys = index.keys(COLLECTION)
+    assert len(check_consistent(clean_redis, keys)["doc"]) == 4200
+    assert clean_redis.hlen(keys.postings("river")) == 4200
+
+
 async def test_smaller_rechunking_removes_the_extra_chunk_ids(
         index: LexicalIndex, clean_redis: redis.Redis) -> None:
     await index.replace_document(COLLECTION, "doc", chunks("doc", prose(3, 9)))

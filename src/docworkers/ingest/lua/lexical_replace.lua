@@ -34,7 +34,11 @@ local cut = tonumber(ARGV[5])
 local key_of = {}
 for i = 7, 6 + nkeys do key_of[string.sub(KEYS[i], cut + 1)] = KEYS[i] end
 
+-- a record's length, terms and tfs; each record is parsed once per call
+local parsed = {}
 local function parse(record)
+  local found = parsed[record]
+  if found then return found[1], found[2], found[3] end
   local length, terms, tfs, i = 0, {}, {}, 0
   for field in string.gmatch(record, '%S+') do
     if i == 0 then length = tonumber(field)
@@ -42,6 +46,7 @@ local function parse(record)
     else tfs[#tfs + 1] = tonumber(field) end
     i = i + 1
   end
+  parsed[record] = {length, terms, tfs}
   return length, terms, tfs
 end
 
@@ -110,7 +115,9 @@ end
 -- the writes
 if fence then redis.call('PEXPIRE', fence, ARGV[2]) end
 local chunks, length = 0, 0
-local added, emptied = {}, {}  -- terms given a posting, terms that lost one
+-- terms given a posting (-> their postings' number, value pairs, written per term at the end:
+-- one HSET per term instead of one per posting), terms that lost one
+local added, emptied = {}, {}
 local function take_out(number, record)
   local len, terms = parse(record)
   for _, term in ipairs(terms) do
@@ -126,8 +133,13 @@ local function put_in(id, record, number)
   end
   local len, terms, tfs = parse(record)
   for j, term in ipairs(terms) do
-    redis.call('HSET', key_of[term], number, tfs[j] + len * 65536)
-    added[term] = true
+    local pairs_of = added[term]
+    if not pairs_of then
+      pairs_of = {}
+      added[term] = pairs_of
+    end
+    pairs_of[#pairs_of + 1] = number
+    pairs_of[#pairs_of + 1] = tfs[j] + len * 65536
   end
   redis.call('HSET', KEYS[1], id, number .. ' ' .. record)
   chunks, length = chunks + 1, length + len
@@ -145,6 +157,15 @@ for _, out in ipairs(outs) do
     redis.call('HDEL', KEYS[1], out[1])
   end
   gone[out[1]] = true
+end
+
+-- the postings, after every HDEL above (a replaced chunk keeps its number), at most 500
+-- pairs per HSET (Lua's unpack has a limit)
+for term, pairs_of in pairs(added) do
+  for first_pair = 1, #pairs_of, 1000 do
+    redis.call('HSET', key_of[term],
+      unpack(pairs_of, first_pair, math.min(first_pair + 999, #pairs_of)))
+  end
 end
 
 -- the terms set: the terms with postings
