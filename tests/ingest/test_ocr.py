@@ -61,6 +61,31 @@ def test_an_image_page_between_text_pages_is_read_and_an_empty_one_skipped() -> 
     assert document.metadata["ocr_pages"] == [3]  # page 2 has neither text nor writing
 
 
+def test_a_blank_page_is_not_given_to_tesseract() -> None:
+    # With 10 ms per page, every page Tesseract is given is skipped as too slow: the image
+    # page is, the blank one is not (no writing: nothing to read, no OCR run, no warning).
+    document = parse_document(CORPUS_PDF / "layout-parser-paper-with-empty-pages.pdf",
+                              limits=ParseLimits(ocr_page_timeout_seconds=0.01))
+    assert [page.number for page in document.pages] == [1, 4]
+    assert document.metadata["ocr_skipped_pages"] == [3]
+    [warning] = document.metadata["ocr_warnings"]
+    assert warning.startswith("page 3 was skipped: OCR did not finish")
+
+
+def test_a_page_is_blank_only_without_a_darker_pixel() -> None:
+    def image(*pixels: int) -> bytes:
+        return b"P5\n%d 1\n255\n" % len(pixels) + bytes(pixels)
+
+    assert ocr.is_blank(image(255, ocr.BLANK_LEVEL, 255))
+    assert not ocr.is_blank(image(255, ocr.BLANK_LEVEL - 1, 255))  # one faint speck is read
+    assert not ocr.is_blank(image(255, 10, 255))  # a PGM whose pixel bytes hold a newline
+    pdf = pdfium.PdfDocument(MEMO)
+    assert not ocr.is_blank(ocr.render_page(pdf[0], 100)[0])
+    blank = pdfium.PdfDocument.new()
+    blank.new_page(612, 792)
+    assert ocr.is_blank(ocr.render_page(blank[0], 100)[0])
+
+
 def test_an_upside_down_scan_is_read_the_right_way_up(tmp_path: Path) -> None:
     # The scanned memo's page turned by 180 degrees (/Rotate 180: it shows upside down).
     source = pdfium.PdfDocument(MEMO)
