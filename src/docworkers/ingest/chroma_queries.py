@@ -7,8 +7,8 @@ Chroma indexes every document in a full-text table (SQLite FTS5, trigrams) as it
 index docworkers never queries (its keyword search is its own BM25 index in Redis). Storing the
 2,548 chunks of ``benchmarks/ingest_throughput`` in an embedded Chroma took 2.8-3.1 CPU s with
 the texts as documents and 1.4 with them in the metadata (2026-12-07), CPU taken from the cores
-the model needs. Reads take the text back out of the metadata
-(:func:`stored_chunk`), and read the document of a chunk written before.
+the model needs. Reads take the text back out of the metadata (:func:`stored_chunk`), and read
+the document of a chunk written before.
 """
 
 from __future__ import annotations
