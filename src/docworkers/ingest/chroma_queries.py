@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chromadb.api.types import QueryResult
+from chromadb.api.types import GetResult, QueryResult
 
 from docworkers.ingest.search_filters import Operator, SearchFilter
 from docworkers.ingest.vector_repository import SearchHit
@@ -63,6 +63,16 @@ def stored_chunk(document: str | None, metadata: Mapping[str, Any] | None
     meta = dict(metadata or {})
     text = meta.pop(TEXT_KEY, None)
     return (text if isinstance(text, str) else document or ""), meta
+
+
+def stored_chunks(found: GetResult) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(id, text, metadata)`` of each chunk of a Chroma ``get`` that included documents and
+    metadatas, in Chroma's order (see :func:`stored_chunk`)."""
+    ids = found["ids"]
+    texts = found["documents"] or [""] * len(ids)
+    metadatas = found["metadatas"] or [{}] * len(ids)
+    return [(id_, *stored_chunk(text, meta))
+            for id_, text, meta in zip(ids, texts, metadatas, strict=True)]
 
 
 def search_hits(result: QueryResult) -> list[SearchHit]:

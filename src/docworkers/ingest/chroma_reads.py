@@ -23,7 +23,7 @@ from docworkers.ingest.chroma_queries import (
     document_filter,
     id_order,
     search_hits,
-    stored_chunk,
+    stored_chunks,
 )
 from docworkers.ingest.chroma_writes import check_document_id
 from docworkers.ingest.search_filters import SearchFilter
@@ -75,13 +75,7 @@ class ChromaReads:
         found = self._stored(collection, document_id, ["documents", "metadatas"])
         if found is None:
             return []
-        texts = found["documents"] or [""] * len(found["ids"])
-        metadatas = found["metadatas"] or [{}] * len(found["ids"])
-        chunks = [
-            (id_, *stored_chunk(text, meta))
-            for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)
-        ]
-        return sorted(chunks, key=lambda chunk: id_order(chunk[0]))
+        return sorted(stored_chunks(found), key=lambda chunk: id_order(chunk[0]))
 
     def chunks_by_ids(
         self, collection: str, ids: Sequence[str], where: SearchFilter | None = None
@@ -98,10 +92,7 @@ class ChromaReads:
                 return []
             found = target.get(ids=list(dict.fromkeys(ids)), where=chroma_where(where),
                                include=["documents", "metadatas"])
-        texts = found["documents"] or [""] * len(found["ids"])
-        metadatas = found["metadatas"] or [{}] * len(found["ids"])
-        stored = {id_: (id_, *stored_chunk(text, meta))
-                  for id_, text, meta in zip(found["ids"], texts, metadatas, strict=True)}
+        stored = {chunk[0]: chunk for chunk in stored_chunks(found)}
         return [stored[id_] for id_ in dict.fromkeys(ids) if id_ in stored]
 
     def similarities(self, collection: str, ids: Sequence[str], query_embedding: np.ndarray,
