@@ -552,6 +552,26 @@ def test_the_parsers_are_imported_by_the_children_only() -> None:
     assert out[1] == "docworkers.ingest.parsing.parse"
 
 
+def test_the_sheet_and_slide_readers_load_with_the_first_sheet_or_deck() -> None:
+    """A parser child imports what ``_child_main`` imports; openpyxl, xlrd and python-pptx
+    wait for a file that needs them, and then read it."""
+    rare = ["openpyxl", "pptx", "xlrd"]
+    code = (
+        "import sys; from pathlib import Path; import docworkers.ingest.parsing.parse as p; "
+        f"rare = {rare!r}; loaded = lambda: sorted(m for m in rare if m in sys.modules); "
+        "print(loaded()); "
+        f"sheet = p.parse_document(Path({str(corpus_file('formats/stanley-cups.xlsx'))!r})); "
+        "print(loaded(), 'Maple Leafs' in sheet.text); "
+        f"deck = p.parse_document(Path({str(corpus_file('formats/favorite-things.pptx'))!r})); "
+        "print(loaded(), len(deck.pages))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "['openpyxl', 'xlrd'] True"
+    assert out[2].startswith("['openpyxl', 'pptx', 'xlrd'] ") and int(out[2].split()[-1]) > 0
+
+
 def test_isolated_parser_validates_its_arguments() -> None:
     with pytest.raises(ConfigurationError) as info:
         IsolatedParser(size=0)

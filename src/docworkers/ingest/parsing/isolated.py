@@ -325,6 +325,7 @@ def _child_main(conn: Connection, limits: ParseLimits) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     # The parsers, before saying ready and before the memory limit is set (as when they
     # were imported with this module: a limit meant for documents would stop the import).
+    # The sheet and slide readers come later, with their first file (formats.py).
     import docworkers.ingest.parsing.parse  # noqa: F401
 
     _limit_memory(limits.max_memory_bytes)
