@@ -287,10 +287,10 @@ async def test_concurrent_callers_share_batches_and_get_their_own_rows() -> None
     assert batcher.closed
 
 
-async def test_batches_group_texts_of_similar_length() -> None:
+async def test_texts_queued_while_the_model_is_busy_go_in_one_call_ordered_by_length() -> None:
     gated = GatedEmbedder(local_embedder())
     gated.gate.clear()
-    batcher = BatchingEmbedder(gated, max_batch_size=4, max_wait_ms=0)
+    batcher = BatchingEmbedder(gated, max_batch_size=6, max_wait_ms=0)
     blocker = asyncio.create_task(batcher.embed(["first"]))
     while not gated.entered.is_set():
         await asyncio.sleep(0.001)
@@ -305,10 +305,13 @@ async def test_batches_group_texts_of_similar_length() -> None:
     await asyncio.sleep(0.01)
     gated.gate.set()
     await blocker
-    await asyncio.gather(*callers)
+    first, second = await asyncio.gather(*callers)
     await batcher.aclose()
-    assert sorted(gated.calls[1]) == sorted(short)
-    assert sorted(gated.calls[2]) == sorted(long)
+    # The oldest six texts in one call, shortest first (the model cuts its batches in order),
+    # then the last two; each caller still gets its rows in its own order.
+    assert gated.calls[1:] == [sorted(mixed[:6], key=len), sorted(mixed[6:], key=len)]
+    expected = local_embedder().embed(mixed)
+    np.testing.assert_allclose(np.vstack([first, second]), expected, atol=1e-5)
 
 
 class LoopWatchingEmbedder:

@@ -9,9 +9,13 @@ same cores (see ``benchmarks/embed_speed.py``).
 Batching policy:
 
 * Callers are served first come, first served: the task takes the oldest queued texts, up to
-  ``4 * max_batch_size`` of them, orders that pool by length (characters, a cheap stand-in for
-  tokens) so each batch holds texts of similar length, and runs the pool as batches of at most
-  ``max_batch_size``.
+  ``max_batch_size`` of them, orders them by length (characters, a cheap stand-in for tokens)
+  and hands them to the model in one call, which cuts them into its own batches (the ONNX
+  model: at most 256 padded tokens each, run one per core). Few large calls keep the cores
+  busy: each call ends with one core idle while the other finishes the last batch, and starts
+  with both idle while the event loop hands it over and the texts are tokenised. Calls of 256
+  texts instead of 64 left ~0.3 s less of the cores idle over 13 documents of 2,084 chunks
+  (benchmarks/RESULTS.md, 2026-12-07), with the same batches.
 * When the model is idle and fewer texts than a full batch are queued, the task waits up to
   ``max_wait_ms`` for more callers. Texts that queued while the model was busy go at once: they
   have already waited.
@@ -43,10 +47,6 @@ from docworkers.ingest.embedding import Embedder, Vectors
 __all__ = ["BatcherStats", "BatchingEmbedder"]
 
 logger = logging.getLogger(__name__)
-
-# Batches formed from one look at the queue (see the module docstring).
-_POOL_BATCHES = 4
-
 
 @dataclasses.dataclass(slots=True)
 class BatcherStats:
@@ -83,7 +83,7 @@ class BatchingEmbedder:
         self,
         embedder: Embedder,
         *,
-        max_batch_size: int = 64,
+        max_batch_size: int = 256,
         max_wait_ms: float = 5.0,
     ) -> None:
         if max_batch_size < 1:
@@ -207,8 +207,7 @@ class BatchingEmbedder:
                     await self._gather_more(wakeup)
                     continue
                 try:
-                    for batch in self._next_batches():
-                        await self._run_batch(batch)
+                    await self._run_batch(self._next_call())
                 except Exception:  # a bug here must not strand every caller
                     logger.exception("embedding batcher: unexpected error; failing queued texts")
                     self._fail_pending(
@@ -229,18 +228,16 @@ class BatchingEmbedder:
                 async with asyncio.timeout(remaining):
                     await wakeup.wait()
 
-    def _next_batches(self) -> list[list[tuple[_Request, int]]]:
-        """Take the oldest queued texts (a pool of a few batches) and group them by length."""
+    def _next_call(self) -> list[tuple[_Request, int]]:
+        """Take the oldest queued texts (one call's worth) and order them by length."""
         pool: list[tuple[_Request, int]] = []
         self._pool = pool
-        limit = self.max_batch_size * _POOL_BATCHES
-        while self._pending and len(pool) < limit:
+        while self._pending and len(pool) < self.max_batch_size:
             item = self._pending.popleft()
             if not item[0].future.done():  # cancelled or already failed
                 pool.append(item)
         pool.sort(key=lambda item: len(item[0].texts[item[1]]))
-        size = self.max_batch_size
-        return [pool[i : i + size] for i in range(0, len(pool), size)]
+        return pool
 
     async def _run_batch(self, batch: list[tuple[_Request, int]]) -> None:
         batch = [item for item in batch if not item[0].future.done()]
