@@ -179,14 +179,18 @@ async def _process_here(runtime: Runtime, state: CliState, pairs: list[tuple[str
         try:
             await own.tend()
             with IngestBoard(state.err, pairs) as board:
+                jobs: dict[str, Job | None] = dict.fromkeys(ids)
+                looking = ids  # a job that is over stays as it was last seen
                 while True:
                     seen = own.seen()  # before the look: an outcome stored during it wakes
-                    found = {job.id: job for job in await uploads.get_jobs(ids)}
-                    jobs: dict[str, Job | None] = {job_id: found.get(job_id) for job_id in ids}
+                    found = {job.id: job for job in await uploads.get_jobs(looking)}
+                    jobs.update((job_id, found.get(job_id)) for job_id in looking)
                     board.update(jobs)
                     finished = over(jobs)
                     if len(finished) == len(ids):
                         return jobs
+                    done = set(finished)
+                    looking = [job_id for job_id in ids if job_id not in done]
                     own.finished(finished)
                     await own.tend()
                     await own.wait(seen, POLL_INTERVAL)
