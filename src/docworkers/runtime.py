@@ -13,7 +13,9 @@ import dataclasses
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -100,6 +102,27 @@ def start_parser(settings: Settings) -> IsolatedParser:
     return parser
 
 
+def start_embedder(settings: Settings) -> Future[Embedder] | None:
+    """The local model of ``settings``, loading in a thread: its sessions load with the GIL
+    released, beside the caller's own start-up (importing Chroma). None for a hosted embedder,
+    which needs a runtime's service guard: the runtime makes that one on first use."""
+    from docworkers.ingest.embedding import make_embedder
+
+    kind, options = embedder_options(settings)
+    if kind == "openai":
+        return None
+    loading: Future[Embedder] = Future()
+
+    def load() -> None:
+        try:
+            loading.set_result(make_embedder(kind, **options))
+        except BaseException as exc:  # the runtime raises it where it would have loaded
+            loading.set_exception(exc)
+
+    threading.Thread(target=load, name="docworkers-model-load", daemon=True).start()
+    return loading
+
+
 def worker_name(role: str) -> str:
     """Unique in the cluster (worker stats are keyed by name): role, host and pid."""
     host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
@@ -109,15 +132,18 @@ def worker_name(role: str) -> str:
 class Runtime:
     """Everything built from one Settings object; use ``async with Runtime(settings)``."""
 
-    def __init__(self, settings: Settings, *, parser: IsolatedParser | None = None) -> None:
+    def __init__(self, settings: Settings, *, parser: IsolatedParser | None = None,
+                 embedder: Future[Embedder] | None = None) -> None:
         """``parser``: one the caller started early (see :meth:`start_parser`); the runtime
-        then owns it and closes it."""
+        then owns it and closes it. ``embedder``: the model, loading since the caller's start
+        (see :func:`start_embedder`)."""
         self.settings = settings
         self.redis_url = settings.redis_url or ""
         self._jobs: RedisJobRepository | None = None
         self._documents: DocumentRepository | None = None
         self._vectors: VectorRepository | None = None
         self._embedder: Embedder | None = None
+        self._embedder_loading = embedder
         self._services: DocumentServices | None = None
         self._parser = parser  # see start_parser()
         self._queue_repos: dict[str, RedisJobRepository] = {}
@@ -220,6 +246,9 @@ class Runtime:
 
     @property
     def embedder(self) -> Embedder:
+        if self._embedder is None and self._embedder_loading is not None:
+            loading, self._embedder_loading = self._embedder_loading, None
+            self._embedder = loading.result()
         if self._embedder is None:
             from docworkers.ingest.embedding import make_embedder
 

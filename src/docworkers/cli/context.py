@@ -16,8 +16,11 @@ import typer
 from docworkers.errors import ConfigurationError
 
 if TYPE_CHECKING:  # redis-py and rich load when a command runs, not for --help
+    from concurrent.futures import Future
+
     from rich.console import Console
 
+    from docworkers.ingest.embedding import Embedder
     from docworkers.ingest.parsing import IsolatedParser
     from docworkers.runtime import Runtime
     from docworkers.settings import Settings  # it reads the worker defaults (redis-py)
@@ -131,16 +134,17 @@ def state_of(ctx: typer.Context) -> CliState:
 
 
 def with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], *,
-                 parser: IsolatedParser | None = None) -> T:
+                 parser: IsolatedParser | None = None,
+                 embedder: Future[Embedder] | None = None) -> T:
     """Open a Runtime for ``settings`` (finding or starting the local stack's Redis when no
-    URL is set), run ``action`` on it, close it whatever happens. ``parser``: one started
-    early, for the runtime to use and close (see ``Runtime.start_parser``)."""
+    URL is set), run ``action`` on it, close it whatever happens. ``parser`` and ``embedder``:
+    started early, for the runtime to use (see ``Runtime.start_parser``, ``start_embedder``)."""
 
     from docworkers.runtime import Runtime
     from docworkers.workers.event_loop import run
 
     async def main() -> T:
-        runtime = Runtime(settings, parser=parser)
+        runtime = Runtime(settings, parser=parser, embedder=embedder)
         try:
             await runtime.open()
             return await action(runtime)

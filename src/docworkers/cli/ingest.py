@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -48,6 +49,9 @@ from docworkers.ingest.defaults import DEFAULT_OCR, DEFAULT_STRATEGY
 from docworkers.ingest.jobs.kinds import UPLOAD_JOB_TYPE
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from docworkers.ingest.embedding import Embedder
     from docworkers.ingest.parsing import IsolatedParser
     from docworkers.queue import Job, JobSpec
     from docworkers.runtime import Runtime
@@ -284,38 +288,44 @@ def ingest_command(
     """
     state = state_of(ctx)
     settings = state.settings
-    from docworkers.runtime import embedder_window, start_parser
+    from docworkers.runtime import embedder_window, start_embedder, start_parser
 
-    # With --wait this command usually parses the documents itself: its parser's child (an
-    # interpreter importing every parser) starts now, beside this process's own start-up,
-    # instead of when the first document needs it. Unused if a worker takes the jobs.
+    # With --wait this command usually processes the documents itself: its parser's child (an
+    # interpreter importing every parser) and the model start now, beside this process's own
+    # start-up, instead of when the first document needs them. Unused if a worker takes the
+    # jobs.
     parser = start_parser(settings) if wait else None
+    embedder = start_embedder(settings) if wait else None
     try:
         options = IngestOptions(collection, strategy, chunk_size, chunk_overlap,
                                 extract_metadata, questions, max_pages, priority, ocr
                                 ).sized(embedder_window(settings))
         options.validate(settings)
         discovery = discover(paths)
-        outcomes = run_ingest(state, settings, discovery, options, wait=wait, parser=parser)
+        outcomes = run_ingest(state, settings, discovery, options, wait=wait, parser=parser,
+                              embedder=embedder)
     finally:
         if parser is not None:
             parser.close()  # idempotent: the runtime closed it unless it never got it
+        if embedder is not None:
+            futures.wait([embedder])  # the exit does not cut off a model still loading
     if any(not o.ok for o in outcomes):
         raise typer.Exit(EXIT_FAILURE)
 
 
 def run_ingest(state: CliState, settings: Settings, discovery: Discovery,
                options: IngestOptions, *, wait: bool,
-               parser: IsolatedParser | None = None) -> list[Outcome]:
-    """Report what was found, ingest it on a fresh Runtime (given ``parser``, see
-    :func:`~docworkers.cli.context.with_runtime`), print the summary."""
+               parser: IsolatedParser | None = None,
+               embedder: Future[Embedder] | None = None) -> list[Outcome]:
+    """Report what was found, ingest it on a fresh Runtime (given ``parser`` and ``embedder``,
+    see :func:`~docworkers.cli.context.with_runtime`), print the summary."""
     announce(state, discovery)
     started = time.monotonic()
 
     async def action(runtime: Runtime) -> list[Outcome]:
         return await ingest_documents(runtime, state, discovery, options, wait=wait)
 
-    outcomes = with_runtime(settings, action, parser=parser)
+    outcomes = with_runtime(settings, action, parser=parser, embedder=embedder)
     print_summary(state, outcomes, discovery, options.collection, time.monotonic() - started)
     return outcomes
 
