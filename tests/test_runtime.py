@@ -74,7 +74,7 @@ async def test_a_model_that_failed_to_load_early_fails_where_the_runtime_needs_i
             _ = runtime.embedder
 
 
-def test_a_hosted_embedder_is_not_loaded_early(tmp_path: Path) -> None:
+def test_a_hosted_embedder_is_not_loaded_early() -> None:
     settings = Settings(embedder="openai", embedding_url="http://127.0.0.1:9/v1",
                         embedding_model="text-embedding-3-small")
     assert start_embedder(settings) is None

@@ -13,9 +13,8 @@ import dataclasses
 import logging
 import os
 import socket
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -111,15 +110,11 @@ def start_embedder(settings: Settings) -> Future[Embedder] | None:
     kind, options = embedder_options(settings)
     if kind == "openai":
         return None
-    loading: Future[Embedder] = Future()
-
-    def load() -> None:
-        try:
-            loading.set_result(make_embedder(kind, **options))
-        except BaseException as exc:  # the runtime raises it where it would have loaded
-            loading.set_exception(exc)
-
-    threading.Thread(target=load, name="docworkers-model-load", daemon=True).start()
+    # A failure is kept in the future, for the runtime to raise where it needs the model; the
+    # interpreter joins the thread at exit, so a model still loading is not cut off.
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docworkers-model-load")
+    loading = loader.submit(make_embedder, kind, **options)
+    loader.shutdown(wait=False)
     return loading
 
 

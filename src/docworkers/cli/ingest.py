@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -307,8 +306,6 @@ def ingest_command(
     finally:
         if parser is not None:
             parser.close()  # idempotent: the runtime closed it unless it never got it
-        if embedder is not None:
-            futures.wait([embedder])  # the exit does not cut off a model still loading
     if any(not o.ok for o in outcomes):
         raise typer.Exit(EXIT_FAILURE)
 
